@@ -1,0 +1,141 @@
+//! The hub's output vocabulary: replies to a command and pushes to members.
+
+use std::sync::Arc;
+
+use crate::command::{ListType, Register};
+use crate::name::Name;
+use crate::status::Status;
+
+/// A member as listings and presence show it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MemberInfo {
+    /// The client's name.
+    pub client: Name,
+    /// Its membership status.
+    pub status: Status,
+}
+
+/// A room as listings show it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RoomInfo {
+    /// The room's name.
+    #[serde(rename = "room")]
+    pub name: Name,
+    /// How many members it has in all (`members` may be filtered or empty).
+    pub count: usize,
+    /// The members the listing type shows.
+    pub members: Vec<MemberInfo>,
+}
+
+/// The successful result of one command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// HELLO / NEW / JOIN went through.
+    Registered {
+        /// Which command.
+        kind: Register,
+        /// The room.
+        room: Name,
+        /// The client.
+        client: Name,
+        /// The room's members after the join.
+        members: Vec<MemberInfo>,
+    },
+    /// SEND was delivered to `delivered` members.
+    Sent {
+        /// The room.
+        room: Name,
+        /// How many members it was handed to.
+        delivered: usize,
+    },
+    /// TO was delivered (1) or not (0, the target is suspended).
+    Direct {
+        /// The room.
+        room: Name,
+        /// The recipient.
+        target: Name,
+        /// 1 or 0.
+        delivered: usize,
+    },
+    /// A listing.
+    List {
+        /// Which listing.
+        kind: ListType,
+        /// The rooms it shows.
+        rooms: Vec<RoomInfo>,
+    },
+    /// PAUSE suspended these rooms.
+    Paused {
+        /// The client.
+        client: Name,
+        /// The rooms affected.
+        rooms: Vec<Name>,
+    },
+    /// RESUME resumed these rooms.
+    Resumed {
+        /// The client.
+        client: Name,
+        /// The rooms affected.
+        rooms: Vec<Name>,
+    },
+    /// LEAVE went through.
+    Left {
+        /// The room.
+        room: Name,
+        /// The client.
+        client: Name,
+    },
+    /// QUIT: the connection is closed after this reply.
+    Bye,
+}
+
+/// Something a member receives without having asked for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Push {
+    /// A room message.
+    Message {
+        /// The room.
+        room: Name,
+        /// The sender.
+        from: Name,
+        /// The text.
+        text: Arc<str>,
+    },
+    /// A direct message to this member.
+    Direct {
+        /// The room both are in.
+        room: Name,
+        /// The sender.
+        from: Name,
+        /// The recipient.
+        to: Name,
+        /// The text.
+        text: Arc<str>,
+    },
+    /// A client joined the room.
+    Join {
+        /// The room.
+        room: Name,
+        /// Who joined.
+        client: Name,
+    },
+    /// A client left the room.
+    Leave {
+        /// The room.
+        room: Name,
+        /// Who left.
+        client: Name,
+    },
+    /// The full member list, sent to a client right after it joins.
+    Presence {
+        /// The room.
+        room: Name,
+        /// Its members.
+        members: Vec<MemberInfo>,
+    },
+    /// The server is closing this connection.
+    Bye {
+        /// Why.
+        reason: Arc<str>,
+    },
+}

@@ -1,0 +1,750 @@
+//! The hub: every room, client and membership, as a sans-IO state machine.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::command::{Command, ListType, Register};
+use crate::error::{ErrorCode, HubError};
+use crate::event::{MemberInfo, Push, Reply, RoomInfo};
+use crate::name::{Name, main_room};
+use crate::status::Status;
+
+/// Identifies one connection (a socket or a REST registration) for the adapter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// Which door a connection came through; only used for listing and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Door {
+    /// The TCP line protocol.
+    Tcp,
+    /// WebSocket JSON.
+    Ws,
+    /// A REST registration.
+    Rest,
+}
+
+impl Door {
+    /// The metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Door::Tcp => "tcp",
+            Door::Ws => "ws",
+            Door::Rest => "rest",
+        }
+    }
+}
+
+/// The limits the hub enforces exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Registered clients at most.
+    pub max_clients: usize,
+    /// Characters per message text at most.
+    pub max_message_length: usize,
+    /// Rooms at most, `main` included.
+    pub max_rooms: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_clients: 100,
+            max_message_length: 255,
+            max_rooms: 1000,
+        }
+    }
+}
+
+/// Why a connection went away; decides the status it passes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed or quit.
+    Closed,
+    /// The connection failed: its queue overflowed or its socket errored.
+    Failed,
+}
+
+/// What the adapter must do next, drained with [`Hub::poll_output`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Hand `push` to each connection in `to`.
+    Deliver {
+        /// Recipients.
+        to: Vec<ConnId>,
+        /// What they receive.
+        push: Push,
+    },
+    /// Close this connection once what is queued for it is written.
+    Close {
+        /// The connection.
+        conn: ConnId,
+    },
+}
+
+struct Conn {
+    door: Door,
+    client: Option<Name>,
+    state: Status,
+}
+
+struct Member {
+    conn: ConnId,
+    status: Status,
+    /// What RESUME restores.
+    resume_to: Status,
+}
+
+#[derive(Default)]
+struct Room {
+    members: BTreeMap<Name, Member>,
+}
+
+struct Client {
+    conn: ConnId,
+    rooms: BTreeSet<Name>,
+}
+
+/// All rooms, clients and memberships. Commands go in with `handle_*`, deliveries come out
+/// of `poll_output`; the hub never touches a socket.
+pub struct Hub {
+    limits: Limits,
+    next_conn: u64,
+    conns: HashMap<ConnId, Conn>,
+    clients: HashMap<Name, Client>,
+    rooms: BTreeMap<Name, Room>,
+    out: VecDeque<Output>,
+}
+
+impl Hub {
+    /// A hub with only the room `main`.
+    pub fn new(limits: Limits) -> Hub {
+        let mut rooms = BTreeMap::new();
+        rooms.insert(main_room(), Room::default());
+        Hub {
+            limits,
+            next_conn: 1,
+            conns: HashMap::new(),
+            clients: HashMap::new(),
+            rooms,
+            out: VecDeque::new(),
+        }
+    }
+
+    // ---- getters ----
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Registered clients on all doors.
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Open connections, registered or not.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Rooms, `main` included.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// The connection a client name is bound to.
+    pub fn conn_of(&self, client: &str) -> Option<ConnId> {
+        self.clients.get(client).map(|c| c.conn)
+    }
+
+    /// The client name a connection is bound to.
+    pub fn client_of(&self, conn: ConnId) -> Option<&Name> {
+        self.conns.get(&conn).and_then(|c| c.client.as_ref())
+    }
+
+    /// The door of a connection.
+    pub fn door_of(&self, conn: ConnId) -> Option<Door> {
+        self.conns.get(&conn).map(|c| c.door)
+    }
+
+    /// The connection-wide status: NEW before registration, CLOSING after QUIT, CONNECTED otherwise.
+    pub fn conn_status(&self, conn: ConnId) -> Status {
+        self.conns.get(&conn).map_or(Status::Closed, |c| c.state)
+    }
+
+    /// The status of one membership.
+    pub fn member_status(&self, room: &str, client: &str) -> Option<Status> {
+        self.rooms
+            .get(room)
+            .and_then(|r| r.members.get(client))
+            .map(|m| m.status)
+    }
+
+    /// Every room with all its members, for status pages.
+    pub fn rooms(&self) -> Vec<RoomInfo> {
+        self.rooms
+            .iter()
+            .map(|(name, room)| room_info(name, room, true))
+            .collect()
+    }
+
+    // ---- connections ----
+
+    /// Opens a connection in status NEW.
+    pub fn connect(&mut self, door: Door) -> ConnId {
+        let id = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.conns.insert(
+            id,
+            Conn {
+                door,
+                client: None,
+                state: Status::New,
+            },
+        );
+        id
+    }
+
+    /// The connection is gone: its client leaves every room (members get `Leave`) and its name is
+    /// freed. Idempotent.
+    pub fn handle_close(&mut self, conn: ConnId, reason: CloseReason) {
+        let Some(mut c) = self.conns.remove(&conn) else {
+            return;
+        };
+        c.state = match reason {
+            CloseReason::Closed => Status::Closing,
+            CloseReason::Failed => Status::Error,
+        };
+        if let Some(name) = c.client.take() {
+            self.unregister(&name);
+        }
+    }
+
+    /// Tells every connection the server is going away and asks the adapter to close them all.
+    pub fn shutdown(&mut self, reason: &str) {
+        let mut to: Vec<ConnId> = self.conns.keys().copied().collect();
+        to.sort();
+        for c in self.conns.values_mut() {
+            c.state = Status::Closing;
+        }
+        let closes: Vec<Output> = to.iter().map(|&conn| Output::Close { conn }).collect();
+        self.out.push_back(Output::Deliver {
+            to,
+            push: Push::Bye {
+                reason: Arc::from(reason),
+            },
+        });
+        self.out.extend(closes);
+    }
+
+    /// The next thing the adapter must do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    // ---- commands ----
+
+    /// Runs one command for `conn`. Pushes it causes are queued for [`Hub::poll_output`].
+    pub fn handle_command(&mut self, conn: ConnId, cmd: Command) -> Result<Reply, HubError> {
+        if !self.conns.contains_key(&conn) {
+            return Err(HubError::new(
+                ErrorCode::NotRegistered,
+                "connection is closed",
+            ));
+        }
+        match cmd {
+            Command::Register { kind, room, client } => self.register(conn, kind, room, client),
+            Command::Send { room, client, text } => self.send(conn, room, client, text),
+            Command::To {
+                room,
+                client,
+                target,
+                text,
+            } => self.direct(conn, room, client, target, text),
+            Command::List { kind, arg } => self.list(kind, arg),
+            Command::Pause { room, client } => self.pause(conn, room, client, true),
+            Command::Resume { room, client } => self.pause(conn, room, client, false),
+            Command::Leave { room, client } => self.leave(conn, room, client),
+            Command::Quit { client } => self.quit(conn, client),
+        }
+    }
+
+    /// Removes an empty room other than `main`.
+    pub fn delete_room(&mut self, room: &str) -> Result<(), HubError> {
+        if room == "main" {
+            return Err(HubError::new(
+                ErrorCode::MainRoom,
+                "the main room cannot be removed",
+            ));
+        }
+        let Some(r) = self.rooms.get(room) else {
+            return Err(no_such_room(room));
+        };
+        if !r.members.is_empty() {
+            return Err(HubError::new(
+                ErrorCode::RoomNotEmpty,
+                format!("room '{room}' still has {} members", r.members.len()),
+            ));
+        }
+        self.rooms.remove(room);
+        Ok(())
+    }
+
+    fn register(
+        &mut self,
+        conn: ConnId,
+        kind: Register,
+        room: Name,
+        client: Option<Name>,
+    ) -> Result<Reply, HubError> {
+        let bound = self.conns.get(&conn).and_then(|c| c.client.clone());
+        let name = match (&bound, client) {
+            (Some(b), Some(given)) if *b != given => return Err(identity(b, &given)),
+            (Some(b), _) => b.clone(),
+            (None, Some(given)) => given,
+            (None, None) => {
+                return Err(HubError::new(
+                    ErrorCode::BadSyntax,
+                    format!("{} needs a client name", kind.word()),
+                ));
+            }
+        };
+        // Room checks first: they have no side effects.
+        match kind {
+            Register::New => {
+                if room.as_str() == "main" {
+                    return Err(HubError::new(
+                        ErrorCode::MainRoom,
+                        "the main room cannot be created: it always exists",
+                    ));
+                }
+                if self.rooms.contains_key(&room) {
+                    return Err(HubError::new(
+                        ErrorCode::RoomExists,
+                        format!("room '{room}' already exists"),
+                    ));
+                }
+                if self.rooms.len() >= self.limits.max_rooms {
+                    return Err(HubError::new(
+                        ErrorCode::TooManyRooms,
+                        format!("the server holds its maximum of {} rooms", self.limits.max_rooms),
+                    ));
+                }
+            }
+            Register::Hello | Register::Join => {
+                let Some(r) = self.rooms.get(&room) else {
+                    return Err(no_such_room(&room));
+                };
+                if bound.is_some() && r.members.contains_key(&name) {
+                    if kind == Register::Join {
+                        return Err(HubError::new(
+                            ErrorCode::AlreadyJoined,
+                            format!("{name} is already in room '{room}'"),
+                        ));
+                    }
+                    let members = member_list(r);
+                    return Ok(Reply::Registered {
+                        kind,
+                        room,
+                        client: name,
+                        members,
+                    });
+                }
+            }
+        }
+        if bound.is_none() {
+            if self.clients.contains_key(&name) {
+                return Err(HubError::new(
+                    ErrorCode::NameTaken,
+                    format!("client name '{name}' is in use by another connection"),
+                ));
+            }
+            if self.clients.len() >= self.limits.max_clients {
+                self.out.push_back(Output::Close { conn });
+                return Err(HubError::new(
+                    ErrorCode::ServerFull,
+                    format!(
+                        "the server has its maximum of {} clients; the connection will be closed",
+                        self.limits.max_clients
+                    ),
+                ));
+            }
+            self.clients.insert(
+                name.clone(),
+                Client {
+                    conn,
+                    rooms: BTreeSet::new(),
+                },
+            );
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.client = Some(name.clone());
+                c.state = Status::Connected;
+            }
+        }
+        let r = self.rooms.entry(room.clone()).or_default();
+        let others: Vec<ConnId> = r.members.values().map(|m| m.conn).collect();
+        r.members.insert(
+            name.clone(),
+            Member {
+                conn,
+                status: Status::Connected,
+                resume_to: Status::Connected,
+            },
+        );
+        let members = member_list(r);
+        if let Some(c) = self.clients.get_mut(&name) {
+            c.rooms.insert(room.clone());
+        }
+        self.out.push_back(Output::Deliver {
+            to: vec![conn],
+            push: Push::Presence {
+                room: room.clone(),
+                members: members.clone(),
+            },
+        });
+        if !others.is_empty() {
+            self.out.push_back(Output::Deliver {
+                to: others,
+                push: Push::Join {
+                    room: room.clone(),
+                    client: name.clone(),
+                },
+            });
+        }
+        Ok(Reply::Registered {
+            kind,
+            room,
+            client: name,
+            members,
+        })
+    }
+
+    fn send(
+        &mut self,
+        conn: ConnId,
+        room: Name,
+        client: Option<Name>,
+        text: String,
+    ) -> Result<Reply, HubError> {
+        let name = self.acting_client(conn, client)?;
+        let text = self.check_text(text)?;
+        let r = self.member_room(&room, &name)?;
+        if let Some(m) = r.members.get_mut(&name) {
+            m.status = Status::Active;
+            m.resume_to = Status::Active;
+        }
+        let to: Vec<ConnId> = r
+            .members
+            .iter()
+            .filter(|(n, m)| **n != name && m.status.receives())
+            .map(|(_, m)| m.conn)
+            .collect();
+        let delivered = to.len();
+        if !to.is_empty() {
+            self.out.push_back(Output::Deliver {
+                to,
+                push: Push::Message {
+                    room: room.clone(),
+                    from: name,
+                    text,
+                },
+            });
+        }
+        Ok(Reply::Sent { room, delivered })
+    }
+
+    fn direct(
+        &mut self,
+        conn: ConnId,
+        room: Name,
+        client: Option<Name>,
+        target: Name,
+        text: String,
+    ) -> Result<Reply, HubError> {
+        let name = self.acting_client(conn, client)?;
+        let text = self.check_text(text)?;
+        let r = self.member_room(&room, &name)?;
+        let Some(t) = r.members.get(&target) else {
+            return Err(HubError::new(
+                ErrorCode::NoSuchClient,
+                format!("client '{target}' is not in room '{room}'"),
+            ));
+        };
+        let (target_conn, receives) = (t.conn, t.status.receives());
+        if let Some(m) = r.members.get_mut(&name) {
+            m.status = Status::Active;
+            m.resume_to = Status::Active;
+        }
+        if receives {
+            self.out.push_back(Output::Deliver {
+                to: vec![target_conn],
+                push: Push::Direct {
+                    room: room.clone(),
+                    from: name,
+                    to: target.clone(),
+                    text,
+                },
+            });
+        }
+        Ok(Reply::Direct {
+            room,
+            target,
+            delivered: usize::from(receives),
+        })
+    }
+
+    fn list(&self, kind: ListType, arg: Option<Name>) -> Result<Reply, HubError> {
+        let rooms = match kind {
+            ListType::ChatRooms => self
+                .rooms
+                .iter()
+                .map(|(n, r)| room_info(n, r, false))
+                .collect(),
+            ListType::All | ListType::ChatRoomAndClients => self.rooms(),
+            ListType::ClientChatRooms => {
+                let client = need_arg(kind, arg)?;
+                let Some(c) = self.clients.get(&client) else {
+                    return Err(no_such_client(&client));
+                };
+                c.rooms
+                    .iter()
+                    .filter_map(|room| {
+                        let r = self.rooms.get(room)?;
+                        let m = r.members.get(&client)?;
+                        Some(RoomInfo {
+                            name: room.clone(),
+                            count: r.members.len(),
+                            members: vec![MemberInfo {
+                                client: client.clone(),
+                                status: m.status,
+                            }],
+                        })
+                    })
+                    .collect()
+            }
+            ListType::ClientsForChatRoom => {
+                let room = need_arg(kind, arg)?;
+                let Some(r) = self.rooms.get(&room) else {
+                    return Err(no_such_room(&room));
+                };
+                vec![room_info(&room, r, true)]
+            }
+        };
+        Ok(Reply::List { kind, rooms })
+    }
+
+    fn pause(
+        &mut self,
+        conn: ConnId,
+        room: Option<Name>,
+        client: Option<Name>,
+        suspend: bool,
+    ) -> Result<Reply, HubError> {
+        let name = self.acting_client(conn, client)?;
+        let rooms: Vec<Name> = match room {
+            Some(room) => {
+                self.member_room(&room, &name)?;
+                vec![room]
+            }
+            None => self
+                .clients
+                .get(&name)
+                .map(|c| c.rooms.iter().cloned().collect())
+                .unwrap_or_default(),
+        };
+        for room in &rooms {
+            if let Some(m) = self
+                .rooms
+                .get_mut(room)
+                .and_then(|r| r.members.get_mut(&name))
+            {
+                if suspend {
+                    if m.status != Status::Suspended {
+                        m.resume_to = m.status;
+                        m.status = Status::Suspended;
+                    }
+                } else if m.status == Status::Suspended {
+                    m.status = m.resume_to;
+                }
+            }
+        }
+        Ok(if suspend {
+            Reply::Paused {
+                client: name,
+                rooms,
+            }
+        } else {
+            Reply::Resumed {
+                client: name,
+                rooms,
+            }
+        })
+    }
+
+    fn leave(
+        &mut self,
+        conn: ConnId,
+        room: Name,
+        client: Option<Name>,
+    ) -> Result<Reply, HubError> {
+        let name = self.acting_client(conn, client)?;
+        self.member_room(&room, &name)?;
+        self.remove_member(&room, &name);
+        if let Some(c) = self.clients.get_mut(&name) {
+            c.rooms.remove(&room);
+        }
+        Ok(Reply::Left { room, client: name })
+    }
+
+    fn quit(&mut self, conn: ConnId, client: Option<Name>) -> Result<Reply, HubError> {
+        let bound = self.conns.get(&conn).and_then(|c| c.client.clone());
+        if let (Some(b), Some(given)) = (&bound, &client)
+            && b != given
+        {
+            return Err(identity(b, given));
+        }
+        if let Some(name) = bound {
+            self.unregister(&name);
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.client = None;
+            c.state = Status::Closing;
+        }
+        self.out.push_back(Output::Close { conn });
+        Ok(Reply::Bye)
+    }
+
+    // ---- helpers ----
+
+    fn unregister(&mut self, name: &Name) {
+        if let Some(c) = self.clients.remove(name) {
+            for room in &c.rooms {
+                self.remove_member(room, name);
+            }
+        }
+    }
+
+    fn remove_member(&mut self, room: &Name, name: &Name) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if r.members.remove(name).is_none() {
+            return;
+        }
+        let to: Vec<ConnId> = r.members.values().map(|m| m.conn).collect();
+        if !to.is_empty() {
+            self.out.push_back(Output::Deliver {
+                to,
+                push: Push::Leave {
+                    room: room.clone(),
+                    client: name.clone(),
+                },
+            });
+        }
+    }
+
+    /// The client a non-registering command acts as.
+    fn acting_client(&self, conn: ConnId, client: Option<Name>) -> Result<Name, HubError> {
+        match (self.client_of(conn), client) {
+            (Some(b), Some(given)) if *b != given => Err(identity(b, &given)),
+            (Some(b), _) => Ok(b.clone()),
+            (None, Some(given)) => Err(HubError::new(
+                ErrorCode::NotRegistered,
+                format!("{given} has not registered: say HELLO or JOIN first"),
+            )),
+            (None, None) => Err(HubError::new(
+                ErrorCode::NotRegistered,
+                "not registered: say HELLO or JOIN first",
+            )),
+        }
+    }
+
+    fn member_room(&mut self, room: &Name, name: &Name) -> Result<&mut Room, HubError> {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return Err(no_such_room(room));
+        };
+        if !r.members.contains_key(name) {
+            return Err(HubError::new(
+                ErrorCode::NotRegistered,
+                format!("{name} is not in room '{room}': say HELLO or JOIN first"),
+            ));
+        }
+        Ok(r)
+    }
+
+    fn check_text(&self, text: String) -> Result<Arc<str>, HubError> {
+        if text.is_empty() {
+            return Err(HubError::new(ErrorCode::BadSyntax, "the message text is empty"));
+        }
+        let max = self.limits.max_message_length;
+        // Count at most max+1 characters: enough to decide, and bounded work on huge texts.
+        if text.chars().take(max + 1).count() > max {
+            return Err(HubError::new(
+                ErrorCode::TooLong,
+                format!("message exceeds the maximum length of {max} characters"),
+            ));
+        }
+        Ok(Arc::from(text))
+    }
+}
+
+fn room_info(name: &Name, room: &Room, with_members: bool) -> RoomInfo {
+    RoomInfo {
+        name: name.clone(),
+        count: room.members.len(),
+        members: if with_members {
+            member_list(room)
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+fn member_list(room: &Room) -> Vec<MemberInfo> {
+    room.members
+        .iter()
+        .map(|(n, m)| MemberInfo {
+            client: n.clone(),
+            status: m.status,
+        })
+        .collect()
+}
+
+fn need_arg(kind: ListType, arg: Option<Name>) -> Result<Name, HubError> {
+    arg.ok_or_else(|| {
+        HubError::new(
+            ErrorCode::BadSyntax,
+            format!(
+                "LIST {} needs a {} name",
+                kind.as_str(),
+                if kind == ListType::ClientChatRooms {
+                    "client"
+                } else {
+                    "room"
+                }
+            ),
+        )
+    })
+}
+
+fn identity(bound: &Name, given: &Name) -> HubError {
+    HubError::new(
+        ErrorCode::Identity,
+        format!("this connection is registered as '{bound}', not '{given}'"),
+    )
+}
+
+fn no_such_room(room: impl std::fmt::Display) -> HubError {
+    HubError::new(
+        ErrorCode::NoSuchRoom,
+        format!("room '{room}' does not exist"),
+    )
+}
+
+fn no_such_client(client: impl std::fmt::Display) -> HubError {
+    HubError::new(
+        ErrorCode::NoSuchClient,
+        format!("client '{client}' does not exist"),
+    )
+}

@@ -1,0 +1,216 @@
+//! WebSocket JSON frames: the request parser and the reply / push encoders.
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use crate::command::{Command, ListType, Register};
+use crate::error::{ErrorCode, HubError};
+use crate::event::{Push, Reply};
+use crate::name::{Name, truncate_for_message};
+
+/// A parsed request frame: its `id` (echoed verbatim) and the command or why it was refused.
+#[derive(Debug)]
+pub struct Request {
+    /// The request id, `Value::Null` when absent or unreadable.
+    pub id: Value,
+    /// The command.
+    pub command: Result<Command, HubError>,
+}
+
+fn bad(code: ErrorCode, msg: impl Into<String>) -> HubError {
+    HubError::new(code, msg)
+}
+
+fn field<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, HubError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(bad(ErrorCode::BadSyntax, format!("field '{key}' must be a string"))),
+    }
+}
+
+fn name(obj: &Map<String, Value>, key: &str) -> Result<Option<Name>, HubError> {
+    field(obj, key)?.map(Name::parse).transpose()
+}
+
+fn required_name(obj: &Map<String, Value>, key: &str, cmd: &str) -> Result<Name, HubError> {
+    name(obj, key)?.ok_or_else(|| bad(ErrorCode::BadSyntax, format!("'{cmd}' needs the field '{key}'")))
+}
+
+fn required_text(obj: &Map<String, Value>, cmd: &str) -> Result<String, HubError> {
+    match field(obj, "text")? {
+        Some(t) if !t.is_empty() => Ok(t.to_string()),
+        _ => Err(bad(ErrorCode::BadSyntax, format!("'{cmd}' needs a non-empty 'text'"))),
+    }
+}
+
+/// Parses one text frame.
+pub fn parse_frame(frame: &[u8]) -> Request {
+    let value: Value = match serde_json::from_slice(frame) {
+        Ok(v) => v,
+        Err(e) => {
+            return Request {
+                id: Value::Null,
+                command: Err(bad(ErrorCode::BadJson, format!("frame is not JSON: {e}"))),
+            };
+        }
+    };
+    let Value::Object(obj) = value else {
+        return Request {
+            id: Value::Null,
+            command: Err(bad(ErrorCode::BadJson, "frame must be a JSON object")),
+        };
+    };
+    let id = match obj.get("id") {
+        Some(v @ (Value::Number(_) | Value::String(_))) => v.clone(),
+        _ => Value::Null,
+    };
+    Request {
+        id,
+        command: parse_command(&obj),
+    }
+}
+
+fn parse_command(obj: &Map<String, Value>) -> Result<Command, HubError> {
+    let cmd = field(obj, "cmd")?
+        .ok_or_else(|| bad(ErrorCode::BadSyntax, "the frame needs a 'cmd' field"))?
+        .to_ascii_lowercase();
+    let client = name(obj, "client")?;
+    Ok(match cmd.as_str() {
+        "hello" | "new" | "join" => Command::Register {
+            kind: match cmd.as_str() {
+                "hello" => Register::Hello,
+                "new" => Register::New,
+                _ => Register::Join,
+            },
+            room: required_name(obj, "room", &cmd)?,
+            client,
+        },
+        "send" => Command::Send {
+            room: required_name(obj, "room", &cmd)?,
+            client,
+            text: required_text(obj, &cmd)?,
+        },
+        "to" => Command::To {
+            room: required_name(obj, "room", &cmd)?,
+            client,
+            target: required_name(obj, "target", &cmd)?,
+            text: required_text(obj, &cmd)?,
+        },
+        "list" => {
+            let kind = match field(obj, "type")? {
+                Some(t) => ListType::parse(t)?,
+                None => ListType::ChatRooms,
+            };
+            let arg = name(obj, "arg")?;
+            if kind.needs_arg() && arg.is_none() {
+                return Err(bad(
+                    ErrorCode::BadSyntax,
+                    format!("list {} needs the field 'arg'", kind.as_str()),
+                ));
+            }
+            Command::List { kind, arg }
+        }
+        "pause" => Command::Pause {
+            room: Some(required_name(obj, "room", &cmd)?),
+            client,
+        },
+        "resume" => Command::Resume {
+            room: Some(required_name(obj, "room", &cmd)?),
+            client,
+        },
+        "leave" => Command::Leave {
+            room: required_name(obj, "room", &cmd)?,
+            client,
+        },
+        "quit" => Command::Quit { client },
+        other => {
+            return Err(bad(
+                ErrorCode::BadCommand,
+                format!(
+                    "unknown cmd '{}': use hello, new, join, send, to, list, pause, resume, leave or quit",
+                    truncate_for_message(other)
+                ),
+            ));
+        }
+    })
+}
+
+fn to_bytes(v: &Value) -> Bytes {
+    // Serializing a Value cannot fail: keys are strings and numbers are finite.
+    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+}
+
+/// The JSON object of an error, without an id: `{"ok":false,"error","message"}`.
+pub fn error_object(err: &HubError) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("ok".into(), Value::Bool(false));
+    m.insert("error".into(), Value::from(err.code.as_str()));
+    m.insert("message".into(), Value::from(err.message.clone()));
+    m
+}
+
+/// The reply frame for a request.
+pub fn encode_reply(id: &Value, result: &Result<Reply, HubError>) -> Bytes {
+    let mut m = Map::new();
+    m.insert("id".into(), id.clone());
+    match result {
+        Err(e) => m.extend(error_object(e)),
+        Ok(r) => {
+            m.insert("ok".into(), Value::Bool(true));
+            if let Value::Object(fields) = reply_fields(r) {
+                m.extend(fields);
+            }
+        }
+    }
+    to_bytes(&Value::Object(m))
+}
+
+fn reply_fields(r: &Reply) -> Value {
+    match r {
+        Reply::Registered {
+            room,
+            client,
+            members,
+            ..
+        } => json!({"room": room, "client": client, "members": members}),
+        Reply::Sent { room, delivered } => json!({"room": room, "delivered": delivered}),
+        Reply::Direct {
+            room,
+            target,
+            delivered,
+        } => json!({"room": room, "target": target, "delivered": delivered}),
+        Reply::List { kind, rooms } => json!({"type": kind.as_str(), "rooms": rooms}),
+        Reply::Paused { client, rooms } | Reply::Resumed { client, rooms } => {
+            json!({"room": rooms.first(), "rooms": rooms, "client": client})
+        }
+        Reply::Left { room, client } => json!({"room": room, "client": client}),
+        Reply::Bye => json!({}),
+    }
+}
+
+/// The JSON value of a push (also what the REST mailbox returns).
+pub fn push_value(push: &Push) -> Value {
+    match push {
+        Push::Message { room, from, text } => {
+            json!({"type": "message", "room": room, "from": from, "text": &**text})
+        }
+        Push::Direct {
+            room,
+            from,
+            to,
+            text,
+        } => json!({"type": "direct", "room": room, "from": from, "to": to, "text": &**text}),
+        Push::Join { room, client } => json!({"type": "join", "room": room, "client": client}),
+        Push::Leave { room, client } => json!({"type": "leave", "room": room, "client": client}),
+        Push::Presence { room, members } => {
+            json!({"type": "presence", "room": room, "members": members})
+        }
+        Push::Bye { reason } => json!({"type": "bye", "reason": &**reason}),
+    }
+}
+
+/// The frame for a push.
+pub fn encode_push(push: &Push) -> Bytes {
+    to_bytes(&push_value(push))
+}

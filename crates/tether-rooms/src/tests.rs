@@ -1,0 +1,380 @@
+//! Unit tests of the hub and codecs together, driven through the line protocol.
+
+use crate::line::{LineEvent, LineSplitter, encode_push, encode_reply, parse_line};
+use crate::*;
+
+struct World {
+    hub: Hub,
+}
+
+impl World {
+    fn new(limits: Limits) -> World {
+        World {
+            hub: Hub::new(limits),
+        }
+    }
+
+    /// Runs a line and returns the reply text.
+    fn run(&mut self, conn: ConnId, text: &str) -> String {
+        let result = match parse_line(text) {
+            Ok(Some(cmd)) => self.hub.handle_command(conn, cmd),
+            Ok(None) => return String::new(),
+            Err(e) => Err(e),
+        };
+        String::from_utf8(encode_reply(&result).to_vec()).unwrap()
+    }
+
+    /// Drains deliveries and returns the lines each connection got, plus closes.
+    fn drain(&mut self) -> (Vec<(ConnId, String)>, Vec<ConnId>) {
+        let (mut got, mut closed) = (Vec::new(), Vec::new());
+        while let Some(out) = self.hub.poll_output() {
+            match out {
+                Output::Deliver { to, push } => {
+                    if let Some(b) = encode_push(&push) {
+                        for c in to {
+                            got.push((c, String::from_utf8(b.to_vec()).unwrap()));
+                        }
+                    }
+                }
+                Output::Close { conn } => closed.push(conn),
+            }
+        }
+        (got, closed)
+    }
+}
+
+fn lines_for(got: &[(ConnId, String)], c: ConnId) -> Vec<&str> {
+    got.iter()
+        .filter(|(to, _)| *to == c)
+        .map(|(_, l)| l.trim_end())
+        .collect()
+}
+
+#[test]
+fn main_exists_and_cannot_be_created() {
+    let mut w = World::new(Limits::default());
+    let a = w.hub.connect(Door::Tcp);
+    assert_eq!(w.run(a, "HELLO main:alice"), "OK HELLO main:alice\n");
+    assert!(w.run(a, "NEW main:alice").starts_with("ERROR MAIN_ROOM"));
+    assert_eq!(w.hub.delete_room("main").unwrap_err().code, ErrorCode::MainRoom);
+}
+
+#[test]
+fn send_reaches_other_members_with_sender_and_room() {
+    let mut w = World::new(Limits::default());
+    let (a, b, c) = (
+        w.hub.connect(Door::Tcp),
+        w.hub.connect(Door::Ws),
+        w.hub.connect(Door::Rest),
+    );
+    w.run(a, "HELLO main:alice");
+    w.run(b, "hello main:bob");
+    w.run(c, "NEW r1:carol");
+    w.drain();
+    assert_eq!(w.run(a, "SEND main:alice  hi   there "), "OK SEND main 1\n");
+    let (got, _) = w.drain();
+    assert_eq!(lines_for(&got, b), ["MSG main:alice hi   there"]);
+    assert!(lines_for(&got, a).is_empty());
+    assert!(lines_for(&got, c).is_empty());
+}
+
+#[test]
+fn joins_and_leaves_are_pushed() {
+    let mut w = World::new(Limits::default());
+    let (a, b) = (w.hub.connect(Door::Tcp), w.hub.connect(Door::Tcp));
+    w.run(a, "HELLO main:alice");
+    w.drain();
+    w.run(b, "JOIN main:bob");
+    let (got, _) = w.drain();
+    assert_eq!(lines_for(&got, a), ["JOINED main:bob"]);
+    assert_eq!(w.run(b, "JOIN main:bob").split(' ').nth(1), Some("ALREADY_JOINED"));
+    assert_eq!(w.run(b, "HELLO main:bob"), "OK HELLO main:bob\n");
+    assert_eq!(w.run(b, "QUIT main:bob"), "OK BYE\n");
+    let (got, closed) = w.drain();
+    assert_eq!(lines_for(&got, a), ["LEFT main:bob"]);
+    assert_eq!(closed, [b]);
+    assert_eq!(w.hub.client_count(), 1);
+}
+
+#[test]
+fn statuses_follow_the_documented_transitions() {
+    let mut w = World::new(Limits::default());
+    let (a, b) = (w.hub.connect(Door::Tcp), w.hub.connect(Door::Tcp));
+    assert_eq!(w.hub.conn_status(a), Status::New);
+    w.run(a, "HELLO main:alice");
+    w.run(b, "HELLO main:bob");
+    assert_eq!(w.hub.member_status("main", "alice"), Some(Status::Connected));
+    w.run(a, "SEND main:alice x");
+    assert_eq!(w.hub.member_status("main", "alice"), Some(Status::Active));
+    w.run(b, "PAUSE main:bob");
+    assert_eq!(w.hub.member_status("main", "bob"), Some(Status::Suspended));
+    w.drain();
+    assert_eq!(w.run(a, "SEND main:alice y"), "OK SEND main 0\n");
+    assert!(w.drain().0.is_empty());
+    w.run(b, "RESUME main:bob");
+    assert_eq!(w.hub.member_status("main", "bob"), Some(Status::Connected));
+    w.run(a, "PAUSE main:alice");
+    w.run(a, "RESUME main:alice");
+    assert_eq!(w.hub.member_status("main", "alice"), Some(Status::Active));
+    w.run(b, "PAUSE main:bob");
+    w.run(b, "SEND main:bob back");
+    assert_eq!(w.hub.member_status("main", "bob"), Some(Status::Active));
+    let list = w.run(a, "LIST ALL");
+    assert_eq!(
+        list,
+        "OK LIST ALL 3\nROOM main 2\nCLIENT alice ACTIVE\nCLIENT bob ACTIVE\nEND\n"
+    );
+}
+
+#[test]
+fn max_clients_is_exact_and_never_drifts() {
+    let mut w = World::new(Limits {
+        max_clients: 2,
+        ..Limits::default()
+    });
+    for round in 0..5 {
+        let (a, b, c) = (
+            w.hub.connect(Door::Tcp),
+            w.hub.connect(Door::Tcp),
+            w.hub.connect(Door::Tcp),
+        );
+        assert!(w.run(a, &format!("HELLO main:a{round}")).starts_with("OK"));
+        assert!(w.run(b, &format!("HELLO main:b{round}")).starts_with("OK"));
+        assert!(w.run(c, &format!("HELLO main:c{round}")).starts_with("ERROR SERVER_FULL"));
+        let (_, closed) = w.drain();
+        assert_eq!(closed, [c]);
+        w.hub.handle_close(c, CloseReason::Closed);
+        assert_eq!(w.hub.client_count(), 2);
+        w.run(a, &format!("QUIT main:a{round}"));
+        w.hub.handle_close(a, CloseReason::Closed);
+        w.hub.handle_close(b, CloseReason::Failed);
+        w.hub.handle_close(b, CloseReason::Failed);
+        assert_eq!(w.hub.client_count(), 0);
+        w.drain();
+    }
+}
+
+#[test]
+fn message_length_counts_characters() {
+    let mut w = World::new(Limits {
+        max_message_length: 5,
+        ..Limits::default()
+    });
+    let a = w.hub.connect(Door::Tcp);
+    w.run(a, "HELLO main:alice");
+    assert_eq!(w.run(a, "SEND main:alice ééééé"), "OK SEND main 0\n");
+    assert!(w.run(a, "SEND main:alice éééééé").starts_with("ERROR TOO_LONG"));
+}
+
+#[test]
+fn direct_messages_reach_only_the_target() {
+    let mut w = World::new(Limits::default());
+    let (a, b, c) = (
+        w.hub.connect(Door::Tcp),
+        w.hub.connect(Door::Tcp),
+        w.hub.connect(Door::Tcp),
+    );
+    w.run(a, "HELLO main:alice");
+    w.run(b, "HELLO main:bob");
+    w.run(c, "HELLO main:carol");
+    w.drain();
+    assert_eq!(w.run(a, "TO main:alice bob psst  there"), "OK TO main:bob 1\n");
+    let (got, _) = w.drain();
+    assert_eq!(lines_for(&got, b), ["MSG FROM main:alice psst  there"]);
+    assert!(lines_for(&got, c).is_empty());
+    assert!(w.run(a, "TO main:alice zed hi").starts_with("ERROR NO_SUCH_CLIENT"));
+}
+
+#[test]
+fn identity_and_registration_errors() {
+    let mut w = World::new(Limits::default());
+    let (a, b) = (w.hub.connect(Door::Tcp), w.hub.connect(Door::Tcp));
+    assert!(w.run(a, "SEND main:alice hi").starts_with("ERROR NOT_REGISTERED"));
+    w.run(a, "HELLO main:alice");
+    assert!(w.run(a, "SEND main:bob hi").starts_with("ERROR IDENTITY"));
+    assert!(w.run(b, "HELLO main:alice").starts_with("ERROR NAME_TAKEN"));
+    assert!(w.run(b, "JOIN nope:bob").starts_with("ERROR NO_SUCH_ROOM"));
+    assert!(w.run(a, "NEW r1:alice").starts_with("OK NEW"));
+    assert!(w.run(b, "NEW r1:bob").starts_with("ERROR ROOM_EXISTS"));
+    assert!(w.run(a, "FROM main:alice x").starts_with("ERROR BAD_COMMAND"));
+    assert!(w.run(a, "HELLO mainalice").starts_with("ERROR BAD_SYNTAX"));
+    assert!(w.run(a, "HELLO main:al/ice").starts_with("ERROR BAD_NAME"));
+    assert!(w.run(a, "LIST NOPE").starts_with("ERROR BAD_LIST_TYPE"));
+    assert!(w.run(a, "LIST CLIENT_CHAT_ROOMS").starts_with("ERROR BAD_SYNTAX"));
+    assert!(w.run(a, "LIST CLIENT_CHAT_ROOMS zed").starts_with("ERROR NO_SUCH_CLIENT"));
+}
+
+#[test]
+fn rooms_stay_until_deleted_empty() {
+    let mut w = World::new(Limits {
+        max_rooms: 2,
+        ..Limits::default()
+    });
+    let a = w.hub.connect(Door::Tcp);
+    w.run(a, "NEW r1:alice");
+    assert!(w.run(a, "NEW r2:alice").starts_with("ERROR TOO_MANY_ROOMS"));
+    assert_eq!(w.hub.delete_room("r1").unwrap_err().code, ErrorCode::RoomNotEmpty);
+    w.hub.handle_close(a, CloseReason::Closed);
+    assert_eq!(w.hub.room_count(), 2);
+    w.hub.delete_room("r1").unwrap();
+    assert_eq!(w.hub.room_count(), 1);
+}
+
+#[test]
+fn list_types_and_seed_form() {
+    let mut w = World::new(Limits::default());
+    let (a, b) = (w.hub.connect(Door::Tcp), w.hub.connect(Door::Tcp));
+    w.run(a, "HELLO main:alice");
+    w.run(a, "NEW r1:alice");
+    w.run(b, "JOIN r1:bob");
+    assert_eq!(
+        w.run(a, "LIST CHAT_ROOMS"),
+        "OK LIST CHAT_ROOMS 2\nROOM main 1\nROOM r1 2\nEND\n"
+    );
+    assert_eq!(w.run(a, "LIST main:alice chat_rooms"), w.run(a, "LIST CHAT_ROOMS"));
+    assert_eq!(
+        w.run(a, "LIST CHAT_ROOM_AND_CLIENTS"),
+        "OK LIST CHAT_ROOM_AND_CLIENTS 5\nROOM main 1\nCLIENT alice\nROOM r1 2\nCLIENT alice\nCLIENT bob\nEND\n"
+    );
+    assert_eq!(
+        w.run(a, "LIST CLIENT_CHAT_ROOMS alice"),
+        "OK LIST CLIENT_CHAT_ROOMS 2\nROOM main CONNECTED\nROOM r1 CONNECTED\nEND\n"
+    );
+    assert_eq!(
+        w.run(a, "LIST CLIENTS_FOR_CHAT_ROOM r1"),
+        "OK LIST CLIENTS_FOR_CHAT_ROOM 2\nCLIENT alice CONNECTED\nCLIENT bob CONNECTED\nEND\n"
+    );
+}
+
+#[test]
+fn shutdown_says_bye_and_closes_everyone() {
+    let mut w = World::new(Limits::default());
+    let (a, b) = (w.hub.connect(Door::Tcp), w.hub.connect(Door::Ws));
+    w.run(a, "HELLO main:alice");
+    w.drain();
+    w.hub.shutdown("server shutting down");
+    let (got, closed) = w.drain();
+    assert_eq!(lines_for(&got, a), ["BYE server shutting down"]);
+    assert_eq!(lines_for(&got, b), ["BYE server shutting down"]);
+    assert_eq!(closed.len(), 2);
+}
+
+#[test]
+fn splitter_bounds_lines_and_keeps_going() {
+    let mut s = LineSplitter::new(8);
+    assert_eq!(s.push(b"HELLO\r\nab"), [LineEvent::Line("HELLO".into())]);
+    assert_eq!(s.push(b"cdefghijkl"), [LineEvent::TooLong]);
+    assert_eq!(s.push(b"more junk\nok\n"), [LineEvent::Line("ok".into())]);
+    assert_eq!(s.push(b"\xff\xfe\n"), [LineEvent::BadEncoding]);
+    assert_eq!(s.push(b"12345678\n"), [LineEvent::Line("12345678".into())]);
+    assert_eq!(s.push(b"123456789\n"), [LineEvent::TooLong]);
+    assert_eq!(s.push(b"NEW r1:a"), []);
+    assert_eq!(s.finish(), Some(LineEvent::Line("NEW r1:a".into())));
+    assert_eq!(s.finish(), None);
+}
+
+#[test]
+fn json_frames_parse_and_encode() {
+    let r = json::parse_frame(br#"{"id":7,"cmd":"send","room":"main","text":"hi"}"#);
+    assert_eq!(r.id, serde_json::json!(7));
+    assert!(matches!(r.command, Ok(Command::Send { .. })));
+    for (frame, code) in [
+        (&b"nope"[..], ErrorCode::BadJson),
+        (b"[1]", ErrorCode::BadJson),
+        (br#"{"id":1}"#, ErrorCode::BadSyntax),
+        (br#"{"id":1,"cmd":"fly"}"#, ErrorCode::BadCommand),
+        (br#"{"id":1,"cmd":"send","room":"main"}"#, ErrorCode::BadSyntax),
+        (br#"{"id":1,"cmd":"join","room":5}"#, ErrorCode::BadSyntax),
+        (br#"{"id":1,"cmd":"join","room":"a b"}"#, ErrorCode::BadName),
+        (br#"{"id":1,"cmd":"list","type":"x"}"#, ErrorCode::BadListType),
+    ] {
+        let got = json::parse_frame(frame).command.unwrap_err().code;
+        assert_eq!(got, code, "{}", String::from_utf8_lossy(frame));
+    }
+    let err = HubError::new(ErrorCode::NoSuchRoom, "room 'x' does not exist");
+    let v: serde_json::Value =
+        serde_json::from_slice(&json::encode_reply(&serde_json::json!("a"), &Err(err))).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"id":"a","ok":false,"error":"NO_SUCH_ROOM","message":"room 'x' does not exist"})
+    );
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    fn runner() -> TestRunner {
+        // Deterministic: the suite must not depend on the day's random seed.
+        TestRunner::new_with_rng(
+            Config {
+                cases: 2000,
+                failure_persistence: None,
+                ..Config::default()
+            },
+            proptest::test_runner::TestRng::deterministic_rng(
+                proptest::test_runner::RngAlgorithm::ChaCha,
+            ),
+        )
+    }
+
+    #[test]
+    fn line_parser_never_panics_and_replies_one_line() {
+        let words = prop::sample::select(vec![
+            "HELLO ", "NEW ", "JOIN ", "SEND ", "TO ", "LIST ", "PAUSE ", "RESUME ", "LEAVE ",
+            "QUIT ", "main:a ", "r:b ", ":", " ", "\t", "ALL", "CHAT_ROOMS", "é", "\u{0}",
+        ]);
+        let input = prop::collection::vec(prop_oneof![words.prop_map(String::from), ".{0,8}"], 0..12)
+            .prop_map(|v| v.concat());
+        let world = std::cell::RefCell::new(World::new(Limits::default()));
+        let a = world.borrow_mut().hub.connect(Door::Tcp);
+        runner()
+            .run(&input, |line| {
+                let mut world = world.borrow_mut();
+                let reply = world.run(a, &line);
+                let first = reply.lines().next().unwrap_or("");
+                prop_assert!(reply.is_empty() || first.starts_with("OK") || first.starts_with("ERROR "));
+                let _ = world.drain();
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn splitter_never_holds_more_than_a_line() {
+        let input = prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..16);
+        runner()
+            .run(&input, |chunks| {
+                let mut s = LineSplitter::new(32);
+                for c in &chunks {
+                    for ev in s.push(c) {
+                        if let LineEvent::Line(l) = ev {
+                            prop_assert!(l.len() <= 32);
+                        }
+                    }
+                    prop_assert!(s.buf_len() <= 33);
+                }
+                let _ = s.finish();
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn json_parser_never_panics() {
+        let input = prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..64),
+            r#"\{"id":[0-9]{1,3},"cmd":"(send|join|hello|to|list|quit)","room":".{0,6}","text":".{0,6}"(,"target":".{0,4}")?\}"#
+                .prop_map(String::into_bytes),
+        ];
+        runner()
+            .run(&input, |bytes| {
+                let r = json::parse_frame(&bytes);
+                let out = json::encode_reply(&r.id, &r.command.map(|_| Reply::Bye));
+                prop_assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok());
+                Ok(())
+            })
+            .unwrap();
+    }
+}
