@@ -328,7 +328,10 @@ impl Hub {
                 if self.rooms.len() >= self.limits.max_rooms {
                     return Err(HubError::new(
                         ErrorCode::TooManyRooms,
-                        format!("the server holds its maximum of {} rooms", self.limits.max_rooms),
+                        format!(
+                            "the server holds its maximum of {} rooms",
+                            self.limits.max_rooms
+                        ),
                     ));
                 }
             }
@@ -494,7 +497,8 @@ impl Hub {
         })
     }
 
-    fn list(&self, kind: ListType, arg: Option<Name>) -> Result<Reply, HubError> {
+    /// A listing, as LIST answers it.
+    pub fn list(&self, kind: ListType, arg: Option<Name>) -> Result<Reply, HubError> {
         let rooms = match kind {
             ListType::ChatRooms => self
                 .rooms
@@ -582,12 +586,7 @@ impl Hub {
         })
     }
 
-    fn leave(
-        &mut self,
-        conn: ConnId,
-        room: Name,
-        client: Option<Name>,
-    ) -> Result<Reply, HubError> {
+    fn leave(&mut self, conn: ConnId, room: Name, client: Option<Name>) -> Result<Reply, HubError> {
         let name = self.acting_client(conn, client)?;
         self.member_room(&room, &name)?;
         self.remove_member(&room, &name);
@@ -675,7 +674,10 @@ impl Hub {
 
     fn check_text(&self, text: String) -> Result<Arc<str>, HubError> {
         if text.is_empty() {
-            return Err(HubError::new(ErrorCode::BadSyntax, "the message text is empty"));
+            return Err(HubError::new(
+                ErrorCode::BadSyntax,
+                "the message text is empty",
+            ));
         }
         let max = self.limits.max_message_length;
         // Count at most max+1 characters: enough to decide, and bounded work on huge texts.

@@ -25,7 +25,10 @@ fn field<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, 
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(bad(ErrorCode::BadSyntax, format!("field '{key}' must be a string"))),
+        Some(_) => Err(bad(
+            ErrorCode::BadSyntax,
+            format!("field '{key}' must be a string"),
+        )),
     }
 }
 
@@ -34,13 +37,21 @@ fn name(obj: &Map<String, Value>, key: &str) -> Result<Option<Name>, HubError> {
 }
 
 fn required_name(obj: &Map<String, Value>, key: &str, cmd: &str) -> Result<Name, HubError> {
-    name(obj, key)?.ok_or_else(|| bad(ErrorCode::BadSyntax, format!("'{cmd}' needs the field '{key}'")))
+    name(obj, key)?.ok_or_else(|| {
+        bad(
+            ErrorCode::BadSyntax,
+            format!("'{cmd}' needs the field '{key}'"),
+        )
+    })
 }
 
 fn required_text(obj: &Map<String, Value>, cmd: &str) -> Result<String, HubError> {
     match field(obj, "text")? {
         Some(t) if !t.is_empty() => Ok(t.to_string()),
-        _ => Err(bad(ErrorCode::BadSyntax, format!("'{cmd}' needs a non-empty 'text'"))),
+        _ => Err(bad(
+            ErrorCode::BadSyntax,
+            format!("'{cmd}' needs a non-empty 'text'"),
+        )),
     }
 }
 

@@ -234,7 +234,10 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, HubError> {
             let arg = match next_token(rest) {
                 Some((a, more)) => {
                     if !kind.needs_arg() || !more.is_empty() {
-                        return Err(syntax(format!("too many arguments for LIST {}", kind.as_str())));
+                        return Err(syntax(format!(
+                            "too many arguments for LIST {}",
+                            kind.as_str()
+                        )));
                     }
                     Some(Name::parse(a)?)
                 }
@@ -244,7 +247,11 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, HubError> {
                 return Err(syntax(format!(
                     "LIST {} needs a {} name",
                     kind.as_str(),
-                    if kind == ListType::ClientChatRooms { "client" } else { "room" }
+                    if kind == ListType::ClientChatRooms {
+                        "client"
+                    } else {
+                        "room"
+                    }
                 )));
             }
             Command::List { kind, arg }
@@ -320,12 +327,19 @@ pub fn encode_reply(result: &Result<Reply, HubError>) -> Bytes {
         Reply::Registered {
             kind, room, client, ..
         } => line(&["OK", kind.word(), &format!("{room}:{client}")]),
-        Reply::Sent { room, delivered } => line(&["OK", "SEND", room.as_str(), &delivered.to_string()]),
+        Reply::Sent { room, delivered } => {
+            line(&["OK", "SEND", room.as_str(), &delivered.to_string()])
+        }
         Reply::Direct {
             room,
             target,
             delivered,
-        } => line(&["OK", "TO", &format!("{room}:{target}"), &delivered.to_string()]),
+        } => line(&[
+            "OK",
+            "TO",
+            &format!("{room}:{target}"),
+            &delivered.to_string(),
+        ]),
         Reply::List { kind, rooms } => encode_list(*kind, rooms),
         Reply::Paused { client, rooms } => line(&["OK", "PAUSE", &rooms_of(rooms, client)]),
         Reply::Resumed { client, rooms } => line(&["OK", "RESUME", &rooms_of(rooms, client)]),
@@ -349,7 +363,11 @@ fn encode_list(kind: ListType, rooms: &[RoomInfo]) -> Bytes {
             ListType::ChatRooms => items.push(format!("ROOM {} {}", r.name, r.count)),
             ListType::All => {
                 items.push(format!("ROOM {} {}", r.name, r.count));
-                items.extend(r.members.iter().map(|m| format!("CLIENT {} {}", m.client, m.status)));
+                items.extend(
+                    r.members
+                        .iter()
+                        .map(|m| format!("CLIENT {} {}", m.client, m.status)),
+                );
             }
             ListType::ChatRoomAndClients => {
                 items.push(format!("ROOM {} {}", r.name, r.count));
@@ -360,7 +378,11 @@ fn encode_list(kind: ListType, rooms: &[RoomInfo]) -> Bytes {
                 items.push(format!("ROOM {} {}", r.name, status));
             }
             ListType::ClientsForChatRoom => {
-                items.extend(r.members.iter().map(|m| format!("CLIENT {} {}", m.client, m.status)));
+                items.extend(
+                    r.members
+                        .iter()
+                        .map(|m| format!("CLIENT {} {}", m.client, m.status)),
+                );
             }
         }
     }

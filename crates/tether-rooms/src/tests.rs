@@ -56,7 +56,10 @@ fn main_exists_and_cannot_be_created() {
     let a = w.hub.connect(Door::Tcp);
     assert_eq!(w.run(a, "HELLO main:alice"), "OK HELLO main:alice\n");
     assert!(w.run(a, "NEW main:alice").starts_with("ERROR MAIN_ROOM"));
-    assert_eq!(w.hub.delete_room("main").unwrap_err().code, ErrorCode::MainRoom);
+    assert_eq!(
+        w.hub.delete_room("main").unwrap_err().code,
+        ErrorCode::MainRoom
+    );
 }
 
 #[test]
@@ -87,7 +90,10 @@ fn joins_and_leaves_are_pushed() {
     w.run(b, "JOIN main:bob");
     let (got, _) = w.drain();
     assert_eq!(lines_for(&got, a), ["JOINED main:bob"]);
-    assert_eq!(w.run(b, "JOIN main:bob").split(' ').nth(1), Some("ALREADY_JOINED"));
+    assert_eq!(
+        w.run(b, "JOIN main:bob").split(' ').nth(1),
+        Some("ALREADY_JOINED")
+    );
     assert_eq!(w.run(b, "HELLO main:bob"), "OK HELLO main:bob\n");
     assert_eq!(w.run(b, "QUIT main:bob"), "OK BYE\n");
     let (got, closed) = w.drain();
@@ -103,7 +109,10 @@ fn statuses_follow_the_documented_transitions() {
     assert_eq!(w.hub.conn_status(a), Status::New);
     w.run(a, "HELLO main:alice");
     w.run(b, "HELLO main:bob");
-    assert_eq!(w.hub.member_status("main", "alice"), Some(Status::Connected));
+    assert_eq!(
+        w.hub.member_status("main", "alice"),
+        Some(Status::Connected)
+    );
     w.run(a, "SEND main:alice x");
     assert_eq!(w.hub.member_status("main", "alice"), Some(Status::Active));
     w.run(b, "PAUSE main:bob");
@@ -140,7 +149,10 @@ fn max_clients_is_exact_and_never_drifts() {
         );
         assert!(w.run(a, &format!("HELLO main:a{round}")).starts_with("OK"));
         assert!(w.run(b, &format!("HELLO main:b{round}")).starts_with("OK"));
-        assert!(w.run(c, &format!("HELLO main:c{round}")).starts_with("ERROR SERVER_FULL"));
+        assert!(
+            w.run(c, &format!("HELLO main:c{round}"))
+                .starts_with("ERROR SERVER_FULL")
+        );
         let (_, closed) = w.drain();
         assert_eq!(closed, [c]);
         w.hub.handle_close(c, CloseReason::Closed);
@@ -163,7 +175,10 @@ fn message_length_counts_characters() {
     let a = w.hub.connect(Door::Tcp);
     w.run(a, "HELLO main:alice");
     assert_eq!(w.run(a, "SEND main:alice ééééé"), "OK SEND main 0\n");
-    assert!(w.run(a, "SEND main:alice éééééé").starts_with("ERROR TOO_LONG"));
+    assert!(
+        w.run(a, "SEND main:alice éééééé")
+            .starts_with("ERROR TOO_LONG")
+    );
 }
 
 #[test]
@@ -178,30 +193,48 @@ fn direct_messages_reach_only_the_target() {
     w.run(b, "HELLO main:bob");
     w.run(c, "HELLO main:carol");
     w.drain();
-    assert_eq!(w.run(a, "TO main:alice bob psst  there"), "OK TO main:bob 1\n");
+    assert_eq!(
+        w.run(a, "TO main:alice bob psst  there"),
+        "OK TO main:bob 1\n"
+    );
     let (got, _) = w.drain();
     assert_eq!(lines_for(&got, b), ["MSG FROM main:alice psst  there"]);
     assert!(lines_for(&got, c).is_empty());
-    assert!(w.run(a, "TO main:alice zed hi").starts_with("ERROR NO_SUCH_CLIENT"));
+    assert!(
+        w.run(a, "TO main:alice zed hi")
+            .starts_with("ERROR NO_SUCH_CLIENT")
+    );
 }
 
 #[test]
 fn identity_and_registration_errors() {
     let mut w = World::new(Limits::default());
     let (a, b) = (w.hub.connect(Door::Tcp), w.hub.connect(Door::Tcp));
-    assert!(w.run(a, "SEND main:alice hi").starts_with("ERROR NOT_REGISTERED"));
+    assert!(
+        w.run(a, "SEND main:alice hi")
+            .starts_with("ERROR NOT_REGISTERED")
+    );
     w.run(a, "HELLO main:alice");
     assert!(w.run(a, "SEND main:bob hi").starts_with("ERROR IDENTITY"));
     assert!(w.run(b, "HELLO main:alice").starts_with("ERROR NAME_TAKEN"));
     assert!(w.run(b, "JOIN nope:bob").starts_with("ERROR NO_SUCH_ROOM"));
     assert!(w.run(a, "NEW r1:alice").starts_with("OK NEW"));
     assert!(w.run(b, "NEW r1:bob").starts_with("ERROR ROOM_EXISTS"));
-    assert!(w.run(a, "FROM main:alice x").starts_with("ERROR BAD_COMMAND"));
+    assert!(
+        w.run(a, "FROM main:alice x")
+            .starts_with("ERROR BAD_COMMAND")
+    );
     assert!(w.run(a, "HELLO mainalice").starts_with("ERROR BAD_SYNTAX"));
     assert!(w.run(a, "HELLO main:al/ice").starts_with("ERROR BAD_NAME"));
     assert!(w.run(a, "LIST NOPE").starts_with("ERROR BAD_LIST_TYPE"));
-    assert!(w.run(a, "LIST CLIENT_CHAT_ROOMS").starts_with("ERROR BAD_SYNTAX"));
-    assert!(w.run(a, "LIST CLIENT_CHAT_ROOMS zed").starts_with("ERROR NO_SUCH_CLIENT"));
+    assert!(
+        w.run(a, "LIST CLIENT_CHAT_ROOMS")
+            .starts_with("ERROR BAD_SYNTAX")
+    );
+    assert!(
+        w.run(a, "LIST CLIENT_CHAT_ROOMS zed")
+            .starts_with("ERROR NO_SUCH_CLIENT")
+    );
 }
 
 #[test]
@@ -213,7 +246,10 @@ fn rooms_stay_until_deleted_empty() {
     let a = w.hub.connect(Door::Tcp);
     w.run(a, "NEW r1:alice");
     assert!(w.run(a, "NEW r2:alice").starts_with("ERROR TOO_MANY_ROOMS"));
-    assert_eq!(w.hub.delete_room("r1").unwrap_err().code, ErrorCode::RoomNotEmpty);
+    assert_eq!(
+        w.hub.delete_room("r1").unwrap_err().code,
+        ErrorCode::RoomNotEmpty
+    );
     w.hub.handle_close(a, CloseReason::Closed);
     assert_eq!(w.hub.room_count(), 2);
     w.hub.delete_room("r1").unwrap();
@@ -231,7 +267,10 @@ fn list_types_and_seed_form() {
         w.run(a, "LIST CHAT_ROOMS"),
         "OK LIST CHAT_ROOMS 2\nROOM main 1\nROOM r1 2\nEND\n"
     );
-    assert_eq!(w.run(a, "LIST main:alice chat_rooms"), w.run(a, "LIST CHAT_ROOMS"));
+    assert_eq!(
+        w.run(a, "LIST main:alice chat_rooms"),
+        w.run(a, "LIST CHAT_ROOMS")
+    );
     assert_eq!(
         w.run(a, "LIST CHAT_ROOM_AND_CLIENTS"),
         "OK LIST CHAT_ROOM_AND_CLIENTS 5\nROOM main 1\nCLIENT alice\nROOM r1 2\nCLIENT alice\nCLIENT bob\nEND\n"
@@ -283,10 +322,16 @@ fn json_frames_parse_and_encode() {
         (b"[1]", ErrorCode::BadJson),
         (br#"{"id":1}"#, ErrorCode::BadSyntax),
         (br#"{"id":1,"cmd":"fly"}"#, ErrorCode::BadCommand),
-        (br#"{"id":1,"cmd":"send","room":"main"}"#, ErrorCode::BadSyntax),
+        (
+            br#"{"id":1,"cmd":"send","room":"main"}"#,
+            ErrorCode::BadSyntax,
+        ),
         (br#"{"id":1,"cmd":"join","room":5}"#, ErrorCode::BadSyntax),
         (br#"{"id":1,"cmd":"join","room":"a b"}"#, ErrorCode::BadName),
-        (br#"{"id":1,"cmd":"list","type":"x"}"#, ErrorCode::BadListType),
+        (
+            br#"{"id":1,"cmd":"list","type":"x"}"#,
+            ErrorCode::BadListType,
+        ),
     ] {
         let got = json::parse_frame(frame).command.unwrap_err().code;
         assert_eq!(got, code, "{}", String::from_utf8_lossy(frame));
@@ -322,11 +367,29 @@ mod fuzz {
     #[test]
     fn line_parser_never_panics_and_replies_one_line() {
         let words = prop::sample::select(vec![
-            "HELLO ", "NEW ", "JOIN ", "SEND ", "TO ", "LIST ", "PAUSE ", "RESUME ", "LEAVE ",
-            "QUIT ", "main:a ", "r:b ", ":", " ", "\t", "ALL", "CHAT_ROOMS", "é", "\u{0}",
+            "HELLO ",
+            "NEW ",
+            "JOIN ",
+            "SEND ",
+            "TO ",
+            "LIST ",
+            "PAUSE ",
+            "RESUME ",
+            "LEAVE ",
+            "QUIT ",
+            "main:a ",
+            "r:b ",
+            ":",
+            " ",
+            "\t",
+            "ALL",
+            "CHAT_ROOMS",
+            "é",
+            "\u{0}",
         ]);
-        let input = prop::collection::vec(prop_oneof![words.prop_map(String::from), ".{0,8}"], 0..12)
-            .prop_map(|v| v.concat());
+        let input =
+            prop::collection::vec(prop_oneof![words.prop_map(String::from), ".{0,8}"], 0..12)
+                .prop_map(|v| v.concat());
         let world = std::cell::RefCell::new(World::new(Limits::default()));
         let a = world.borrow_mut().hub.connect(Door::Tcp);
         runner()
@@ -334,7 +397,9 @@ mod fuzz {
                 let mut world = world.borrow_mut();
                 let reply = world.run(a, &line);
                 let first = reply.lines().next().unwrap_or("");
-                prop_assert!(reply.is_empty() || first.starts_with("OK") || first.starts_with("ERROR "));
+                prop_assert!(
+                    reply.is_empty() || first.starts_with("OK") || first.starts_with("ERROR ")
+                );
                 let _ = world.drain();
                 Ok(())
             })

@@ -1,0 +1,246 @@
+//! Flags, environment variables and the TOML file: one definition that also produces `--help`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+/// The command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "tether",
+    version,
+    about = "One server for live apps: chat/pub-sub rooms over TCP lines, WebSocket and REST.",
+    long_about = "One server for live apps: chat/pub-sub rooms over TCP lines, WebSocket and REST.\n\n\
+        Run `tether serve` to start with embedded defaults: HTTP (REST, WebSocket, pages, /metrics)\n\
+        on 127.0.0.1:8700 and the rooms TCP line protocol on 127.0.0.1:10010.\n\
+        The wire contracts are in docs/protocol/."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start the server (HTTP + TCP listeners) and run until SIGINT/SIGTERM.
+    #[command(
+        after_help = "Every option can also come from the environment (TETHER_*) or from a TOML file\n\
+            given with --config, whose keys are the option names with '_' for '-'\n\
+            (http, tcp, max_clients, max_message_length, max_rooms, queue_capacity, tls_cert,\n\
+            tls_key, shutdown_grace). Precedence: flag > environment > file > default.\n\n\
+            Examples:\n  tether serve\n  tether serve --http 0.0.0.0:8700 --max-clients 1000\n  \
+            tether serve --tls-cert cert.pem --tls-key key.pem\n  \
+            printf 'HELLO main:alice\\nSEND main:alice hi\\n' | nc -N 127.0.0.1 10010"
+    )]
+    Serve(ServeArgs),
+}
+
+/// `tether serve` options. Every field is optional here so that the file can fill the gaps.
+#[derive(Args, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeArgs {
+    /// Address of the HTTP listener: REST, WebSocket endpoints, pages and /metrics [default: 127.0.0.1:8700]
+    #[arg(long, env = "TETHER_HTTP", value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+
+    /// Address of the rooms TCP line-protocol listener [default: 127.0.0.1:10010]
+    #[arg(long, env = "TETHER_TCP", value_name = "ADDR")]
+    pub tcp: Option<SocketAddr>,
+
+    /// TOML file with the same keys as these options (flags and env vars win over it)
+    #[arg(long, env = "TETHER_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Most registered clients at once, over all doors; one more is refused with SERVER_FULL [default: 100]
+    #[arg(long, env = "TETHER_MAX_CLIENTS", value_name = "N")]
+    pub max_clients: Option<usize>,
+
+    /// Longest message text, in characters; one more is refused with TOO_LONG [default: 255]
+    #[arg(long, env = "TETHER_MAX_MESSAGE_LENGTH", value_name = "N")]
+    pub max_message_length: Option<usize>,
+
+    /// Most rooms at once, main included [default: 1000]
+    #[arg(long, env = "TETHER_MAX_ROOMS", value_name = "N")]
+    pub max_rooms: Option<usize>,
+
+    /// Outbound queue per connection, in messages; a client that lets it fill is disconnected [default: 1024]
+    #[arg(long, env = "TETHER_QUEUE_CAPACITY", value_name = "N")]
+    pub queue_capacity: Option<usize>,
+
+    /// PEM certificate chain: turns on TLS for both the HTTP and the TCP listener (needs --tls-key)
+    #[arg(
+        long,
+        env = "TETHER_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert
+    #[arg(
+        long,
+        env = "TETHER_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Seconds to wait for clients to receive the going-away notice on shutdown [default: 5]
+    #[arg(long, env = "TETHER_SHUTDOWN_GRACE", value_name = "SECS")]
+    pub shutdown_grace: Option<u64>,
+}
+
+/// The settings the server runs with, every default filled in.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP listener address.
+    pub http: SocketAddr,
+    /// TCP listener address.
+    pub tcp: SocketAddr,
+    /// Registered clients at most.
+    pub max_clients: usize,
+    /// Characters per message at most.
+    pub max_message_length: usize,
+    /// Rooms at most.
+    pub max_rooms: usize,
+    /// Outbound queue length per connection.
+    pub queue_capacity: usize,
+    /// Certificate and key, when TLS is on.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Shutdown grace period in seconds.
+    pub shutdown_grace: u64,
+}
+
+/// A configuration that cannot be used, with what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of range.
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+impl ServeArgs {
+    /// Merges flags/env (already in `self`) over the file over the defaults.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => ServeArgs::default(),
+        };
+        let tls = match (
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "tls_cert and tls_key must be given together".into(),
+                ));
+            }
+        };
+        let cfg = Config {
+            http: self
+                .http
+                .or(file.http)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8700))),
+            tcp: self
+                .tcp
+                .or(file.tcp)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 10010))),
+            max_clients: self.max_clients.or(file.max_clients).unwrap_or(100),
+            max_message_length: self
+                .max_message_length
+                .or(file.max_message_length)
+                .unwrap_or(255),
+            max_rooms: self.max_rooms.or(file.max_rooms).unwrap_or(1000),
+            queue_capacity: self.queue_capacity.or(file.queue_capacity).unwrap_or(1024),
+            tls,
+            shutdown_grace: self.shutdown_grace.or(file.shutdown_grace).unwrap_or(5),
+        };
+        for (name, v) in [
+            ("max_clients", cfg.max_clients),
+            ("max_message_length", cfg.max_message_length),
+            ("max_rooms", cfg.max_rooms),
+            ("queue_capacity", cfg.queue_capacity),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+fn read_file(path: &Path) -> Result<ServeArgs, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_over_defaults() {
+        let dir = std::env::temp_dir().join(format!("tether-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("t.toml");
+        std::fs::write(
+            &file,
+            "max_clients = 7\nmax_message_length = 9\ntcp = \"127.0.0.1:1\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            max_clients: Some(3),
+            ..ServeArgs::default()
+        };
+        let cfg = args.resolve().unwrap();
+        assert_eq!(cfg.max_clients, 3);
+        assert_eq!(cfg.max_message_length, 9);
+        assert_eq!(cfg.tcp.port(), 1);
+        assert_eq!(cfg.http.port(), 8700);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = std::env::temp_dir().join(format!("tether-cfg2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("t.toml");
+        std::fs::write(&file, "max_clientz = 7\n").unwrap();
+        let err = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("max_clientz"), "{err}");
+    }
+}

@@ -1,0 +1,151 @@
+//! Binds the listeners, wires the doors to one hub and runs until a signal, then drains.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::state::AppState;
+use crate::{rest, tcp, tls, web, ws};
+
+/// A REST client that makes no call for this long is closed.
+const REST_IDLE: Duration = Duration::from_secs(600);
+
+/// Serves until SIGINT/SIGTERM; returns once clients were told and drained.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let acceptor = match &config.tls {
+        Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+        None => None,
+    };
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    describe_metrics();
+
+    let http = TcpListener::bind(config.http)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
+    let tcp = TcpListener::bind(config.tcp)
+        .await
+        .with_context(|| format!("cannot listen for TCP on {}", config.tcp))?;
+    let (http_addr, tcp_addr) = (http.local_addr()?, tcp.local_addr()?);
+    let grace = Duration::from_secs(config.shutdown_grace);
+    let state = Arc::new(AppState::new(config, tcp_addr, http_addr, metrics));
+
+    // Tests and scripts read these lines to find ephemeral ports.
+    println!("listening http {http_addr}");
+    println!("listening tcp {tcp_addr}");
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    tracing::info!(
+        "serving {scheme}://{http_addr} (chat page /chat, REST, /ws/rooms, /metrics) and rooms TCP on {tcp_addr}"
+    );
+
+    tokio::spawn(tcp::serve(state.clone(), tcp, acceptor.clone()));
+    tokio::spawn(reap_rest_clients(state.clone()));
+
+    let app = router(state.clone());
+    let stop = state.shutdown.clone();
+    let http_task = match acceptor {
+        Some(acc) => {
+            let listener = tls::TlsListener::spawn(http, acc, stop.clone())?;
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            })
+        }
+        None => {
+            let listener = http.tap_io(|io| {
+                let _ = io.set_nodelay(true);
+            });
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            })
+        }
+    };
+
+    let signal = wait_for_signal().await?;
+    tracing::info!("{signal}: shutting down, telling clients");
+    state.shutdown_all();
+    state.tracker.close();
+    if tokio::time::timeout(grace, state.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not close within {grace:?}; dropping them");
+    }
+    match tokio::time::timeout(grace, http_task).await {
+        Ok(Ok(Err(e))) => tracing::warn!("http server ended with an error: {e}"),
+        Err(_) => tracing::warn!("http connections did not close within {grace:?}"),
+        _ => {}
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// One router for REST, WebSocket, pages and metrics.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(web::index))
+        .route("/chat", get(web::chat))
+        .route("/ws/rooms", get(ws::upgrade))
+        .merge(rest::routes())
+        .fallback(web::fallback)
+        .with_state(state)
+}
+
+async fn reap_rest_clients(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => break,
+            _ = tick.tick() => {
+                let n = state.reap_idle(REST_IDLE);
+                if n > 0 {
+                    tracing::info!("closed {n} idle REST clients");
+                }
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_gauge!(
+        "tether_connections",
+        "Open connections by door (tcp, ws, rest)."
+    );
+    describe_gauge!("tether_clients", "Registered clients.");
+    describe_gauge!("tether_rooms", "Rooms, main included.");
+    describe_counter!(
+        "tether_messages_in_total",
+        "Messages (SEND/TO) received, by door."
+    );
+    describe_counter!(
+        "tether_messages_out_total",
+        "Pushes handed to members' queues."
+    );
+    describe_counter!(
+        "tether_dropped_total",
+        "Connections dropped as slow consumers, and mailbox entries dropped."
+    );
+    describe_counter!("tether_errors_total", "Commands refused, by error code.");
+}

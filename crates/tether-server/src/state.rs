@@ -1,0 +1,384 @@
+//! The shared server state: the hub behind one lock, each connection's outbound sink, and the
+//! delivery loop that turns hub outputs into queued frames.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use metrics::{counter, gauge};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tether_rooms::{CloseReason, Command, ConnId, Door, Hub, HubError, Limits, Output, Reply};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::outgoing::{EncodedPush, Outgoing};
+
+/// Entries a REST client's mailbox keeps; older ones are dropped and counted.
+pub const MAILBOX_CAPACITY: usize = 1000;
+
+/// Where the hub's deliveries to one connection go.
+enum Sink {
+    /// A socket's writer task, behind a bounded queue.
+    Stream {
+        tx: mpsc::Sender<Outgoing>,
+        /// Cancelled to end the connection at once (slow consumer) or by the writer when it ends.
+        done: CancellationToken,
+    },
+    /// A REST client's mailbox.
+    Mailbox(Mailbox),
+}
+
+/// Pushes kept for a REST client until it reads them.
+pub struct Mailbox {
+    /// The client's secret.
+    pub token: String,
+    /// Pushes not read yet.
+    pub items: VecDeque<Arc<EncodedPush>>,
+    /// Pushes dropped because the mailbox was full, since the last read.
+    pub dropped: u64,
+    /// Last REST call by this client.
+    pub last_seen: Instant,
+}
+
+/// The hub and its sinks; only ever touched under the lock, never across an await.
+pub struct Core {
+    /// The rooms engine.
+    pub hub: Hub,
+    sinks: HashMap<ConnId, Sink>,
+}
+
+/// Everything the adapters share.
+pub struct AppState {
+    core: Mutex<Core>,
+    /// Settings in force.
+    pub config: Config,
+    /// Where the TCP listener is bound.
+    pub tcp_addr: SocketAddr,
+    /// Where the HTTP listener is bound.
+    pub http_addr: SocketAddr,
+    /// Cancelled when the server starts shutting down.
+    pub shutdown: CancellationToken,
+    /// Every connection task, so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+/// The receiving end a socket adapter gets for a new connection.
+pub struct StreamConn {
+    /// The hub's id for it.
+    pub id: ConnId,
+    /// Its outbound queue.
+    pub rx: mpsc::Receiver<Outgoing>,
+    /// Cancelled when the connection must end now.
+    pub done: CancellationToken,
+}
+
+impl AppState {
+    /// State for a server whose listeners are bound at these addresses.
+    pub fn new(
+        config: Config,
+        tcp_addr: SocketAddr,
+        http_addr: SocketAddr,
+        metrics: PrometheusHandle,
+    ) -> AppState {
+        let hub = Hub::new(Limits {
+            max_clients: config.max_clients,
+            max_message_length: config.max_message_length,
+            max_rooms: config.max_rooms,
+        });
+        AppState {
+            core: Mutex::new(Core {
+                hub,
+                sinks: HashMap::new(),
+            }),
+            config,
+            tcp_addr,
+            http_addr,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            metrics,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        // A panic while holding the lock cannot leave the hub half-updated in a way that matters
+        // more than stopping the whole server would, so keep serving.
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the hub.
+    pub fn with_hub<R>(&self, f: impl FnOnce(&Hub) -> R) -> R {
+        f(&self.lock().hub)
+    }
+
+    /// Opens a socket connection with a bounded queue.
+    pub fn open_stream(&self, door: Door) -> StreamConn {
+        let (tx, rx) = mpsc::channel(self.config.queue_capacity);
+        let done = CancellationToken::new();
+        let mut core = self.lock();
+        let id = core.hub.connect(door);
+        core.sinks.insert(
+            id,
+            Sink::Stream {
+                tx,
+                done: done.clone(),
+            },
+        );
+        gauge!("tether_connections", "door" => door.as_str()).increment(1.0);
+        StreamConn { id, rx, done }
+    }
+
+    /// Opens a REST client's connection with an empty mailbox.
+    pub fn open_mailbox(&self, token: String) -> ConnId {
+        let mut core = self.lock();
+        let id = core.hub.connect(Door::Rest);
+        core.sinks.insert(
+            id,
+            Sink::Mailbox(Mailbox {
+                token,
+                items: VecDeque::new(),
+                dropped: 0,
+                last_seen: Instant::now(),
+            }),
+        );
+        gauge!("tether_connections", "door" => "rest").increment(1.0);
+        id
+    }
+
+    /// Runs a command for a socket connection: the encoded reply is queued before any push it
+    /// causes, so every connection sees its reply first.
+    pub fn execute(
+        &self,
+        conn: ConnId,
+        cmd: Result<Command, HubError>,
+        encode: impl FnOnce(&Result<Reply, HubError>) -> Outgoing,
+    ) {
+        let mut core = self.lock();
+        let door = core.hub.door_of(conn);
+        let result = cmd.and_then(|cmd| {
+            count_in(door, &cmd);
+            core.hub.handle_command(conn, cmd)
+        });
+        if let Err(e) = &result {
+            counter!("tether_errors_total", "code" => e.code.as_str()).increment(1);
+        }
+        let item = encode(&result);
+        core.enqueue(conn, item);
+        core.flush();
+    }
+
+    /// Runs a command for a REST client and hands the result back instead of queueing it.
+    pub fn execute_rest(&self, conn: ConnId, cmd: Command) -> Result<Reply, HubError> {
+        let mut core = self.lock();
+        count_in(Some(Door::Rest), &cmd);
+        let result = core.hub.handle_command(conn, cmd);
+        if let Err(e) = &result {
+            counter!("tether_errors_total", "code" => e.code.as_str()).increment(1);
+        }
+        core.flush();
+        result
+    }
+
+    /// Runs something against the hub that may cause deliveries, then delivers them.
+    pub fn mutate<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
+        let mut core = self.lock();
+        let r = f(&mut core);
+        core.flush();
+        r
+    }
+
+    /// Asks a socket connection to close once its queue is written (with this WebSocket close
+    /// frame, if given).
+    pub fn finish(&self, conn: ConnId, frame: Option<axum::extract::ws::CloseFrame>) {
+        let mut core = self.lock();
+        core.enqueue(conn, Outgoing::Close(frame));
+        core.flush();
+    }
+
+    /// The connection is gone: the hub forgets it and its members get a leave.
+    pub fn close(&self, conn: ConnId, reason: CloseReason) {
+        let mut core = self.lock();
+        core.remove(conn, reason);
+        core.flush();
+    }
+
+    /// Tells every connection the server is going away and closes them.
+    pub fn shutdown_all(&self) {
+        self.shutdown.cancel();
+        let mut core = self.lock();
+        core.hub.shutdown("server shutting down");
+        core.flush();
+    }
+
+    /// The REST client `client` if `token` is its token; refreshes its idle timer.
+    pub fn authorize(&self, client: &str, token: Option<&str>) -> Result<ConnId, HubError> {
+        use tether_rooms::ErrorCode;
+        let mut core = self.lock();
+        let Some(conn) = core.hub.conn_of(client) else {
+            return Err(HubError::new(
+                ErrorCode::NoSuchClient,
+                format!("client '{client}' does not exist"),
+            ));
+        };
+        match (core.sinks.get_mut(&conn), token) {
+            (Some(Sink::Mailbox(m)), Some(t))
+                if constant_time_eq(m.token.as_bytes(), t.as_bytes()) =>
+            {
+                m.last_seen = Instant::now();
+                Ok(conn)
+            }
+            _ => Err(HubError::new(
+                ErrorCode::Unauthorized,
+                format!(
+                    "a valid token for REST client '{client}' is required (Authorization: Bearer <token>)"
+                ),
+            )),
+        }
+    }
+
+    /// Empties a REST client's mailbox.
+    pub fn take_mailbox(&self, conn: ConnId) -> (Vec<Arc<EncodedPush>>, u64) {
+        let mut core = self.lock();
+        match core.sinks.get_mut(&conn) {
+            Some(Sink::Mailbox(m)) => {
+                let dropped = std::mem::take(&mut m.dropped);
+                (m.items.drain(..).collect(), dropped)
+            }
+            _ => (Vec::new(), 0),
+        }
+    }
+
+    /// Closes REST clients idle for longer than `ttl`.
+    pub fn reap_idle(&self, ttl: Duration) -> usize {
+        let mut core = self.lock();
+        let now = Instant::now();
+        let idle: Vec<ConnId> = core
+            .sinks
+            .iter()
+            .filter_map(|(id, s)| match s {
+                Sink::Mailbox(m) if now.duration_since(m.last_seen) > ttl => Some(*id),
+                _ => None,
+            })
+            .collect();
+        for &conn in &idle {
+            core.remove(conn, CloseReason::Closed);
+        }
+        core.flush();
+        idle.len()
+    }
+}
+
+fn count_in(door: Option<Door>, cmd: &Command) {
+    if matches!(cmd, Command::Send { .. } | Command::To { .. }) {
+        let door = door.map_or("unknown", Door::as_str);
+        counter!("tether_messages_in_total", "door" => door).increment(1);
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Core {
+    fn enqueue(&mut self, conn: ConnId, item: Outgoing) {
+        if let Some(Sink::Stream { tx, done }) = self.sinks.get(&conn)
+            && tx.try_send(item).is_err()
+        {
+            // Full (or already gone): this connection cannot keep up.
+            done.cancel();
+            counter!("tether_dropped_total", "reason" => "slow_consumer").increment(1);
+            self.remove(conn, CloseReason::Failed);
+        }
+    }
+
+    fn remove(&mut self, conn: ConnId, reason: CloseReason) {
+        if let Some(sink) = self.sinks.remove(&conn) {
+            let door = self.hub.door_of(conn).map_or("unknown", Door::as_str);
+            gauge!("tether_connections", "door" => door).decrement(1.0);
+            if let Sink::Stream { done, .. } = sink
+                && reason == CloseReason::Failed
+            {
+                done.cancel();
+            }
+        }
+        self.hub.handle_close(conn, reason);
+    }
+
+    /// Delivers everything the hub has queued. A stream whose queue is full is failed on the
+    /// spot: it is disconnected and its members are told, while everyone else goes on.
+    fn flush(&mut self) {
+        let mut delivered: u64 = 0;
+        let mut slow: Vec<ConnId> = Vec::new();
+        loop {
+            while let Some(out) = self.hub.poll_output() {
+                match out {
+                    Output::Deliver { to, push } => {
+                        let enc = Arc::new(EncodedPush::new(push));
+                        for conn in to {
+                            match self.sinks.get_mut(&conn) {
+                                Some(Sink::Stream { tx, .. }) => {
+                                    match tx.try_send(Outgoing::Push(enc.clone())) {
+                                        Ok(()) => delivered += 1,
+                                        Err(mpsc::error::TrySendError::Full(_)) => slow.push(conn),
+                                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                                    }
+                                }
+                                Some(Sink::Mailbox(m)) => {
+                                    if m.items.len() >= MAILBOX_CAPACITY {
+                                        m.items.pop_front();
+                                        m.dropped += 1;
+                                        counter!("tether_dropped_total", "reason" => "mailbox")
+                                            .increment(1);
+                                    }
+                                    m.items.push_back(enc.clone());
+                                    delivered += 1;
+                                }
+                                None => {}
+                            }
+                        }
+                    }
+                    Output::Close { conn } => match self.sinks.get(&conn) {
+                        Some(Sink::Stream { tx, done })
+                            if tx.try_send(Outgoing::Close(None)).is_err() =>
+                        {
+                            done.cancel();
+                        }
+                        Some(Sink::Stream { .. }) => {}
+                        Some(Sink::Mailbox(_)) => self.remove(conn, CloseReason::Closed),
+                        None => {}
+                    },
+                }
+            }
+            if slow.is_empty() {
+                break;
+            }
+            for conn in slow.drain(..) {
+                if self.sinks.contains_key(&conn) {
+                    counter!("tether_dropped_total", "reason" => "slow_consumer").increment(1);
+                    self.remove(conn, CloseReason::Failed);
+                }
+            }
+        }
+        if delivered > 0 {
+            counter!("tether_messages_out_total").increment(delivered);
+        }
+        gauge!("tether_clients").set(self.hub.client_count() as f64);
+        gauge!("tether_rooms").set(self.hub.room_count() as f64);
+    }
+}
+
+/// Encodes a TCP reply.
+pub fn line_reply(result: &Result<Reply, HubError>) -> Outgoing {
+    Outgoing::Line(tether_rooms::line::encode_reply(result))
+}
+
+/// Encodes a WebSocket reply.
+pub fn ws_reply(id: &serde_json::Value, result: &Result<Reply, HubError>) -> Outgoing {
+    Outgoing::Text(crate::outgoing::utf8(tether_rooms::json::encode_reply(
+        id, result,
+    )))
+}

@@ -1,0 +1,174 @@
+//! The rooms TCP line listener: one task per connection, a reader feeding the hub and a writer
+//! draining the connection's bounded queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tether_rooms::line::{LineEvent, LineSplitter, MAX_LINE, event_error, parse_line};
+use tether_rooms::{CloseReason, Door};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::outgoing::Outgoing;
+use crate::state::{AppState, line_reply};
+
+/// How long a TLS handshake may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client that half-closed gets to read its last replies.
+const LINGER: Duration = Duration::from_secs(10);
+
+/// Accepts connections until shutdown.
+pub async fn serve(state: Arc<AppState>, listener: TcpListener, tls: Option<TlsAcceptor>) {
+    loop {
+        let accepted = tokio::select! {
+            _ = state.shutdown.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((sock, peer)) => {
+                let _ = sock.set_nodelay(true);
+                let state2 = state.clone();
+                let tls = tls.clone();
+                state.tracker.spawn(async move {
+                    match tls {
+                        None => run(state2, sock).await,
+                        Some(acc) => {
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acc.accept(sock)).await {
+                                Ok(Ok(s)) => run(state2, s).await,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, "tcp tls handshake failed: {e}")
+                                }
+                                Err(_) => tracing::debug!(%peer, "tcp tls handshake timed out"),
+                            }
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("tcp accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Serves one connection to its end.
+async fn run<S>(state: Arc<AppState>, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (rd, wr) = tokio::io::split(stream);
+    let conn = state.open_stream(Door::Tcp);
+    let writer = tokio::spawn(write_loop(wr, conn.rx, conn.done.clone()));
+    let eof = read_loop(&state, conn.id, rd, &conn.done).await;
+    if eof {
+        // Half-closed: write what is queued (the replies to the last commands), then close.
+        state.finish(conn.id, None);
+        if tokio::time::timeout(LINGER, conn.done.cancelled())
+            .await
+            .is_err()
+        {
+            conn.done.cancel();
+        }
+    } else {
+        conn.done.cancel();
+    }
+    let _ = writer.await;
+    // A slow consumer was already failed by the state; closing again is a no-op then.
+    state.close(conn.id, CloseReason::Closed);
+}
+
+/// Reads commands until EOF (true), or until the connection is ended or fails (false).
+async fn read_loop<R: AsyncRead + Unpin>(
+    state: &AppState,
+    conn: tether_rooms::ConnId,
+    mut rd: R,
+    done: &CancellationToken,
+) -> bool {
+    let mut buf = vec![0u8; 8 * 1024];
+    let mut splitter = LineSplitter::new(MAX_LINE);
+    loop {
+        let n = tokio::select! {
+            biased;
+            _ = done.cancelled() => return false,
+            r = rd.read(&mut buf) => r,
+        };
+        match n {
+            Ok(0) => {
+                if let Some(ev) = splitter.finish() {
+                    handle(state, conn, ev);
+                }
+                return true;
+            }
+            Ok(n) => {
+                for ev in splitter.push(&buf[..n]) {
+                    handle(state, conn, ev);
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+fn handle(state: &AppState, conn: tether_rooms::ConnId, ev: LineEvent) {
+    let cmd = match ev {
+        LineEvent::Line(text) => match parse_line(&text) {
+            Ok(None) => return,
+            Ok(Some(cmd)) => Ok(cmd),
+            Err(e) => Err(e),
+        },
+        other => match event_error(&other) {
+            Some(e) => Err(e),
+            None => return,
+        },
+    };
+    state.execute(conn, cmd, line_reply);
+}
+
+/// Writes queued items in batches: take one, take whatever else is queued, flush once.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    wr: W,
+    mut rx: mpsc::Receiver<Outgoing>,
+    done: CancellationToken,
+) {
+    let mut w = BufWriter::with_capacity(16 * 1024, wr);
+    let work = async {
+        while let Some(first) = rx.recv().await {
+            let mut next = Some(first);
+            let mut closing = false;
+            while let Some(item) = next {
+                match item {
+                    Outgoing::Line(b) => w.write_all(&b).await?,
+                    Outgoing::Push(p) => {
+                        if let Some(b) = p.line() {
+                            w.write_all(b).await?;
+                        }
+                    }
+                    Outgoing::Text(_) => {}
+                    Outgoing::Close(_) => {
+                        closing = true;
+                        break;
+                    }
+                }
+                next = rx.try_recv().ok();
+            }
+            w.flush().await?;
+            if closing {
+                w.shutdown().await?;
+                break;
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    tokio::select! {
+        biased;
+        _ = done.cancelled() => {}
+        _ = work => {}
+    }
+    done.cancel();
+}
