@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Every test, from a fresh machine: installs what is missing (Debian packages, npm packages,
+# cargo-fuzz), then runs lint, Rust unit + integration tests, the JS type check, the browser
+# tests against the real binary, and a bounded fuzz run. Exits non-zero on any failure.
+#   FUZZ_SECONDS=N  seconds per fuzz target (default 20; 0 skips fuzzing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tether-target}
+export CARGO_TERM_COLOR=never
+step() { printf '\n== %s\n' "$*"; }
+
+step "system packages"
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "format and lint"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "rust tests (unit + integration against the real binary)"
+cargo test --workspace --locked
+
+step "browser test dependencies"
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+
+step "type-check web/ (tsc --checkJs)"
+"$root/tests/browser/node_modules/.bin/tsc" -p web/tsconfig.json
+
+step "JS client and browser tests (headless chromium)"
+cargo build -p tether-server --locked
+TETHER_BIN="$CARGO_TARGET_DIR/debug/tether" node --test tests/browser/
+
+if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
+  step "fuzz the rooms parsers (${FUZZ_SECONDS:-20}s per target)"
+  scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+fi
+
+step "all tests passed"
