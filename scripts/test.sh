@@ -37,7 +37,7 @@ step "type-check web/ (tsc --checkJs)"
 
 step "JS client and browser tests (headless chromium)"
 cargo build -p tether-server --locked
-TETHER_BIN="$CARGO_TARGET_DIR/debug/tether" node --test tests/browser/
+TETHER_BIN="$CARGO_TARGET_DIR/debug/tether" npm test --prefix tests/browser
 
 if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
   step "fuzz the rooms parsers (${FUZZ_SECONDS:-20}s per target)"
