@@ -111,7 +111,9 @@ fn parse_command(obj: &Map<String, Value>) -> Result<Command, HubError> {
         "list" => {
             let kind = match field(obj, "type")? {
                 Some(t) => ListType::parse(t)?,
-                None => ListType::ChatRooms,
+                None => {
+                    return Err(bad(ErrorCode::BadSyntax, "'list' needs the field 'type'"));
+                }
             };
             let arg = name(obj, "arg")?;
             if kind.needs_arg() && arg.is_none() {

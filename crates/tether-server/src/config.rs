@@ -17,25 +17,40 @@ use serde::Deserialize;
         on 127.0.0.1:8700 and the rooms TCP line protocol on 127.0.0.1:10010.\n\
         The wire contracts are in docs/protocol/."
 )]
+#[command(args_conflicts_with_subcommands = true, after_help = SERVE_HELP)]
 pub struct Cli {
-    /// What to do.
+    /// What to do; without a subcommand, `tether [OPTIONS]` is `tether serve [OPTIONS]`.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+
+    /// The serve options, accepted here too so that `tether --help` lists them all.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
+
+impl Cli {
+    /// The serve options, wherever they were given.
+    pub fn into_serve_args(self) -> ServeArgs {
+        match self.command {
+            Some(Command::Serve(args)) => args,
+            None => self.serve,
+        }
+    }
+}
+
+const SERVE_HELP: &str = "Every option can also come from the environment (TETHER_*) or from a TOML file\n\
+    given with --config, whose keys are the option names with '_' for '-'\n\
+    (http, tcp, max_clients, max_message_length, max_rooms, queue_capacity, tls_cert,\n\
+    tls_key, shutdown_grace). Precedence: flag > environment > file > default.\n\n\
+    Examples:\n  tether serve\n  tether serve --http 0.0.0.0:8700 --max-clients 1000\n  \
+    tether serve --tls-cert cert.pem --tls-key key.pem\n  \
+    printf 'HELLO main:alice\\nSEND main:alice hi\\n' | nc -N 127.0.0.1 10010";
 
 /// Subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Start the server (HTTP + TCP listeners) and run until SIGINT/SIGTERM.
-    #[command(
-        after_help = "Every option can also come from the environment (TETHER_*) or from a TOML file\n\
-            given with --config, whose keys are the option names with '_' for '-'\n\
-            (http, tcp, max_clients, max_message_length, max_rooms, queue_capacity, tls_cert,\n\
-            tls_key, shutdown_grace). Precedence: flag > environment > file > default.\n\n\
-            Examples:\n  tether serve\n  tether serve --http 0.0.0.0:8700 --max-clients 1000\n  \
-            tether serve --tls-cert cert.pem --tls-key key.pem\n  \
-            printf 'HELLO main:alice\\nSEND main:alice hi\\n' | nc -N 127.0.0.1 10010"
-    )]
+    #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
 }
 

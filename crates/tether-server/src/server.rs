@@ -19,6 +19,8 @@ const REST_IDLE: Duration = Duration::from_secs(600);
 
 /// Serves until SIGINT/SIGTERM; returns once clients were told and drained.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Before anything is announced: a signal right after the listening lines must drain, not kill.
+    let signals = Signals::install()?;
     let acceptor = match &config.tls {
         Some((cert, key)) => Some(tls::acceptor(cert, key)?),
         None => None,
@@ -72,7 +74,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
 
-    let signal = wait_for_signal().await?;
+    let signal = signals.recv().await;
     tracing::info!("{signal}: shutting down, telling clients");
     state.shutdown_all();
     state.tracker.close();
@@ -117,14 +119,27 @@ async fn reap_rest_clients(state: Arc<AppState>) {
     }
 }
 
-async fn wait_for_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT, listened for from start-up on.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
+    }
+
+    async fn recv(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
 
 fn describe_metrics() {
