@@ -38,8 +38,10 @@ pub enum Reply {
         room: Name,
         /// The client.
         client: Name,
-        /// The room's members after the join.
+        /// The room's members after the join, at most [`crate::hub::PRESENCE_LIMIT`].
         members: Vec<MemberInfo>,
+        /// How many members the room has in all.
+        count: usize,
     },
     /// SEND was delivered to `delivered` members.
     Sent {
@@ -126,12 +128,14 @@ pub enum Push {
         /// Who left.
         client: Name,
     },
-    /// The full member list, sent to a client right after it joins.
+    /// The member list, sent to a client right after it joins.
     Presence {
         /// The room.
         room: Name,
-        /// Its members.
+        /// Its members, at most [`crate::hub::PRESENCE_LIMIT`].
         members: Vec<MemberInfo>,
+        /// How many members the room has in all.
+        count: usize,
     },
     /// The server is closing this connection.
     Bye {

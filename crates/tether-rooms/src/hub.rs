@@ -9,6 +9,11 @@ use crate::event::{MemberInfo, Push, Reply, RoomInfo};
 use crate::name::{Name, main_room};
 use crate::status::Status;
 
+/// Most members a join reply or a presence push lists; `count` gives the total. Large rooms
+/// would otherwise cost every joiner a member list the size of the room (Pusher caps presence
+/// channels at 100 members for the same reason); `LIST` gives the full list on demand.
+pub const PRESENCE_LIMIT: usize = 100;
+
 /// Identifies one connection (a socket or a REST registration) for the adapter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
@@ -346,12 +351,12 @@ impl Hub {
                             format!("{name} is already in room '{room}'"),
                         ));
                     }
-                    let members = member_list(r);
                     return Ok(Reply::Registered {
                         kind,
                         room,
                         client: name,
-                        members,
+                        members: member_sample(r),
+                        count: r.members.len(),
                     });
                 }
             }
@@ -395,7 +400,7 @@ impl Hub {
                 resume_to: Status::Connected,
             },
         );
-        let members = member_list(r);
+        let (members, count) = (member_sample(r), r.members.len());
         if let Some(c) = self.clients.get_mut(&name) {
             c.rooms.insert(room.clone());
         }
@@ -404,6 +409,7 @@ impl Hub {
             push: Push::Presence {
                 room: room.clone(),
                 members: members.clone(),
+                count,
             },
         });
         if !others.is_empty() {
@@ -420,6 +426,7 @@ impl Hub {
             room,
             client: name,
             members,
+            count,
         })
     }
 
@@ -701,6 +708,17 @@ fn room_info(name: &Name, room: &Room, with_members: bool) -> RoomInfo {
             Vec::new()
         },
     }
+}
+
+fn member_sample(room: &Room) -> Vec<MemberInfo> {
+    room.members
+        .iter()
+        .take(PRESENCE_LIMIT)
+        .map(|(n, m)| MemberInfo {
+            client: n.clone(),
+            status: m.status,
+        })
+        .collect()
 }
 
 fn member_list(room: &Room) -> Vec<MemberInfo> {

@@ -185,8 +185,12 @@ fn reply_fields(r: &Reply) -> Value {
             room,
             client,
             members,
+            count,
             ..
-        } => json!({"room": room, "client": client, "members": members}),
+        } => json!({
+            "room": room, "client": client, "members": members,
+            "count": count, "truncated": *count > members.len(),
+        }),
         Reply::Sent { room, delivered } => json!({"room": room, "delivered": delivered}),
         Reply::Direct {
             room,
@@ -216,9 +220,14 @@ pub fn push_value(push: &Push) -> Value {
         } => json!({"type": "direct", "room": room, "from": from, "to": to, "text": &**text}),
         Push::Join { room, client } => json!({"type": "join", "room": room, "client": client}),
         Push::Leave { room, client } => json!({"type": "leave", "room": room, "client": client}),
-        Push::Presence { room, members } => {
-            json!({"type": "presence", "room": room, "members": members})
-        }
+        Push::Presence {
+            room,
+            members,
+            count,
+        } => json!({
+            "type": "presence", "room": room, "members": members,
+            "count": count, "truncated": *count > members.len(),
+        }),
         Push::Bye { reason } => json!({"type": "bye", "reason": &**reason}),
     }
 }

@@ -30,7 +30,7 @@ pub mod status;
 pub use command::{Command, ListType, Register};
 pub use error::{ErrorCode, HubError};
 pub use event::{MemberInfo, Push, Reply, RoomInfo};
-pub use hub::{CloseReason, ConnId, Door, Hub, Limits, Output};
+pub use hub::{CloseReason, ConnId, Door, Hub, Limits, Output, PRESENCE_LIMIT};
 pub use name::Name;
 pub use status::Status;
 

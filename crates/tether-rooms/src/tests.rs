@@ -443,3 +443,43 @@ mod fuzz {
             .unwrap();
     }
 }
+
+#[test]
+fn presence_lists_are_capped_with_the_total_count() {
+    let mut w = World::new(Limits {
+        max_clients: 1000,
+        ..Limits::default()
+    });
+    for i in 0..PRESENCE_LIMIT + 50 {
+        let c = w.hub.connect(Door::Ws);
+        w.run(c, &format!("HELLO main:c{i:03}"));
+    }
+    w.drain();
+    let late = w.hub.connect(Door::Ws);
+    let reply = w
+        .hub
+        .handle_command(late, parse_line("HELLO main:late").unwrap().unwrap())
+        .unwrap();
+    let Reply::Registered { members, count, .. } = reply else {
+        panic!("not a registration: {reply:?}");
+    };
+    assert_eq!(
+        (members.len(), count),
+        (PRESENCE_LIMIT, PRESENCE_LIMIT + 51)
+    );
+    let presence = std::iter::from_fn(|| w.hub.poll_output())
+        .find_map(|o| match o {
+            Output::Deliver {
+                push: push @ Push::Presence { .. },
+                ..
+            } => Some(json::push_value(&push)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        presence["members"].as_array().unwrap().len(),
+        PRESENCE_LIMIT
+    );
+    assert_eq!(presence["count"], PRESENCE_LIMIT + 51);
+    assert_eq!(presence["truncated"], true);
+}

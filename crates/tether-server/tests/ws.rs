@@ -46,11 +46,14 @@ async fn hello_reply_presence_and_join_push() {
     assert_eq!(
         reply,
         json!({"id": 1, "ok": true, "room": "main", "client": "alice",
-               "members": [{"client": "alice", "status": "CONNECTED"}]})
+               "members": [{"client": "alice", "status": "CONNECTED"}],
+               "count": 1, "truncated": false})
     );
     alice
-        .expect_push(json!({"type": "presence", "room": "main",
-                            "members": [{"client": "alice", "status": "CONNECTED"}]}))
+        .expect_push(
+            json!({"type": "presence", "room": "main", "count": 1, "truncated": false,
+                            "members": [{"client": "alice", "status": "CONNECTED"}]}),
+        )
         .await;
 
     let mut bob = server.ws_client().await;
