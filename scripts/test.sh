@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test, from a fresh machine: installs what is missing (Debian packages, npm packages,
-# cargo-fuzz), then runs lint, Rust unit + integration tests, the JS type check, the browser
-# tests against the real binary, and a bounded fuzz run. Exits non-zero on any failure.
+# cargo-fuzz, a Python venv for the patch peers), then runs lint, Rust unit + integration tests,
+# the JS type check, the browser tests against the real binary, the cross-language JSON Patch
+# checks, and a bounded fuzz run. Exits non-zero on any failure.
 #   FUZZ_SECONDS=N  seconds per fuzz target (default 20; 0 skips fuzzing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,9 @@ step "type-check web/ (tsc --checkJs)"
 step "JS client and browser tests (headless chromium)"
 cargo build -p tether-server --locked
 TETHER_BIN="$CARGO_TARGET_DIR/debug/tether" npm test --prefix tests/browser
+
+step "JSON Patch fixtures applied by Python jsonpatch and npm fast-json-patch"
+bash tests/patch/run.sh
 
 if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
   step "fuzz the rooms parsers (${FUZZ_SECONDS:-20}s per target)"
