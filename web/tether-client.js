@@ -8,11 +8,27 @@
  *   1. shared plumbing: error type, typed event emitter, URL helper, a reconnecting JSON WebSocket
  *      (exponential backoff), usable by every client in this module;
  *   2. `RoomsClient`: the rooms protocol on `/ws/rooms` (docs/protocol/rooms.md §4);
- *   3. (reserved) a ws-sync compatible `Session` will be added below `RoomsClient`, reusing (1).
+ *   3. `Session`: a ws-sync compatible session (the wire protocol of ws-sync / ws-sync-react's
+ *      `Session`), with `session.synced(key)` stores from `./sync.js`
+ *      (JSON Patch with structural sharing), re-exported here.
  *
  * In node (no global WebSocket before node 22), inject one:
  *   `new RoomsClient('ws://127.0.0.1:8700/ws/rooms', { WebSocket: (await import('ws')).WebSocket })`.
  */
+
+import { SyncedStore } from './sync.js';
+
+export {
+  PatchError,
+  SyncedStore,
+  applyPatch,
+  diff,
+  escapePathToken,
+  jsonEqual,
+  parsePointer,
+  setOps,
+  toPointer,
+} from './sync.js';
 
 // ---------------------------------------------------------------------------------------------
 // 1. Shared plumbing
@@ -22,7 +38,8 @@
  * The subset of the browser `WebSocket` API the clients use (the npm `ws` package implements it).
  * @typedef {object} WebSocketLike
  * @property {number} readyState
- * @property {(data: string) => void} send
+ * @property {(data: string | ArrayBuffer | ArrayBufferView | Blob) => void} send
+ * @property {string} [binaryType] set before use when the client asks for one (`Session`)
  * @property {(code?: number, reason?: string) => void} close
  * @property {(type: string, listener: (ev: any) => void) => void} addEventListener
  */
@@ -52,6 +69,10 @@ export const LocalErrors = Object.freeze({
   FRAME_TOO_BIG: 'FRAME_TOO_BIG',
   /** a server frame that is not a JSON object */
   BAD_REPLY: 'BAD_REPLY',
+  /** `Session`: a frame was not sent because the socket is not open (nothing is queued) */
+  NOT_CONNECTED: 'NOT_CONNECTED',
+  /** `Session`: an event handler registered with `registerEvent`/`registerBinary` threw */
+  HANDLER_FAILED: 'HANDLER_FAILED',
 });
 
 /** An error with a protocol code: the server's `error` field, or one of {@link LocalErrors}. */
@@ -155,6 +176,8 @@ export function backoffDelay(attempt, min, max) {
  * @property {(frame: Record<string, unknown>) => void} frame a JSON object arrived
  * @property {(info: {code: number, reason: string, willRetry: boolean}) => void} close the socket closed
  * @property {(err: TetherError) => void} error a frame that is not a JSON object arrived
+ * @property {(data: unknown) => void} [binary] a binary frame arrived (without this hook binary
+ *   frames are decoded as UTF-8 JSON like text frames)
  */
 
 /**
@@ -164,7 +187,7 @@ export function backoffDelay(attempt, min, max) {
 class ReconnectingSocket {
   /**
    * @param {string} url
-   * @param {{WebSocket: WebSocketCtor, minDelay: number, maxDelay: number}} opts
+   * @param {{WebSocket: WebSocketCtor, minDelay: number, maxDelay: number, binaryType?: string}} opts
    * @param {SocketHooks} hooks
    */
   constructor(url, opts, hooks) {
@@ -247,6 +270,16 @@ class ReconnectingSocket {
     return true;
   }
 
+  /**
+   * Send one binary frame. Returns false when the socket is not open.
+   * @param {ArrayBuffer | ArrayBufferView | Blob} data
+   */
+  sendBinary(data) {
+    if (!this._ws || this._ws.readyState !== WS_OPEN) return false;
+    this._ws.send(data);
+    return true;
+  }
+
   _dial() {
     this._timer = null;
     if (!this._running) return;
@@ -262,6 +295,7 @@ class ReconnectingSocket {
       return;
     }
     this._ws = ws;
+    if (this._opts.binaryType) ws.binaryType = this._opts.binaryType;
     ws.addEventListener('open', () => {
       if (this._ws === ws) this._hooks.open(ws);
     });
@@ -284,6 +318,10 @@ class ReconnectingSocket {
 
   /** @param {unknown} data */
   _onMessage(data) {
+    if (typeof data !== 'string' && this._hooks.binary) {
+      this._hooks.binary(data);
+      return;
+    }
     let text;
     if (typeof data === 'string') text = data;
     else if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) text = new TextDecoder().decode(data);
@@ -327,7 +365,7 @@ class ReconnectingSocket {
 /** @typedef {{type: 'direct', room: string, from: string, to: string, text: string}} DirectPush */
 /** @typedef {{type: 'join', room: string, client: string}} JoinPush */
 /** @typedef {{type: 'leave', room: string, client: string}} LeavePush */
-/** @typedef {{type: 'presence', room: string, members: Member[]}} PresencePush */
+/** @typedef {{type: 'presence', room: string, members: Member[], count: number, truncated: boolean}} PresencePush */
 /** @typedef {{type: 'bye', reason: string}} ByePush */
 /** @typedef {MessagePush | DirectPush | JoinPush | LeavePush | PresencePush | ByePush} Push */
 
@@ -824,6 +862,476 @@ function toTetherError(err) {
   return new TetherError(LocalErrors.BAD_REPLY, err instanceof Error ? err.message : String(err));
 }
 
+
 // ---------------------------------------------------------------------------------------------
-// 3. (reserved) ws-sync compatible `Session`: to be added here, built on ReconnectingSocket/Emitter.
+// 3. Session: the ws-sync wire protocol (one WebSocket per tab, `{type, data}` JSON text frames)
 // ---------------------------------------------------------------------------------------------
+
+/** @typedef {import('./sync.js').BinaryData} BinaryData */
+/** @typedef {import('./sync.js').SyncTransport} SyncTransport */
+
+/**
+ * A server toast (`_TOAST`): `type` is one of `default`, `message`, `info`, `success`, `warning`,
+ * `error` (sonner's method names).
+ * @typedef {{type: string, message: string}} Toast
+ */
+
+/**
+ * A server `_DOWNLOAD`: `data` is the base64 text as sent, `bytes` its decoded content.
+ * @typedef {{filename: string, data: string, bytes: Uint8Array}} Download
+ */
+
+/**
+ * Events of a {@link Session}:
+ * - `connected`: the socket opened (true) or an open socket closed (false) (ws-sync's `onConnectionChange`);
+ * - `close`: the socket closed or could not be opened (`willRetry` false once stopped);
+ * - `toast`: a server `_TOAST` (unless a `_TOAST` handler is registered with `registerEvent`);
+ * - `disconnect`: the server sent `_DISCONNECT` (e.g. the session was taken over by another tab);
+ *   the session stops reconnecting, `connect()` starts it again;
+ * - `download`: a server `_DOWNLOAD` (the client does not save files itself);
+ * - `unhandled`: a frame with no handler (also console.warn'ed when nobody listens);
+ * - `error`: a frame that is not `{type: string, ...}`, a handler that threw, or a send refused
+ *   while not connected (`NOT_CONNECTED`).
+ * @typedef {object} SessionEvents
+ * @property {boolean} connected
+ * @property {{code: number, reason: string, willRetry: boolean}} close
+ * @property {Toast} toast
+ * @property {{message: string}} disconnect
+ * @property {Download} download
+ * @property {{type: string, data: unknown, binary: boolean}} unhandled
+ * @property {TetherError} error
+ */
+
+/**
+ * The subset of the Web Storage API used for the user / session ids.
+ * @typedef {{getItem(key: string): string | null, setItem(key: string, value: string): void}} StorageLike
+ */
+
+/**
+ * @typedef {object} SessionOptions
+ * @property {WebSocketCtor} [WebSocket] WebSocket implementation (default: `globalThis.WebSocket`)
+ * @property {string} [label] name used in messages (default "Server")
+ * @property {'blob' | 'arraybuffer'} [binaryType] how binary frames arrive (default "blob", like ws-sync-react)
+ * @property {number} [minRetryInterval] first reconnect delay in ms (default 250)
+ * @property {number} [maxRetryInterval] reconnect delay cap in ms (default 10000)
+ * @property {boolean} [userSession] answer `_REQUEST_USER_SESSION` with `_USER_SESSION` (default true;
+ *   ws-sync-react only does it under `SessionProvider wsAuth`)
+ * @property {{local?: StorageLike | null, session?: StorageLike | null}} [storage] where the user id
+ *   (`_USER_ID`) and session id (`_SESSION_ID`) are kept, JSON-encoded as ws-sync-react does
+ *   (default: `localStorage` / `sessionStorage` when usable, else a per-process in-memory store)
+ * @property {(toast: Toast) => void} [onToast] shorthand for `on('toast', fn)`
+ * @property {(ev: {message: string}) => void} [onDisconnect] shorthand for `on('disconnect', fn)`
+ * @property {(connected: boolean) => void} [onConnectionChange] shorthand for `on('connected', fn)`
+ */
+
+/** In-memory fallback for the id storage (node, or storage that throws); shared per process. */
+const memoryStorage = (() => {
+  /** @type {Map<string, string>} */
+  const m = new Map();
+  /** @type {StorageLike} */
+  const s = {
+    getItem: (k) => m.get(k) ?? null,
+    setItem: (k, v) => {
+      m.set(k, String(v));
+    },
+  };
+  return s;
+})();
+
+/**
+ * `globalThis[name]` if it is a usable Web Storage, else null.
+ * @param {'localStorage' | 'sessionStorage'} name
+ * @returns {StorageLike | null}
+ */
+function webStorage(name) {
+  try {
+    const st = /** @type {any} */ (globalThis)[name];
+    if (st && typeof st.getItem === 'function' && typeof st.setItem === 'function') {
+      st.getItem('_USER_ID'); // throws in some sandboxes
+      return st;
+    }
+  } catch {
+    // unusable
+  }
+  return null;
+}
+
+/** A random UUID v4. */
+function uuid4() {
+  const c = /** @type {Crypto | undefined} */ (globalThis.crypto);
+  if (c && typeof c.randomUUID === 'function') return c.randomUUID();
+  const b = new Uint8Array(16);
+  if (c && typeof c.getRandomValues === 'function') c.getRandomValues(b);
+  else for (let i = 0; i < 16; i++) b[i] = Math.floor(Math.random() * 256);
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/**
+ * Read the JSON-encoded id at `key`, or create, store and return a new one.
+ * @param {StorageLike} storage
+ * @param {string} key
+ * @returns {string}
+ */
+function storedId(storage, key) {
+  try {
+    const raw = storage.getItem(key);
+    if (raw) {
+      const v = JSON.parse(raw);
+      if (typeof v === 'string' && v) return v;
+    }
+  } catch {
+    // unreadable: make a new one
+  }
+  const id = uuid4();
+  try {
+    storage.setItem(key, JSON.stringify(id));
+  } catch {
+    memoryStorage.setItem(key, JSON.stringify(id));
+  }
+  return id;
+}
+
+/** @param {string} b64 */
+function base64ToBytes(b64) {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/**
+ * A ws-sync compatible client session: the same frames as ws-sync-react's `Session`, over one
+ * WebSocket that reconnects on its own.
+ *
+ * - `connect()` opens the socket; on close it retries after 250 ms, doubling to 10 s; the delay
+ *   is reset when a socket opens. The client sends nothing by itself on (re)connect: the server
+ *   sends a `_SET:KEY` per synced object.
+ * - `send(type, data)` sends `{"type": type, "data": data}`; `sendBinary(type, metadata, bytes)`
+ *   sends `_BIN_META {type, metadata}` and then one binary frame.
+ * - Incoming `{type, data}` goes to the handler registered for `type` (one per type);
+ *   `_BIN_META` + a binary frame goes to the inner type's handler as `{data: bytes, ...metadata}`;
+ *   a binary frame without meta goes to the `registerBinary` handler.
+ * - Built in: `_DISCONNECT` (stops reconnecting, `disconnect` event), `_TOAST` (`toast` event),
+ *   `_DOWNLOAD` (`download` event), `_REQUEST_USER_SESSION` (answers `_USER_SESSION {user, session}`).
+ * - **Sends while the socket is not open are refused**, like ws-sync (which drops them with a
+ *   warning and an error toast): nothing is queued, the method returns false and the session
+ *   emits an `error` event with code `NOT_CONNECTED` (console.warn'ed when nobody listens).
+ *   Queueing would replay patches computed against a state the server's `_SET` replaces anyway.
+ * - `synced(key, initialState)` returns the {@link SyncedStore} of one synced object.
+ *
+ * In node, pass the `ws` package's WebSocket: `new Session(url, {WebSocket})`.
+ *
+ * @extends {Emitter<SessionEvents>}
+ * @implements {SyncTransport}
+ */
+export class Session extends Emitter {
+  /**
+   * @param {string} url `ws(s)://…` (or a path / `http(s)://` URL resolved against the page)
+   * @param {SessionOptions} [options]
+   */
+  constructor(url, options = {}) {
+    super();
+    const WS = options.WebSocket ?? /** @type {WebSocketCtor | undefined} */ (globalThis.WebSocket);
+    if (!WS) throw new TypeError('tether-client: no WebSocket implementation: pass options.WebSocket');
+    /** @readonly */
+    this.url = resolveWsUrl(url, '/');
+    this.label = options.label ?? 'Server';
+    this.minRetryInterval = options.minRetryInterval ?? 250;
+    this.maxRetryInterval = options.maxRetryInterval ?? 10000;
+    this._socket = new ReconnectingSocket(
+      this.url,
+      {
+        WebSocket: WS,
+        minDelay: this.minRetryInterval,
+        maxDelay: this.maxRetryInterval,
+        binaryType: options.binaryType ?? 'blob',
+      },
+      {
+        open: () => this._onOpen(),
+        frame: (f) => this._onFrame(f),
+        binary: (d) => this._onBinary(d),
+        close: (info) => this._onClose(info),
+        error: (err) => this._emitError(err),
+      },
+    );
+    this._answerUserSession = options.userSession ?? true;
+    this._localStorage = options.storage?.local ?? webStorage('localStorage') ?? memoryStorage;
+    this._sessionStorage = options.storage?.session ?? webStorage('sessionStorage') ?? memoryStorage;
+    /** @type {Map<string, (data: any) => void>} */
+    this._handlers = new Map();
+    /** @type {((data: unknown) => void) | null} */
+    this._binaryHandler = null;
+    /** metadata announced by `_BIN_META` for the next binary frame
+     * @type {{type: string, metadata: Record<string, unknown>} | null} */
+    this._binMeta = null;
+    /** @type {Set<() => void>} */
+    this._openListeners = new Set();
+    this._connected = false;
+    if (options.onToast) this.on('toast', options.onToast);
+    if (options.onDisconnect) this.on('disconnect', options.onDisconnect);
+    if (options.onConnectionChange) this.on('connected', options.onConnectionChange);
+  }
+
+  /** True while the socket is open. */
+  get isConnected() {
+    return this._connected;
+  }
+
+  /** True while connected or trying to reconnect (false after `disconnect()` or a server `_DISCONNECT`). */
+  get active() {
+    return this._socket.running;
+  }
+
+  /**
+   * Open the socket and keep it open (reconnecting with backoff) until `disconnect()`.
+   * Returns the cleanup function (`disconnect`), like ws-sync-react.
+   * @returns {() => void}
+   */
+  connect() {
+    this._socket.start();
+    return () => this.disconnect();
+  }
+
+  /** Close the socket and stop reconnecting. */
+  disconnect() {
+    this._socket.stop(1000, 'client disconnect');
+  }
+
+  // --- handlers ---------------------------------------------------------------------------
+
+  /**
+   * Handle frames of `type` (exact match; one handler per type, as in ws-sync-react).
+   * A handler registered for a built-in type (`_TOAST`, `_DOWNLOAD`, `_REQUEST_USER_SESSION`)
+   * replaces the built-in behaviour; `_DISCONNECT` and `_BIN_META` cannot be overridden.
+   * @param {string} type
+   * @param {(data: any) => void} handler
+   * @param {boolean} [override] replace an existing handler instead of throwing
+   */
+  registerEvent(type, handler, override = false) {
+    if (this._handlers.has(type) && !override) throw new Error(`already subscribed to ${type}`);
+    this._handlers.set(type, handler);
+  }
+
+  /**
+   * @param {string} type
+   */
+  deregisterEvent(type) {
+    if (!this._handlers.delete(type)) throw new Error(`not subscribed to ${type}`);
+  }
+
+  /**
+   * Handle binary frames that arrive without a `_BIN_META` before them.
+   * @param {(data: unknown) => void} handler gets a Blob or ArrayBuffer (see `binaryType`)
+   */
+  registerBinary(handler) {
+    if (this._binaryHandler !== null) throw new Error('already registered');
+    this._binaryHandler = handler;
+  }
+
+  deregisterBinary() {
+    if (this._binaryHandler === null) throw new Error('not registered');
+    this._binaryHandler = null;
+  }
+
+  /**
+   * Call `fn` whenever a socket opens (used by stores). Returns the unsubscribe.
+   * @param {() => void} fn
+   * @returns {() => void}
+   */
+  onOpen(fn) {
+    this._openListeners.add(fn);
+    return () => {
+      this._openListeners.delete(fn);
+    };
+  }
+
+  // --- sending ----------------------------------------------------------------------------
+
+  /**
+   * Send `{"type": type, "data": data}`. Returns false (and emits `error` `NOT_CONNECTED`) when
+   * the socket is not open; nothing is queued.
+   * @param {string} type
+   * @param {unknown} data
+   * @returns {boolean}
+   */
+  send(type, data) {
+    const text = JSON.stringify({ type, data });
+    if (this._socket.sendText(text)) return true;
+    this._notSent(type);
+    return false;
+  }
+
+  /**
+   * Send `_BIN_META {type, metadata}` followed by one binary frame (ws-sync-react's
+   * `sendBinary(event, metadata, data)`). For a synced object's action use
+   * `store.sendBinary(action, data)`, which sends type `_ACTION:KEY` with the action as metadata.
+   * @param {string} type the inner event, e.g. `_ACTION:KEY`
+   * @param {unknown} metadata
+   * @param {BinaryData} data
+   * @returns {boolean} false when not connected (nothing sent)
+   */
+  sendBinary(type, metadata, data) {
+    if (!this._socket.open) {
+      this._notSent(type);
+      return false;
+    }
+    this._socket.sendText(JSON.stringify({ type: '_BIN_META', data: { type, metadata } }));
+    return this._socket.sendBinary(data);
+  }
+
+  /**
+   * The ids sent in `_USER_SESSION`: `user` persisted in localStorage `_USER_ID`, `session` in
+   * sessionStorage `_SESSION_ID` (per tab), created on first use.
+   * @returns {{user: string, session: string}}
+   */
+  userSession() {
+    return { user: storedId(this._localStorage, '_USER_ID'), session: storedId(this._sessionStorage, '_SESSION_ID') };
+  }
+
+  /**
+   * The store of the synced object `key` (registers `_SET/_GET/_PATCH/_ACTION:key`; throws if
+   * another store already has that key: `close()` it first).
+   * @template [S=any]
+   * @param {string} key
+   * @param {S} [initialState] the state until the server's first `_SET` (default `{}`)
+   * @returns {SyncedStore<S>}
+   */
+  synced(key, initialState) {
+    return new SyncedStore(this, key, initialState);
+  }
+
+  // --- internals --------------------------------------------------------------------------
+
+  /** @param {string} type */
+  _notSent(type) {
+    this._emitError(new TetherError(LocalErrors.NOT_CONNECTED, `${this.label}: not connected: '${type}' not sent`));
+  }
+
+  /** @param {TetherError} err */
+  _emitError(err) {
+    if (!this._listeners.get('error')?.size) console.warn(`[tether sync] ${err.message}`);
+    this.emit('error', err);
+  }
+
+  _onOpen() {
+    this._socket.resetBackoff();
+    this._binMeta = null;
+    this._connected = true;
+    for (const fn of [...this._openListeners]) {
+      try {
+        fn();
+      } catch (err) {
+        console.error('tether-client: an open listener threw', err);
+      }
+    }
+    this.emit('connected', true);
+  }
+
+  /** @param {{code: number, reason: string, willRetry: boolean}} info */
+  _onClose(info) {
+    const was = this._connected;
+    this._connected = false;
+    this._binMeta = null;
+    if (was) this.emit('connected', false);
+    this.emit('close', info);
+  }
+
+  /**
+   * @param {string} type
+   * @param {(data: any) => void} handler
+   * @param {unknown} data
+   */
+  _call(type, handler, data) {
+    try {
+      handler(data);
+    } catch (err) {
+      console.error(`tether-client: the '${type}' handler threw`, err);
+      this.emit('error', new TetherError(LocalErrors.HANDLER_FAILED, `the '${type}' handler threw: ${String(err)}`));
+    }
+  }
+
+  /**
+   * @param {string} type
+   * @param {unknown} data
+   * @param {boolean} binary
+   */
+  _unhandled(type, data, binary) {
+    if (!this._listeners.get('unhandled')?.size) console.warn(`[tether sync] no handler for ${binary ? 'binary ' : ''}event ${type}`);
+    this.emit('unhandled', { type, data, binary });
+  }
+
+  /** @param {Record<string, unknown>} frame */
+  _onFrame(frame) {
+    const type = frame.type;
+    if (typeof type !== 'string') {
+      this._emitError(new TetherError(LocalErrors.BAD_REPLY, `frame without a string 'type': ${JSON.stringify(frame).slice(0, 200)}`, frame));
+      return;
+    }
+    const data = frame.data;
+    if (type === '_DISCONNECT') {
+      // Another tab took the session over (or the app ended it): do not fight back.
+      this.disconnect();
+      this.emit('disconnect', { message: typeof data === 'string' ? data : String(data ?? '') });
+      return;
+    }
+    if (type === '_BIN_META') {
+      const meta = /** @type {any} */ (data);
+      if (meta === null || typeof meta !== 'object' || typeof meta.type !== 'string') {
+        this._emitError(new TetherError(LocalErrors.BAD_REPLY, `_BIN_META without a string 'type'`, frame));
+        return;
+      }
+      if (this._binMeta !== null) console.warn('[tether sync] _BIN_META overwrites an unused one');
+      const md = meta.metadata;
+      this._binMeta = { type: meta.type, metadata: md !== null && typeof md === 'object' ? md : {} };
+      return;
+    }
+    const handler = this._handlers.get(type);
+    if (handler) {
+      this._call(type, handler, data);
+      return;
+    }
+    switch (type) {
+      case '_TOAST': {
+        const t = /** @type {any} */ (data) ?? {};
+        this.emit('toast', { type: typeof t.type === 'string' ? t.type : 'default', message: String(t.message ?? '') });
+        return;
+      }
+      case '_DOWNLOAD': {
+        const d = /** @type {any} */ (data) ?? {};
+        try {
+          const b64 = String(d.data ?? '');
+          this.emit('download', { filename: String(d.filename ?? 'download'), data: b64, bytes: base64ToBytes(b64) });
+        } catch (err) {
+          this._emitError(new TetherError(LocalErrors.BAD_REPLY, `_DOWNLOAD with bad base64: ${String(err)}`, frame));
+        }
+        return;
+      }
+      case '_REQUEST_USER_SESSION':
+        if (this._answerUserSession) {
+          this.send('_USER_SESSION', this.userSession());
+          return;
+        }
+        break;
+      default:
+        break;
+    }
+    this._unhandled(type, data, false);
+  }
+
+  /** @param {unknown} data */
+  _onBinary(data) {
+    const meta = this._binMeta;
+    if (meta !== null) {
+      this._binMeta = null;
+      const handler = this._handlers.get(meta.type);
+      if (handler) this._call(meta.type, handler, { data, ...meta.metadata });
+      else this._unhandled(meta.type, { data, ...meta.metadata }, true);
+      return;
+    }
+    if (this._binaryHandler !== null) this._call('binary', this._binaryHandler, data);
+    else this._unhandled('', data, true);
+  }
+}
