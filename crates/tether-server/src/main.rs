@@ -1,10 +1,12 @@
 //! The `tether` binary: parses flags and wires the crates together.
 
 mod config;
+mod demo_sync;
 mod outgoing;
 mod rest;
 mod server;
 mod state;
+mod sync;
 mod tcp;
 mod tls;
 mod web;

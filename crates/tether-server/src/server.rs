@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::state::AppState;
-use crate::{rest, tcp, tls, web, ws};
+use crate::{demo_sync, rest, sync, tcp, tls, web, ws};
 
 /// A REST client that makes no call for this long is closed.
 const REST_IDLE: Duration = Duration::from_secs(600);
@@ -99,6 +99,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(web::index))
         .route("/chat", get(web::chat))
         .route("/ws/rooms", get(ws::upgrade))
+        .route("/demo/sync", get(demo_sync::page))
+        .route("/ws/sync/demo", sync::adapter::route(demo_sync::app()))
         .merge(rest::routes())
         .fallback(web::fallback)
         .with_state(state)

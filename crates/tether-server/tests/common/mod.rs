@@ -1220,3 +1220,27 @@ pub async fn tls_connect(addr: SocketAddr, connector: &TlsConnector) -> BoxIo {
         .unwrap_or_else(|e| panic!("TLS handshake with {addr} failed: {e}"));
     Box::new(tls)
 }
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket on any path (sync endpoints)
+// ---------------------------------------------------------------------------------------------
+
+impl WsClient {
+    /// Connect a WebSocket to `path` on the HTTP listener (e.g. `/ws/sync/demo`).
+    pub async fn connect_path(http: SocketAddr, path: &str) -> WsClient {
+        let stream = tcp_connect(http).await;
+        stream.set_nodelay(true).expect("set_nodelay");
+        WsClient::handshake(format!("ws://{http}{path}"), Box::new(stream)).await
+    }
+}
+
+impl WsClient {
+    /// Send a frame without panicking on failure (the server may reset mid-frame).
+    pub async fn try_send_message(&mut self, msg: Message) -> Result<(), String> {
+        match tokio::time::timeout(TIMEOUT, self.ws.send(msg)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".to_owned()),
+        }
+    }
+}

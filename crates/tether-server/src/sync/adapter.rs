@@ -1,0 +1,438 @@
+//! The tokio/axum adapter around `tether_sync::Session`: one engine per WebSocket, a read loop,
+//! a writer task behind a bounded queue, and the app's actions and tasks run as tracked tasks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::response::Response;
+use axum::routing::{MethodRouter, get};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tether_sync::{AppEvent, ConnId, Level, Output, Session, TaskId, ToastKind};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Command, Ctx, HandlerResult, SyncApp, TaskEnd};
+use crate::state::AppState;
+
+/// Hard limit of a WebSocket message; bigger ones close the socket with 1009. Frames between
+/// the engine's `max_frame_bytes` (1 MiB) and this get an error toast and the session goes on.
+pub const MAX_WS_MESSAGE: usize = 4 << 20;
+
+/// Outputs a connection's handlers may queue before more are dropped.
+const COMMAND_QUEUE: usize = 256;
+
+/// The engine's id for the single connection of each session.
+const CONN: ConnId = ConnId(1);
+
+/// A GET route that upgrades to a sync WebSocket serving `app`.
+pub fn route<T>(app: Arc<SyncApp<T>>) -> MethodRouter<Arc<AppState>>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    get(
+        move |ws: WebSocketUpgrade, State(state): State<Arc<AppState>>| {
+            let app = app.clone();
+            async move { upgrade(ws, state, app) }
+        },
+    )
+}
+
+/// Upgrades with the tunings of `/ws/rooms`: 8 KiB buffers, bounded messages.
+fn upgrade<T>(ws: WebSocketUpgrade, state: Arc<AppState>, app: Arc<SyncApp<T>>) -> Response
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    ws.read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_message_size(MAX_WS_MESSAGE)
+        .max_frame_size(MAX_WS_MESSAGE)
+        .on_upgrade(move |socket| {
+            let tracker = state.tracker.clone();
+            tracker.track_future(run(app, state, socket))
+        })
+}
+
+/// One item of a connection's outbound queue.
+enum Frame {
+    Text(Utf8Bytes),
+    Binary(Bytes),
+    Close(CloseFrame),
+}
+
+/// The per-connection state the read loop owns.
+struct Conn<T> {
+    app: Arc<SyncApp<T>>,
+    state: Arc<AppState>,
+    session: Session,
+    out: mpsc::Sender<Frame>,
+    /// Cancelled to end the connection now (queue overflow, writer gone).
+    done: CancellationToken,
+    /// Cancelled when the connection ends: running actions are aborted, tasks cancelled.
+    scope: CancellationToken,
+    commands: mpsc::Sender<Command>,
+    tasks: HashMap<TaskId, CancellationToken>,
+    closing: bool,
+}
+
+async fn run<T>(app: Arc<SyncApp<T>>, state: Arc<AppState>, socket: WebSocket)
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    if state.shutdown.is_cancelled() {
+        return;
+    }
+    let (sink, mut stream) = socket.split();
+    let (out, out_rx) = mpsc::channel(state.config.queue_capacity.max(16));
+    let done = CancellationToken::new();
+    let writer = tokio::spawn(write_loop(sink, out_rx, done.clone()));
+    let (commands, mut command_rx) = mpsc::channel(COMMAND_QUEUE);
+    let mut changes = app.object.subscribe();
+    let shutdown = state.shutdown.clone();
+    let mut conn = Conn {
+        session: Session::new(app.config.clone()),
+        app,
+        state,
+        out,
+        done,
+        scope: CancellationToken::new(),
+        commands,
+        tasks: HashMap::new(),
+        closing: false,
+    };
+    if let Err(e) = conn
+        .app
+        .object
+        .register(&mut conn.session, conn.app.options.clone())
+    {
+        tracing::error!("sync: cannot register {}: {e}", conn.app.object.key());
+        conn.queue(Frame::Close(CloseFrame {
+            code: close_code::ERROR,
+            reason: "server error".into(),
+        }));
+        conn.closing = true;
+    } else {
+        conn.session.handle_connect(CONN);
+        conn.pump();
+    }
+    while !conn.closing {
+        tokio::select! {
+            biased;
+            _ = conn.done.cancelled() => break,
+            _ = shutdown.cancelled() => {
+                conn.queue(Frame::Close(CloseFrame {
+                    code: close_code::AWAY,
+                    reason: "server shutting down".into(),
+                }));
+                break;
+            }
+            Some(c) = command_rx.recv() => {
+                // Changes a handler made before this command go out first.
+                conn.sync();
+                conn.command(c);
+            }
+            Ok(()) = changes.changed() => {
+                changes.borrow_and_update();
+                conn.sync();
+            }
+            msg = stream.next() => {
+                conn.sync();
+                match msg {
+                    Some(Ok(Message::Text(text))) => conn.session.handle_text(CONN, text.as_str()),
+                    Some(Ok(Message::Binary(data))) => conn.session.handle_binary(CONN, &data),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) => {
+                        conn.queue(Frame::Close(CloseFrame {
+                            code: close_code::NORMAL,
+                            reason: "bye".into(),
+                        }));
+                        break;
+                    }
+                    None => break,
+                    Some(Err(e)) => {
+                        conn.queue(Frame::Close(close_for(e)));
+                        break;
+                    }
+                }
+            }
+        }
+        conn.pump();
+    }
+    // Handlers of this connection stop; cancel handlers still run (they may reset shared state).
+    conn.scope.cancel();
+    conn.session.handle_close(CONN);
+    while conn.session.poll_output().is_some() {}
+    let Conn { out, done, .. } = conn;
+    drop(out);
+    let mut writer = writer;
+    if tokio::time::timeout(Duration::from_secs(2), &mut writer)
+        .await
+        .is_err()
+    {
+        done.cancel();
+        let _ = writer.await;
+    }
+}
+
+impl<T> Conn<T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    /// Queues a frame; a full queue ends this connection only (slow consumer).
+    fn queue(&mut self, frame: Frame) {
+        if self.done.is_cancelled() {
+            return;
+        }
+        match self.out.try_send(frame) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!("sync: slow consumer, outbound queue full; disconnecting");
+                self.done.cancel();
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => self.done.cancel(),
+        }
+    }
+
+    /// Patches this session if the shared value moved.
+    fn sync(&mut self) {
+        if let Err(e) = self.app.object.sync(&mut self.session) {
+            tracing::error!("sync: {e}");
+        }
+    }
+
+    /// Drains the engine: frames to the writer, events to the app, logs to tracing.
+    fn pump(&mut self) {
+        while let Some(out) = self.session.poll_output() {
+            match out {
+                Output::Text { text, .. } => self.queue(Frame::Text(text.into())),
+                Output::Binary { data, .. } => self.queue(Frame::Binary(data.into())),
+                Output::Close { code, reason, .. } => {
+                    self.queue(Frame::Close(CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    }));
+                    self.closing = true;
+                }
+                Output::Event(event) => self.event(event),
+                Output::Log { level, message } => match level {
+                    Level::Debug => tracing::debug!("sync: {message}"),
+                    Level::Info => tracing::info!("sync: {message}"),
+                    Level::Warn => tracing::warn!("sync: {message}"),
+                    Level::Error => tracing::error!("sync: {message}"),
+                },
+            }
+        }
+    }
+
+    fn ctx(&self, binary: Option<Vec<u8>>) -> Ctx<T> {
+        Ctx {
+            object: self.app.object.clone(),
+            commands: self.commands.clone(),
+            binary: binary.map(Arc::from),
+        }
+    }
+
+    fn event(&mut self, event: AppEvent) {
+        match event {
+            AppEvent::Set { key, value } | AppEvent::Patched { key, value, .. } => {
+                if let Err(e) = self.app.object.adopt(&value) {
+                    let message = format!("invalid state for {key}: {e}");
+                    tracing::warn!("sync: {message}");
+                    self.session.toast(ToastKind::Error, &message);
+                    // The engine forgot the revision: this diffs and restores the server value.
+                    self.sync();
+                }
+            }
+            AppEvent::RunAction {
+                action,
+                name,
+                args,
+                binary,
+                ..
+            } => {
+                let ctx = self.ctx(binary);
+                let started = match self.app.actions.get(&name) {
+                    None => Err(format!("no action {name}")),
+                    Some(f) => f(ctx, args).map_err(|e| e.to_string()),
+                };
+                match started {
+                    Ok(fut) => {
+                        let (commands, scope) = (self.commands.clone(), self.scope.clone());
+                        self.state.tracker.spawn(async move {
+                            let mut handle = tokio::spawn(fut);
+                            let result = tokio::select! {
+                                biased;
+                                r = &mut handle => flatten(r),
+                                _ = scope.cancelled() => {
+                                    handle.abort();
+                                    let _ = handle.await;
+                                    Err("connection closed".to_owned())
+                                }
+                            };
+                            let _ = commands.send(Command::ActionEnd(action, result)).await;
+                        });
+                    }
+                    Err(e) => {
+                        let _ = self.session.action_failed(action, &e);
+                    }
+                }
+            }
+            AppEvent::StartTask {
+                task,
+                name,
+                args,
+                binary,
+                ..
+            } => {
+                let ctx = self.ctx(binary);
+                let token = self.scope.child_token();
+                let started = match self.app.tasks.get(&name) {
+                    None => Err(format!("no task {name}")),
+                    Some(f) => f(ctx.clone(), args, token.clone()).map_err(|e| e.to_string()),
+                };
+                match started {
+                    Ok(fut) => {
+                        self.tasks.insert(task, token.clone());
+                        let cancel = self.app.cancels.get(&name).cloned();
+                        let commands = self.commands.clone();
+                        self.state.tracker.spawn(async move {
+                            let mut handle = tokio::spawn(fut);
+                            let end = tokio::select! {
+                                biased;
+                                r = &mut handle => match flatten(r) {
+                                    Ok(()) => TaskEnd::Done,
+                                    Err(e) => TaskEnd::Failed(e),
+                                },
+                                _ = token.cancelled() => {
+                                    handle.abort();
+                                    let _ = handle.await;
+                                    if let Some(cancel) = cancel {
+                                        let _ = tokio::spawn(cancel(ctx)).await;
+                                    }
+                                    TaskEnd::Cancelled
+                                }
+                            };
+                            let _ = commands.send(Command::TaskEnd(task, end)).await;
+                        });
+                    }
+                    Err(e) => {
+                        let _ = self.session.task_failed(task, &e);
+                    }
+                }
+            }
+            AppEvent::CancelTask { task, .. } => {
+                if let Some(token) = self.tasks.get(&task) {
+                    token.cancel();
+                }
+            }
+            AppEvent::Connected { .. }
+            | AppEvent::Disconnected { .. }
+            | AppEvent::UserSession { .. } => {}
+        }
+    }
+
+    fn command(&mut self, c: Command) {
+        let key = self.app.object.key().to_owned();
+        let r = match c {
+            Command::Toast(kind, message) => {
+                self.session.toast(kind, &message);
+                Ok(())
+            }
+            Command::Binary(metadata, data) => {
+                self.session.send_binary(&key, metadata, data).map(drop)
+            }
+            Command::ActionEnd(id, Ok(())) => self.session.action_done(id),
+            Command::ActionEnd(id, Err(e)) => self.session.action_failed(id, &e),
+            Command::TaskEnd(id, end) => {
+                self.tasks.remove(&id);
+                match end {
+                    TaskEnd::Done => self.session.task_done(id),
+                    TaskEnd::Cancelled => self.session.task_cancelled(id),
+                    TaskEnd::Failed(e) => self.session.task_failed(id, &e),
+                }
+            }
+        };
+        if let Err(e) = r {
+            tracing::debug!("sync: {e}");
+        }
+    }
+}
+
+/// A handler's result, with a panic reported as a failure instead of a stuck session.
+fn flatten(r: Result<HandlerResult, tokio::task::JoinError>) -> Result<(), String> {
+    match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) if e.is_panic() => Err("handler panicked".to_owned()),
+        Err(_) => Err("handler aborted".to_owned()),
+    }
+}
+
+/// The close frame for a read error: 1009 for an oversized message, 1002 for a protocol error.
+fn close_for(e: axum::Error) -> CloseFrame {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let inner = e.into_inner();
+    let (code, reason) = match inner.downcast_ref::<WsError>() {
+        Some(WsError::Capacity(_)) => (
+            close_code::SIZE,
+            format!("message exceeds {MAX_WS_MESSAGE} bytes"),
+        ),
+        Some(WsError::Protocol(p)) => (close_code::PROTOCOL, format!("protocol error: {p}")),
+        _ => (close_code::ERROR, "read error".to_string()),
+    };
+    tracing::debug!("sync ws read error: {inner}");
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
+}
+
+type WsSink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+/// Writes queued frames in batches (`feed` each, one `flush`); a cancelled `done` means the
+/// queue overflowed: the client gets 1008 if it still reads.
+async fn write_loop(mut sink: WsSink, mut rx: mpsc::Receiver<Frame>, done: CancellationToken) {
+    let work = async {
+        while let Some(first) = rx.recv().await {
+            let mut next = Some(first);
+            while let Some(frame) = next {
+                match frame {
+                    Frame::Text(t) => sink.feed(Message::Text(t)).await?,
+                    Frame::Binary(b) => sink.feed(Message::Binary(b)).await?,
+                    Frame::Close(c) => {
+                        sink.send(Message::Close(Some(c))).await?;
+                        return Ok(());
+                    }
+                }
+                next = rx.try_recv().ok();
+            }
+            sink.flush().await?;
+        }
+        Ok::<(), axum::Error>(())
+    };
+    let overflow = tokio::select! {
+        biased;
+        _ = done.cancelled() => true,
+        _ = work => false,
+    };
+    if overflow {
+        let frame = CloseFrame {
+            code: close_code::POLICY,
+            reason: "slow consumer: outbound queue full".into(),
+        };
+        let _ = tokio::time::timeout(
+            Duration::from_millis(100),
+            sink.send(Message::Close(Some(frame))),
+        )
+        .await;
+    } else {
+        // Flushes a close reply tungstenite may still hold; sends a close if none was sent.
+        let _ = tokio::time::timeout(Duration::from_millis(500), sink.close()).await;
+    }
+    done.cancel();
+}
