@@ -1,0 +1,221 @@
+// Browser test of tether's todo-sync demo (`/demo/sync`, examples/todo-sync/CONTRACT.md) on
+// tether alone: two pages share one list, a task shows progress on both and can be cancelled,
+// and the pages survive a server restart on the same port (reconnect with backoff, resync to the
+// new server's initial state, and go on working).
+//
+//   TETHER_BIN=/path/to/tether node --test tests/browser/demo-sync.test.mjs
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chromium } from 'playwright-core';
+import { START_TIMEOUT_MS, STOP_TIMEOUT_MS, startServer, tetherBin, WAIT_MS } from './helpers.mjs';
+import {
+  CHROMIUM_ARGS,
+  INITIAL_STATE,
+  addTodo,
+  cancelEdit,
+  editTodo,
+  openDemo,
+  progressValue,
+  storeState,
+  toasts,
+  waitProgress,
+  waitRunning,
+  waitToast,
+  waitTodos,
+} from '../sync_compat/demo-page.mjs';
+
+/** How long the pages get to notice the restart and reconnect (backoff 250 ms doubling to 10 s). */
+const RECONNECT_MS = 30_000;
+
+/** @type {import('playwright-core').Browser | undefined} */
+let browser;
+/** @type {{stop: (signal?: NodeJS.Signals) => Promise<unknown>}[]} */
+const servers = [];
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 60_000,
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  for (const s of servers) await s.stop('SIGKILL').catch(() => {});
+});
+
+/**
+ * Start `$TETHER_BIN serve --http <httpAddr> --tcp 127.0.0.1:0` (helpers.startServer always
+ * passes `--http 127.0.0.1:0`, and clap refuses the flag twice) and wait for its listening lines.
+ * @param {string} httpAddr e.g. 127.0.0.1:41234
+ */
+function startServerAt(httpAddr) {
+  const bin = tetherBin();
+  const args = ['serve', '--http', httpAddr, '--tcp', '127.0.0.1:0', '--shutdown-grace', '1'];
+  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' } });
+  let log = '';
+  const keep = (/** @type {string} */ s) => {
+    log += s;
+    if (log.length > 200_000) log = log.slice(-100_000);
+  };
+  /** @type {{code: number | null, signal: string | null} | null} */
+  let exited = null;
+  const exitPromise = new Promise((resolve) => {
+    proc.on('exit', (code, signal) => {
+      exited = { code, signal };
+      resolve(exited);
+    });
+  });
+  proc.stderr.setEncoding('utf8');
+  proc.stderr.on('data', keep);
+  proc.stdout.setEncoding('utf8');
+  const srv = {
+    proc,
+    output: () => log,
+    /** @param {NodeJS.Signals} [signal] */
+    stop: async (signal = 'SIGTERM') => {
+      if (exited) return exited;
+      proc.kill(signal);
+      let t;
+      const timeout = new Promise((resolve) => {
+        t = setTimeout(() => {
+          proc.kill('SIGKILL');
+          resolve(undefined);
+        }, STOP_TIMEOUT_MS);
+      });
+      await Promise.race([exitPromise, timeout]);
+      clearTimeout(t);
+      return exitPromise;
+    },
+  };
+  servers.push(srv);
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    /** @type {Record<string, boolean>} */
+    const seen = {};
+    let settled = false;
+    const fail = (/** @type {string} */ why) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      proc.kill('SIGKILL');
+      reject(new Error(`${why}\ncommand: ${bin} ${args.join(' ')}\n--- server output ---\n${log}`));
+    };
+    const timer = setTimeout(() => fail(`no 'listening' lines within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
+    proc.on('error', (err) => fail(`cannot start the server: ${err.message}`));
+    proc.on('exit', (code, signal) => fail(`the server exited (code ${code}, signal ${signal}) before listening`));
+    proc.stdout.on('data', (chunk) => {
+      keep(chunk);
+      buf += chunk;
+      for (const m of buf.matchAll(/^listening (http|tcp) \S+:\d+$/gm)) seen[m[1]] = true;
+      if (seen.http && seen.tcp && !settled) {
+        settled = true;
+        clearTimeout(timer);
+        resolve(srv);
+      }
+    });
+  });
+}
+
+/**
+ * @param {import('playwright-core').Page} page
+ * @param {string} state
+ * @param {number} [timeout]
+ */
+function waitStatus(page, state, timeout = WAIT_MS) {
+  return page.waitForSelector(`#status[data-state="${state}"]`, { timeout });
+}
+
+test('demo page: two pages share the list, a task, a server restart', { timeout: 240_000 }, async () => {
+  assert.ok(browser);
+  const first = await startServer(['--shutdown-grace', '1']);
+  servers.push(first);
+  const url = `${first.httpUrl}/demo/sync`;
+  const a = await openDemo(browser, url, 'A', WAIT_MS);
+  const b = await openDemo(browser, url, 'B', WAIT_MS);
+  try {
+    for (const { page } of [a, b]) {
+      await waitTodos(page, [{ id: 1, text: 'try tether', done: false }], 'initial list');
+      assert.deepEqual(await storeState(page), INITIAL_STATE, 'initial state');
+    }
+
+    // ---- a shared list: each page's changes reach the other one -----------------------------
+    await addTodo(a.page, 'from A');
+    const two = [
+      { id: 1, text: 'try tether', done: false },
+      { id: 2, text: 'from A', done: false },
+    ];
+    await waitTodos(b.page, two, 'B sees A\'s ADD');
+    await b.page.click('#todos li[data-id="2"] input[type=checkbox]');
+    two[1].done = true;
+    await waitTodos(a.page, two, 'A sees B\'s TOGGLE');
+    // B's inline edit (a client _PATCH) reaches A at the latest with the next server sync.
+    await editTodo(b.page, 1, 'edited by B');
+    // Escape cancels an edit (the page's documented behaviour): nothing is sent.
+    await cancelEdit(b.page, 1, 'cancelled edit');
+    await addTodo(a.page, 'from A again');
+    const three = [
+      { id: 1, text: 'edited by B', done: false },
+      { id: 2, text: 'from A', done: true },
+      { id: 3, text: 'from A again', done: false },
+    ];
+    for (const { page, label } of [a, b]) await waitTodos(page, three, `${label} after B's edit + A's ADD`);
+    await b.page.click('#todos li[data-id="3"] .remove');
+    await waitTodos(a.page, three.slice(0, 2), 'A sees B\'s REMOVE');
+    await a.page.click('#clear-done');
+    await waitTodos(b.page, three.slice(0, 1), 'B sees A\'s CLEAR_DONE');
+
+    // ---- a task: progress on both pages, cancelled from the page that started it -------------
+    const aToasts = (await toasts(a.page)).length;
+    await a.page.fill('#count-n', '100');
+    await a.page.click('#count');
+    await waitRunning(a.page, 'COUNT');
+    for (const { page } of [a, b]) {
+      const p1 = await waitProgress(page, 'v > 0');
+      await waitProgress(page, `v > ${p1}`);
+    }
+    await a.page.click('#cancel');
+    await waitToast(a.page, 'info', 'count cancelled', aToasts);
+    for (const { page } of [a, b]) await waitProgress(page, 'v === 0');
+    await waitRunning(a.page, '');
+    await a.page.waitForTimeout(350); // three steps: nothing of the cancelled task arrives
+    for (const { page, label } of [a, b]) assert.equal(await progressValue(page), 0, `${label}: progress stays 0`);
+
+    // ---- restart on the same port ------------------------------------------------------------
+    const stopped = await first.stop('SIGTERM');
+    assert.equal(stopped.code, 0, `SIGTERM exits 0 (got ${JSON.stringify(stopped)})`);
+    // Both pages notice and keep retrying (a `_DISCONNECT` would stop them: status "disconnected").
+    for (const { page } of [a, b]) await waitStatus(page, 'reconnecting');
+    const second = await startServerAt(`127.0.0.1:${first.httpPort}`);
+    for (const { page } of [a, b]) {
+      await waitStatus(page, 'connected', RECONNECT_MS);
+      // The new server's initial state replaces what the pages held.
+      await waitTodos(page, [{ id: 1, text: 'try tether', done: false }], 'initial list after the restart');
+      assert.deepEqual(await storeState(page), INITIAL_STATE, 'state after the restart');
+      await waitRunning(page, '');
+    }
+    // ... and the pages go on working against the new server.
+    await addTodo(b.page, 'after restart');
+    const afterRestart = [
+      { id: 1, text: 'try tether', done: false },
+      { id: 2, text: 'after restart', done: false },
+    ];
+    for (const { page, label } of [a, b]) await waitTodos(page, afterRestart, `${label} after the restart`);
+    const bToasts = (await toasts(b.page)).length;
+    await b.page.fill('#count-n', '3');
+    await b.page.click('#count');
+    await waitToast(b.page, 'success', 'counted to 3', bToasts);
+    for (const { page } of [a, b]) await waitProgress(page, 'v === 1');
+    await waitRunning(b.page, '');
+
+    const stopped2 = await second.stop('SIGTERM');
+    assert.equal(stopped2.code, 0, 'second server exits 0');
+    assert.deepEqual([...a.pageErrors, ...b.pageErrors], [], 'no uncaught page errors');
+  } finally {
+    await a.context.close();
+    await b.context.close();
+  }
+});
