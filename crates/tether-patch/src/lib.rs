@@ -68,10 +68,12 @@
 
 mod apply;
 mod diff;
+mod diff_serialize;
 mod op;
 pub mod pointer;
 
 pub use apply::{ErrorKind, LENIENT_MAX_SEGMENTS, Mode, PatchError, apply, apply_with, json_eq};
 pub use diff::{diff, diff_into};
+pub use diff_serialize::{DiffSerializeError, diff_serialize, diff_serialize_except};
 pub use op::PatchOp;
 pub use pointer::PointerError;

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tether_patch::{Mode, PatchOp, apply_with, diff, pointer};
+use tether_patch::{Mode, PatchOp, apply_with, diff, diff_serialize_except, pointer};
 use thiserror::Error;
 
 use crate::codec::{self, ClientFrame, FrameError, ToastKind, WithRunning};
@@ -595,6 +595,50 @@ impl Session {
         Ok(self.sync_entry(i, value))
     }
 
+    /// Like [`Session::sync`] for a typed value, without building its JSON: the value is
+    /// serialized straight against the baseline ([`tether_patch::diff_serialize`]), so unchanged
+    /// parts are compared in place and only changed parts are allocated.
+    ///
+    /// Same connection semantics as [`Session::sync`]; the running-tasks key is skipped. A
+    /// serialization error is logged and toasted like [`Session::try_sync_if_changed`]'s; the
+    /// baseline then holds the changes made before the error, and their ops are still sent so
+    /// the client stays in step with it.
+    pub fn sync_serialize<T: Serialize + ?Sized>(
+        &mut self,
+        key: &str,
+        value: &T,
+    ) -> Result<bool, SyncError> {
+        let i = self.lookup(key)?;
+        self.entries[i].revision = None;
+        self.sync_entry_serialize(i, value)
+            .map_err(|e| self.snapshot_error(key, e.to_string()))
+    }
+
+    /// [`Session::sync_serialize`] that skips all work when `revision` equals the one of the last
+    /// sync of this key (as [`Session::sync_if_changed`]); what [`crate::Synced::sync`] calls.
+    pub fn sync_serialize_if_changed<T: Serialize + ?Sized>(
+        &mut self,
+        key: &str,
+        revision: u64,
+        value: &T,
+    ) -> Result<bool, SyncError> {
+        let i = self.lookup(key)?;
+        let entry = &self.entries[i];
+        if entry.revision == Some(revision) {
+            return Ok(false);
+        }
+        if self.current.is_none() && !entry.opts.send_on_init {
+            return Ok(false);
+        }
+        match self.sync_entry_serialize(i, value) {
+            Ok(sent) => {
+                self.entries[i].revision = Some(revision);
+                Ok(sent)
+            }
+            Err(e) => Err(self.snapshot_error(key, e.to_string())),
+        }
+    }
+
     /// Like [`Session::sync`], but skips all work when `revision` equals the one of the last
     /// sync of this key: the caller bumps a counter on every change, and `snapshot` is only
     /// called when it moved. A client `_SET`/`_PATCH` of the key forgets the stored revision.
@@ -870,6 +914,31 @@ impl Session {
         entry.state = value;
         self.send_patch(i, &ops);
         true
+    }
+
+    /// [`Session::sync_entry`] for a typed value, diffed while it is serialized.
+    fn sync_entry_serialize<T: Serialize + ?Sized>(
+        &mut self,
+        i: usize,
+        value: &T,
+    ) -> Result<bool, tether_patch::DiffSerializeError> {
+        let connected = self.current.is_some();
+        let entry = &mut self.entries[i];
+        if !connected && !entry.opts.send_on_init {
+            return Ok(false);
+        }
+        let except = entry
+            .opts
+            .expose_running_tasks
+            .then_some(entry.opts.running_tasks_key.as_str());
+        let mut ops = Vec::new();
+        let result = diff_serialize_except(&mut entry.state, value, except, &mut ops);
+        // While disconnected the baseline is only kept for the reconnect `_SET`.
+        let sent = connected && !ops.is_empty();
+        if sent {
+            self.send_patch(i, &ops);
+        }
+        result.map(|()| sent)
     }
 
     fn send_patch(&mut self, i: usize, ops: &[PatchOp]) {
@@ -1361,5 +1430,39 @@ mod tests {
             texts(&mut s),
             [r#"{"type":"_PATCH:K","data":[{"op":"remove","path":"/running_tasks/0"}]}"#]
         );
+    }
+
+    #[test]
+    fn sync_serialize_matches_sync_and_skips_the_running_tasks_key() {
+        let opts = SyncOptions {
+            expose_running_tasks: true,
+            ..SyncOptions::default()
+        };
+        let mut s = Session::default();
+        s.register("K", json!({"a": [1, 2]}), opts)
+            .expect("register");
+        // Disconnected: the baseline is kept for the reconnect `_SET`, nothing is sent.
+        let v = json!({"a": [0, 1, 2], "running_tasks": ["x"]});
+        assert_eq!(s.sync_serialize("K", &v), Ok(false));
+        assert_eq!(s.state("K"), Some(&json!({"a": [0, 1, 2]})));
+        s.handle_connect(ConnId(1));
+        texts(&mut s);
+        let v = json!({"a": [0, 1, 2, 3], "running_tasks": ["y"]});
+        assert_eq!(s.sync_serialize("K", &v), Ok(true));
+        assert_eq!(
+            texts(&mut s),
+            [r#"{"type":"_PATCH:K","data":[{"op":"add","path":"/a/3","value":3}]}"#]
+        );
+        assert_eq!(s.sync_serialize("K", &v), Ok(false));
+        assert_eq!(s.sync_serialize_if_changed("K", 7, &v), Ok(false));
+        assert_eq!(
+            s.sync_serialize_if_changed("K", 7, &json!({})),
+            Ok(false),
+            "same revision"
+        );
+        assert!(matches!(
+            s.sync_serialize("nope", &v),
+            Err(SyncError::UnknownKey(_))
+        ));
     }
 }

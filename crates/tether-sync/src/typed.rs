@@ -1,6 +1,7 @@
 //! Typed synced values: a Rust value (`Serialize + DeserializeOwned`) bound to one key of a
 //! [`Session`]. Mutations bump a revision, so a sync of an unchanged value costs one integer
-//! compare; a changed value is serialized once and diffed. Client `_SET`/`_PATCH`es are
+//! compare; a changed value is serialized straight against the baseline (no intermediate JSON
+//! tree: [`Session::sync_serialize_if_changed`]). Client `_SET`/`_PATCH`es are
 //! deserialized back into the value; if that fails the client gets an error toast and a patch
 //! that restores the server's state, and the value is unchanged. Still no I/O and no async.
 //!
@@ -72,10 +73,10 @@ impl<T: Serialize + DeserializeOwned> Synced<T> {
         self.revision
     }
 
-    /// Sends a `_PATCH` if the value changed since the last sync; unchanged costs no serialization.
+    /// Sends a `_PATCH` if the value changed since the last sync; unchanged costs no serialization,
+    /// changed costs one walk that allocates only the changed parts.
     pub fn sync(&mut self, session: &mut Session) -> Result<bool, SyncError> {
-        let value = &self.value;
-        session.try_sync_if_changed(&self.key, self.revision, || serde_json::to_value(value))
+        session.sync_serialize_if_changed(&self.key, self.revision, &self.value)
     }
 
     /// Takes a client `_SET`/`_PATCH` of this key into the value; returns whether the event was

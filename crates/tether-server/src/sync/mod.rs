@@ -161,8 +161,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> SyncedObject<T> {
     /// Sends a `_PATCH` to this session if the value moved since its last sync.
     fn sync(&self, session: &mut Session) -> Result<bool, SyncError> {
         let s = self.lock();
-        let value = &s.value;
-        session.try_sync_if_changed(&self.inner.key, s.revision, || serde_json::to_value(value))
+        session.sync_serialize_if_changed(&self.inner.key, s.revision, &s.value)
     }
 
     /// Adopts a client's `_SET`/`_PATCH`; a value that does not deserialize is refused.

@@ -1,0 +1,439 @@
+//! The diffing serializer against its oracles: `serde_json::to_value` for the final snapshot
+//! (key order included), `apply` for the ops, and `diff` for op counts of single array edits.
+
+use std::collections::{BTreeMap, HashMap};
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use tether_patch::{PatchOp, apply, diff, diff_serialize, diff_serialize_except};
+
+fn runner(cases: u32) -> TestRunner {
+    // Deterministic: the suite must not depend on the day's random seed.
+    TestRunner::new_with_rng(
+        Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    )
+}
+
+const KEYS: &[&str] = &[
+    "a", "b", "c", "a/b", "~", "~1", "x~0y", "", "-", "0", "1", "é/ü", "/", "a~b",
+];
+
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => prop::sample::select(KEYS).prop_map(String::from),
+        1 => "[a-c/~01]{0,4}",
+    ]
+}
+
+fn leaf() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        (-3i64..10).prop_map(Value::from),
+        // Floats never equal an integer, so `test` agrees with the oracle's plain `==`.
+        (-3i64..10).prop_map(|i| json!(i as f64 + 0.5)),
+        prop::sample::select(vec!["", "x", "y", "a/b", "~0"]).prop_map(Value::from),
+    ]
+}
+
+fn value() -> impl Strategy<Value = Value> {
+    leaf().prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..7).prop_map(Value::Array),
+            prop::collection::vec((key(), inner), 0..6)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+/// A small deterministic RNG for mutations (splitmix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+    fn key(&mut self) -> String {
+        KEYS[self.below(KEYS.len())].to_owned()
+    }
+    fn value(&mut self, depth: u32) -> Value {
+        match self.below(if depth == 0 { 4 } else { 6 }) {
+            0 => Value::Null,
+            1 => json!(self.below(5)),
+            2 => json!(["s", "t", "a/b"][self.below(3)]),
+            3 => json!(self.below(2) == 0),
+            4 => Value::Array((0..self.below(4)).map(|_| self.value(depth - 1)).collect()),
+            _ => Value::Object(
+                (0..self.below(4))
+                    .map(|_| (self.key(), self.value(depth - 1)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// One random edit somewhere in the document: a change, an insert, a removal, a new key.
+fn mutate(doc: &mut Value, rng: &mut Rng) {
+    let descend = rng.below(3) != 0;
+    match doc {
+        Value::Array(a) if descend && !a.is_empty() => {
+            let i = rng.below(a.len());
+            mutate(&mut a[i], rng);
+        }
+        Value::Object(m) if descend && !m.is_empty() => {
+            let i = rng.below(m.len());
+            if let Some((_, v)) = m.iter_mut().nth(i) {
+                mutate(v, rng);
+            }
+        }
+        Value::Array(a) => match rng.below(3) {
+            0 => {
+                let i = rng.below(a.len() + 1);
+                a.insert(i, rng.value(2));
+            }
+            1 if !a.is_empty() => {
+                let i = rng.below(a.len());
+                a.remove(i);
+            }
+            _ => *doc = rng.value(2),
+        },
+        Value::Object(m) => match rng.below(3) {
+            0 => {
+                m.insert(rng.key(), rng.value(2));
+            }
+            1 if !m.is_empty() => {
+                let i = rng.below(m.len());
+                m.shift_remove_index_compat(i);
+            }
+            _ => *doc = rng.value(2),
+        },
+        _ => *doc = rng.value(2),
+    }
+}
+
+trait RemoveIndex {
+    fn shift_remove_index_compat(&mut self, i: usize);
+}
+
+impl RemoveIndex for Map<String, Value> {
+    fn shift_remove_index_compat(&mut self, i: usize) {
+        if let Some(k) = self.keys().nth(i).cloned() {
+            self.shift_remove(&k);
+        }
+    }
+}
+
+/// Diffs `b` into a copy of `a` and checks the snapshot and the ops against the oracles.
+fn check<T: Serialize + ?Sized>(a: &Value, b: &T) -> Vec<PatchOp> {
+    let want = serde_json::to_value(b).expect("to_value");
+    let mut snap = a.clone();
+    let mut ops = Vec::new();
+    diff_serialize(&mut snap, b, &mut ops).expect("diff_serialize");
+    assert_eq!(snap, want, "snapshot");
+    assert_eq!(
+        serde_json::to_string(&snap).ok(),
+        serde_json::to_string(&want).ok(),
+        "key order"
+    );
+    let mut doc = a.clone();
+    apply(&mut doc, &ops).expect("apply");
+    assert_eq!(doc, want, "apply({a}, {ops:?})");
+    ops
+}
+
+#[test]
+fn random_pairs_round_trip() {
+    runner(2000)
+        .run(&(value(), value()), |(a, b)| {
+            check(&a, &b);
+            check(&b, &a);
+            check(&a, &a);
+            Ok(())
+        })
+        .expect("property");
+}
+
+#[test]
+fn mutations_round_trip() {
+    runner(2000)
+        .run(&(value(), any::<u64>(), 1..4usize), |(a, seed, edits)| {
+            let mut rng = Rng(seed);
+            let mut b = a.clone();
+            for _ in 0..edits {
+                mutate(&mut b, &mut rng);
+            }
+            check(&a, &b);
+            check(&b, &a);
+            Ok(())
+        })
+        .expect("property");
+}
+
+#[test]
+fn single_array_edits_cost_what_diff_costs() {
+    runner(2000)
+        .run(
+            &(prop::collection::vec(value(), 1..12), any::<u64>()),
+            |(items, seed)| {
+                let mut rng = Rng(seed);
+                let a = Value::Array(items.clone());
+                let mut items = items;
+                match rng.below(3) {
+                    0 => {
+                        let i = rng.below(items.len() + 1);
+                        items.insert(i, rng.value(2));
+                    }
+                    1 => {
+                        let i = rng.below(items.len());
+                        items.remove(i);
+                    }
+                    _ => {
+                        let i = rng.below(items.len());
+                        items[i] = rng.value(2);
+                    }
+                }
+                let b = Value::Array(items);
+                let ops = check(&a, &b);
+                prop_assert_eq!(ops.len(), diff(&a, &b).len(), "{} -> {}: {:?}", a, b, ops);
+                prop_assert!(
+                    ops.len() <= 1 || a.as_array().map(Vec::len) == b.as_array().map(Vec::len)
+                );
+                Ok(())
+            },
+        )
+        .expect("property");
+}
+
+#[test]
+fn one_insert_or_removal_in_a_long_array_is_one_op() {
+    let a: Vec<Value> = (0..100).map(|i| json!({"id": i, "t": [i, "x"]})).collect();
+    for at in [0, 1, 50, 99, 100] {
+        let mut b = a.clone();
+        b.insert(at, json!({"id": -1}));
+        let ops = check(&Value::Array(a.clone()), &b);
+        assert_eq!(ops, [PatchOp::add(format!("/{at}"), json!({"id": -1}))]);
+        let ops = check(&Value::Array(b), &a);
+        assert_eq!(ops, [PatchOp::remove(format!("/{at}"))]);
+    }
+    let mut b = a.clone();
+    b[42]["t"][1] = json!("y");
+    let ops = check(&Value::Array(a), &b);
+    assert_eq!(ops, [PatchOp::replace("/42/t/1", json!("y"))]);
+}
+
+#[derive(Clone, Serialize)]
+struct Unit;
+
+#[derive(Clone, Serialize)]
+struct Meters(f64);
+
+#[derive(Clone, Serialize)]
+struct Pair(u8, String);
+
+#[derive(Clone, Serialize)]
+enum Kind {
+    Plain,
+    Tagged(String),
+    Point(i32, i32),
+    Task { done: bool, title: String },
+}
+
+#[derive(Clone, Serialize)]
+struct Item {
+    id: u64,
+    text: String,
+    kind: Kind,
+    note: Option<String>,
+}
+
+#[derive(Clone, Serialize)]
+struct State {
+    items: Vec<Item>,
+    by_name: HashMap<String, u32>,
+    sorted: BTreeMap<u32, Vec<String>>,
+    score: f64,
+    big: u64,
+    small: i8,
+    initial: char,
+    raw: Vec<u8>,
+    bytes: &'static [u8],
+    unit: (),
+    unit_struct: Unit,
+    length: Meters,
+    pair: Pair,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    maybe: Option<Box<State>>,
+}
+
+fn item(i: u64) -> Item {
+    let kind = match i % 4 {
+        0 => Kind::Plain,
+        1 => Kind::Tagged(format!("t{i}")),
+        2 => Kind::Point(i as i32, -1),
+        _ => Kind::Task {
+            done: false,
+            title: format!("task {i}"),
+        },
+    };
+    Item {
+        id: i,
+        text: format!("item {i}"),
+        kind,
+        note: (i % 2 == 0).then(|| "n".to_owned()),
+    }
+}
+
+fn state() -> State {
+    State {
+        items: (0..8).map(item).collect(),
+        by_name: HashMap::from([("a".to_owned(), 1), ("b/c".to_owned(), 2)]),
+        sorted: BTreeMap::from([(1, vec!["x".to_owned()]), (2, vec![])]),
+        score: 0.5,
+        big: u64::MAX,
+        small: -3,
+        initial: 'é',
+        raw: vec![1, 2, 255],
+        bytes: b"hi",
+        unit: (),
+        unit_struct: Unit,
+        length: Meters(1.5),
+        pair: Pair(1, "p".to_owned()),
+        maybe: None,
+    }
+}
+
+/// One named change to the typed state.
+type Edit = fn(&mut State);
+
+#[test]
+fn typed_edits_match_to_value() {
+    let s0 = state();
+    let base = serde_json::to_value(&s0).expect("to_value");
+    let edits: Vec<(&str, Edit)> = vec![
+        ("nothing", |_| {}),
+        ("nan", |s| s.score = f64::NAN),
+        ("infinity", |s| s.score = f64::INFINITY),
+        ("big", |s| s.big = u64::MAX - 1),
+        ("char", |s| s.initial = 'z'),
+        ("raw", |s| s.raw.push(7)),
+        ("raw changed", |s| s.raw[0] = 9),
+        ("item text", |s| s.items[3].text = "changed".to_owned()),
+        ("front insert", |s| s.items.insert(0, item(100))),
+        ("removal", |s| {
+            s.items.remove(5);
+        }),
+        ("append", |s| s.items.push(item(101))),
+        ("cleared", |s| s.items.clear()),
+        ("variant field", |s| {
+            s.items[3].kind = Kind::Task {
+                done: true,
+                title: "task 3".to_owned(),
+            }
+        }),
+        ("variant changed", |s| {
+            s.items[0].kind = Kind::Tagged("x".to_owned())
+        }),
+        ("tuple variant", |s| s.items[2].kind = Kind::Point(7, -1)),
+        ("newtype variant", |s| {
+            s.items[1].kind = Kind::Tagged("y".to_owned())
+        }),
+        ("unit variant", |s| s.items[1].kind = Kind::Plain),
+        ("option", |s| s.items[0].note = None),
+        ("hashmap", |s| {
+            s.by_name.insert("z".to_owned(), 9);
+            s.by_name.remove("a");
+        }),
+        ("btreemap", |s| {
+            s.sorted.insert(0, vec!["front".to_owned()]);
+        }),
+        ("newtype", |s| s.length = Meters(2.0)),
+        ("tuple struct", |s| s.pair = Pair(2, "q".to_owned())),
+        ("nested some", |s| s.maybe = Some(Box::new(state()))),
+    ];
+    for (name, edit) in edits {
+        let mut s = s0.clone();
+        edit(&mut s);
+        let ops = check(&base, &s);
+        if name == "nothing" {
+            assert!(ops.is_empty());
+        }
+        if [
+            "item text",
+            "front insert",
+            "removal",
+            "append",
+            "variant field",
+            "char",
+        ]
+        .contains(&name)
+        {
+            assert_eq!(ops.len(), 1, "{name}: {ops:?}");
+        }
+        // And back, and from a snapshot of another type.
+        check(&serde_json::to_value(&s).expect("to_value"), &s0);
+        check(&json!([1, {"x": null}]), &s);
+        check(&json!(null), &s);
+    }
+}
+
+#[test]
+fn key_order_follows_the_new_value() {
+    let a = json!({"b": 1, "a": 2, "c": 3});
+    let b: Map<String, Value> = [("a", 2), ("b", 1), ("d", 4)]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), json!(v)))
+        .collect();
+    let ops = check(&a, &b);
+    assert_eq!(ops.len(), 2, "{ops:?}"); // remove c, add d
+}
+
+#[test]
+fn errors_are_reported_and_the_snapshot_stays_consistent() {
+    let mut snap = json!({"m": {}, "x": 1});
+    let mut ops = Vec::new();
+    #[derive(Serialize)]
+    struct Bad {
+        x: u8,
+        m: HashMap<Vec<u8>, u8>,
+    }
+    let bad = Bad {
+        x: 2,
+        m: HashMap::from([(vec![1], 1)]),
+    };
+    let before = snap.clone();
+    assert!(diff_serialize(&mut snap, &bad, &mut ops).is_err());
+    let mut doc = before;
+    apply(&mut doc, &ops).expect("apply");
+    assert_eq!(doc, snap, "snapshot = old + ops so far");
+}
+
+#[test]
+fn except_skips_a_top_level_key() {
+    let mut snap = json!({"a": 1});
+    let mut ops = Vec::new();
+    let new = json!({"a": 2, "running": ["t"]});
+    diff_serialize_except(&mut snap, &new, Some("running"), &mut ops).expect("diff");
+    assert_eq!(snap, json!({"a": 2}));
+    assert_eq!(ops, [PatchOp::replace("/a", json!(2))]);
+    let mut snap = json!(null);
+    diff_serialize_except(&mut snap, &new, Some("running"), &mut ops).expect("diff");
+    assert_eq!(snap, json!({"a": 2}));
+}
