@@ -346,8 +346,8 @@ async function refreshMembers(room) {
  * @param {JoinReply} reply
  */
 function joined(reply) {
+  // The member list itself arrives right after, in the presence push.
   roomState(reply.room);
-  setMembers(reply.room, reply.members);
 }
 
 /** @param {RoomsClient} c */

@@ -354,7 +354,7 @@ class ReconnectingSocket {
 /** @typedef {{room: string, count: number, members: Member[]}} RoomInfo */
 
 /** @typedef {{id: number | string, ok: true}} OkReply */
-/** @typedef {OkReply & {room: string, client: string, members: Member[]}} JoinReply reply to hello / new / join */
+/** @typedef {OkReply & {room: string, client: string, count: number}} JoinReply reply to hello / new / join (the member list follows in a presence push) */
 /** @typedef {OkReply & {room: string, delivered: number}} SendReply */
 /** @typedef {OkReply & {room: string, target: string, delivered: number}} ToReply */
 /** @typedef {OkReply & {type: ListType, rooms: RoomInfo[]}} ListReply */

@@ -181,16 +181,13 @@ pub fn encode_reply(id: &Value, result: &Result<Reply, HubError>) -> Bytes {
 
 fn reply_fields(r: &Reply) -> Value {
     match r {
+        // The member list goes out once, in the presence push that follows the reply.
         Reply::Registered {
             room,
             client,
-            members,
             count,
             ..
-        } => json!({
-            "room": room, "client": client, "members": members,
-            "count": count, "truncated": *count > members.len(),
-        }),
+        } => json!({"room": room, "client": client, "count": count}),
         Reply::Sent { room, delivered } => json!({"room": room, "delivered": delivered}),
         Reply::Direct {
             room,

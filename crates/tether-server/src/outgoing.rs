@@ -7,17 +7,21 @@ use axum::extract::ws::{CloseFrame, Utf8Bytes};
 use bytes::Bytes;
 use tether_rooms::{Push, json, line};
 
-/// One item in a connection's bounded outbound queue.
+/// One item in a connection's bounded outbound queue. Every variant is one pointer: the queue
+/// keeps the blocks it grew to in a burst (a 1,000-member join storm), so a small slot keeps
+/// idle connections small. Replies pay one box; pushes, the common case, none.
 pub enum Outgoing {
     /// A TCP reply, already a line block.
-    Line(Bytes),
+    Line(Box<Bytes>),
     /// A WebSocket reply frame.
-    Text(Utf8Bytes),
+    Text(Box<Utf8Bytes>),
     /// A push shared by all its recipients.
     Push(Arc<EncodedPush>),
     /// Close after writing what came before; WebSocket close frame if given.
-    Close(Option<CloseFrame>),
+    Close(Option<Box<CloseFrame>>),
 }
+
+const _: () = assert!(std::mem::size_of::<Outgoing>() <= 16);
 
 /// A push with its encodings built on first use, once for all recipients of a door.
 pub struct EncodedPush {

@@ -195,7 +195,7 @@ impl AppState {
     /// frame, if given).
     pub fn finish(&self, conn: ConnId, frame: Option<axum::extract::ws::CloseFrame>) {
         let mut core = self.lock();
-        core.enqueue(conn, Outgoing::Close(frame));
+        core.enqueue(conn, Outgoing::Close(frame.map(Box::new)));
         core.flush();
     }
 
@@ -373,12 +373,12 @@ impl Core {
 
 /// Encodes a TCP reply.
 pub fn line_reply(result: &Result<Reply, HubError>) -> Outgoing {
-    Outgoing::Line(tether_rooms::line::encode_reply(result))
+    Outgoing::Line(Box::new(tether_rooms::line::encode_reply(result)))
 }
 
 /// Encodes a WebSocket reply.
 pub fn ws_reply(id: &serde_json::Value, result: &Result<Reply, HubError>) -> Outgoing {
-    Outgoing::Text(crate::outgoing::utf8(tether_rooms::json::encode_reply(
-        id, result,
+    Outgoing::Text(Box::new(crate::outgoing::utf8(
+        tether_rooms::json::encode_reply(id, result),
     )))
 }

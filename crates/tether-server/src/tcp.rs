@@ -90,7 +90,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     mut rd: R,
     done: &CancellationToken,
 ) -> bool {
-    let mut buf = vec![0u8; 8 * 1024];
+    let mut buf = vec![0u8; 4 * 1024];
     let mut splitter = LineSplitter::new(MAX_LINE);
     loop {
         let n = tokio::select! {
@@ -136,7 +136,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut rx: mpsc::Receiver<Outgoing>,
     done: CancellationToken,
 ) {
-    let mut w = BufWriter::with_capacity(16 * 1024, wr);
+    // Small buffers: an idle connection should cost little (DESIGN.md); batches still coalesce.
+    let mut w = BufWriter::with_capacity(4 * 1024, wr);
     let work = async {
         while let Some(first) = rx.recv().await {
             let mut next = Some(first);

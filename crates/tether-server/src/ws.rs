@@ -17,10 +17,11 @@ use crate::state::{AppState, ws_reply};
 /// Largest accepted frame; a bigger one closes the connection with 1009.
 pub const MAX_FRAME: usize = 64 * 1024;
 
-/// Upgrades with the memory tunings of DESIGN.md: an 8 KiB read buffer instead of 128 KiB.
+/// Upgrades with small buffers: 4 KiB to read (tungstenite allocates 128 KiB by default) and a
+/// 2 KiB write threshold, since tungstenite keeps its write buffer at the largest batch it sent.
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
-    ws.read_buffer_size(8 * 1024)
-        .write_buffer_size(8 * 1024)
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(2 * 1024)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
         .on_upgrade(move |socket| state.tracker.track_future(run(state.clone(), socket)))
@@ -108,11 +109,11 @@ async fn write_loop(
             let mut next = Some(first);
             while let Some(item) = next {
                 match item {
-                    Outgoing::Text(t) => sink.feed(Message::Text(t)).await?,
+                    Outgoing::Text(t) => sink.feed(Message::Text(*t)).await?,
                     Outgoing::Push(p) => sink.feed(Message::Text(p.text().clone())).await?,
                     Outgoing::Line(_) => {}
                     Outgoing::Close(frame) => {
-                        let frame = frame.unwrap_or_else(|| {
+                        let frame = frame.map(|f| *f).unwrap_or_else(|| {
                             if shutdown.is_cancelled() {
                                 CloseFrame {
                                     code: close_code::AWAY,
