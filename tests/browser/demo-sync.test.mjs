@@ -6,9 +6,8 @@
 //   TETHER_BIN=/path/to/tether node --test tests/browser/demo-sync.test.mjs
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chromium } from 'playwright-core';
-import { START_TIMEOUT_MS, STOP_TIMEOUT_MS, startServer, tetherBin, WAIT_MS } from './helpers.mjs';
+import { startServer, WAIT_MS } from './helpers.mjs';
 import {
   CHROMIUM_ARGS,
   INITIAL_STATE,
@@ -46,79 +45,6 @@ after(async () => {
   await browser?.close();
   for (const s of servers) await s.stop('SIGKILL').catch(() => {});
 });
-
-/**
- * Start `$TETHER_BIN serve --http <httpAddr> --tcp 127.0.0.1:0` (helpers.startServer always
- * passes `--http 127.0.0.1:0`, and clap refuses the flag twice) and wait for its listening lines.
- * @param {string} httpAddr e.g. 127.0.0.1:41234
- */
-function startServerAt(httpAddr) {
-  const bin = tetherBin();
-  const args = ['serve', '--http', httpAddr, '--tcp', '127.0.0.1:0', '--shutdown-grace', '1'];
-  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' } });
-  let log = '';
-  const keep = (/** @type {string} */ s) => {
-    log += s;
-    if (log.length > 200_000) log = log.slice(-100_000);
-  };
-  /** @type {{code: number | null, signal: string | null} | null} */
-  let exited = null;
-  const exitPromise = new Promise((resolve) => {
-    proc.on('exit', (code, signal) => {
-      exited = { code, signal };
-      resolve(exited);
-    });
-  });
-  proc.stderr.setEncoding('utf8');
-  proc.stderr.on('data', keep);
-  proc.stdout.setEncoding('utf8');
-  const srv = {
-    proc,
-    output: () => log,
-    /** @param {NodeJS.Signals} [signal] */
-    stop: async (signal = 'SIGTERM') => {
-      if (exited) return exited;
-      proc.kill(signal);
-      let t;
-      const timeout = new Promise((resolve) => {
-        t = setTimeout(() => {
-          proc.kill('SIGKILL');
-          resolve(undefined);
-        }, STOP_TIMEOUT_MS);
-      });
-      await Promise.race([exitPromise, timeout]);
-      clearTimeout(t);
-      return exitPromise;
-    },
-  };
-  servers.push(srv);
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    /** @type {Record<string, boolean>} */
-    const seen = {};
-    let settled = false;
-    const fail = (/** @type {string} */ why) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      proc.kill('SIGKILL');
-      reject(new Error(`${why}\ncommand: ${bin} ${args.join(' ')}\n--- server output ---\n${log}`));
-    };
-    const timer = setTimeout(() => fail(`no 'listening' lines within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
-    proc.on('error', (err) => fail(`cannot start the server: ${err.message}`));
-    proc.on('exit', (code, signal) => fail(`the server exited (code ${code}, signal ${signal}) before listening`));
-    proc.stdout.on('data', (chunk) => {
-      keep(chunk);
-      buf += chunk;
-      for (const m of buf.matchAll(/^listening (http|tcp) \S+:\d+$/gm)) seen[m[1]] = true;
-      if (seen.http && seen.tcp && !settled) {
-        settled = true;
-        clearTimeout(timer);
-        resolve(srv);
-      }
-    });
-  });
-}
 
 /**
  * @param {import('playwright-core').Page} page
@@ -189,7 +115,8 @@ test('demo page: two pages share the list, a task, a server restart', { timeout:
     assert.equal(stopped.code, 0, `SIGTERM exits 0 (got ${JSON.stringify(stopped)})`);
     // Both pages notice and keep retrying (a `_DISCONNECT` would stop them: status "disconnected").
     for (const { page } of [a, b]) await waitStatus(page, 'reconnecting');
-    const second = await startServerAt(`127.0.0.1:${first.httpPort}`);
+    const second = await startServer(['--shutdown-grace', '1'], { http: `127.0.0.1:${first.httpPort}` });
+    servers.push(second);
     for (const { page } of [a, b]) {
       await waitStatus(page, 'connected', RECONNECT_MS);
       // The new server's initial state replaces what the pages held.

@@ -42,11 +42,13 @@ export function tetherBin() {
  * Start `$TETHER_BIN serve --http 127.0.0.1:0 --tcp 127.0.0.1:0` and wait for its two
  * `listening <kind> <host>:<port>` lines on stdout.
  * @param {string[]} [extraArgs]
+ * @param {{http?: string}} [opts] `http`: a fixed HTTP address instead of an ephemeral port
+ *   (to restart a server where pages expect it)
  * @returns {Promise<Server>}
  */
-export function startServer(extraArgs = []) {
+export function startServer(extraArgs = [], { http = '127.0.0.1:0' } = {}) {
   const bin = tetherBin();
-  const args = ['serve', '--http', '127.0.0.1:0', '--tcp', '127.0.0.1:0', ...extraArgs];
+  const args = ['serve', '--http', http, '--tcp', '127.0.0.1:0', ...extraArgs];
   const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' } });
   let log = '';
   const keep = (/** @type {string} */ s) => {

@@ -110,6 +110,17 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The REST client `client`'s connection, if the request carries its token (Bearer header first,
+/// then the body or query `token` field).
+fn authorize(
+    state: &AppState,
+    client: &Name,
+    headers: &HeaderMap,
+    token: Option<&str>,
+) -> Result<tether_rooms::ConnId, ApiError> {
+    Ok(state.authorize(client.as_str(), bearer(headers).or(token))?)
+}
+
 fn new_token() -> Result<String, ApiError> {
     let mut raw = [0u8; 16];
     getrandom::fill(&mut raw).map_err(|e| {
@@ -209,7 +220,7 @@ async fn create_room(
         name("chat_room", b.chat_room.as_deref())?,
         name("client_id", b.client_id.as_deref())?,
     );
-    let conn = state.authorize(client.as_str(), bearer(&headers).or(b.token.as_deref()))?;
+    let conn = authorize(&state, &client, &headers, b.token.as_deref())?;
     state.execute_rest(
         conn,
         Command::Register {
@@ -234,7 +245,7 @@ async fn join_room(
         name("chat_room", b.chat_room.as_deref())?,
         name("client_id", b.client_id.as_deref())?,
     );
-    let conn = state.authorize(client.as_str(), bearer(&headers).or(b.token.as_deref()))?;
+    let conn = authorize(&state, &client, &headers, b.token.as_deref())?;
     let reply = state.execute_rest(
         conn,
         Command::Register {
@@ -273,7 +284,7 @@ async fn send(
     let text = b
         .message_data
         .ok_or_else(|| bad(ErrorCode::BadSyntax, "the field 'message_data' is required"))?;
-    let conn = state.authorize(client.as_str(), bearer(&headers).or(b.token.as_deref()))?;
+    let conn = authorize(&state, &client, &headers, b.token.as_deref())?;
     let reply = state.execute_rest(
         conn,
         Command::Send {
@@ -312,7 +323,7 @@ async fn direct(
     let text = b
         .message_data
         .ok_or_else(|| bad(ErrorCode::BadSyntax, "the field 'message_data' is required"))?;
-    let conn = state.authorize(source.as_str(), bearer(&headers).or(b.token.as_deref()))?;
+    let conn = authorize(&state, &source, &headers, b.token.as_deref())?;
     let reply = state.execute_rest(
         conn,
         Command::To {
@@ -428,7 +439,7 @@ fn pause_or_resume(
 ) -> ApiResult {
     let client = name("client_id", b.client_id.as_deref())?;
     let room = b.chat_room.as_deref().map(Name::parse).transpose()?;
-    let conn = state.authorize(client.as_str(), bearer(&headers).or(b.token.as_deref()))?;
+    let conn = authorize(&state, &client, &headers, b.token.as_deref())?;
     let cmd = if suspend {
         Command::Pause {
             room: room.clone(),
@@ -473,7 +484,7 @@ async fn close(
     Body(b): Body<ClientBody>,
 ) -> ApiResult {
     let client = name("client_id", b.client_id.as_deref())?;
-    let conn = state.authorize(client.as_str(), bearer(&headers).or(b.token.as_deref()))?;
+    let conn = authorize(&state, &client, &headers, b.token.as_deref())?;
     state.execute_rest(
         conn,
         Command::Quit {
@@ -497,7 +508,7 @@ async fn messages(
 ) -> ApiResult {
     let Query(q) = q.map_err(|e| bad(ErrorCode::BadSyntax, e.body_text()))?;
     let client = name("client_id", q.client_id.as_deref())?;
-    let conn = state.authorize(client.as_str(), bearer(&headers).or(q.token.as_deref()))?;
+    let conn = authorize(&state, &client, &headers, q.token.as_deref())?;
     let (items, dropped) = state.take_mailbox(conn);
     let messages: Vec<Value> = items
         .iter()

@@ -61,7 +61,7 @@ async fn run(state: Arc<AppState>, socket: WebSocket) {
             Some(Ok(Message::Close(_))) | None => break,
             Some(Err(e)) => {
                 // Say why if the socket still takes a close frame.
-                let frame = close_for(e);
+                let frame = close_for(e, MAX_FRAME);
                 state.finish(conn.id, Some(frame));
                 break;
             }
@@ -77,14 +77,13 @@ async fn run(state: Arc<AppState>, socket: WebSocket) {
     state.close(conn.id, CloseReason::Closed);
 }
 
-/// The close frame for a read error: 1009 for an oversized frame, 1002 for a protocol error.
-fn close_for(e: axum::Error) -> CloseFrame {
+/// The close frame for a read error: 1009 for a message over `max` bytes, 1002 for a protocol
+/// error, 1011 otherwise.
+pub fn close_for(e: axum::Error, max: usize) -> CloseFrame {
     use tokio_tungstenite::tungstenite::Error as WsError;
     let inner = e.into_inner();
     let (code, reason) = match inner.downcast_ref::<WsError>() {
-        Some(WsError::Capacity(_)) => {
-            (close_code::SIZE, format!("frame exceeds {MAX_FRAME} bytes"))
-        }
+        Some(WsError::Capacity(_)) => (close_code::SIZE, format!("message exceeds {max} bytes")),
         Some(WsError::Protocol(p)) => (close_code::PROTOCOL, format!("protocol error: {p}")),
         _ => (close_code::ERROR, "read error".to_string()),
     };

@@ -155,7 +155,7 @@ where
                     }
                     None => break,
                     Some(Err(e)) => {
-                        conn.queue(Frame::Close(close_for(e)));
+                        conn.queue(Frame::Close(crate::ws::close_for(e, MAX_WS_MESSAGE)));
                         break;
                     }
                 }
@@ -370,25 +370,6 @@ fn flatten(r: Result<HandlerResult, tokio::task::JoinError>) -> Result<(), Strin
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) if e.is_panic() => Err("handler panicked".to_owned()),
         Err(_) => Err("handler aborted".to_owned()),
-    }
-}
-
-/// The close frame for a read error: 1009 for an oversized message, 1002 for a protocol error.
-fn close_for(e: axum::Error) -> CloseFrame {
-    use tokio_tungstenite::tungstenite::Error as WsError;
-    let inner = e.into_inner();
-    let (code, reason) = match inner.downcast_ref::<WsError>() {
-        Some(WsError::Capacity(_)) => (
-            close_code::SIZE,
-            format!("message exceeds {MAX_WS_MESSAGE} bytes"),
-        ),
-        Some(WsError::Protocol(p)) => (close_code::PROTOCOL, format!("protocol error: {p}")),
-        _ => (close_code::ERROR, "read error".to_string()),
-    };
-    tracing::debug!("sync ws read error: {inner}");
-    CloseFrame {
-        code,
-        reason: reason.into(),
     }
 }
 
