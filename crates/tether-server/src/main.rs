@@ -1,21 +1,10 @@
 //! The `tether` binary: parses flags and wires the crates together.
 
-mod config;
-mod demo_sync;
-mod outgoing;
-mod rest;
-mod server;
-mod state;
-mod sync;
-mod tcp;
-mod tls;
-mod web;
-mod ws;
-
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use tether_server::{config, server};
 
 fn main() -> ExitCode {
     let args = config::Cli::parse().into_serve_args();

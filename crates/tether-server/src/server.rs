@@ -1,13 +1,15 @@
-//! Binds the listeners, wires the doors to one hub and runs until a signal, then drains.
+//! Binds the listeners, wires the doors to one hub and runs until a signal (or, embedded, until a
+//! shutdown future completes), then drains.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -18,79 +20,141 @@ use crate::{demo_sync, rest, sync, tcp, tls, web, ws};
 const REST_IDLE: Duration = Duration::from_secs(600);
 
 /// Serves until SIGINT/SIGTERM; returns once clients were told and drained.
+///
+/// Prints `listening http ADDR` and `listening tcp ADDR` on stdout once bound (tests and scripts
+/// read them to find ephemeral ports).
 pub async fn run(config: Config) -> anyhow::Result<()> {
     // Before anything is announced: a signal right after the listening lines must drain, not kill.
     let signals = Signals::install()?;
-    let acceptor = match &config.tls {
-        Some((cert, key)) => Some(tls::acceptor(cert, key)?),
-        None => None,
-    };
-    let metrics = PrometheusBuilder::new()
+    let server = Server::bind(config).await?;
+    println!("listening http {}", server.http_addr());
+    println!("listening tcp {}", server.tcp_addr());
+    server
+        .serve(async move {
+            let signal = signals.recv().await;
+            tracing::info!("{signal}: shutting down, telling clients");
+        })
+        .await
+}
+
+/// A server whose listeners are bound and which serves once [`Server::serve`] is awaited.
+pub struct Server {
+    state: Arc<AppState>,
+    http: TcpListener,
+    tcp: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Server {
+    /// Binds the HTTP and TCP listeners (port 0 picks a free port) and loads the TLS files.
+    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        let acceptor = match &config.tls {
+            Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+            None => None,
+        };
+        let metrics = metrics_handle()?;
+        let http = TcpListener::bind(config.http)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
+        let tcp = TcpListener::bind(config.tcp)
+            .await
+            .with_context(|| format!("cannot listen for TCP on {}", config.tcp))?;
+        let (http_addr, tcp_addr) = (http.local_addr()?, tcp.local_addr()?);
+        let state = Arc::new(AppState::new(config, tcp_addr, http_addr, metrics));
+        Ok(Server {
+            state,
+            http,
+            tcp,
+            acceptor,
+        })
+    }
+
+    /// The address the HTTP listener is bound to.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.state.http_addr
+    }
+
+    /// The address the rooms TCP listener is bound to.
+    pub fn tcp_addr(&self) -> SocketAddr {
+        self.state.tcp_addr
+    }
+
+    /// Serves until `shutdown` completes, then tells every client and drains (at most the
+    /// configured grace period for connections, and again for the HTTP server).
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let Server {
+            state,
+            http,
+            tcp,
+            acceptor,
+        } = self;
+        let grace = Duration::from_secs(state.config.shutdown_grace);
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        tracing::info!(
+            "serving {scheme}://{} (chat page /chat, REST, /ws/rooms, /metrics) and rooms TCP on {}",
+            state.http_addr,
+            state.tcp_addr
+        );
+
+        let tcp_task = tokio::spawn(tcp::serve(state.clone(), tcp, acceptor.clone()));
+        let reaper = tokio::spawn(reap_rest_clients(state.clone()));
+
+        let app = router(state.clone());
+        let stop = state.shutdown.clone();
+        let http_task = match acceptor {
+            Some(acc) => {
+                let listener = tls::TlsListener::spawn(http, acc, stop.clone())?;
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stop.cancelled_owned())
+                        .await
+                })
+            }
+            None => {
+                let listener = http.tap_io(|io| {
+                    let _ = io.set_nodelay(true);
+                });
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stop.cancelled_owned())
+                        .await
+                })
+            }
+        };
+
+        shutdown.await;
+        state.shutdown_all();
+        state.tracker.close();
+        if tokio::time::timeout(grace, state.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not close within {grace:?}; dropping them");
+        }
+        match tokio::time::timeout(grace, http_task).await {
+            Ok(Ok(Err(e))) => tracing::warn!("http server ended with an error: {e}"),
+            Err(_) => tracing::warn!("http connections did not close within {grace:?}"),
+            _ => {}
+        }
+        // Both end on the shutdown token; a listener that does not is not worth waiting for.
+        let _ = tokio::time::timeout(Duration::from_millis(200), tcp_task).await;
+        let _ = reaper.await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// The Prometheus recorder is process-wide: installed by the first server, shared by the next.
+fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let handle = PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the metrics recorder")?;
     describe_metrics();
-
-    let http = TcpListener::bind(config.http)
-        .await
-        .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
-    let tcp = TcpListener::bind(config.tcp)
-        .await
-        .with_context(|| format!("cannot listen for TCP on {}", config.tcp))?;
-    let (http_addr, tcp_addr) = (http.local_addr()?, tcp.local_addr()?);
-    let grace = Duration::from_secs(config.shutdown_grace);
-    let state = Arc::new(AppState::new(config, tcp_addr, http_addr, metrics));
-
-    // Tests and scripts read these lines to find ephemeral ports.
-    println!("listening http {http_addr}");
-    println!("listening tcp {tcp_addr}");
-    let scheme = if acceptor.is_some() { "https" } else { "http" };
-    tracing::info!(
-        "serving {scheme}://{http_addr} (chat page /chat, REST, /ws/rooms, /metrics) and rooms TCP on {tcp_addr}"
-    );
-
-    tokio::spawn(tcp::serve(state.clone(), tcp, acceptor.clone()));
-    tokio::spawn(reap_rest_clients(state.clone()));
-
-    let app = router(state.clone());
-    let stop = state.shutdown.clone();
-    let http_task = match acceptor {
-        Some(acc) => {
-            let listener = tls::TlsListener::spawn(http, acc, stop.clone())?;
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-            })
-        }
-        None => {
-            let listener = http.tap_io(|io| {
-                let _ = io.set_nodelay(true);
-            });
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-            })
-        }
-    };
-
-    let signal = signals.recv().await;
-    tracing::info!("{signal}: shutting down, telling clients");
-    state.shutdown_all();
-    state.tracker.close();
-    if tokio::time::timeout(grace, state.tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some connections did not close within {grace:?}; dropping them");
-    }
-    match tokio::time::timeout(grace, http_task).await {
-        Ok(Ok(Err(e))) => tracing::warn!("http server ended with an error: {e}"),
-        Err(_) => tracing::warn!("http connections did not close within {grace:?}"),
-        _ => {}
-    }
-    tracing::info!("stopped");
-    Ok(())
+    Ok(HANDLE.get_or_init(|| handle).clone())
 }
 
 /// One router for REST, WebSocket, pages and metrics.

@@ -1,0 +1,29 @@
+//! The tether server as a library: the axum HTTP/WebSocket app, the rooms TCP listener, TLS,
+//! config and metrics around the engines. The `tether` binary and the Python package's embedded
+//! server (`tether.serve`) both start it through [`server`].
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use tether_server::{config::ServeArgs, server::Server};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! let config = ServeArgs::default().resolve()?; // 127.0.0.1:8700 and 127.0.0.1:10010
+//! let server = Server::bind(config).await?;      // listening; ports 0 are resolved here
+//! println!("http on {}", server.http_addr());
+//! let stop = CancellationToken::new();
+//! server.serve(stop.clone().cancelled_owned()).await?; // returns after `stop.cancel()` and a drain
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod server;
+pub mod sync;
+
+mod demo_sync;
+mod outgoing;
+mod rest;
+mod state;
+mod tcp;
+mod tls;
+mod web;
+mod ws;
