@@ -2,7 +2,7 @@
 # Every test, from a fresh machine: installs what is missing (Debian packages, npm packages,
 # cargo-fuzz, a Python venv for the patch peers), then runs lint, Rust unit + integration tests,
 # the JS type check, the browser tests against the real binary, the cross-language JSON Patch
-# checks, and a bounded fuzz run. Exits non-zero on any failure.
+# checks, the Python package's tests, and a bounded fuzz run. Exits non-zero on any failure.
 #   FUZZ_SECONDS=N  seconds per fuzz target (default 20; 0 skips fuzzing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +42,9 @@ TETHER_BIN="$CARGO_TARGET_DIR/debug/tether" npm test --prefix tests/browser
 
 step "JSON Patch fixtures applied by Python jsonpatch and npm fast-json-patch"
 bash tests/patch/run.sh
+
+step "Python package: pip install . (maturin) into the venv, pytest tests/python"
+bash scripts/python-tests.sh
 
 if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
   step "fuzz the rooms parsers (${FUZZ_SECONDS:-20}s per target)"

@@ -1,0 +1,435 @@
+//! `tether._native`: the Python extension module behind the `tether` package.
+//!
+//! It owns one tokio runtime, created on first use and shut down by [`close`] (which the Python
+//! package also registers with `atexit`), and starts the `tether-server` app in-process on it.
+//! Awaitables handed to asyncio run on that runtime through pyo3-async-runtimes' generic API, so
+//! that `close()` can join every task before the interpreter finalizes (a task still running
+//! then is the known exit crash, see `reference/stack.md` §3).
+//!
+//! ```python
+//! from tether import _native
+//! srv = _native.serve(http="127.0.0.1:0", tcp="127.0.0.1:0")
+//! print(srv.http_addr, srv.tcp_addr)
+//! srv.stop(); srv.wait(5.0)
+//! _native.close()
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3_async_runtimes::TaskLocals;
+use pyo3_async_runtimes::generic::{ContextExt, JoinError, Runtime as GenericRuntime};
+use tether_server::config::ServeArgs;
+use tether_server::server::Server;
+use tokio::runtime::{Handle, Runtime};
+use tokio_util::sync::CancellationToken;
+
+create_exception!(
+    _native,
+    TetherError,
+    PyException,
+    "Base class of every error raised by tether."
+);
+create_exception!(
+    _native,
+    ConfigError,
+    TetherError,
+    "A setting that cannot be used; the message says which and why."
+);
+create_exception!(
+    _native,
+    ServerError,
+    TetherError,
+    "The server could not start or failed while running (e.g. an address already in use)."
+);
+
+// ---------------------------------------------------------------------------------------------
+// The owned runtime
+
+/// The runtime, `None` before first use and after `close()` (the next use creates a new one).
+static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
+
+/// Servers started in this process, so `close()` can stop and join them.
+static SERVERS: Mutex<Vec<Weak<ServerInner>>> = Mutex::new(Vec::new());
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A handle on the runtime, creating it on first use.
+fn handle() -> PyResult<Handle> {
+    let mut rt = lock(&RUNTIME);
+    if let Some(rt) = rt.as_ref() {
+        return Ok(rt.handle().clone());
+    }
+    let new = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("tether-rt")
+        .enable_all()
+        .build()
+        .map_err(|e| TetherError::new_err(format!("cannot start the tokio runtime: {e}")))?;
+    let h = new.handle().clone();
+    *rt = Some(new);
+    Ok(h)
+}
+
+/// Runs `fut` to completion on the owned runtime from a Python thread. Refuses (instead of
+/// panicking) when called from inside a runtime, where blocking would deadlock.
+fn block_on<F: Future>(h: &Handle, fut: F) -> PyResult<F::Output> {
+    if Handle::try_current().is_ok() {
+        return Err(TetherError::new_err(
+            "cannot block inside the tether runtime; await the async variant instead",
+        ));
+    }
+    Ok(h.block_on(fut))
+}
+
+/// pyo3-async-runtimes' generic API on our runtime instead of its global, never-closed one.
+struct OwnedRuntime;
+
+struct TokioJoinError(tokio::task::JoinError);
+
+impl JoinError for TokioJoinError {
+    fn is_panic(&self) -> bool {
+        self.0.is_panic()
+    }
+    fn into_panic(self) -> Box<dyn std::any::Any + Send + 'static> {
+        self.0.into_panic()
+    }
+}
+
+/// The join handle pyo3-async-runtimes awaits (it only ever awaits it or drops it).
+struct JoinFuture(Option<tokio::task::JoinHandle<()>>);
+
+impl Future for JoinFuture {
+    type Output = Result<(), TokioJoinError>;
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.0.as_mut() {
+            Some(h) => Pin::new(h).poll(cx).map_err(TokioJoinError),
+            None => std::task::Poll::Ready(Ok(())),
+        }
+    }
+}
+
+tokio::task_local! {
+    static TASK_LOCALS: TaskLocals;
+}
+
+impl GenericRuntime for OwnedRuntime {
+    type JoinError = TokioJoinError;
+    type JoinHandle = JoinFuture;
+
+    fn spawn<F>(fut: F) -> Self::JoinHandle
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        // Spawning on a runtime that was just shut down yields a cancelled task, not a panic.
+        JoinFuture(handle().ok().map(|h| h.spawn(fut)))
+    }
+
+    fn spawn_blocking<F>(f: F) -> Self::JoinHandle
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        JoinFuture(handle().ok().map(|h| h.spawn_blocking(f)))
+    }
+}
+
+impl ContextExt for OwnedRuntime {
+    fn scope<F, R>(locals: TaskLocals, fut: F) -> Pin<Box<dyn Future<Output = R> + Send>>
+    where
+        F: Future<Output = R> + Send + 'static,
+    {
+        Box::pin(TASK_LOCALS.scope(locals, fut))
+    }
+
+    fn get_task_locals() -> Option<TaskLocals> {
+        TASK_LOCALS.try_with(|l| l.clone()).ok()
+    }
+}
+
+/// Wraps a Rust future as an asyncio awaitable running on the owned runtime.
+fn awaitable<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = PyResult<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    handle()?;
+    pyo3_async_runtimes::generic::future_into_py::<OwnedRuntime, _, T>(py, fut)
+}
+
+/// Stops every server, joins them, then shuts the runtime down; a no-op when nothing runs.
+///
+/// `timeout` (seconds) bounds the wait for the servers' drains and again the runtime shutdown.
+#[pyfunction]
+#[pyo3(signature = (timeout = 5.0))]
+fn close(py: Python<'_>, timeout: f64) -> PyResult<()> {
+    let timeout = duration(timeout)?;
+    let servers: Vec<Arc<ServerInner>> = lock(&SERVERS)
+        .drain(..)
+        .filter_map(|w| w.upgrade())
+        .collect();
+    let Some(h) = lock(&RUNTIME).as_ref().map(|rt| rt.handle().clone()) else {
+        return Ok(());
+    };
+    // Without the GIL: tasks finishing now may need it to resolve their asyncio futures.
+    py.detach(|| {
+        for s in &servers {
+            s.stop.cancel();
+        }
+        block_on(&h, async {
+            let all = async {
+                for s in &servers {
+                    s.done.cancelled().await;
+                }
+            };
+            let _ = tokio::time::timeout(timeout, all).await;
+        })?;
+        // Taken only now, so that a task spawned during the drain still found this runtime.
+        if let Some(rt) = lock(&RUNTIME).take() {
+            rt.shutdown_timeout(timeout);
+        }
+        Ok(())
+    })
+}
+
+/// The package version (the crate's, which `pyproject.toml` takes as its own).
+#[pyfunction]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+/// Whether the runtime exists (created by the first use, dropped by `close()`).
+#[pyfunction]
+fn runtime_alive() -> bool {
+    lock(&RUNTIME).is_some()
+}
+
+/// Resolves after `seconds` on the Rust runtime: the smallest awaited native future, for tests.
+#[pyfunction]
+fn sleep(py: Python<'_>, seconds: f64) -> PyResult<Bound<'_, PyAny>> {
+    let d = duration(seconds)?;
+    awaitable(py, async move {
+        tokio::time::sleep(d).await;
+        Ok(())
+    })
+}
+
+fn duration(s: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| ConfigError::new_err(format!("invalid duration: {s} seconds")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The embedded server
+
+struct ServerInner {
+    /// Cancel to begin the drain.
+    stop: CancellationToken,
+    /// Cancelled once the server task ended (drained, or failed).
+    done: CancellationToken,
+    /// The server task's error, once it ended with one.
+    error: Mutex<Option<String>>,
+}
+
+impl ServerInner {
+    fn result(&self) -> PyResult<()> {
+        match lock(&self.error).as_ref() {
+            Some(e) => Err(ServerError::new_err(e.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A running embedded server. Stopped by `stop()`, joined by `wait()` / `await wait_async()`.
+#[pyclass(module = "tether._native", frozen)]
+struct NativeServer {
+    inner: Arc<ServerInner>,
+    #[pyo3(get)]
+    http_addr: String,
+    #[pyo3(get)]
+    tcp_addr: String,
+}
+
+#[pymethods]
+impl NativeServer {
+    /// Begins the drain: clients are told, listeners close. Returns at once.
+    fn stop(&self) {
+        self.inner.stop.cancel();
+    }
+
+    /// True until the server task has ended.
+    #[getter]
+    fn running(&self) -> bool {
+        !self.inner.done.is_cancelled()
+    }
+
+    /// Waits (without the GIL) for the server to end; `False` if `timeout` seconds passed first.
+    /// Raises `ServerError` if it ended with an error.
+    #[pyo3(signature = (timeout = None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let limit = timeout.map(duration).transpose()?;
+        if !self.inner.done.is_cancelled() {
+            let h = handle()?;
+            let done = self.inner.done.clone();
+            let finished = py.detach(|| {
+                block_on(&h, async move {
+                    match limit {
+                        Some(d) => tokio::time::timeout(d, done.cancelled()).await.is_ok(),
+                        None => {
+                            done.cancelled().await;
+                            true
+                        }
+                    }
+                })
+            })?;
+            if !finished {
+                return Ok(false);
+            }
+        }
+        self.inner.result().map(|()| true)
+    }
+
+    /// An awaitable that resolves once the server has ended (raises `ServerError` on failure).
+    fn wait_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        awaitable(py, async move {
+            inner.done.cancelled().await;
+            inner.result()
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.running() { "running" } else { "stopped" };
+        format!(
+            "<NativeServer http={} tcp={} {state}>",
+            self.http_addr, self.tcp_addr
+        )
+    }
+}
+
+fn addr(name: &str, value: &str) -> PyResult<SocketAddr> {
+    value.parse().map_err(|_| {
+        ConfigError::new_err(format!(
+            "invalid {name} address {value:?}: expected IP:PORT, e.g. 127.0.0.1:8700 (port 0 picks a free port)"
+        ))
+    })
+}
+
+fn positive(name: &str, v: Option<i64>) -> PyResult<Option<usize>> {
+    match v {
+        None => Ok(None),
+        Some(n) if n >= 1 => usize::try_from(n)
+            .map(Some)
+            .map_err(|_| ConfigError::new_err(format!("{name} is too large: {n}"))),
+        Some(n) => Err(ConfigError::new_err(format!(
+            "{name} must be at least 1, got {n}"
+        ))),
+    }
+}
+
+/// Starts the server in-process; returns once both listeners are bound.
+///
+/// Options are the `tether serve` flags with `_` for `-`; `None` means the file's value or the
+/// default. Raises `ConfigError` for a bad setting and `ServerError` when a listener cannot bind.
+#[pyfunction]
+#[pyo3(signature = (
+    http = None, tcp = None, *, config = None, max_clients = None, max_message_length = None,
+    max_rooms = None, queue_capacity = None, tls_cert = None, tls_key = None, shutdown_grace = None
+))]
+#[allow(clippy::too_many_arguments)]
+fn serve(
+    py: Python<'_>,
+    http: Option<&str>,
+    tcp: Option<&str>,
+    config: Option<PathBuf>,
+    max_clients: Option<i64>,
+    max_message_length: Option<i64>,
+    max_rooms: Option<i64>,
+    queue_capacity: Option<i64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    shutdown_grace: Option<f64>,
+) -> PyResult<NativeServer> {
+    let shutdown_grace = match shutdown_grace {
+        None => None,
+        Some(s) if s >= 0.0 && s.is_finite() => Some(s.ceil() as u64),
+        Some(s) => {
+            return Err(ConfigError::new_err(format!(
+                "shutdown_grace must be a number of seconds >= 0, got {s}"
+            )));
+        }
+    };
+    if tls_cert.is_some() != tls_key.is_some() {
+        return Err(ConfigError::new_err(
+            "tls_cert and tls_key must be given together",
+        ));
+    }
+    let args = ServeArgs {
+        http: http.map(|a| addr("http", a)).transpose()?,
+        tcp: tcp.map(|a| addr("tcp", a)).transpose()?,
+        config,
+        max_clients: positive("max_clients", max_clients)?,
+        max_message_length: positive("max_message_length", max_message_length)?,
+        max_rooms: positive("max_rooms", max_rooms)?,
+        queue_capacity: positive("queue_capacity", queue_capacity)?,
+        tls_cert,
+        tls_key,
+        shutdown_grace,
+    };
+    let cfg = args
+        .resolve()
+        .map_err(|e| ConfigError::new_err(e.to_string()))?;
+    let h = handle()?;
+    let bound = py.detach(|| block_on(&h, Server::bind(cfg)))?;
+    let server = bound.map_err(|e| ServerError::new_err(format!("{e:#}")))?;
+    let (http_addr, tcp_addr) = (
+        server.http_addr().to_string(),
+        server.tcp_addr().to_string(),
+    );
+    let inner = Arc::new(ServerInner {
+        stop: CancellationToken::new(),
+        done: CancellationToken::new(),
+        error: Mutex::new(None),
+    });
+    let task_inner = inner.clone();
+    h.spawn(async move {
+        let _done = task_inner.done.clone().drop_guard();
+        let stop = task_inner.stop.clone();
+        if let Err(e) = server.serve(stop.cancelled_owned()).await {
+            *lock(&task_inner.error) = Some(format!("{e:#}"));
+        }
+    });
+    let mut all = lock(&SERVERS);
+    all.retain(|w| w.strong_count() > 0);
+    all.push(Arc::downgrade(&inner));
+    Ok(NativeServer {
+        inner,
+        http_addr,
+        tcp_addr,
+    })
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("TetherError", py.get_type::<TetherError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("ServerError", py.get_type::<ServerError>())?;
+    m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(close, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime_alive, m)?)?;
+    m.add_function(wrap_pyfunction!(sleep, m)?)?;
+    m.add_function(wrap_pyfunction!(serve, m)?)?;
+    m.add_class::<NativeServer>()?;
+    Ok(())
+}

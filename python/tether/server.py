@@ -1,0 +1,140 @@
+"""The embedded server: `tether.serve()` starts the Rust server in-process."""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from . import _native
+from ._native import ConfigError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+_INT_OPTIONS = ("max_clients", "max_message_length", "max_rooms", "queue_capacity")
+_PATH_OPTIONS = ("config", "tls_cert", "tls_key")
+_OPTIONS = (*_INT_OPTIONS, *_PATH_OPTIONS, "shutdown_grace")
+
+
+class Server:
+    """A running embedded server.
+
+    Close it with `close()`, `await aclose()`, or use it as a (sync or async) context manager.
+    Closing tells every client the server is going away and waits for the drain.
+    """
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.NativeServer) -> None:
+        self._native = native
+
+    @property
+    def http_addr(self) -> str:
+        """The bound HTTP address, `IP:PORT` (the real port when 0 was asked for)."""
+        return self._native.http_addr
+
+    @property
+    def tcp_addr(self) -> str:
+        """The bound rooms TCP address, `IP:PORT`."""
+        return self._native.tcp_addr
+
+    @property
+    def url(self) -> str:
+        """`http://IP:PORT` of the HTTP listener."""
+        return f"http://{self.http_addr}"
+
+    @property
+    def running(self) -> bool:
+        """True until the server has stopped."""
+        return self._native.running
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stops the server and waits (at most `timeout` seconds, if given) for its drain."""
+        self._native.stop()
+        self._native.wait(timeout)
+
+    async def aclose(self) -> None:
+        """Stops the server and awaits its drain without blocking the event loop."""
+        self._native.stop()
+        await self._native.wait_async()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Blocks until the server stops; `False` if `timeout` seconds passed first."""
+        return self._native.wait(timeout)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<tether.Server http={self.http_addr} tcp={self.tcp_addr} {state}>"
+
+
+def _check(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"valid: http, tcp, {', '.join(_OPTIONS)}"
+        )
+    out: dict[str, Any] = {}
+    for name, value in options.items():
+        if value is None:
+            continue
+        if name in _INT_OPTIONS:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{name} must be an integer, got {value!r}")
+        elif name in _PATH_OPTIONS:
+            if not isinstance(value, (str, os.PathLike)):
+                raise ConfigError(f"{name} must be a path, got {value!r}")
+            value = os.fspath(value)
+        elif name == "shutdown_grace":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"shutdown_grace must be a number of seconds, got {value!r}")
+            value = float(value)
+        out[name] = value
+    return out
+
+
+def _addr(name: str, value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, tuple) and len(value) == 2:
+        host, port = value
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    raise ConfigError(f"{name} must be an 'IP:PORT' string or a (host, port) tuple, got {value!r}")
+
+
+def serve(http: str | None = None, tcp: str | None = None, **options: Any) -> Server:
+    """Starts the tether server in this process and returns once it listens.
+
+    `http` (default `127.0.0.1:8700`) and `tcp` (default `127.0.0.1:10010`) are `IP:PORT`
+    strings; port 0 picks a free port (read the result from `.http_addr` / `.tcp_addr`).
+    Other options are the `tether serve` flags with `_` for `-`: `config`, `max_clients`,
+    `max_message_length`, `max_rooms`, `queue_capacity`, `tls_cert`, `tls_key`,
+    `shutdown_grace`.
+
+    Raises `ConfigError` for a bad option and `ServerError` when a listener cannot bind.
+    """
+    native = _native.serve(_addr("http", http), _addr("tcp", tcp), **_check(options))
+    return Server(native)
