@@ -7,17 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
-import { LineClient, startServer, WAIT_MS } from './helpers.mjs';
-
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-  '--no-first-run',
-];
+import { CHROMIUM_ARGS, LineClient, openPage, startServer, WAIT_MS } from './helpers.mjs';
 
 /** @type {import('./helpers.mjs').Server | undefined} */
 let server;
@@ -45,19 +35,7 @@ after(async () => {
  */
 async function openChat(name) {
   assert.ok(browser && server);
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  page.setDefaultTimeout(WAIT_MS);
-  /** @type {string[]} */
-  const pageErrors = [];
-  /** @type {string[]} */
-  const consoleErrors = [];
-  page.on('pageerror', (err) => pageErrors.push(`${name}: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') consoleErrors.push(`${name}: ${msg.text()}`);
-  });
-  const res = await page.goto(`${server.httpUrl}/chat`);
-  assert.equal(res?.status(), 200, 'GET /chat');
+  const { page, context, pageErrors, consoleErrors } = await openPage(browser, `${server.httpUrl}/chat`, name, WAIT_MS);
   await page.fill('#name', name);
   await page.fill('#room', 'main');
   await page.click('#connect');

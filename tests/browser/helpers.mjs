@@ -1,5 +1,6 @@
 // Shared helpers for the browser and client tests: start/stop the real `tether` binary, a TCP line
 // client, a TCP proxy that can cut connections, and bounded wait-for-condition helpers.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
@@ -258,4 +259,40 @@ export async function startProxy(targetPort) {
       return new Promise((resolve) => server.close(() => resolve(undefined)));
     },
   };
+}
+
+/** Flags for Debian's headless chromium here: no sandbox as root, no calls to outside hosts. */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-quic',
+  '--no-first-run',
+];
+
+/**
+ * Open `url` in a fresh context of `browser`, collecting uncaught page errors and console
+ * errors (each prefixed with `label`), and check the page answered 200.
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} url
+ * @param {string} label used in messages
+ * @param {number} timeout default timeout for locator waits
+ */
+export async function openPage(browser, url, label, timeout) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(timeout);
+  /** @type {string[]} */
+  const pageErrors = [];
+  /** @type {string[]} */
+  const consoleErrors = [];
+  page.on('pageerror', (err) => pageErrors.push(`${label}: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') consoleErrors.push(`${label}: ${msg.text()}`);
+  });
+  const res = await page.goto(url);
+  assert.equal(res?.status(), 200, `${label}: GET ${url}`);
+  return { page, context, pageErrors, consoleErrors };
 }

@@ -2,17 +2,9 @@
 // Shared by tests/browser/sync-compat.test.mjs (tether and the ws-sync 0.6.9 app) and
 // tests/browser/demo-sync.test.mjs (tether only). No playwright import here: callers pass pages,
 // so this file resolves nothing from tests/browser/node_modules.
-import assert from 'node:assert/strict';
+import { openPage } from '../browser/helpers.mjs';
 
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-  '--no-first-run',
-];
+export { CHROMIUM_ARGS } from '../browser/helpers.mjs';
 
 /** The contract's initial state (examples/todo-sync/CONTRACT.md). */
 export const INITIAL_STATE = {
@@ -32,19 +24,7 @@ export const STATE_KEYS = ['todos', 'next_id', 'progress', 'running_tasks'];
  * @param {number} timeout default timeout for locator waits
  */
 export async function openDemo(browser, url, label, timeout) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  page.setDefaultTimeout(timeout);
-  /** @type {string[]} */
-  const pageErrors = [];
-  /** @type {string[]} */
-  const consoleErrors = [];
-  page.on('pageerror', (err) => pageErrors.push(`${label}: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') consoleErrors.push(`${label}: ${msg.text()}`);
-  });
-  const res = await page.goto(url);
-  assert.equal(res?.status(), 200, `${label}: GET ${url}`);
+  const { page, context, pageErrors, consoleErrors } = await openPage(browser, url, label, timeout);
   await waitConnected(page);
   return { page, context, pageErrors, consoleErrors, label };
 }
