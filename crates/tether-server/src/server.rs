@@ -2,15 +2,21 @@
 //! shutdown future completes), then drains.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use axum::extract::Request;
+use axum::extract::connect_info::Connected;
+use axum::response::Response;
 use axum::routing::get;
-use axum::serve::ListenerExt;
+use axum::serve::{IncomingStream, Listener};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::state::AppState;
@@ -43,6 +49,71 @@ pub struct Server {
     http: TcpListener,
     tcp: TcpListener,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
+    fallback: Option<Fallback>,
+}
+
+/// The future an embedder's [`Fallback`] returns: its response, or the request handed back.
+pub type FallbackFuture = Pin<Box<dyn Future<Output = Result<Response, Request>> + Send>>;
+
+/// An embedder's handler for requests no built-in route matches, so that endpoints added while
+/// the server runs (e.g. Python WebSocket handlers) need no router rebuild. Handing the request
+/// back (`Err`) lets the server's own fallback answer it: a file of `web/` or the JSON 404.
+pub type Fallback = Arc<dyn Fn(Request) -> FallbackFuture + Send + Sync>;
+
+/// The peer address of an HTTP connection, for handlers (`ConnectInfo<PeerAddr>`), with or
+/// without TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, PlainListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> PeerAddr {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, tls::TlsListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, tls::TlsListener>) -> PeerAddr {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+/// The paths the built-in routes answer; a `{param}` segment stands for any one segment.
+pub const BUILTIN_ROUTES: &[&str] = &[
+    "/",
+    "/chat",
+    "/ws/rooms",
+    "/demo/sync",
+    "/ws/sync/demo",
+    "/health",
+    "/metrics",
+    "/server/status",
+    "/clients/register",
+    "/clients/pause",
+    "/clients/resume",
+    "/clients/close",
+    "/chatrooms",
+    "/chatrooms/join",
+    "/chatrooms/list",
+    "/chatrooms/{room}",
+    "/messages/send",
+    "/messages/client-to-client",
+    "/messages",
+];
+
+/// Whether `path` is taken by the server itself (a built-in route or an embedded file of
+/// `web/`), so an embedder's endpoint there would be shadowed or would shadow it.
+pub fn is_reserved(path: &str) -> bool {
+    let matches = |pattern: &str| {
+        let (mut p, mut q) = (pattern.split('/'), path.split('/'));
+        loop {
+            match (p.next(), q.next()) {
+                (None, None) => return true,
+                (Some(a), Some(b)) if a == b || (a.starts_with('{') && !b.is_empty()) => {}
+                _ => return false,
+            }
+        }
+    };
+    BUILTIN_ROUTES.iter().any(|r| matches(r)) || web::file(path.trim_start_matches('/')).is_some()
 }
 
 impl Server {
@@ -66,7 +137,26 @@ impl Server {
             http,
             tcp,
             acceptor,
+            fallback: None,
         })
+    }
+
+    /// Sends requests that no built-in route matches to `fallback` first: the hook through which
+    /// an embedder mounts endpoints, even ones registered after the server started.
+    pub fn with_fallback(mut self, fallback: Fallback) -> Server {
+        self.fallback = Some(fallback);
+        self
+    }
+
+    /// Cancelled when the drain begins, so an embedder's connections can say goodbye (1001).
+    pub fn shutdown_signal(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// The connection tasks the drain waits for (up to the grace period); track an embedder's
+    /// connections here so that shutdown waits for them too.
+    pub fn tracker(&self) -> TaskTracker {
+        self.state.tracker.clone()
     }
 
     /// The address the HTTP listener is bound to.
@@ -87,6 +177,7 @@ impl Server {
             http,
             tcp,
             acceptor,
+            fallback,
         } = self;
         let grace = Duration::from_secs(state.config.shutdown_grace);
         let scheme = if acceptor.is_some() { "https" } else { "http" };
@@ -99,7 +190,8 @@ impl Server {
         let tcp_task = tokio::spawn(tcp::serve(state.clone(), tcp, acceptor.clone()));
         let reaper = tokio::spawn(reap_rest_clients(state.clone()));
 
-        let app = router(state.clone());
+        let app =
+            router_with(state.clone(), fallback).into_make_service_with_connect_info::<PeerAddr>();
         let stop = state.shutdown.clone();
         let http_task = match acceptor {
             Some(acc) => {
@@ -111,9 +203,7 @@ impl Server {
                 })
             }
             None => {
-                let listener = http.tap_io(|io| {
-                    let _ = io.set_nodelay(true);
-                });
+                let listener = PlainListener(http);
                 tokio::spawn(async move {
                     axum::serve(listener, app)
                         .with_graceful_shutdown(stop.cancelled_owned())
@@ -144,30 +234,67 @@ impl Server {
     }
 }
 
-/// The Prometheus recorder is process-wide: installed by the first server, shared by the next.
-fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    if let Some(h) = HANDLE.get() {
-        return Ok(h.clone());
+/// The HTTP listener without TLS: accepted sockets get `TCP_NODELAY`.
+struct PlainListener(TcpListener);
+
+impl Listener for PlainListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+        let (io, addr) = Listener::accept(&mut self.0).await;
+        let _ = io.set_nodelay(true);
+        (io, addr)
     }
-    let handle = PrometheusBuilder::new()
-        .install_recorder()
-        .context("cannot install the metrics recorder")?;
-    describe_metrics();
-    Ok(HANDLE.get_or_init(|| handle).clone())
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Listener::local_addr(&self.0)
+    }
+}
+
+/// The Prometheus recorder is process-wide: installed by the first server, shared by the next
+/// (servers binding at once, e.g. embedded ones, must not race to install it twice).
+fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+    let handle = HANDLE.get_or_init(|| {
+        let handle = PrometheusBuilder::new()
+            .install_recorder()
+            .map_err(|e| e.to_string())?;
+        describe_metrics();
+        Ok(handle)
+    });
+    handle
+        .clone()
+        .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))
 }
 
 /// One router for REST, WebSocket, pages and metrics.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    router_with(state, None)
+}
+
+/// [`router`], with an embedder's [`Fallback`] consulted before the server's own.
+fn router_with(state: Arc<AppState>, fallback: Option<Fallback>) -> Router {
+    let app = Router::new()
         .route("/", get(web::index))
         .route("/chat", get(web::chat))
         .route("/ws/rooms", get(ws::upgrade))
         .route("/demo/sync", get(demo_sync::page))
         .route("/ws/sync/demo", sync::adapter::route(demo_sync::app()))
-        .merge(rest::routes())
-        .fallback(web::fallback)
-        .with_state(state)
+        .merge(rest::routes());
+    let app = match fallback {
+        None => app.fallback(web::fallback),
+        Some(f) => app.fallback(move |req: Request| {
+            let f = f.clone();
+            async move {
+                match f(req).await {
+                    Ok(resp) => resp,
+                    Err(req) => web::fallback(req.uri().clone()).await,
+                }
+            }
+        }),
+    };
+    app.with_state(state)
 }
 
 async fn reap_rest_clients(state: Arc<AppState>) {
