@@ -7,6 +7,9 @@ with tether.serve(http="127.0.0.1:0", tcp="127.0.0.1:0") as server:
     print(server.http_addr, server.tcp_addr)  # the bound addresses
 ```
 
+Python WebSocket endpoints run on the same server: `server.websocket("/ws/x", handler)` with
+`async def handler(ws: tether.WebSocket)` (Starlette's WebSocket API).
+
 The native module owns one tokio runtime. `tether.close()` stops every server and shuts that
 runtime down; it also runs at interpreter exit (`atexit`), before Python finalizes, so no Rust
 task outlives the interpreter.
@@ -16,18 +19,26 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 
 from . import _native
 from ._native import ConfigError, ServerError, TetherError
 from .server import Server, serve
+from .websocket import WebSocket, WebSocketDisconnect, WebSocketState
 
 __version__: str = _native.version()
+
+# A library logs; the application decides where that goes (nothing by default).
+logging.getLogger("tether").addHandler(logging.NullHandler())
 
 __all__ = [
     "ConfigError",
     "Server",
     "ServerError",
     "TetherError",
+    "WebSocket",
+    "WebSocketDisconnect",
+    "WebSocketState",
     "__version__",
     "close",
     "serve",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _native
 from ._native import ConfigError
+from .websocket import WebSocketHandler, starter
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -22,6 +24,7 @@ class Server:
 
     Close it with `close()`, `await aclose()`, or use it as a (sync or async) context manager.
     Closing tells every client the server is going away and waits for the drain.
+    Python WebSocket endpoints are added with `websocket()`, even while it runs.
     """
 
     __slots__ = ("_native",)
@@ -62,6 +65,48 @@ class Server:
     def wait(self, timeout: float | None = None) -> bool:
         """Blocks until the server stops; `False` if `timeout` seconds passed first."""
         return self._native.wait(timeout)
+
+    def websocket(
+        self,
+        path: str,
+        handler: WebSocketHandler,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        """Serves WebSocket connections to `path` with `handler`, over the Rust server.
+
+        `handler` is `async def handler(ws: tether.WebSocket) -> None` (Starlette's WebSocket
+        API); each connection runs it as a task on `loop`, by default the loop running now.
+        When it returns the socket closes with 1000; when it raises, the error is logged on the
+        `tether.websocket` logger and the socket closes with 1011. On server shutdown the
+        client gets 1001 and a pending `receive()` returns `websocket.disconnect`. Messages
+        over 1 MiB close the socket with 1009.
+
+        Raises `ConfigError` when there is no loop, when `path` does not start with `/` or is
+        a built-in route or page of the server, and when `path` is already registered.
+        """
+        if not isinstance(path, str):
+            raise ConfigError(f"a WebSocket path must be a string, got {path!r}")
+        if not callable(handler):
+            raise ConfigError(
+                f"handler must be an async function taking a tether.WebSocket, got {handler!r}"
+            )
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise ConfigError(
+                    f"server.websocket({path!r}, ...) needs an asyncio event loop to run the "
+                    "handler on: call it from async code running on that loop, or pass loop="
+                ) from None
+        if loop.is_closed():
+            raise ConfigError(f"the event loop given for {path!r} is closed")
+        self._native.add_websocket(path, starter(handler, loop, self.http_addr), loop)
+
+    def remove_websocket(self, path: str) -> bool:
+        """Stops serving `path`: later connections get 404, open ones go on. Returns False if
+        no handler was registered there."""
+        return self._native.remove_websocket(path)
 
     def __enter__(self) -> Self:
         return self

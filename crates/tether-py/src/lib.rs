@@ -31,6 +31,10 @@ use tether_server::server::Server;
 use tokio::runtime::{Handle, Runtime};
 use tokio_util::sync::CancellationToken;
 
+mod bridge;
+mod json;
+mod snapshot;
+
 create_exception!(
     _native,
     TetherError,
@@ -254,6 +258,7 @@ impl ServerInner {
 #[pyclass(module = "tether._native", frozen)]
 struct NativeServer {
     inner: Arc<ServerInner>,
+    websockets: bridge::Registry,
     #[pyo3(get)]
     http_addr: String,
     #[pyo3(get)]
@@ -306,6 +311,23 @@ impl NativeServer {
             inner.done.cancelled().await;
             inner.result()
         })
+    }
+
+    /// Serves WebSocket connections to `path`: each is upgraded, then `callback(NativeWebSocket)`
+    /// is scheduled on `event_loop`. Raises `ConfigError` for a bad, built-in or taken path.
+    fn add_websocket(
+        &self,
+        path: &str,
+        callback: Py<PyAny>,
+        event_loop: Py<PyAny>,
+    ) -> PyResult<()> {
+        self.websockets.add(path, callback, event_loop)
+    }
+
+    /// Stops serving `path` (later requests get 404; open connections go on). False if nothing
+    /// was registered there.
+    fn remove_websocket(&self, path: &str) -> bool {
+        self.websockets.remove(path)
     }
 
     fn __repr__(&self) -> String {
@@ -390,8 +412,11 @@ fn serve(
         .resolve()
         .map_err(|e| ConfigError::new_err(e.to_string()))?;
     let h = handle()?;
+    let tls = cfg.tls.is_some();
     let bound = py.detach(|| block_on(&h, Server::bind(cfg)))?;
     let server = bound.map_err(|e| ServerError::new_err(format!("{e:#}")))?;
+    let websockets = bridge::Registry::default();
+    let server = websockets.mount(server, tls);
     let (http_addr, tcp_addr) = (
         server.http_addr().to_string(),
         server.tcp_addr().to_string(),
@@ -414,6 +439,7 @@ fn serve(
     all.push(Arc::downgrade(&inner));
     Ok(NativeServer {
         inner,
+        websockets,
         http_addr,
         tcp_addr,
     })
@@ -431,5 +457,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sleep, m)?)?;
     m.add_function(wrap_pyfunction!(serve, m)?)?;
     m.add_class::<NativeServer>()?;
+    m.add_class::<bridge::NativeWebSocket>()?;
+    m.add_class::<snapshot::Snapshot>()?;
+    m.add_function(wrap_pyfunction!(snapshot::encode_frame, m)?)?;
     Ok(())
 }

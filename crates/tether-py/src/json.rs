@@ -1,0 +1,507 @@
+//! Python values ⇄ JSON values, and an in-place diff of a Python value against a stored JSON
+//! value: the native half of `tether.sync`'s snapshots.
+//!
+//! The Python side hands over plain JSON-like values (`dict` with `str` keys, `list`, `tuple`,
+//! `str`, `int`, `float`, `bool`, `None`, and subclasses of these, as `json.dumps` accepts them);
+//! anything else is refused with a message that names the path and the type.
+
+use std::cell::Cell;
+use std::sync::Mutex;
+
+use pyo3::Borrowed;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use serde_json::{Map, Number, Value};
+use tether_patch::{PatchOp, diff_into, pointer};
+
+/// How deep a value may nest; deeper (or cyclic) values are refused instead of overflowing.
+pub const MAX_DEPTH: usize = 256;
+
+/// Where a value sits: a chain of tokens on the stack, turned into a JSON pointer only when one
+/// is needed (an op or an error), so walking an unchanged value builds no strings.
+#[derive(Clone, Copy)]
+pub enum At<'a> {
+    /// A pointer already formatted (`""` for the root, `/items` for a part).
+    Root(&'a str),
+    /// An object key under a parent.
+    Key(&'a At<'a>, &'a str),
+    /// An array index under a parent.
+    Index(&'a At<'a>, usize),
+}
+
+impl At<'_> {
+    /// The RFC 6901 pointer.
+    pub fn pointer(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out);
+        out
+    }
+
+    fn write(&self, out: &mut String) {
+        match self {
+            At::Root(p) => out.push_str(p),
+            At::Key(parent, key) => {
+                parent.write(out);
+                pointer::push_token(out, key);
+            }
+            At::Index(parent, i) => {
+                parent.write(out);
+                push_index(out, *i);
+            }
+        }
+    }
+}
+
+/// Why a Python value could not be walked as JSON.
+pub enum WalkError {
+    /// A value that is not JSON-like (`type name`, `path`): the caller may serialize it another
+    /// way (pydantic), or report it (`TypeError`).
+    Opaque(String, String),
+    /// A number JSON cannot carry (NaN, infinities, ints beyond 64 bits; `what`, `path`): the
+    /// caller may serialize it another way, or report it (`ValueError`).
+    Unrepresentable(String, String),
+    /// A real error (a non-str key, too deep, a failing Python call).
+    Py(PyErr),
+}
+
+impl WalkError {
+    /// Whether another serializer (pydantic's `dump_json`) might still handle the value.
+    pub fn is_fallback(&self) -> bool {
+        !matches!(self, WalkError::Py(_))
+    }
+}
+
+impl From<PyErr> for WalkError {
+    fn from(e: PyErr) -> Self {
+        WalkError::Py(e)
+    }
+}
+
+impl From<WalkError> for PyErr {
+    fn from(e: WalkError) -> Self {
+        match e {
+            WalkError::Py(e) => e,
+            WalkError::Opaque(kind, path) => PyTypeError::new_err(format!(
+                "value at {} is a {kind}, which is not JSON; use dict/list/str/int/float/bool/\
+                 None, or annotate the attribute so pydantic can serialize it",
+                shown(&path)
+            )),
+            WalkError::Unrepresentable(what, path) => PyValueError::new_err(format!(
+                "value at {} is {what}, which JSON cannot represent",
+                shown(&path)
+            )),
+        }
+    }
+}
+
+/// Model classes already asked about, kept alive so their addresses are not reused.
+static MODEL_CLASSES: Mutex<Vec<(usize, Py<PyType>, bool)>> = Mutex::new(Vec::new());
+
+/// Walks Python values as JSON. With a model check (`check(cls) -> bool`), instances of the
+/// classes it accepts are walked as their `__dict__` (pydantic models whose JSON dump is exactly
+/// their fields); others are [`WalkError::Opaque`].
+pub struct Walker<'py> {
+    check: Option<Bound<'py, PyAny>>,
+    last: Cell<(usize, bool)>,
+}
+
+impl<'py> Walker<'py> {
+    /// A walker for plain JSON values only.
+    pub fn plain() -> Self {
+        Self::new(None)
+    }
+
+    /// A walker that also walks the model classes `check` accepts.
+    pub fn new(check: Option<Bound<'py, PyAny>>) -> Self {
+        Self {
+            check,
+            last: Cell::new((0, false)),
+        }
+    }
+
+    fn is_walkable_model(&self, obj: &Bound<'py, PyAny>) -> PyResult<bool> {
+        let Some(check) = &self.check else {
+            return Ok(false);
+        };
+        let ty = obj.get_type();
+        let id = ty.as_ptr() as usize;
+        let (last_id, last_ok) = self.last.get();
+        if last_id == id {
+            return Ok(last_ok);
+        }
+        let known = {
+            let classes = MODEL_CLASSES.lock().unwrap_or_else(|p| p.into_inner());
+            classes
+                .iter()
+                .find(|(i, _, _)| *i == id)
+                .map(|(_, _, ok)| *ok)
+        };
+        let ok = match known {
+            Some(ok) => ok,
+            None => {
+                let ok = check.call1((&ty,))?.is_truthy()?;
+                let mut classes = MODEL_CLASSES.lock().unwrap_or_else(|p| p.into_inner());
+                classes.push((id, ty.clone().unbind(), ok));
+                ok
+            }
+        };
+        self.last.set((id, ok));
+        Ok(ok)
+    }
+
+    /// The dict to walk for a walkable model instance, else `None`.
+    fn model_dict(&self, obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        if !self.is_walkable_model(obj)? {
+            return Ok(None);
+        }
+        // SAFETY: `obj` is alive; PyObject_GenericGetDict returns a new reference or NULL with
+        // an exception set.
+        let d = unsafe {
+            Bound::from_owned_ptr_or_err(
+                obj.py(),
+                ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut()),
+            )
+        }?;
+        Ok(d.cast_into::<PyDict>().ok())
+    }
+
+    /// Converts a Python value to JSON; `at` is only used in error messages.
+    pub fn to_value(
+        &self,
+        obj: &Bound<'py, PyAny>,
+        at: &At<'_>,
+        depth: usize,
+    ) -> Result<Value, WalkError> {
+        if depth > MAX_DEPTH {
+            return Err(PyValueError::new_err(format!(
+                "value at {} nests deeper than {MAX_DEPTH} levels (or contains itself)",
+                shown(&at.pointer())
+            ))
+            .into());
+        }
+        if obj.is_none() {
+            return Ok(Value::Null);
+        }
+        if let Ok(s) = obj.cast::<PyString>() {
+            return Ok(Value::String(s.to_str()?.to_owned()));
+        }
+        if let Ok(b) = obj.cast::<PyBool>() {
+            return Ok(Value::Bool(b.is_true()));
+        }
+        if obj.cast::<PyInt>().is_ok() {
+            return int_value(obj, at);
+        }
+        if let Ok(f) = obj.cast::<PyFloat>() {
+            return float_value(f.value(), at);
+        }
+        if let Ok(d) = obj.cast::<PyDict>() {
+            return self.dict_value(d, at, depth);
+        }
+        if let Ok(l) = obj.cast::<PyList>() {
+            return self.seq_value(l.iter(), l.len(), at, depth);
+        }
+        if let Ok(t) = obj.cast::<PyTuple>() {
+            return self.seq_value(t.iter(), t.len(), at, depth);
+        }
+        if let Some(d) = self.model_dict(obj)? {
+            return self.dict_value(&d, at, depth);
+        }
+        Err(WalkError::Opaque(
+            obj.get_type().name()?.to_string(),
+            at.pointer(),
+        ))
+    }
+
+    fn dict_value(
+        &self,
+        d: &Bound<'py, PyDict>,
+        at: &At<'_>,
+        depth: usize,
+    ) -> Result<Value, WalkError> {
+        let mut map = Map::with_capacity(d.len());
+        for (k, v) in d.iter() {
+            let key = dict_key(&k, at)?;
+            let value = self.to_value(&v, &At::Key(at, &key), depth + 1)?;
+            map.insert(key, value);
+        }
+        Ok(Value::Object(map))
+    }
+
+    fn seq_value(
+        &self,
+        items: impl Iterator<Item = Bound<'py, PyAny>>,
+        len: usize,
+        at: &At<'_>,
+        depth: usize,
+    ) -> Result<Value, WalkError> {
+        let mut out = Vec::with_capacity(len);
+        for (i, item) in items.enumerate() {
+            out.push(self.to_value(&item, &At::Index(at, i), depth + 1)?);
+        }
+        Ok(Value::Array(out))
+    }
+
+    /// Diffs the Python value `obj` against `prev` in place: `prev` becomes `obj`'s JSON and the
+    /// ops that turn the old `prev` into it are appended to `ops` (paths under `at`).
+    ///
+    /// Containers of the same shape are walked without converting anything, so an unchanged
+    /// value costs one comparison walk and a changed one converts only the subtrees that differ.
+    /// On an error `prev` may be partly updated, consistently with the ops already appended.
+    pub fn diff(
+        &self,
+        prev: &mut Value,
+        obj: &Bound<'py, PyAny>,
+        at: &At<'_>,
+        ops: &mut Vec<PatchOp>,
+        depth: usize,
+    ) -> Result<(), WalkError> {
+        if depth <= MAX_DEPTH {
+            match &mut *prev {
+                Value::Object(map) => {
+                    let dict = match obj.cast::<PyDict>() {
+                        Ok(d) => Some(d.clone()),
+                        Err(_) => self.model_dict(obj)?,
+                    };
+                    if let Some(d) = dict
+                        && d.len() == map.len()
+                        && self.diff_same_keys(map, &d, at, ops, depth)?
+                    {
+                        return Ok(());
+                    }
+                }
+                Value::Array(items) => {
+                    if let Ok(l) = obj.cast::<PyList>()
+                        && l.len() == items.len()
+                    {
+                        let py = l.py();
+                        for (i, child) in items.iter_mut().enumerate() {
+                            let i_ssize =
+                                ffi::Py_ssize_t::try_from(i).unwrap_or(ffi::Py_ssize_t::MAX);
+                            // SAFETY: `l` is alive; PyList_GetItem returns a borrowed reference
+                            // (or NULL with IndexError, if Python code shrank the list meanwhile).
+                            let item = unsafe {
+                                Borrowed::from_ptr_or_err(
+                                    py,
+                                    ffi::PyList_GetItem(l.as_ptr(), i_ssize),
+                                )
+                            }?;
+                            self.diff_child(child, item, &At::Index(at, i), ops, depth)?;
+                        }
+                        return Ok(());
+                    }
+                }
+                scalar => {
+                    if scalar_eq(&*scalar, obj)? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let new = self.to_value(obj, at, depth)?;
+        diff_into(prev, &new, &mut at.pointer(), ops);
+        *prev = new;
+        Ok(())
+    }
+
+    /// Diffs entry by entry while the dict's keys are the map's, in the same order; `false` as
+    /// soon as they are not (the entries before were diffed, consistently with `ops`). The dict
+    /// must have as many entries as the map.
+    fn diff_same_keys(
+        &self,
+        map: &mut Map<String, Value>,
+        d: &Bound<'py, PyDict>,
+        at: &At<'_>,
+        ops: &mut Vec<PatchOp>,
+        depth: usize,
+    ) -> Result<bool, WalkError> {
+        let py = d.py();
+        let mut pos: ffi::Py_ssize_t = 0;
+        let mut k: *mut ffi::PyObject = std::ptr::null_mut();
+        let mut v: *mut ffi::PyObject = std::ptr::null_mut();
+        for (key, child) in map.iter_mut() {
+            // SAFETY: `d` is alive; PyDict_Next hands out borrowed references, used below only
+            // until the next call, and a value is made a strong reference before any Python code
+            // can run (`diff_child`).
+            if unsafe { ffi::PyDict_Next(d.as_ptr(), &mut pos, &mut k, &mut v) } == 0 {
+                return Ok(false);
+            }
+            let (k, v) = unsafe { (Borrowed::from_ptr(py, k), Borrowed::from_ptr(py, v)) };
+            if !str_is(&k, key)? {
+                return Ok(false);
+            }
+            self.diff_child(child, v, &At::Key(at, key), ops, depth)?;
+        }
+        Ok(true)
+    }
+
+    /// Diffs one child: an unchanged scalar is settled here without touching refcounts; anything
+    /// else is held by a strong reference while it is walked (walking may run Python code).
+    fn diff_child(
+        &self,
+        child: &mut Value,
+        item: Borrowed<'_, 'py, PyAny>,
+        at: &At<'_>,
+        ops: &mut Vec<PatchOp>,
+        depth: usize,
+    ) -> Result<(), WalkError> {
+        if !matches!(child, Value::Object(_) | Value::Array(_)) && scalar_eq(child, &item)? {
+            return Ok(());
+        }
+        let item = item.to_owned();
+        self.diff(child, &item, at, ops, depth + 1)
+    }
+}
+
+/// Whether a Python object is a `str` equal to `key`.
+fn str_is(obj: &Bound<'_, PyAny>, key: &str) -> PyResult<bool> {
+    let Ok(s) = obj.cast::<PyString>() else {
+        return Ok(false);
+    };
+    Ok(bytes_eq(s.to_str()?.as_bytes(), key.as_bytes()))
+}
+
+/// Byte equality without a libc call for the short strings keys and values mostly are.
+fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+#[derive(Clone, Copy)]
+enum BuiltIn {
+    Str,
+    Int,
+    Float,
+    Bool,
+}
+
+/// The type object of a built-in scalar type, to test exact types by pointer.
+fn builtin(which: BuiltIn) -> *mut ffi::PyTypeObject {
+    // Only the addresses of the interpreter's static type objects are taken (no access).
+    match which {
+        BuiltIn::Str => &raw mut ffi::PyUnicode_Type,
+        BuiltIn::Int => &raw mut ffi::PyLong_Type,
+        BuiltIn::Float => &raw mut ffi::PyFloat_Type,
+        BuiltIn::Bool => &raw mut ffi::PyBool_Type,
+    }
+}
+
+/// Converts a plain Python JSON value (no models); see [`Walker::to_value`].
+pub fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    Walker::plain()
+        .to_value(obj, &At::Root(""), 0)
+        .map_err(PyErr::from)
+}
+
+fn int_value(obj: &Bound<'_, PyAny>, at: &At<'_>) -> Result<Value, WalkError> {
+    if let Ok(i) = obj.extract::<i64>() {
+        return Ok(Value::Number(i.into()));
+    }
+    if let Ok(u) = obj.extract::<u64>() {
+        return Ok(Value::Number(u.into()));
+    }
+    Err(WalkError::Unrepresentable(
+        "an int beyond 64 bits (send it as a string)".into(),
+        at.pointer(),
+    ))
+}
+
+fn float_value(f: f64, at: &At<'_>) -> Result<Value, WalkError> {
+    Number::from_f64(f).map(Value::Number).ok_or_else(|| {
+        WalkError::Unrepresentable(
+            format!("the float {f} (browsers reject NaN and Infinity)"),
+            at.pointer(),
+        )
+    })
+}
+
+fn dict_key(k: &Bound<'_, PyAny>, at: &At<'_>) -> PyResult<String> {
+    match k.cast::<PyString>() {
+        Ok(s) => Ok(s.to_str()?.to_owned()),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "dict at {} has a key of type {}; JSON object keys must be str",
+            shown(&at.pointer()),
+            k.get_type().name()?
+        ))),
+    }
+}
+
+fn push_index(path: &mut String, i: usize) {
+    use std::fmt::Write;
+    let _ = write!(path, "/{i}");
+}
+
+fn shown(path: &str) -> &str {
+    if path.is_empty() { "the root" } else { path }
+}
+
+/// Converts JSON to Python objects (`dict`, `list`, `str`, `int`, `float`, `bool`, `None`).
+pub fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_pyobject(py)?.into_any()
+            } else if let Some(u) = n.as_u64() {
+                u.into_pyobject(py)?.into_any()
+            } else {
+                n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any()
+            }
+        }
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(a) => {
+            let list = PyList::empty(py);
+            for item in a {
+                list.append(to_py(py, item)?)?;
+            }
+            list.into_any()
+        }
+        Value::Object(m) => {
+            let dict = PyDict::new(py);
+            for (k, item) in m {
+                dict.set_item(k, to_py(py, item)?)?;
+            }
+            dict.into_any()
+        }
+    })
+}
+
+/// Whether a Python scalar converts to exactly `v` (containers never compare equal here).
+fn scalar_eq(v: &Value, obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    // Exact built-in types first (the common case), by comparing type pointers.
+    let ty = obj.get_type_ptr();
+    Ok(match v {
+        Value::Null => obj.is_none(),
+        Value::Bool(b) => obj.cast::<PyBool>().is_ok_and(|o| o.is_true() == *b),
+        Value::String(s) => {
+            if ty == builtin(BuiltIn::Str) {
+                // SAFETY: the type was just checked to be exactly `str`.
+                let o = unsafe { obj.cast_unchecked::<PyString>() };
+                bytes_eq(o.to_str()?.as_bytes(), s.as_bytes())
+            } else {
+                str_is(obj, s)?
+            }
+        }
+        Value::Number(n) => {
+            if ty == builtin(BuiltIn::Float) {
+                // SAFETY: the type was just checked to be exactly `float`.
+                let f = unsafe { obj.cast_unchecked::<PyFloat>() }.value();
+                n.is_f64() && n.as_f64() == Some(f)
+            } else if ty == builtin(BuiltIn::Bool) || obj.cast::<PyBool>().is_ok() {
+                false
+            } else if ty == builtin(BuiltIn::Int) || obj.cast::<PyInt>().is_ok() {
+                match (n.as_i64(), n.as_u64()) {
+                    (Some(i), _) => obj.extract::<i64>().is_ok_and(|o| o == i),
+                    (None, Some(u)) => obj.extract::<u64>().is_ok_and(|o| o == u),
+                    _ => false, // a float snapshot and an int value print differently
+                }
+            } else if let Ok(f) = obj.cast::<PyFloat>() {
+                n.is_f64() && n.as_f64() == Some(f.value())
+            } else {
+                false
+            }
+        }
+        Value::Array(_) | Value::Object(_) => false,
+    })
+}
