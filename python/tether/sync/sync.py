@@ -1,0 +1,587 @@
+"""`Sync`: one object's attributes mirrored into a frontend under a key, with remote actions
+and tasks — ws-sync's `Sync`, with snapshots, diffs and frames in Rust (`tether._native`)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from types import EllipsisType
+from typing import Any, Literal
+
+from .. import _native
+from . import _types
+from .errors import NoSessionError, SyncValidationError
+from .session import Session, session_context
+from .utils import nonblock_call
+from .utils import toCamelCase as camel_case
+
+__all__ = [
+    "Sync",
+    "ToastType",
+    "action_event",
+    "download_event",
+    "get_current_sync_key_prefix",
+    "get_event",
+    "patch_event",
+    "set_event",
+    "sync_key_scope",
+    "task_cancel_event",
+    "task_start_event",
+    "toast_event",
+]
+
+ToastType = Literal["default", "message", "info", "success", "warning", "error"]
+
+_LEVELS = {"message": logging.INFO, "info": logging.INFO, "success": logging.INFO}
+_LEVELS |= {"warning": logging.WARNING, "error": logging.ERROR}
+
+
+def set_event(key: str) -> str:
+    """The event that carries a whole state."""
+    return f"_SET:{key}"
+
+
+def get_event(key: str) -> str:
+    """The event that asks for the whole state."""
+    return f"_GET:{key}"
+
+
+def patch_event(key: str) -> str:
+    """The event that carries a JSON Patch."""
+    return f"_PATCH:{key}"
+
+
+def action_event(key: str) -> str:
+    """The event that carries an action."""
+    return f"_ACTION:{key}"
+
+
+def task_start_event(key: str) -> str:
+    """The event that starts a task."""
+    return f"_TASK_START:{key}"
+
+
+def task_cancel_event(key: str) -> str:
+    """The event that cancels a task."""
+    return f"_TASK_CANCEL:{key}"
+
+
+def toast_event() -> str:
+    """The event that shows a toast."""
+    return "_TOAST"
+
+
+def download_event() -> str:
+    """The event that downloads a file."""
+    return "_DOWNLOAD"
+
+
+# ----- key scopes (ws-sync 0.8's sync_key_scope) -----
+
+_key_prefix: ContextVar[tuple[str, ...]] = ContextVar("tether_sync_key_prefix", default=())
+
+
+@contextlib.contextmanager
+def sync_key_scope(prefix: str | None) -> Iterator[None]:
+    """Prefixes the keys of `Sync`s created inside as `prefix/KEY` (nested: `a/b/KEY`)."""
+    token = _key_prefix.set((*_key_prefix.get(), prefix) if prefix else _key_prefix.get())
+    try:
+        yield
+    finally:
+        _key_prefix.reset(token)
+
+
+def get_current_sync_key_prefix() -> str:
+    """The prefix `sync_key_scope` blocks apply here (`""` outside any)."""
+    return "/".join(_key_prefix.get())
+
+
+def _scoped(key: str) -> str:
+    prefix = get_current_sync_key_prefix()
+    return f"{prefix}/{key}" if prefix else key
+
+
+def _static(cls: type, name: str) -> Any:
+    try:
+        return inspect.getattr_static(cls, name)
+    except AttributeError:
+        return None
+
+
+def _marked(cls: type, mark: str) -> Iterator[tuple[str, str]]:
+    """`(attribute, remote name)` of the methods carrying `mark`, without calling properties."""
+    for name in dir(cls):
+        raw = _static(cls, name)
+        if isinstance(raw, (staticmethod, classmethod)):
+            raw = raw.__func__
+        remote = getattr(raw, mark, None) if callable(raw) else None
+        if isinstance(remote, str):
+            yield name, remote
+
+
+class Sync:
+    """Registers an object's attributes to be synced with the frontend under `key`.
+
+    The object's state is sent whole (`_SET`) on every connection and as JSON Patch (`_PATCH`)
+    on `await sync()`; actions and tasks from the frontend reach the decorated methods.
+    """
+
+    @classmethod
+    def all(
+        cls,
+        obj: object,
+        key: str | None = None,
+        include: dict[str, str | EllipsisType] | list[str] | None = None,
+        exclude: list[str] | None = None,
+        toCamelCase: bool = False,
+        send_on_init: bool = True,
+        expose_running_tasks: bool = False,
+        logger: logging.Logger | None = None,
+        actions: dict[str, Callable[..., Any]] | None = None,
+        tasks: dict[str, Callable[..., Any]] | None = None,
+        task_cancels: dict[str, Callable[..., Any]] | None = None,
+    ) -> Sync:
+        """Syncs every public, non-callable attribute (minus `exclude`)."""
+        return cls(
+            obj,
+            key,
+            sync_all=True,
+            include=include,
+            exclude=exclude,
+            toCamelCase=toCamelCase,
+            send_on_init=send_on_init,
+            expose_running_tasks=expose_running_tasks,
+            logger=logger,
+            actions=actions,
+            tasks=tasks,
+            task_cancels=task_cancels,
+        )
+
+    @classmethod
+    def only(
+        cls,
+        _obj: object,
+        _key: str | None = None,
+        _toCamelCase: bool = False,
+        _send_on_init: bool = True,
+        _expose_running_tasks: bool = False,
+        _logger: logging.Logger | None = None,
+        _actions: dict[str, Callable[..., Any]] | None = None,
+        _tasks: dict[str, Callable[..., Any]] | None = None,
+        _task_cancels: dict[str, Callable[..., Any]] | None = None,
+        **sync_attributes: str | EllipsisType,
+    ) -> Sync:
+        """Syncs only the keyword-named attributes (value: frontend name, or `...`)."""
+        return cls(
+            _obj,
+            _key,
+            sync_all=False,
+            include=sync_attributes,
+            exclude=[],
+            toCamelCase=_toCamelCase,
+            send_on_init=_send_on_init,
+            expose_running_tasks=_expose_running_tasks,
+            logger=_logger,
+            actions=_actions,
+            tasks=_tasks,
+            task_cancels=_task_cancels,
+        )
+
+    def __init__(
+        self,
+        obj: object,
+        key: str | None = None,
+        sync_all: bool = False,
+        include: dict[str, str | EllipsisType] | list[str] | None = None,
+        exclude: list[str] | None = None,
+        toCamelCase: bool = False,
+        send_on_init: bool = True,
+        expose_running_tasks: bool = False,
+        logger: logging.Logger | None = None,
+        actions: dict[str, Callable[..., Any]] | None = None,
+        tasks: dict[str, Callable[..., Any]] | None = None,
+        task_cancels: dict[str, Callable[..., Any]] | None = None,
+    ) -> None:
+        self.obj = obj
+        self.key = _scoped(key if key is not None else type(obj).__name__)
+        self.camelize = bool(toCamelCase)
+        self.casing_func: Callable[[str], str] | None = camel_case if self.camelize else None
+        self.send_on_init = send_on_init
+        self.task_exposure = self.casing("running_tasks") if expose_running_tasks else None
+        self.logger = logger or logging.getLogger("tether.sync")
+        try:
+            self.session: Session = session_context.get()
+        except LookupError:
+            raise NoSessionError(
+                f"no session for Sync {self.key!r}: create synced objects inside "
+                "`with session:` or inside a handler"
+            ) from None
+
+        if isinstance(include, list):
+            include = dict.fromkeys(include, ...)
+        include = dict(include or {})
+        exclude = list(exclude or [])
+        if not include.keys().isdisjoint(exclude):
+            both = sorted(set(include) & set(exclude))
+            raise ValueError(f"attribute(s) both included and excluded: {', '.join(both)}")
+
+        # ----- attributes -----
+        self.sync_attributes: dict[str, str] = {}
+        if sync_all:
+            names = _types.model_attributes(obj) if _types.is_model(obj) else dir(obj)
+            for name in names:
+                if name in exclude or name.startswith("_") or name == "sync":
+                    continue
+                if not _types.is_model(obj):
+                    try:
+                        value = getattr(obj, name)
+                    except AttributeError:
+                        continue
+                    if callable(value) or isinstance(value, Sync):
+                        continue
+                self.sync_attributes[name] = self.casing(name)
+        for name, front in include.items():
+            self.sync_attributes[name] = self.casing(name) if front is ... else str(front)
+        missing = [a for a in [*self.sync_attributes, *exclude] if not hasattr(obj, a)]
+        if missing:
+            raise AttributeError(
+                f"Sync {self.key!r}: {type(obj).__name__} has no attribute(s) {', '.join(missing)}"
+            )
+        self.key_to_attr = {k: a for a, k in self.sync_attributes.items()}
+        self.type_adapters: dict[str, Any] = _types.adapters_for(obj, list(self.sync_attributes))
+
+        # ----- actions and tasks -----
+        cls = type(obj)
+        self._actions: dict[str, Callable[..., Any]] = dict(actions or {})
+        self._tasks: dict[str, Callable[..., Any]] = dict(tasks or {})
+        self._task_cancels: dict[str, Callable[..., Any]] = dict(task_cancels or {})
+        for attr, name in _marked(cls, "remote_action"):
+            self._actions[name] = getattr(obj, attr)
+        for attr, name in _marked(cls, "remote_task"):
+            self._tasks[name] = getattr(obj, attr)
+        for attr, name in _marked(cls, "remote_task_cancel"):
+            self._task_cancels[name] = getattr(obj, attr)
+        self._validators: dict[tuple[str, str], _types.ParamsValidator] = {}
+        self.running_tasks: dict[str, asyncio.Task[Any]] = {}
+        self._unstarted: dict[str, Any] = {}  # task name → its coroutine, until it runs
+
+        # ws-sync's public handler attributes
+        self.actions = self._handle_action
+        self.tasks = self._start_task
+        self.task_cancels = self._cancel_task
+
+        # ----- state -----
+        self._snapshot = _native.Snapshot(_types.walkable_model if _types.HAVE_PYDANTIC else None)
+        self._dumps = {
+            attr: functools.partial(ta.dump_json, warnings=False)
+            for attr, ta in self.type_adapters.items()
+        }
+        self._stale = False  # the snapshot may not match the client: next sync sends a _SET
+        self._last_sync: float | None = None
+        self._trailing: asyncio.TimerHandle | None = None
+        try:
+            self._snapshot.set_frame(set_event(self.key), self._parts())
+        except (TypeError, ValueError):
+            self._stale = True  # not JSON yet; the first send reports it
+        self._closed = False
+        self._register_event_handlers()
+
+    # ----- high level -----
+
+    async def sync(self, if_since_last: float | None = None) -> None:
+        """Sends what changed since the last sync as one `_PATCH` (nothing if nothing did).
+
+        `if_since_last`: skip if the last patch went out less than that many seconds ago; a
+        skipped sync is sent once the interval has passed, so the last change is never lost.
+        Raises `TypeError`/`ValueError` when an attribute is not JSON (say which and where).
+        """
+        if not self.session.is_connected:
+            return
+        now = time.monotonic()
+        if if_since_last and self._last_sync is not None:
+            wait = self._last_sync + if_since_last - now
+            if wait > 0:
+                self._schedule_trailing(wait)
+                return
+        if self._stale:
+            await self._send_state()
+            self._last_sync = now
+            return
+        try:
+            frame = self._snapshot.patch_frame(patch_event(self.key), self._parts())
+        except Exception:
+            self._stale = True
+            raise
+        if frame is not None:
+            await self.session.send_text(frame)
+            self._last_sync = now
+
+    def _schedule_trailing(self, delay: float) -> None:
+        if self._trailing is not None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._trailing = None
+            if not self._closed:
+                loop.create_task(self.sync())
+
+        self._trailing = loop.call_later(delay, fire)
+
+    async def __call__(
+        self,
+        if_since_last: float | None = None,
+        toast: str | None = None,
+        type: ToastType = "default",
+    ) -> None:
+        """`await obj.sync()`: syncs, then sends `toast` if given."""
+        await self.sync(if_since_last=if_since_last)
+        if toast:
+            await self.toast(toast, type=type)
+
+    async def send_action(self, action: dict[str, Any]) -> None:
+        """Sends an action to the frontend (`{"type": name, ...}`)."""
+        await self.session.send(action_event(self.key), action)
+
+    async def send_binary(self, metadata: dict[str, Any], data: bytes) -> None:
+        """Sends bytes with metadata to the frontend's action handler (`_BIN_META`)."""
+        await self.session.send_binary(action_event(self.key), metadata, data)
+
+    async def toast(
+        self,
+        *messages: Any,
+        type: ToastType = "default",
+        logger: logging.Logger | None = None,
+    ) -> str:
+        """Shows a toast in the frontend; returns the text (messages joined by spaces)."""
+        text = " ".join(str(m) for m in messages)
+        (logger or self.logger).log(_LEVELS.get(type, logging.DEBUG), text)
+        await self.session.send(toast_event(), {"type": type, "message": text})
+        return text
+
+    async def download(self, filename: str, binary: bytes) -> None:
+        """Makes the frontend download `binary` as `filename` (base64 in a `_DOWNLOAD`)."""
+        data = base64.b64encode(binary).decode("ascii")
+        await self.session.send(download_event(), {"filename": filename, "data": data})
+
+    def observe(self, obj: object, **sync_attributes: str | EllipsisType) -> None:
+        """Not supported (an empty stub in ws-sync): create another `Sync` instead."""
+        raise NotImplementedError("Sync.observe is not supported; create another Sync instead")
+
+    def close(self) -> None:
+        """Stops syncing: deregisters the handlers (running tasks keep running)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._trailing is not None:
+            self._trailing.cancel()
+            self._trailing = None
+        for event, method in self._events().items():
+            if self.session.event_handlers.get(event) == getattr(self, method):
+                del self.session.event_handlers[event]
+        self.session.deregister_init(self._send_state)
+        if self.session._syncs.get(self.key) is self:
+            del self.session._syncs[self.key]
+
+    @property
+    def state_snapshot(self) -> dict[str, Any]:
+        """What the frontend was last sent (a fresh copy)."""
+        return self._snapshot.to_python()
+
+    def casing(self, attr: str) -> str:
+        """The frontend name of an attribute (camelCase when asked for)."""
+        return camel_case(attr) if self.camelize else attr
+
+    # ----- state -----
+
+    def _parts(self) -> list[tuple[Any, ...]]:
+        """The state, one `(key, value)` per attribute, `(key, value, dump_json)` when typed:
+        the native side walks the value and calls `dump_json` only for what it cannot read."""
+        obj, dumps = self.obj, self._dumps
+        parts: list[tuple[Any, ...]] = [
+            (key, getattr(obj, attr), dumps.get(attr)) for attr, key in self.sync_attributes.items()
+        ]
+        if self.task_exposure:
+            parts.append((self.task_exposure, list(self.running_tasks)))
+        return parts
+
+    async def _send_state(self, _: Any = None) -> None:
+        try:
+            frame = self._snapshot.set_frame(set_event(self.key), self._parts())
+        except Exception:
+            self._stale = True
+            raise
+        self._stale = False
+        await self.session.send_text(frame)
+
+    def _value(self, attr: str, value: Any) -> Any:
+        adapter = self.type_adapters.get(attr)
+        if adapter is None:
+            return value
+        try:
+            return _types.validate(adapter, value)
+        except SyncValidationError as e:
+            raise SyncValidationError(f"{self.sync_attributes[attr]}: {e}") from None
+
+    def _assign(self, values: dict[str, Any]) -> None:
+        for attr, value in values.items():
+            with contextlib.suppress(AttributeError):  # read-only property
+                setattr(self.obj, attr, value)
+
+    async def _reject(self, error: SyncValidationError) -> None:
+        """Incoming state did not fit: resend ours so the client is corrected, then report."""
+        await self._send_state()
+        raise error
+
+    async def _set_state(self, new_state: Any) -> None:
+        if not isinstance(new_state, dict):
+            raise SyncValidationError(f"{set_event(self.key)} expects an object")
+        values: dict[str, Any] = {}
+        try:
+            for key, value in new_state.items():
+                if key == self.task_exposure:
+                    continue
+                attr = self.key_to_attr.get(key)
+                if attr is None:
+                    raise SyncValidationError(f"{self.key}: unknown key {key!r}")
+                values[attr] = self._value(attr, value)
+        except SyncValidationError as e:
+            await self._reject(e)
+            return
+        self._assign(values)
+        self._snapshot.set_state(new_state)
+        self._stale = False
+
+    async def _patch_state(self, patch: Any) -> None:
+        if not isinstance(patch, list):
+            raise SyncValidationError(f"{patch_event(self.key)} expects a JSON Patch array")
+        try:
+            touched = self._snapshot.apply_patch(patch)
+        except (TypeError, ValueError) as e:
+            raise SyncValidationError(f"{self.key}: {e}") from None
+        values: dict[str, Any] = {}
+        try:
+            for key in touched:
+                if key == self.task_exposure:
+                    continue
+                attr = self.key_to_attr.get(key)
+                if attr is None:
+                    raise SyncValidationError(f"{self.key}: unknown key {key!r}")
+                values[attr] = self._value(attr, self._snapshot.get(key))
+        except SyncValidationError as e:
+            await self._reject(e)
+            return
+        self._assign(values)
+
+    # ----- actions and tasks -----
+
+    def _params(self, kind: str, name: str, handler: Callable[..., Any], args: dict[str, Any]):
+        v = self._validators.get((kind, name))
+        if v is None:
+            title = f"{type(self.obj).__name__}{kind}{name.title().replace('_', '')}"
+            v = _types.ParamsValidator(handler, title, self.casing_func)
+            self._validators[(kind, name)] = v
+        try:
+            return v(args)
+        except SyncValidationError as e:
+            raise SyncValidationError(f"{kind.lower()} {name!r}: {e}") from None
+
+    @staticmethod
+    def _named(event: str, data: Any) -> tuple[str, dict[str, Any]]:
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+            raise SyncValidationError(f'{event} expects {{"type": name, ...}}')
+        args = dict(data)
+        return args.pop("type"), args
+
+    async def _handle_action(self, action: Any) -> None:
+        name, args = self._named(action_event(self.key), action)
+        handler = self._actions.get(name)
+        if handler is None:
+            raise SyncValidationError(f"{self.key!r} has no action {name!r}")
+        kwargs = self._params("Action", name, handler, args)
+        await nonblock_call(handler, **kwargs)
+
+    async def _start_task(self, data: Any) -> None:
+        name, args = self._named(task_start_event(self.key), data)
+        factory = self._tasks.get(name)
+        if factory is None:
+            raise SyncValidationError(f"{self.key!r} has no task {name!r}")
+        if name in self.running_tasks:
+            self.logger.warning("Task %s already running", name)
+            return
+        kwargs = self._params("Task", name, factory, args)
+        body = nonblock_call(factory, **kwargs)
+        self._unstarted[name] = body
+        self.running_tasks[name] = asyncio.create_task(self._run_task(name, body))
+        if self.task_exposure:
+            await self.sync()
+
+    async def _run_task(self, name: str, body: Any) -> None:
+        self._unstarted.pop(name, None)
+        me = asyncio.current_task()
+        try:
+            await body
+        except asyncio.CancelledError:
+            self.logger.info("Task %s cancelled", name)
+            if (on_cancel := self._task_cancels.get(name)) is not None:
+                await nonblock_call(on_cancel)
+            raise
+        except Exception as e:
+            await self.session._report(f"task {name!r} of {self.key!r}", e)
+        finally:
+            if self.running_tasks.get(name) is me:
+                del self.running_tasks[name]
+                if self.task_exposure and not self._closed:
+                    with contextlib.suppress(Exception):
+                        await self.sync()
+
+    async def _cancel_task(self, data: Any) -> None:
+        name, _ = self._named(task_cancel_event(self.key), data)
+        task = self.running_tasks.get(name)
+        if task is None:
+            self.logger.warning("Task %s not running", name)
+            return
+        task.cancel()
+        body = self._unstarted.pop(name, None)
+        if body is None:
+            return  # running: its own CancelledError handling cleans up
+        # Cancelled before its first step: the wrapper never runs, so clean up here.
+        body.close()
+        del self.running_tasks[name]
+        if (on_cancel := self._task_cancels.get(name)) is not None:
+            await nonblock_call(on_cancel)
+        if self.task_exposure:
+            await self.sync()
+
+    # ----- registration -----
+
+    def _events(self) -> dict[str, str]:
+        return {
+            get_event(self.key): "_send_state",
+            set_event(self.key): "_set_state",
+            patch_event(self.key): "_patch_state",
+            action_event(self.key): "_handle_action",
+            task_start_event(self.key): "_start_task",
+            task_cancel_event(self.key): "_cancel_task",
+        }
+
+    def _register_event_handlers(self) -> None:
+        previous = self.session._syncs.get(self.key)
+        if previous is not None and previous is not self:
+            self.logger.warning("Key %r is synced twice in one session; the new one wins", self.key)
+            previous.close()
+        self.session._syncs[self.key] = self
+        for event, method in self._events().items():
+            self.session.register_event(event, getattr(self, method))
+        if self.send_on_init:
+            self.session.register_init(self._send_state)
+
+    def __repr__(self) -> str:
+        return f"<tether.sync.Sync {self.key!r} of {type(self.obj).__name__}>"
