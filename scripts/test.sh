@@ -46,6 +46,9 @@ bash tests/patch/run.sh
 step "Python package: pip install . (maturin) into the venv, pytest tests/python"
 bash scripts/python-tests.sh
 
+step "FastAPI app on tether.sync in headless chromium (web/tether-client.js)"
+TETHER_PYTHON="${TETHER_VENV:-$HOME/.cache/tether-venv}/bin/python" npm run --silent test:fastapi --prefix tests/browser
+
 if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
   step "fuzz the rooms parsers (${FUZZ_SECONDS:-20}s per target)"
   scripts/fuzz.sh "${FUZZ_SECONDS:-20}"

@@ -7,11 +7,15 @@ Binds the listening socket itself (port 0 = any free port, no race), prints
 serves with uvicorn. Exits on SIGTERM/SIGINT (uvicorn's graceful shutdown, bounded to 2 s), and
 also when its stdin reaches EOF, so a test runner that dies without killing it does not leave it
 behind (start it with a pipe on stdin and keep that pipe open).
+
+`serve(app, log_env=...)` does all that for any ASGI app: tests/fastapi_sync/app.py uses it too
+(with this directory on `sys.path`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -20,30 +24,29 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ws_sync_app import app  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
 def watch_stdin() -> None:
     """Terminate when the parent closes our stdin (it exited or crashed)."""
-    try:
+    with contextlib.suppress(Exception):
         while sys.stdin.buffer.read(4096):
             pass
-    except Exception:
-        pass
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(5)
     os._exit(3)
 
 
-def main() -> None:
+def serve(app: Any, *, log_env: str) -> None:
+    """Run `app` as this module's docstring says; `$log_env` is the default of --log-level."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--log-level", default=os.environ.get("SYNC_COMPAT_LOG", "warning"))
+    ap.add_argument("--log-level", default=os.environ.get(log_env, "warning"))
     ap.add_argument("--no-stdin-watch", action="store_true")
     args = ap.parse_args()
 
@@ -65,6 +68,13 @@ def main() -> None:
     if not args.no_stdin_watch:
         threading.Thread(target=watch_stdin, daemon=True).start()
     server.run(sockets=[sock])
+
+
+def main() -> None:
+    sys.path.insert(0, str(HERE))
+    from ws_sync_app import app
+
+    serve(app, log_env="SYNC_COMPAT_LOG")
 
 
 if __name__ == "__main__":
