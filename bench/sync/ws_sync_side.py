@@ -19,11 +19,9 @@ import gc
 import json
 import sys
 import time
-
-import jsonpatch
 from importlib.metadata import version
-from starlette.websockets import WebSocket
 
+from starlette.websockets import WebSocket
 from ws_sync import Session, Sync
 from ws_sync.session import session_context
 

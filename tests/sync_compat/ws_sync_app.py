@@ -27,7 +27,6 @@ from starlette.responses import FileResponse, PlainTextResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
-
 from ws_sync import Session, remote_action, remote_task, sync_only
 
 logger = logging.getLogger("ws_sync_app")

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# bench/py-sync/run.sh: `await obj.sync()` of ws-sync 0.6.9 vs tether.sync (Python API, Rust core)
+# for one 10,000-item state, side by side in one run (run by hand; not part of the tests).
+#
+#   ws-sync 0.6.9    items = list of plain dicts (0.6.9 cannot send pydantic models: it deep-copies
+#                    and json-encodes the raw values, and a BaseModel is not JSON serializable)
+#   tether-typed     tether.sync, `items: list[Item]` (class-level annotation, Item a pydantic
+#                    BaseModel: id, text, done, tags, score), dumped with a TypeAdapter
+#   tether-untyped   tether.sync, items = list of plain dicts (like for like with ws-sync)
+#
+# Scenarios: changed (one field of one item changed before each sync), unchanged (nothing
+# changed). Each variant runs in its own process, one after the other, pinned to one core. Raw
+# results: bench/py-sync/results/latest.jsonl (+ latest.meta.json); summarize.py prints the table
+# and rewrites the bench-py-sync section of docs/benchmarks.md (UPDATE_DOCS=0 to skip).
+#
+# Knobs (environment): N=10000  WS_REPS=21  TETHER_REPS=101
+#   CPU=<last cpu> (taskset; skipped on a 1-core machine or without taskset)
+#   QUIET_BUSY=15 QUIET_WAIT=180 (first wait, at most QUIET_WAIT s, while the machine is > 15 %
+#   of a core busy with other work)  TETHER_VENV=~/.cache/tether-venv
+#   CARGO_TARGET_DIR=/root/.cache/tether-target SKIP_BUILD=0 (1: use the tether already installed
+#   in the venv) UPDATE_DOCS=1
+# The shared parts (the common knobs' defaults, the quiet-machine wait, pinning, per-phase CPU,
+# latest.meta.json, summarize.py) are in bench/lib.sh.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LOG_TAG=py-sync-bench
+# shellcheck source=../lib.sh
+. "$HERE/../lib.sh"
+N=${N:-10000}
+WS_REPS=${WS_REPS:-21}
+TETHER_REPS=${TETHER_REPS:-101}
+
+# ---- prerequisites ----
+log "python venv ($VENV)"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+PY=$VENV/bin/python
+if ! "$PY" - <<'PY' >/dev/null 2>&1; then
+import importlib.metadata as md
+assert md.version("ws-sync") == "0.6.9"
+import pydantic, starlette, jsonpatch  # noqa: F401
+PY
+  log "pip install ws-sync==0.6.9 pydantic"
+  "$PY" -m pip install --quiet --disable-pip-version-check --no-input "ws-sync==0.6.9" "pydantic>=2,<3"
+fi
+if [ "$SKIP_BUILD" != 1 ]; then
+  log "pip install --force-reinstall --no-deps $ROOT (maturin, release; several minutes)"
+  "$PY" -m pip install --quiet --disable-pip-version-check --no-input --force-reinstall --no-deps "$ROOT"
+fi
+"$PY" -c 'import tether.sync, pydantic' || {
+  log "tether.sync or pydantic cannot be imported from $PY"
+  exit 1
+}
+
+pin_one_cpu "each variant, one process at a time"
+wait_quiet
+
+# ---- run ----
+begin_run
+log "ws-sync 0.6.9, N=$N (reps $WS_REPS)"
+run_phase "ws-sync" "${PIN[@]}" "$PY" "$HERE/bench.py" ws-sync "$N" "$WS_REPS"
+log "tether.sync typed, N=$N (reps $TETHER_REPS)"
+run_phase "tether-typed" "${PIN[@]}" "$PY" "$HERE/bench.py" tether-typed "$N" "$TETHER_REPS"
+log "tether.sync untyped, N=$N (reps $TETHER_REPS)"
+run_phase "tether-untyped" "${PIN[@]}" "$PY" "$HERE/bench.py" tether-untyped "$N" "$TETHER_REPS"
+end_run
+write_meta --git bench/py-sync/run.sh N WS_REPS TETHER_REPS
+summarize
+log "done in ${ELAPSED} s; raw results in $OUT"
