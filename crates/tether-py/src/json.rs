@@ -96,6 +96,9 @@ impl From<WalkError> for PyErr {
     }
 }
 
+/// How many model classes the cache below keeps before it starts over.
+const MAX_MODEL_CLASSES: usize = 4096;
+
 /// Model classes already asked about, kept alive so their addresses are not reused.
 static MODEL_CLASSES: Mutex<Vec<(usize, Py<PyType>, bool)>> = Mutex::new(Vec::new());
 
@@ -125,8 +128,7 @@ impl<'py> Walker<'py> {
         let Some(check) = &self.check else {
             return Ok(false);
         };
-        let ty = obj.get_type();
-        let id = ty.as_ptr() as usize;
+        let id = obj.get_type_ptr() as usize;
         let (last_id, last_ok) = self.last.get();
         if last_id == id {
             return Ok(last_ok);
@@ -141,9 +143,13 @@ impl<'py> Walker<'py> {
         let ok = match known {
             Some(ok) => ok,
             None => {
+                let ty = obj.get_type();
                 let ok = check.call1((&ty,))?.is_truthy()?;
                 let mut classes = MODEL_CLASSES.lock().unwrap_or_else(|p| p.into_inner());
-                classes.push((id, ty.clone().unbind(), ok));
+                if classes.len() >= MAX_MODEL_CLASSES {
+                    classes.clear(); // classes made on the fly: start over rather than grow
+                }
+                classes.push((id, ty.unbind(), ok));
                 ok
             }
         };
