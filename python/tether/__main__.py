@@ -24,6 +24,7 @@ _FLAGS: list[tuple[str, str, type, str]] = [
         "HTTP listener: REST, WebSocket endpoints, pages, /metrics [127.0.0.1:8700]",
     ),
     ("tcp", "ADDR", str, "rooms TCP line-protocol listener [127.0.0.1:10010]"),
+    ("relay", "ADDR", str, "UI relay for sidekick clients, or off [127.0.0.1:5163]"),
     ("config", "FILE", str, "TOML file with the same keys as these options"),
     ("max-clients", "N", int, "most registered clients at once [100]"),
     ("max-message-length", "N", int, "longest message text, in characters [255]"),
@@ -91,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tether: {e}", file=sys.stderr)
         return 1
     print(f"listening http {server.http_addr}", flush=True)
+    if server.relay_addr:
+        print(f"listening relay {server.relay_addr}", flush=True)
     print(f"listening tcp {server.tcp_addr}", flush=True)
     # Short waits so the signal handler runs promptly on the main thread.
     while not stop.wait(0.2):

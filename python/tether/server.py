@@ -43,6 +43,11 @@ class Server:
         return self._native.tcp_addr
 
     @property
+    def relay_addr(self) -> str | None:
+        """The UI relay's `IP:PORT`, or `None` when it is off (or its default port was taken)."""
+        return self._native.relay_addr
+
+    @property
     def url(self) -> str:
         """`http://IP:PORT` of the HTTP listener."""
         return f"http://{self.http_addr}"
@@ -132,7 +137,8 @@ class Server:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<tether.Server http={self.http_addr} tcp={self.tcp_addr} {state}>"
+        relay = f" relay={self.relay_addr}" if self.relay_addr else ""
+        return f"<tether.Server http={self.http_addr} tcp={self.tcp_addr}{relay} {state}>"
 
 
 def _check(options: dict[str, Any]) -> dict[str, Any]:
@@ -170,16 +176,27 @@ def _addr(name: str, value: object) -> str | None:
     raise ConfigError(f"{name} must be an 'IP:PORT' string or a (host, port) tuple, got {value!r}")
 
 
-def serve(http: str | None = None, tcp: str | None = None, **options: Any) -> Server:
+def serve(
+    http: str | None = None,
+    tcp: str | None = None,
+    *,
+    relay: str | tuple[str, int] | bool | None = None,
+    **options: Any,
+) -> Server:
     """Starts the tether server in this process and returns once it listens.
 
     `http` (default `127.0.0.1:8700`) and `tcp` (default `127.0.0.1:10010`) are `IP:PORT`
     strings; port 0 picks a free port (read the result from `.http_addr` / `.tcp_addr`).
+    `relay` is the UI relay's address (default `127.0.0.1:5163`, skipped with a warning when that
+    port is taken), `"off"` or `False` for none; read it back from `.relay_addr`.
     Other options are the `tether serve` flags with `_` for `-`: `config`, `max_clients`,
     `max_message_length`, `max_rooms`, `queue_capacity`, `tls_cert`, `tls_key`,
     `shutdown_grace`.
 
     Raises `ConfigError` for a bad option and `ServerError` when a listener cannot bind.
     """
-    native = _native.serve(_addr("http", http), _addr("tcp", tcp), **_check(options))
+    relay_arg = "off" if relay is False else None if relay is True else _addr("relay", relay)
+    native = _native.serve(
+        _addr("http", http), _addr("tcp", tcp), relay=relay_arg, **_check(options)
+    )
     return Server(native)

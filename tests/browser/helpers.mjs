@@ -49,7 +49,9 @@ export function tetherBin() {
  */
 export function startServer(extraArgs = [], { http = '127.0.0.1:0' } = {}) {
   const bin = tetherBin();
-  const args = ['serve', '--http', http, '--tcp', '127.0.0.1:0', ...extraArgs];
+  // The UI relay defaults to 127.0.0.1:5163; tests that do not ask for it keep it out of the way.
+  const relay = extraArgs.includes('--relay') ? [] : ['--relay', 'off'];
+  const args = ['serve', '--http', http, '--tcp', '127.0.0.1:0', ...relay, ...extraArgs];
   const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' } });
   let log = '';
   const keep = (/** @type {string} */ s) => {

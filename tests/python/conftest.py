@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 import tether
 
-EPHEMERAL = {"http": "127.0.0.1:0", "tcp": "127.0.0.1:0"}
+EPHEMERAL = {"http": "127.0.0.1:0", "tcp": "127.0.0.1:0", "relay": "127.0.0.1:0"}
 
 
 def split(addr: str) -> tuple[str, int]:

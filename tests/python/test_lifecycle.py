@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent(
     import tether
 
     async def main():
-        server = tether.serve(http="127.0.0.1:0", tcp="127.0.0.1:0", shutdown_grace=1)
+        server = tether.serve(http="127.0.0.1:0", tcp="127.0.0.1:0", relay="off", shutdown_grace=1)
         r, w = await asyncio.open_connection(*server.tcp_addr.rsplit(":", 1))
         w.write(b"HELLO main:exit\\n")
         await w.drain()
@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent(
         await asyncio.gather(*(tether._native.sleep(0.001) for _ in range(50)))
         await tether._native.sleep(0)
         pending = tether._native.sleep(10)  # still running at exit
-        second = tether.serve(http="127.0.0.1:0", tcp="127.0.0.1:0")  # left open
+        second = tether.serve(http="127.0.0.1:0", tcp="127.0.0.1:0", relay="off")  # left open
         await server.aclose()
         w.close()
         return pending, second
@@ -66,6 +66,8 @@ async def _serve_in_subprocess() -> tuple[asyncio.subprocess.Process, str, str]:
         "127.0.0.1:0",
         "--tcp",
         "127.0.0.1:0",
+        "--relay",
+        "127.0.0.1:0",
         "--shutdown-grace",
         "1",
         stdout=asyncio.subprocess.PIPE,
@@ -73,8 +75,10 @@ async def _serve_in_subprocess() -> tuple[asyncio.subprocess.Process, str, str]:
     )
     assert proc.stdout is not None
     http = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().split()
+    relay = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().split()
     tcp = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().split()
     assert http[:2] == ["listening", "http"], http
+    assert relay[:2] == ["listening", "relay"], relay
     assert tcp[:2] == ["listening", "tcp"], tcp
     return proc, http[2], tcp[2]
 
@@ -119,7 +123,7 @@ def test_python_m_tether_bad_flag_exits_2() -> None:
 
 def test_close_before_exit_in_process() -> None:
     async def run() -> None:
-        srv = tether.serve(http="127.0.0.1:0", tcp="127.0.0.1:0")
+        srv = tether.serve(http="127.0.0.1:0", tcp="127.0.0.1:0", relay="off")
         await tether._native.sleep(0.001)
         await srv.aclose()
 

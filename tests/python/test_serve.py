@@ -101,9 +101,9 @@ def test_port_in_use_raises_server_error() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(tether.ServerError, match=f"cannot listen for TCP on 127.0.0.1:{port}"):
-            tether.serve(http="127.0.0.1:0", tcp=f"127.0.0.1:{port}")
+            tether.serve(http="127.0.0.1:0", tcp=f"127.0.0.1:{port}", relay="off")
         with pytest.raises(tether.ServerError, match="cannot listen for HTTP"):
-            tether.serve(http=f"127.0.0.1:{port}", tcp="127.0.0.1:0")
+            tether.serve(http=f"127.0.0.1:{port}", tcp="127.0.0.1:0", relay="off")
 
 
 def test_config_file(tmp_path: object) -> None:
@@ -111,9 +111,19 @@ def test_config_file(tmp_path: object) -> None:
 
     cfg = Path(str(tmp_path)) / "tether.toml"
     cfg.write_text('http = "127.0.0.1:0"\ntcp = "127.0.0.1:0"\nmax_message_length = 5\n')
-    with tether.serve(config=cfg) as srv:
+    with tether.serve(config=cfg, relay="off") as srv:
         lines = asyncio.run(
             tcp_exchange(srv.tcp_addr, ["HELLO main:dave", "SEND main:dave toolong"], 2)
         )
         assert lines[0] == "OK HELLO main:dave"
         assert "TOO_LONG" in lines[1], lines
+
+
+def test_relay_option() -> None:
+    with tether.serve(**EPHEMERAL) as srv:
+        assert srv.relay_addr is not None and srv.relay_addr != "127.0.0.1:0"
+        assert srv.relay_addr.startswith("127.0.0.1:")
+    with tether.serve(http="127.0.0.1:0", tcp="127.0.0.1:0", relay=False) as srv:
+        assert srv.relay_addr is None
+    with pytest.raises(tether.ConfigError, match="invalid relay address"):
+        tether.serve(http="127.0.0.1:0", tcp="127.0.0.1:0", relay="nowhere")

@@ -501,7 +501,7 @@ EXIT_SCRIPT = textwrap.dedent(
             await ws.send_text(text)
 
     async def main():
-        server = tether.serve(http="127.0.0.1:0", tcp="127.0.0.1:0", shutdown_grace=1)
+        server = tether.serve(http="127.0.0.1:0", tcp="127.0.0.1:0", relay="off", shutdown_grace=1)
         server.websocket("/ws/exit", handler)
         ws = await connect(f"ws://{server.http_addr}/ws/exit")
         await ws.send("ping")

@@ -26,7 +26,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3_async_runtimes::TaskLocals;
 use pyo3_async_runtimes::generic::{ContextExt, JoinError, Runtime as GenericRuntime};
-use tether_server::config::ServeArgs;
+use tether_server::config::{RelayAddr, ServeArgs};
 use tether_server::server::Server;
 use tokio::runtime::{Handle, Runtime};
 use tokio_util::sync::CancellationToken;
@@ -263,6 +263,9 @@ struct NativeServer {
     http_addr: String,
     #[pyo3(get)]
     tcp_addr: String,
+    /// The UI relay's address, `None` when it is off (or its default port was taken).
+    #[pyo3(get)]
+    relay_addr: Option<String>,
 }
 
 #[pymethods]
@@ -366,7 +369,8 @@ fn positive(name: &str, v: Option<i64>) -> PyResult<Option<usize>> {
 #[pyfunction]
 #[pyo3(signature = (
     http = None, tcp = None, *, config = None, max_clients = None, max_message_length = None,
-    max_rooms = None, queue_capacity = None, tls_cert = None, tls_key = None, shutdown_grace = None
+    max_rooms = None, queue_capacity = None, tls_cert = None, tls_key = None, shutdown_grace = None,
+    relay = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn serve(
@@ -381,7 +385,17 @@ fn serve(
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     shutdown_grace: Option<f64>,
+    relay: Option<&str>,
 ) -> PyResult<NativeServer> {
+    let relay = relay
+        .map(|r| {
+            r.parse::<RelayAddr>().map_err(|e| {
+                ConfigError::new_err(format!(
+                    "invalid relay address: {e} (port 0 picks a free port)"
+                ))
+            })
+        })
+        .transpose()?;
     let shutdown_grace = match shutdown_grace {
         None => None,
         Some(s) if s >= 0.0 && s.is_finite() => Some(s.ceil() as u64),
@@ -407,6 +421,8 @@ fn serve(
         tls_cert,
         tls_key,
         shutdown_grace,
+        relay,
+        ..ServeArgs::default()
     };
     let cfg = args
         .resolve()
@@ -421,6 +437,7 @@ fn serve(
         server.http_addr().to_string(),
         server.tcp_addr().to_string(),
     );
+    let relay_addr = server.relay_addr().map(|a| a.to_string());
     let inner = Arc::new(ServerInner {
         stop: CancellationToken::new(),
         done: CancellationToken::new(),
@@ -442,6 +459,7 @@ fn serve(
         websockets,
         http_addr,
         tcp_addr,
+        relay_addr,
     })
 }
 

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
@@ -14,7 +15,8 @@ use serde::Deserialize;
     about = "One server for live apps: chat/pub-sub rooms over TCP lines, WebSocket and REST.",
     long_about = "One server for live apps: chat/pub-sub rooms over TCP lines, WebSocket and REST.\n\n\
         Run `tether serve` to start with embedded defaults: HTTP (REST, WebSocket, pages, /metrics)\n\
-        on 127.0.0.1:8700 and the rooms TCP line protocol on 127.0.0.1:10010.\n\
+        on 127.0.0.1:8700, the rooms TCP line protocol on 127.0.0.1:10010 and the UI relay for\n\
+        sidekick clients on 127.0.0.1:5163.\n\
         The wire contracts are in docs/protocol/."
 )]
 #[command(args_conflicts_with_subcommands = true, after_help = SERVE_HELP)]
@@ -40,10 +42,12 @@ impl Cli {
 
 const SERVE_HELP: &str = "Every option can also come from the environment (TETHER_*) or from a TOML file\n\
     given with --config, whose keys are the option names with '_' for '-'\n\
-    (http, tcp, max_clients, max_message_length, max_rooms, queue_capacity, tls_cert,\n\
-    tls_key, shutdown_grace). Precedence: flag > environment > file > default.\n\n\
+    (http, tcp, relay, max_clients, max_message_length, max_rooms, queue_capacity, tls_cert,\n\
+    tls_key, shutdown_grace, relay_max_frame, relay_log_bytes, relay_queue_bytes).\n\
+    Precedence: flag > environment > file > default.\n\n\
     Examples:\n  tether serve\n  tether serve --http 0.0.0.0:8700 --max-clients 1000\n  \
     tether serve --tls-cert cert.pem --tls-key key.pem\n  \
+    tether serve --relay off\n  \
     printf 'HELLO main:alice\\nSEND main:alice hi\\n' | nc -N 127.0.0.1 10010";
 
 /// Subcommands.
@@ -65,6 +69,10 @@ pub struct ServeArgs {
     /// Address of the rooms TCP line-protocol listener [default: 127.0.0.1:10010]
     #[arg(long, env = "TETHER_TCP", value_name = "ADDR")]
     pub tcp: Option<SocketAddr>,
+
+    /// Address of the UI relay for sidekick clients (plain WebSocket, any path, ?session=ID), or `off` [default: 127.0.0.1:5163]
+    #[arg(long, env = "TETHER_RELAY", value_name = "ADDR|off")]
+    pub relay: Option<RelayAddr>,
 
     /// TOML file with the same keys as these options (flags and env vars win over it)
     #[arg(long, env = "TETHER_CONFIG", value_name = "FILE")]
@@ -108,6 +116,48 @@ pub struct ServeArgs {
     /// Seconds to wait for clients to receive the going-away notice on shutdown [default: 5]
     #[arg(long, env = "TETHER_SHUTDOWN_GRACE", value_name = "SECS")]
     pub shutdown_grace: Option<u64>,
+
+    /// Largest relay frame in bytes; a bigger one closes its socket with 1009 [default: 1048576]
+    #[arg(long, env = "TETHER_RELAY_MAX_FRAME", value_name = "BYTES")]
+    pub relay_max_frame: Option<usize>,
+
+    /// Bytes one relay session's replay log may hold [default: 8388608]
+    #[arg(long, env = "TETHER_RELAY_LOG_BYTES", value_name = "BYTES")]
+    pub relay_log_bytes: Option<usize>,
+
+    /// Bytes queued for one relay socket before it is closed as too slow (1008); at least the log plus a frame [default: 16777216]
+    #[arg(long, env = "TETHER_RELAY_QUEUE_BYTES", value_name = "BYTES")]
+    pub relay_queue_bytes: Option<usize>,
+}
+
+/// The relay's address, or `off` (`--relay off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayAddr {
+    /// No relay listener.
+    Off,
+    /// Listen here.
+    At(SocketAddr),
+}
+
+impl FromStr for RelayAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<RelayAddr, String> {
+        if s.trim().eq_ignore_ascii_case("off") {
+            return Ok(RelayAddr::Off);
+        }
+        s.trim()
+            .parse()
+            .map(RelayAddr::At)
+            .map_err(|_| format!("expected ADDR (such as 127.0.0.1:5163) or off, got {s:?}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for RelayAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// The settings the server runs with, every default filled in.
@@ -129,6 +179,13 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Shutdown grace period in seconds.
     pub shutdown_grace: u64,
+    /// UI relay address; `None` when off.
+    pub relay: Option<SocketAddr>,
+    /// Whether the relay address was asked for (flag, environment or file): only then is a
+    /// taken address an error; the default one, taken, only warns (another relay runs there).
+    pub relay_required: bool,
+    /// The relay's bounds.
+    pub relay_limits: tether_relay::Config,
 }
 
 /// A configuration that cannot be used, with what to fix.
@@ -174,6 +231,33 @@ impl ServeArgs {
                 ));
             }
         };
+        let relay_choice = self.relay.or(file.relay);
+        let defaults = tether_relay::Config::default();
+        let max_frame = self
+            .relay_max_frame
+            .or(file.relay_max_frame)
+            .unwrap_or(defaults.max_frame_bytes);
+        let max_log = self
+            .relay_log_bytes
+            .or(file.relay_log_bytes)
+            .unwrap_or(defaults.max_log_bytes);
+        let relay_limits = tether_relay::Config {
+            max_frame_bytes: max_frame,
+            max_log_bytes: max_log,
+            max_total_log_bytes: defaults.max_total_log_bytes.max(max_log),
+            max_queue_bytes: self
+                .relay_queue_bytes
+                .or(file.relay_queue_bytes)
+                .unwrap_or_else(|| {
+                    defaults
+                        .max_queue_bytes
+                        .max(max_log.saturating_add(max_frame))
+                }),
+            ..defaults
+        };
+        relay_limits
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let cfg = Config {
             http: self
                 .http
@@ -192,6 +276,13 @@ impl ServeArgs {
             queue_capacity: self.queue_capacity.or(file.queue_capacity).unwrap_or(1024),
             tls,
             shutdown_grace: self.shutdown_grace.or(file.shutdown_grace).unwrap_or(5),
+            relay: match relay_choice {
+                Some(RelayAddr::Off) => None,
+                Some(RelayAddr::At(a)) => Some(a),
+                None => Some(SocketAddr::from(([127, 0, 0, 1], 5163))),
+            },
+            relay_required: relay_choice.is_some(),
+            relay_limits,
         };
         for (name, v) in [
             ("max_clients", cfg.max_clients),
@@ -242,6 +333,49 @@ mod tests {
         assert_eq!(cfg.max_message_length, 9);
         assert_eq!(cfg.tcp.port(), 1);
         assert_eq!(cfg.http.port(), 8700);
+        assert_eq!(cfg.relay.map(|a| a.port()), Some(5163));
+        assert!(!cfg.relay_required);
+    }
+
+    #[test]
+    fn relay_is_an_address_or_off() {
+        assert_eq!("off".parse::<RelayAddr>(), Ok(RelayAddr::Off));
+        assert_eq!(
+            "127.0.0.1:9".parse::<RelayAddr>(),
+            Ok(RelayAddr::At(SocketAddr::from(([127, 0, 0, 1], 9))))
+        );
+        assert!("nowhere".parse::<RelayAddr>().is_err());
+        let cfg = ServeArgs {
+            relay: Some(RelayAddr::Off),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(cfg.relay, None);
+        let dir = std::env::temp_dir().join(format!("tether-cfg3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("t.toml");
+        std::fs::write(
+            &file,
+            "relay = \"127.0.0.1:7\"\nrelay_log_bytes = 33554432\n",
+        )
+        .unwrap();
+        let cfg = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(cfg.relay.map(|a| a.port()), Some(7));
+        assert!(cfg.relay_required);
+        assert!(cfg.relay_limits.max_queue_bytes >= (33 << 20));
+        let err = ServeArgs {
+            relay_queue_bytes: Some(10),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("max_queue_bytes"), "{err}");
     }
 
     #[test]

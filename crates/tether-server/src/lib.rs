@@ -7,7 +7,7 @@
 //! use tether_server::{config::ServeArgs, server::Server};
 //! use tokio_util::sync::CancellationToken;
 //!
-//! let config = ServeArgs::default().resolve()?; // 127.0.0.1:8700 and 127.0.0.1:10010
+//! let config = ServeArgs::default().resolve()?; // 127.0.0.1:8700, :10010 and the relay on :5163
 //! let server = Server::bind(config).await?;      // listening; ports 0 are resolved here
 //! println!("http on {}", server.http_addr());
 //! let stop = CancellationToken::new();
@@ -16,6 +16,7 @@
 //! ```
 
 pub mod config;
+pub mod relay;
 pub mod server;
 pub mod sync;
 

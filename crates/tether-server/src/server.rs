@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::relay::RelayHub;
 use crate::state::AppState;
 use crate::{demo_sync, rest, sync, tcp, tls, web, ws};
 
@@ -27,13 +28,17 @@ const REST_IDLE: Duration = Duration::from_secs(600);
 
 /// Serves until SIGINT/SIGTERM; returns once clients were told and drained.
 ///
-/// Prints `listening http ADDR` and `listening tcp ADDR` on stdout once bound (tests and scripts
-/// read them to find ephemeral ports).
+/// Prints `listening http ADDR`, `listening relay ADDR` (when the relay runs) and
+/// `listening tcp ADDR` on stdout once bound, in that order, so a reader waiting for the http and
+/// tcp lines has seen the relay line too (tests and scripts read them to find ephemeral ports).
 pub async fn run(config: Config) -> anyhow::Result<()> {
     // Before anything is announced: a signal right after the listening lines must drain, not kill.
     let signals = Signals::install()?;
     let server = Server::bind(config).await?;
     println!("listening http {}", server.http_addr());
+    if let Some(addr) = server.relay_addr() {
+        println!("listening relay {addr}");
+    }
     println!("listening tcp {}", server.tcp_addr());
     server
         .serve(async move {
@@ -48,6 +53,7 @@ pub struct Server {
     state: Arc<AppState>,
     http: TcpListener,
     tcp: TcpListener,
+    relay: Option<(TcpListener, Arc<RelayHub>)>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     fallback: Option<Fallback>,
 }
@@ -84,6 +90,9 @@ pub const BUILTIN_ROUTES: &[&str] = &[
     "/ws/rooms",
     "/demo/sync",
     "/ws/sync/demo",
+    "/ui",
+    "/ui/config",
+    "/ui/session/{id}",
     "/health",
     "/metrics",
     "/server/status",
@@ -117,7 +126,9 @@ pub fn is_reserved(path: &str) -> bool {
 }
 
 impl Server {
-    /// Binds the HTTP and TCP listeners (port 0 picks a free port) and loads the TLS files.
+    /// Binds the HTTP, TCP and relay listeners (port 0 picks a free port) and loads the TLS
+    /// files. The relay's default address, when taken, only warns: another relay (the VS Code
+    /// extension, another tether) already serves sidekick clients there.
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
         let acceptor = match &config.tls {
             Some((cert, key)) => Some(tls::acceptor(cert, key)?),
@@ -130,12 +141,43 @@ impl Server {
         let tcp = TcpListener::bind(config.tcp)
             .await
             .with_context(|| format!("cannot listen for TCP on {}", config.tcp))?;
+        let relay = match config.relay {
+            None => None,
+            Some(addr) => match TcpListener::bind(addr).await {
+                Ok(l) => Some(l),
+                Err(e) if !config.relay_required && e.kind() == std::io::ErrorKind::AddrInUse => {
+                    tracing::warn!(
+                        "UI relay not started: {addr} is in use (another relay?); \
+                         pass --relay ADDR to use another address or --relay off"
+                    );
+                    None
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot listen for the relay on {addr}"));
+                }
+            },
+        };
         let (http_addr, tcp_addr) = (http.local_addr()?, tcp.local_addr()?);
-        let state = Arc::new(AppState::new(config, tcp_addr, http_addr, metrics));
+        let relay_addr = relay.as_ref().map(TcpListener::local_addr).transpose()?;
+        let limits = config.relay_limits.clone();
+        let state = Arc::new(AppState::new(
+            config, tcp_addr, http_addr, relay_addr, metrics,
+        ));
+        let relay = match (relay, relay_addr) {
+            (Some(l), Some(addr)) => {
+                let hub =
+                    RelayHub::new(limits, addr, state.shutdown.clone(), state.tracker.clone())
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                Some((l, Arc::new(hub)))
+            }
+            _ => None,
+        };
         Ok(Server {
             state,
             http,
             tcp,
+            relay,
             acceptor,
             fallback: None,
         })
@@ -169,6 +211,12 @@ impl Server {
         self.state.tcp_addr
     }
 
+    /// The address the UI relay listens on; `None` when it is off (or its default address was
+    /// taken).
+    pub fn relay_addr(&self) -> Option<SocketAddr> {
+        self.state.relay_addr
+    }
+
     /// Serves until `shutdown` completes, then tells every client and drains (at most the
     /// configured grace period for connections, and again for the HTTP server).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
@@ -176,6 +224,7 @@ impl Server {
             state,
             http,
             tcp,
+            relay,
             acceptor,
             fallback,
         } = self;
@@ -188,6 +237,23 @@ impl Server {
         );
 
         let tcp_task = tokio::spawn(tcp::serve(state.clone(), tcp, acceptor.clone()));
+        let (relay_task, relay_hub) = match relay {
+            Some((listener, hub)) => {
+                tracing::info!(
+                    "UI relay for sidekick clients on ws://{}, page /ui",
+                    hub.addr()
+                );
+                let app = hub.clone().router();
+                let stop = state.shutdown.clone();
+                let task = tokio::spawn(async move {
+                    axum::serve(PlainListener(listener), app)
+                        .with_graceful_shutdown(stop.cancelled_owned())
+                        .await
+                });
+                (Some(task), Some(hub))
+            }
+            None => (None, None),
+        };
         let reaper = tokio::spawn(reap_rest_clients(state.clone()));
 
         let app =
@@ -214,6 +280,9 @@ impl Server {
 
         shutdown.await;
         state.shutdown_all();
+        if let Some(hub) = &relay_hub {
+            hub.shutdown();
+        }
         state.tracker.close();
         if tokio::time::timeout(grace, state.tracker.wait())
             .await
@@ -228,6 +297,9 @@ impl Server {
         }
         // Both end on the shutdown token; a listener that does not is not worth waiting for.
         let _ = tokio::time::timeout(Duration::from_millis(200), tcp_task).await;
+        if let Some(task) = relay_task {
+            let _ = tokio::time::timeout(Duration::from_millis(200), task).await;
+        }
         let _ = reaper.await;
         tracing::info!("stopped");
         Ok(())
@@ -281,6 +353,9 @@ fn router_with(state: Arc<AppState>, fallback: Option<Fallback>) -> Router {
         .route("/ws/rooms", get(ws::upgrade))
         .route("/demo/sync", get(demo_sync::page))
         .route("/ws/sync/demo", sync::adapter::route(demo_sync::app()))
+        .route("/ui", get(web::ui))
+        .route("/ui/session/{id}", get(web::ui))
+        .route("/ui/config", get(web::ui_config))
         .merge(rest::routes());
     let app = match fallback {
         None => app.fallback(web::fallback),
@@ -356,4 +431,46 @@ fn describe_metrics() {
         "Connections dropped as slow consumers, and mailbox entries dropped."
     );
     describe_counter!("tether_errors_total", "Commands refused, by error code.");
+    describe_gauge!("tether_relay_connections", "Open UI relay connections.");
+    describe_gauge!(
+        "tether_relay_sessions",
+        "UI relay sessions kept (with connections or a replay log)."
+    );
+    describe_gauge!(
+        "tether_relay_log_bytes",
+        "Bytes held by every relay session's replay log."
+    );
+    describe_counter!(
+        "tether_relay_frames_in_total",
+        "Relay text frames received."
+    );
+    describe_counter!("tether_relay_bytes_in_total", "Relay bytes received.");
+    describe_counter!(
+        "tether_relay_frames_out_total",
+        "Relay frames handed to connections."
+    );
+    describe_counter!(
+        "tether_relay_bytes_out_total",
+        "Relay bytes handed to connections."
+    );
+    describe_counter!(
+        "tether_relay_dropped_total",
+        "Relay frames dropped: sender not announced, invalid announce."
+    );
+    describe_counter!(
+        "tether_relay_closed_total",
+        "Relay connections closed by the relay: too_big, too_slow, binary, refused."
+    );
+    describe_counter!(
+        "tether_relay_synthesized_offline_total",
+        "Offline announces synthesized for sockets that closed without one."
+    );
+    describe_counter!(
+        "tether_relay_log_evicted_total",
+        "Replay log entries dropped to stay within the byte bounds."
+    );
+    describe_counter!(
+        "tether_relay_log_suspended_total",
+        "Times a session's replay log was suspended (over its bound)."
+    );
 }

@@ -59,6 +59,8 @@ pub struct AppState {
     pub tcp_addr: SocketAddr,
     /// Where the HTTP listener is bound.
     pub http_addr: SocketAddr,
+    /// Where the UI relay listens, when it runs.
+    pub relay_addr: Option<SocketAddr>,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them.
@@ -83,6 +85,7 @@ impl AppState {
         config: Config,
         tcp_addr: SocketAddr,
         http_addr: SocketAddr,
+        relay_addr: Option<SocketAddr>,
         metrics: PrometheusHandle,
     ) -> AppState {
         let hub = Hub::new(Limits {
@@ -98,6 +101,7 @@ impl AppState {
             config,
             tcp_addr,
             http_addr,
+            relay_addr,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             metrics,

@@ -51,6 +51,48 @@ pub async fn chat() -> Response {
     serve("chat.html")
 }
 
+/// `GET /ui` and `GET /ui/session/{id}`: the page that renders sidekick components.
+pub async fn ui() -> Response {
+    serve("ui.html")
+}
+
+/// `GET /ui/config`: where the page finds the relay. `relay` is its WebSocket URL (`null` when
+/// the relay is off); an unspecified bind address (0.0.0.0, ::) is replaced by the host the
+/// page was loaded from.
+pub async fn ui_config(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<crate::state::AppState>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let relay = state.relay_addr.map(|addr| {
+        let host = if addr.ip().is_unspecified() {
+            headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(host_only)
+                .unwrap_or_else(|| "127.0.0.1".to_owned())
+        } else {
+            match addr.ip() {
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            }
+        };
+        format!("ws://{host}:{}", addr.port())
+    });
+    axum::Json(serde_json::json!({
+        "relay": relay,
+        "port": state.relay_addr.map(|a| a.port()),
+    }))
+    .into_response()
+}
+
+/// `example.com:8700` → `example.com`, `[::1]:8700` → `[::1]`.
+fn host_only(host: &str) -> String {
+    match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => host[..i].to_owned(),
+        _ => host.to_owned(),
+    }
+}
+
 /// Any other GET: a file of `web/` by name, or a JSON 404.
 pub async fn fallback(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
@@ -58,4 +100,17 @@ pub async fn fallback(uri: Uri) -> Response {
         return serve("");
     }
     serve(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_only;
+
+    #[test]
+    fn host_only_strips_the_port() {
+        assert_eq!(host_only("example.com:8700"), "example.com");
+        assert_eq!(host_only("[::1]:8700"), "[::1]");
+        assert_eq!(host_only("[::1]"), "[::1]");
+        assert_eq!(host_only("localhost"), "localhost");
+    }
 }

@@ -19,6 +19,7 @@ async fn bound() -> Server {
     let args = ServeArgs {
         http: Some("127.0.0.1:0".parse().expect("addr")),
         tcp: Some("127.0.0.1:0".parse().expect("addr")),
+        relay: Some(tether_server::config::RelayAddr::Off),
         ..ServeArgs::default()
     };
     Server::bind(args.resolve().expect("config"))

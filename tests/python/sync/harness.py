@@ -261,7 +261,7 @@ async def _serve_uvicorn(app: App) -> None:
 async def _serve_embedded(app: App) -> None:
     import tether
 
-    server = tether.serve(http="127.0.0.1:0", tcp="127.0.0.1:0", shutdown_grace=1)
+    server = tether.serve(http="127.0.0.1:0", tcp="127.0.0.1:0", relay="off", shutdown_grace=1)
     server.websocket("/ws", app._run_endpoint)
     app.url = f"ws://{server.http_addr}/ws"
 

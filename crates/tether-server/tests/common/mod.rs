@@ -45,6 +45,10 @@ pub const TETHER_ENV: &[&str] = &[
     "TETHER_TLS_CERT",
     "TETHER_TLS_KEY",
     "TETHER_CONFIG",
+    "TETHER_RELAY",
+    "TETHER_RELAY_MAX_FRAME",
+    "TETHER_RELAY_LOG_BYTES",
+    "TETHER_RELAY_QUEUE_BYTES",
 ];
 
 pub fn bin() -> &'static str {
@@ -68,6 +72,7 @@ pub struct ServerBuilder {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     default_addrs: bool,
+    default_relay: bool,
 }
 
 impl Default for ServerBuilder {
@@ -82,6 +87,7 @@ impl ServerBuilder {
             args: Vec::new(),
             envs: Vec::new(),
             default_addrs: true,
+            default_relay: false,
         }
     }
 
@@ -105,17 +111,35 @@ impl ServerBuilder {
     }
 
     /// Do not pass `--http 127.0.0.1:0 --tcp 127.0.0.1:0` (the test provides addresses itself,
-    /// through the environment or a config file).
+    /// through the environment or a config file). The relay still gets an ephemeral port through
+    /// `TETHER_RELAY` unless the test sets it, so that tests never take 5163.
     pub fn without_default_addrs(mut self) -> Self {
         self.default_addrs = false;
+        self
+    }
+
+    /// Leave the relay at its default address (127.0.0.1:5163) instead of an ephemeral port.
+    pub fn default_relay(mut self) -> Self {
+        self.default_relay = true;
         self
     }
 
     pub fn command(&self) -> Command {
         let mut cmd = tether_command();
         cmd.arg("serve");
+        let relay_given = self
+            .args
+            .iter()
+            .any(|a| a == "--relay" || a.starts_with("--relay="))
+            || self.envs.iter().any(|(k, _)| k == "TETHER_RELAY")
+            || self.default_relay;
         if self.default_addrs {
             cmd.args(["--http", "127.0.0.1:0", "--tcp", "127.0.0.1:0"]);
+            if !relay_given {
+                cmd.args(["--relay", "127.0.0.1:0"]);
+            }
+        } else if !relay_given {
+            cmd.env("TETHER_RELAY", "127.0.0.1:0");
         }
         cmd.args(&self.args);
         for (k, v) in &self.envs {
@@ -180,6 +204,7 @@ impl ServerBuilder {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let mut http = None;
         let mut tcp = None;
+        let mut relay = None;
         let mut seen = Vec::new();
         while http.is_none() || tcp.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -190,6 +215,11 @@ impl ServerBuilder {
                         http =
                             Some(addr.trim().parse::<SocketAddr>().unwrap_or_else(|e| {
                                 panic!("bad http address in {trimmed:?}: {e}")
+                            }));
+                    } else if let Some(addr) = trimmed.strip_prefix("listening relay ") {
+                        relay =
+                            Some(addr.trim().parse::<SocketAddr>().unwrap_or_else(|e| {
+                                panic!("bad relay address in {trimmed:?}: {e}")
                             }));
                     } else if let Some(addr) = trimmed.strip_prefix("listening tcp ") {
                         tcp = Some(
@@ -218,6 +248,7 @@ impl ServerBuilder {
             child: Some(child),
             http: http.expect("http address parsed"),
             tcp: tcp.expect("tcp address parsed"),
+            relay,
             stderr: stderr_buf,
             stdout_lines: seen,
         }
@@ -228,6 +259,8 @@ pub struct Server {
     child: Option<Child>,
     pub http: SocketAddr,
     pub tcp: SocketAddr,
+    /// The relay's address (printed before the tcp line), when it runs.
+    pub relay: Option<SocketAddr>,
     stderr: Arc<Mutex<String>>,
     pub stdout_lines: Vec<String>,
 }

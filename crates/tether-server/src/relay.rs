@@ -1,0 +1,452 @@
+//! The UI relay listener (`--relay`, default 127.0.0.1:5163): a plain WebSocket on any path,
+//! `?session=<id>` picking the session, around the sans-IO `tether_relay::Relay`. Stock
+//! sidekick-py dials `ws://localhost:5163` and finds it with zero configuration; the `/ui` page
+//! on the HTTP listener asks `/ui/config` where it is.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use metrics::{Counter, Gauge, counter, gauge};
+use serde::Deserialize;
+use tether_relay::{ConnId, Effect, Relay, Stats, close};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What a connection's writer receives.
+enum Out {
+    Frame(Utf8Bytes),
+    /// Close after what was queued before (graceful: shutdown, 1009, 1003).
+    Close(CloseFrame),
+}
+
+/// One connection's end of the engine's effects.
+struct Sink {
+    /// Unbounded: the engine bounds it in bytes (`max_queue_bytes`) and closes a connection
+    /// that lets it grow past that.
+    tx: mpsc::UnboundedSender<Out>,
+    /// Cancelled to end the connection now (too slow), or by the writer when it ends.
+    done: CancellationToken,
+    /// The close frame to send when `done` was cancelled by the engine.
+    urgent: Arc<Mutex<Option<CloseFrame>>>,
+}
+
+struct Core {
+    relay: Relay,
+    sinks: HashMap<ConnId, Sink>,
+    reported: Stats,
+    metrics: Metrics,
+}
+
+/// The relay engine, its connections' sinks and the listener's bookkeeping.
+pub struct RelayHub {
+    core: Mutex<Core>,
+    next: AtomicU64,
+    addr: SocketAddr,
+    max_frame: usize,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl RelayHub {
+    /// A hub for a relay bound at `addr`; connections are tracked by `tracker` and told to go
+    /// away when [`RelayHub::shutdown`] runs.
+    pub fn new(
+        limits: tether_relay::Config,
+        addr: SocketAddr,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Result<RelayHub, tether_relay::ConfigError> {
+        let relay = Relay::new(limits.clone())?;
+        let metrics = Metrics::new();
+        metrics.connections.set(0.0);
+        metrics.sessions.set(0.0);
+        metrics.log_bytes.set(0.0);
+        Ok(RelayHub {
+            core: Mutex::new(Core {
+                relay,
+                sinks: HashMap::new(),
+                reported: Stats::default(),
+                metrics,
+            }),
+            next: AtomicU64::new(1),
+            addr,
+            max_frame: limits.max_frame_bytes,
+            shutdown,
+            tracker,
+        })
+    }
+
+    /// Where the relay listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        // The engine never panics on input; if a bug did, serving on beats stopping every UI.
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the engine, then hands its effects to the connections.
+    fn with<R>(&self, f: impl FnOnce(&mut Relay) -> R) -> R {
+        let mut core = self.lock();
+        let r = f(&mut core.relay);
+        core.flush();
+        r
+    }
+
+    /// Tells every connection the server is going away (1001) after what is queued for it.
+    pub fn shutdown(&self) {
+        self.with(|r| r.close_all(close::GOING_AWAY, "server shutting down"));
+    }
+
+    /// The accept loop's router: every path upgrades.
+    pub fn router(self: Arc<RelayHub>) -> Router {
+        Router::new().fallback(upgrade).with_state(self)
+    }
+}
+
+impl Core {
+    fn flush(&mut self) {
+        while let Some(effect) = self.relay.poll_output() {
+            match effect {
+                Effect::Send { conn, frame } => {
+                    if let Some(sink) = self.sinks.get(&conn) {
+                        let text = Utf8Bytes::try_from(frame.into_bytes())
+                            .unwrap_or_else(|_| Utf8Bytes::from_static("{}"));
+                        let _ = sink.tx.send(Out::Frame(text));
+                    }
+                }
+                Effect::Close { conn, code, reason } => {
+                    if let Some(sink) = self.sinks.remove(&conn) {
+                        let frame = CloseFrame {
+                            code,
+                            reason: reason.into(),
+                        };
+                        if code == close::POLICY {
+                            // Too slow (or refused): do not wait behind the queue.
+                            if let Ok(mut slot) = sink.urgent.lock() {
+                                *slot = Some(frame);
+                            }
+                            sink.done.cancel();
+                        } else {
+                            let _ = sink.tx.send(Out::Close(frame));
+                        }
+                    }
+                }
+            }
+        }
+        self.report();
+    }
+
+    /// Moves the engine's counters to the metrics registry.
+    fn report(&mut self) {
+        let s = self.relay.stats();
+        let p = self.reported;
+        let m = &self.metrics;
+        m.frames_in.increment(s.frames_in - p.frames_in);
+        m.bytes_in.increment(s.bytes_in - p.bytes_in);
+        m.frames_out.increment(s.frames_out - p.frames_out);
+        m.bytes_out.increment(s.bytes_out - p.bytes_out);
+        m.unannounced
+            .increment(s.dropped_unannounced - p.dropped_unannounced);
+        m.invalid_announce
+            .increment(s.dropped_invalid_announce - p.dropped_invalid_announce);
+        m.too_big.increment(s.closed_too_big - p.closed_too_big);
+        m.too_slow.increment(s.closed_too_slow - p.closed_too_slow);
+        m.binary.increment(s.closed_binary - p.closed_binary);
+        m.refused.increment(s.refused - p.refused);
+        m.synthesized
+            .increment(s.synthesized_offline - p.synthesized_offline);
+        m.evicted.increment(s.log_evicted - p.log_evicted);
+        m.suspended.increment(s.logs_suspended - p.logs_suspended);
+        m.connections.set(self.relay.connection_count() as f64);
+        m.sessions.set(self.relay.session_count() as f64);
+        m.log_bytes.set(self.relay.log_bytes() as f64);
+        self.reported = s;
+    }
+}
+
+/// Handles to the relay's metrics, looked up once (a lookup per frame would cost more than the
+/// relaying).
+struct Metrics {
+    frames_in: Counter,
+    bytes_in: Counter,
+    frames_out: Counter,
+    bytes_out: Counter,
+    unannounced: Counter,
+    invalid_announce: Counter,
+    too_big: Counter,
+    too_slow: Counter,
+    binary: Counter,
+    refused: Counter,
+    synthesized: Counter,
+    evicted: Counter,
+    suspended: Counter,
+    connections: Gauge,
+    sessions: Gauge,
+    log_bytes: Gauge,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let dropped =
+            |reason: &'static str| counter!("tether_relay_dropped_total", "reason" => reason);
+        let closed =
+            |reason: &'static str| counter!("tether_relay_closed_total", "reason" => reason);
+        Metrics {
+            frames_in: counter!("tether_relay_frames_in_total"),
+            bytes_in: counter!("tether_relay_bytes_in_total"),
+            frames_out: counter!("tether_relay_frames_out_total"),
+            bytes_out: counter!("tether_relay_bytes_out_total"),
+            unannounced: dropped("unannounced"),
+            invalid_announce: dropped("invalid_announce"),
+            too_big: closed("too_big"),
+            too_slow: closed("too_slow"),
+            binary: closed("binary"),
+            refused: closed("refused"),
+            synthesized: counter!("tether_relay_synthesized_offline_total"),
+            evicted: counter!("tether_relay_log_evicted_total"),
+            suspended: counter!("tether_relay_log_suspended_total"),
+            connections: gauge!("tether_relay_connections"),
+            sessions: gauge!("tether_relay_sessions"),
+            log_bytes: gauge!("tether_relay_log_bytes"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Params {
+    session: Option<String>,
+}
+
+/// Any request on the relay port: a WebSocket upgrade joins `?session=` (default `""`);
+/// anything else gets 426 with a hint.
+async fn upgrade(
+    State(hub): State<Arc<RelayHub>>,
+    query: Result<Query<Params>, QueryRejection>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(ws) = ws else {
+        return (
+            StatusCode::UPGRADE_REQUIRED,
+            "This is the tether UI relay (sidekick protocol): connect with a WebSocket, \
+             e.g. ws://HOST:PORT/?session=ID. The page is /ui on the HTTP listener.\n",
+        )
+            .into_response();
+    };
+    let session = match query {
+        Ok(Query(p)) => p.session.unwrap_or_default(),
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("bad query: {e}\n")).into_response(),
+    };
+    let max = hub.max_frame;
+    ws.read_buffer_size(8 * 1024)
+        .write_buffer_size(16 * 1024)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| {
+            let tracker = hub.tracker.clone();
+            tracker.track_future(run(hub, socket, session))
+        })
+}
+
+/// The close frame for a read error: 1009 over the size limit, 1007 for text that is not
+/// UTF-8, 1002 for other protocol errors, 1011 otherwise.
+fn close_for(e: axum::Error, max: usize) -> CloseFrame {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let inner = e.into_inner();
+    let (code, reason) = match inner.downcast_ref::<WsError>() {
+        Some(WsError::Capacity(_)) => (
+            close::TOO_BIG,
+            format!("frame over the relay's limit of {max} bytes"),
+        ),
+        Some(WsError::Utf8(_)) => (
+            close::INVALID_PAYLOAD,
+            "text frame is not valid UTF-8".to_owned(),
+        ),
+        Some(WsError::Protocol(p)) => (1002, format!("protocol error: {p}")),
+        _ => (1011, "read error".to_owned()),
+    };
+    tracing::debug!("relay read error: {inner}");
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
+}
+
+async fn run(hub: Arc<RelayHub>, socket: WebSocket, session: String) {
+    if hub.shutdown.is_cancelled() {
+        return;
+    }
+    let conn = ConnId(hub.next.fetch_add(1, Ordering::Relaxed));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let done = CancellationToken::new();
+    let urgent = Arc::new(Mutex::new(None));
+    {
+        let mut core = hub.lock();
+        core.sinks.insert(
+            conn,
+            Sink {
+                tx,
+                done: done.clone(),
+                urgent: urgent.clone(),
+            },
+        );
+        core.relay.handle_connect(conn, &session);
+        core.flush();
+    }
+    let (sink, mut stream) = socket.split();
+    let writer = tokio::spawn(write_loop(
+        hub.clone(),
+        conn,
+        sink,
+        rx,
+        done.clone(),
+        urgent,
+    ));
+    let max = hub.max_frame;
+    loop {
+        let msg = tokio::select! {
+            biased;
+            _ = done.cancelled() => break,
+            m = stream.next() => m,
+        };
+        match msg {
+            Some(Ok(Message::Text(text))) => {
+                hub.with(|r| r.handle_text(conn, text.as_str(), now_ms()));
+            }
+            Some(Ok(Message::Binary(_))) => hub.with(|r| r.handle_binary(conn, now_ms())),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Close(_))) | None => break,
+            Some(Err(e)) => {
+                let frame = close_for(e, max);
+                let mut core = hub.lock();
+                core.relay.handle_close(conn, now_ms());
+                if let Some(sink) = core.sinks.remove(&conn) {
+                    let _ = sink.tx.send(Out::Close(frame));
+                }
+                core.flush();
+                break;
+            }
+        }
+    }
+    {
+        // Gone: an online peer that did not say goodbye gets a synthesized offline. Dropping the
+        // sink ends the writer once it wrote what is queued.
+        let mut core = hub.lock();
+        core.relay.handle_close(conn, now_ms());
+        core.sinks.remove(&conn);
+        core.flush();
+    }
+    let mut writer = writer;
+    if tokio::time::timeout(Duration::from_secs(2), &mut writer)
+        .await
+        .is_err()
+    {
+        done.cancel();
+        let _ = writer.await;
+    }
+}
+
+type WsSink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+/// Writes queued frames in batches (`feed` each, one `flush`) and reports what it wrote, so the
+/// engine can tell a slow reader; ends with the close frame it was given.
+async fn write_loop(
+    hub: Arc<RelayHub>,
+    conn: ConnId,
+    mut sink: WsSink,
+    mut rx: mpsc::UnboundedReceiver<Out>,
+    done: CancellationToken,
+    urgent: Arc<Mutex<Option<CloseFrame>>>,
+) {
+    let work = async {
+        while let Some(first) = rx.recv().await {
+            let mut next = Some(first);
+            let mut bytes = 0usize;
+            let mut batch = 0;
+            while let Some(item) = next {
+                match item {
+                    Out::Frame(t) => {
+                        bytes += t.len();
+                        sink.feed(Message::Text(t)).await?;
+                    }
+                    Out::Close(frame) => {
+                        sink.send(Message::Close(Some(frame))).await?;
+                        return Ok(true);
+                    }
+                }
+                batch += 1;
+                // Report now and then so a long burst does not look like a stalled reader.
+                next = if batch < 256 {
+                    rx.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            sink.flush().await?;
+            hub.with(|r| r.handle_sent(conn, bytes));
+        }
+        Ok::<bool, axum::Error>(false)
+    };
+    let closed = tokio::select! {
+        biased;
+        _ = done.cancelled() => false,
+        r = work => r.unwrap_or(true),
+    };
+    if !closed {
+        let frame = urgent.lock().ok().and_then(|mut s| s.take());
+        match frame {
+            Some(frame) => {
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(200),
+                    sink.send(Message::Close(Some(frame))),
+                )
+                .await;
+            }
+            // The peer closed: answer its close (tungstenite queued the reply) and end.
+            None => {
+                let _ = tokio::time::timeout(Duration::from_millis(500), sink.close()).await;
+            }
+        }
+    }
+    done.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn close_reasons_fit_a_close_frame() {
+        // A close reason is at most 123 bytes.
+        for reason in [
+            format!("frame over the relay's limit of {} bytes", usize::MAX),
+            "text frame is not valid UTF-8".to_owned(),
+            format!("too slow: more than {} bytes queued", usize::MAX),
+            "binary frames are not part of the sidekick protocol: send JSON text".to_owned(),
+            format!(
+                "frame of {} bytes is over the limit of {} bytes",
+                usize::MAX,
+                usize::MAX
+            ),
+        ] {
+            assert!(reason.len() <= 123, "{reason}");
+        }
+    }
+}
