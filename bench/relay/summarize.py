@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Summarizes bench/relay results (stdlib only).
+
+Usage: summarize.py RESULTS.jsonl [--meta META.json] [--docs docs/benchmarks.md]
+
+Prints the markdown section; with --docs, rewrites only the text between
+`<!-- bench-relay:begin` and `<!-- bench-relay:end -->` (appended at the end if missing).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import benchlib
+
+SIDES = [("tether", "tether relay"), ("node", "Node relay (`ws`)")]
+
+
+def med(rows: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def span(rows: list[dict], key: str) -> str:
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return f"{min(vals):,.0f}–{max(vals):,.0f}" if vals else "–"
+
+
+def mib(kib: float | None) -> str:
+    return "–" if kib is None else f"{kib / 1024:.1f}"
+
+
+def summarize(path: Path, meta: dict) -> tuple[str, list[benchlib.Check]]:
+    rows = list(benchlib.read_jsonl(path))
+    by = {side: [r for r in rows if r.get("side") == side] for side, _ in SIDES}
+    params = meta.get("params", {})
+    versions = (
+        f"node {os.environ.get('BENCH_NODE', '?')}, ws {os.environ.get('BENCH_WS_VERSION', '?')}"
+    )
+    out = ["## UI relay: tether vs a Node `ws` relay (`bench/relay`)", ""]
+    out.append(
+        "One hero → one UI peer in one session, through (a) tether's relay (`tether serve`, "
+        "replay log on), (b) `bench/relay/node-relay.mjs`, the same forwarding semantics on npm "
+        f"`ws` (routing by role, presence, verbatim frames, no log). The hero sends "
+        f"{int(params.get('N', 0)):,} grid `setColor` updates as stock sidekick-py writes them "
+        f"(~{med(rows, 'frame_bytes') or 0:.0f} bytes), at most {params.get('WINDOW', '?')} in "
+        "flight; the UI counts them."
+    )
+    out.append("")
+    out += benchlib.meta_lines(meta, "bench/relay/run.sh", versions)
+    out.append("- **Raw results:** `bench/relay/results/latest.jsonl` (one JSON line per run)")
+    out.append("")
+    out.append("| figure (median of runs) | " + " | ".join(label for _, label in SIDES) + " |")
+    out.append("|---|" + "---:|" * len(SIDES))
+    out.append("| runs | " + " | ".join(str(len(by[s])) for s, _ in SIDES) + " |")
+    out.append(
+        "| **updates/s delivered to the UI** (min–max) | "
+        + " | ".join(
+            f"**{med(by[s], 'updates_per_s') or 0:,.0f}** ({span(by[s], 'updates_per_s')})"
+            for s, _ in SIDES
+        )
+        + " |"
+    )
+    t_rate, n_rate = med(by["tether"], "updates_per_s"), med(by["node"], "updates_per_s")
+    out.append(
+        "| ratio to the Node relay | "
+        + " | ".join(
+            benchlib.fmt_ratio(med(by[s], "updates_per_s"), n_rate, sci_from=1e5) for s, _ in SIDES
+        )
+        + " |"
+    )
+
+    def cpu_us(rs: list[dict]) -> str:
+        vals = [r["server_cpu_s"] / r["n"] * 1e6 for r in rs if r.get("server_cpu_s") is not None]
+        return f"{statistics.median(vals):.2f}" if vals else "–"
+
+    def cpu_pct(rs: list[dict]) -> str:
+        vals = [
+            100 * r["server_cpu_s"] / r["secs"] for r in rs if r.get("server_cpu_s") is not None
+        ]
+        return f"{statistics.median(vals):.0f} %" if vals else "–"
+
+    out.append("| relay CPU µs per update | " + " | ".join(cpu_us(by[s]) for s, _ in SIDES) + " |")
+    out.append(
+        "| relay CPU during the run (% of a core) | "
+        + " | ".join(cpu_pct(by[s]) for s, _ in SIDES)
+        + " |"
+    )
+    out.append(
+        "| **relay RSS** idle / two peers connected / peak (MiB) | "
+        + " | ".join(
+            f"{mib(med(by[s], 'rss_idle_kib'))} / {mib(med(by[s], 'rss_connected_kib'))} / "
+            f"**{mib(med(by[s], 'rss_peak_kib'))}**"
+            for s, _ in SIDES
+        )
+        + " |"
+    )
+    out.append("")
+    checks: list[benchlib.Check] = []
+    if t_rate and n_rate:
+        r = t_rate / n_rate
+        checks.append((r >= 3, "tether ≥ 3× the Node relay's hero → UI updates/s", f"{r:.2f}×"))
+    out.append("Targets (from the issue):")
+    out.append("")
+    out += benchlib.target_lines(checks)
+    out.append("")
+    out.append(
+        "Notes: tether parses every frame (to route and to log it) and keeps the session's replay "
+        "log, which folds these updates to one entry per cell; the Node relay parses every frame "
+        "with `JSON.parse` and keeps no log. Both forward the received bytes unchanged. The window "
+        "keeps both relays' queues small: without it a relay that reads faster than its UI "
+        "buffers without bound (Node) or closes the UI as too slow at 16 MiB queued (tether)."
+    )
+    return "\n".join(out), checks
+
+
+if __name__ == "__main__":
+    sys.exit(benchlib.main("bench-relay", "bench/relay/run.sh", summarize))
