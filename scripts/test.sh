@@ -49,8 +49,14 @@ bash scripts/python-tests.sh
 step "FastAPI app on tether.sync in headless chromium (web/tether-client.js)"
 TETHER_PYTHON="${TETHER_VENV:-$HOME/.cache/tether-venv}/bin/python" npm run --silent test:fastapi --prefix tests/browser
 
+step "UI page (/ui) driven by stock sidekick-py 0.0.7 from PyPI, then by tether.ui (headless chromium)"
+bash tests/ui/setup.sh >/dev/null
+TETHER_BIN="$CARGO_TARGET_DIR/debug/tether" npm run --silent test:ui --prefix tests/browser
+UI_CLIENT=tether.ui TETHER_UI_PYTHON="${TETHER_VENV:-$HOME/.cache/tether-venv}/bin/python" \
+  TETHER_BIN="$CARGO_TARGET_DIR/debug/tether" npm run --silent test:ui --prefix tests/browser
+
 if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
-  step "fuzz the rooms parsers (${FUZZ_SECONDS:-20}s per target)"
+  step "fuzz the parsers: rooms lines and JSON, relay frames (${FUZZ_SECONDS:-20}s per target)"
   scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 fi
 
