@@ -44,13 +44,15 @@ step "JSON Patch fixtures applied by Python jsonpatch and npm fast-json-patch"
 bash tests/patch/run.sh
 
 step "Python package: pip install . (maturin) into the venv, pytest tests/python"
+# Stock sidekick-py 0.0.7 in its own venv (it pins websockets 13.1): tests/python/ui compares
+# tether.ui's API and frames with it, and the /ui browser test below drives the page with it.
+bash tests/ui/setup.sh >/dev/null
 bash scripts/python-tests.sh
 
 step "FastAPI app on tether.sync in headless chromium (web/tether-client.js)"
 TETHER_PYTHON="${TETHER_VENV:-$HOME/.cache/tether-venv}/bin/python" npm run --silent test:fastapi --prefix tests/browser
 
 step "UI page (/ui) driven by stock sidekick-py 0.0.7 from PyPI, then by tether.ui (headless chromium)"
-bash tests/ui/setup.sh >/dev/null
 TETHER_BIN="$CARGO_TARGET_DIR/debug/tether" npm run --silent test:ui --prefix tests/browser
 UI_CLIENT=tether.ui TETHER_UI_PYTHON="${TETHER_VENV:-$HOME/.cache/tether-venv}/bin/python" \
   TETHER_BIN="$CARGO_TARGET_DIR/debug/tether" npm run --silent test:ui --prefix tests/browser

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -540,11 +541,36 @@ def tui(session_url: str) -> Iterator[Any]:
 # --- scripts in a subprocess --------------------------------------------------------------------
 
 
-def run_script(path: Path, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def _stock_python() -> str | None:
+    """A Python with stock sidekick-py 0.0.7: this one if it has it, else the venv that
+    tests/ui/setup.sh makes (sidekick-py pins websockets 13.1, so it lives on its own)."""
+    if importlib.util.find_spec("sidekick") is not None:
+        return sys.executable
+    venv = os.environ.get("TETHER_UI_VENV") or str(Path.home() / ".cache" / "tether-ui-venv")
+    py = Path(venv) / "bin" / "python"
+    if py.exists():
+        probe = subprocess.run(
+            [str(py), "-c", "import sidekick; assert sidekick.__version__ == '0.0.7'"],
+            check=False,
+            capture_output=True,
+            timeout=60,
+        )
+        if probe.returncode == 0:
+            return str(py)
+    return None
+
+
+STOCK_PYTHON = _stock_python()
+"""Runs stock sidekick-py scripts; `bash tests/ui/setup.sh` provides it (scripts/test.sh does)."""
+
+
+def run_script(
+    path: Path, *args: str, timeout: float = 60.0, python: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), str(HERE)) if p)
     return subprocess.run(
-        [sys.executable, str(path), *args],
+        [python or sys.executable, str(path), *args],
         check=False,
         capture_output=True,
         text=True,

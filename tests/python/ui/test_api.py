@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import inspect
+import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 import tether
 from tether import ui
+
+from .conftest import STOCK_PYTHON
 
 HAVE_SIDEKICK = importlib.util.find_spec("sidekick") is not None
 
@@ -64,36 +68,67 @@ def test_events_are_the_same_dataclasses() -> None:
             assert names == [f.name for f in dataclasses.fields(getattr(sidekick, cls))], cls
 
 
-def _public(obj: Any) -> dict[str, Any]:
-    return {n: getattr(obj, n) for n in dir(obj) if not n.startswith("_")}
+# Describes a module's public API as JSON, run here for tether.ui and in the stock sidekick-py's
+# own venv for sidekick (it pins websockets 13.1, so it cannot share this one).
+DESCRIBE = """
+import dataclasses, inspect, json, sys, importlib
+mod = importlib.import_module(sys.argv[1])
+names = json.loads(sys.argv[2])
+
+def params(f):
+    try:
+        sig = inspect.signature(f)
+    except (TypeError, ValueError):
+        return None
+    return [[p.name, p.kind.name, repr(p.default)] for p in sig.parameters.values()]
+
+out = {"__all__": sorted(getattr(mod, "__all__", [])), "api": {}, "fields": {}}
+for name in names:
+    obj = getattr(mod, name, None)
+    if inspect.isfunction(obj):
+        out["api"][name] = params(obj)
+    elif inspect.isclass(obj) and not issubclass(obj, BaseException):
+        if dataclasses.is_dataclass(obj):
+            out["fields"][name] = [f.name for f in dataclasses.fields(obj)]
+        else:
+            out["api"][name] = params(obj)
+        for attr in dir(obj):
+            if not attr.startswith("_") and callable(getattr(obj, attr)):
+                out["api"][name + "." + attr] = params(getattr(obj, attr))
+print(json.dumps(out))
+"""
 
 
-def _params(func: Any) -> list[tuple[str, Any, Any]]:
-    return [(p.name, p.kind, p.default) for p in inspect.signature(func).parameters.values()]
+def describe(python: str, module: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [python, "-c", DESCRIBE, module, json.dumps(SIDEKICK_ALL)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return json.loads(done.stdout)
 
 
-@pytest.mark.skipif(not HAVE_SIDEKICK, reason="sidekick-py 0.0.7 is not installed")
+@pytest.mark.skipif(
+    STOCK_PYTHON is None, reason="stock sidekick-py 0.0.7 not found: run bash tests/ui/setup.sh"
+)
 def test_signatures_match_sidekick_py() -> None:
-    import sidekick
-
+    assert STOCK_PYTHON is not None
+    theirs = describe(STOCK_PYTHON, "sidekick")
+    ours = describe(sys.executable, "tether.ui")
+    assert set(theirs["__all__"]) == set(SIDEKICK_ALL)
+    assert set(SIDEKICK_ALL) <= set(ours["__all__"])
+    assert ours["fields"] == theirs["fields"], "event dataclasses differ"
     extras = {"set_url": ["session"]}  # tether.ui additions (keyword-only, optional)
     mismatches = []
-    for name in SIDEKICK_ALL:
-        theirs, ours = getattr(sidekick, name), getattr(ui, name)
-        if inspect.isfunction(theirs):
-            mine = [p for p in _params(ours) if p[0] not in extras.get(name, [])]
-            if mine != _params(theirs):
-                mismatches.append((name, _params(theirs), _params(ours)))
-        elif inspect.isclass(theirs) and not issubclass(theirs, BaseException):
-            if not dataclasses.is_dataclass(theirs) and _params(theirs) != _params(ours):
-                mismatches.append((name, _params(theirs), _params(ours)))
-            for attr, value in _public(theirs).items():
-                if not hasattr(ours, attr):
-                    mismatches.append((f"{name}.{attr}", "missing", None))
-                elif callable(value) and _params(value) != _params(getattr(ours, attr)):
-                    mismatches.append(
-                        (f"{name}.{attr}", _params(value), _params(getattr(ours, attr)))
-                    )
+    for name, stock in theirs["api"].items():
+        if name not in ours["api"]:
+            mismatches.append((name, "missing"))
+            continue
+        mine = [p for p in ours["api"][name] or [] if p[0] not in extras.get(name, [])]
+        if mine != (stock or []):
+            mismatches.append((name, stock, ours["api"][name]))
     assert mismatches == []
 
 

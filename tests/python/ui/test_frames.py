@@ -4,22 +4,18 @@ sidekick-py 0.0.7 run through the same relay, and per component method (referenc
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import math
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import HERE, FakeUI, is_, run_script
+from .conftest import HERE, STOCK_PYTHON, FakeUI, is_, run_script
 
-TRACE = Path("/work/shared/reference/sidekick-trace-0.0.7.jsonl")
-if not TRACE.exists():
-    TRACE = HERE.parents[3] / "shared" / "reference" / "sidekick-trace-0.0.7.jsonl"
+TRACE = HERE.parents[1] / "fixtures" / "ui" / "sidekick-trace-0.0.7.jsonl"
 
-HAVE_SIDEKICK = importlib.util.find_spec("sidekick") is not None
+HAVE_SIDEKICK = STOCK_PYTHON is not None
 NESTED_APPEND = {
     "id": 0,
     "component": "viz",
@@ -75,18 +71,18 @@ def hero_frames(ui: FakeUI) -> list[dict[str, Any]]:
 
 
 def run_hero(which: str, url: str, *extra: str) -> str:
-    done = run_script(HERE / "hero_all.py", which, url, *extra)
+    python = STOCK_PYTHON if which == "sidekick" else None
+    done = run_script(HERE / "hero_all.py", which, url, *extra, python=python)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
 
-@pytest.mark.skipif(not TRACE.exists(), reason="the reference trace is not available")
 @pytest.mark.parametrize("which", ["tether", "sidekick"])
 def test_the_trace_script_sends_the_traced_frames(
     which: str, make_ui: Any, session_url: str
 ) -> None:
     if which == "sidekick" and not HAVE_SIDEKICK:
-        pytest.skip("sidekick-py 0.0.7 is not installed")
+        pytest.skip("stock sidekick-py 0.0.7 not found: run bash tests/ui/setup.sh")
     ui = make_ui()
     run_hero(which, session_url)
     ui.wait_for(is_("system", "announce", status="offline"), what="hero offline")
@@ -104,7 +100,9 @@ def test_the_trace_script_sends_the_traced_frames(
     assert sent == expected
 
 
-@pytest.mark.skipif(not HAVE_SIDEKICK, reason="sidekick-py 0.0.7 is not installed")
+@pytest.mark.skipif(
+    not HAVE_SIDEKICK, reason="stock sidekick-py 0.0.7 not found: run bash tests/ui/setup.sh"
+)
 def test_same_frames_and_events_as_stock_sidekick_py(relay: Any, session_id: str) -> None:
     runs = {}
     for which in ("sidekick", "tether"):
