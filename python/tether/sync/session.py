@@ -164,8 +164,11 @@ class Session:
             except Exception as e:
                 self.logger.info("Connection ended: %s: %s", type(e).__name__, e)
             finally:
+                # A newer socket took over: it owns the session now, leave it alone.
+                taken_over = self.ws is not None and self.ws is not ws
                 if self.ws is ws:
                     self.ws = None
+                if not taken_over:
                     with contextlib.suppress(Exception):
                         await ws.close()
                     if self.state is not None:
