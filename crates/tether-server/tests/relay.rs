@@ -255,7 +255,18 @@ async fn a_late_ui_and_a_reloaded_ui_get_the_page() {
     // The script ends; a UI opened afterwards still shows the page.
     hero.send(&announce("hero-py-1", "hero", "offline")).await;
     drop(hero);
-    assert!(reloaded.text().await.contains(r#""status": "offline""#));
+    // The hero's offline: its own, or the one the relay synthesizes when the dropped socket's
+    // unread input makes the kernel reset it before the relay read the announce (seen under load).
+    loop {
+        let t = reloaded.text().await;
+        if t.contains("hero-py-1") && t.replace(' ', "").contains(r#""status":"offline""#) {
+            break;
+        }
+        assert!(
+            t.contains("\"announce\""),
+            "only presence before the hero's offline: {t}"
+        );
+    }
     let mut after = Peer::join(relay, "/", "sidekick-after", "sidekick").await;
     let got = vec![
         after.content().await,
