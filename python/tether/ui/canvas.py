@@ -28,14 +28,30 @@ def _points(points: Any, minimum: int, method: str) -> list[dict[str, int]]:
         ) from exc
 
 
-def _line_width(options: dict[str, Any], value: int | None, method: str, positive: bool) -> None:
-    if value is None:
-        return
-    if isinstance(value, int) and (value > 0 if positive else value >= 0):
-        options["lineWidth"] = value
-    else:
-        kind = "positive" if positive else "non-negative"
-        raise ValueError(f"line_width for {method} must be a {kind} integer if provided.")
+def _styled(
+    options: dict[str, Any],
+    method: str,
+    fill_color: str | None,
+    line_color: str | None,
+    line_width: int | None,
+    *,
+    positive: bool,
+) -> None:
+    """Adds the given style options (in sidekick's key order) to a draw call's options.
+
+    `line_width` must be a positive int for lines and polylines (`positive`), and may be 0 for
+    the filled shapes; anything else is a `ValueError` naming `method`.
+    """
+    if fill_color is not None:
+        options["fillColor"] = fill_color
+    if line_color is not None:
+        options["lineColor"] = line_color
+    if line_width is not None:
+        if isinstance(line_width, int) and (line_width > 0 if positive else line_width >= 0):
+            options["lineWidth"] = line_width
+        else:
+            kind = "positive" if positive else "non-negative"
+            raise ValueError(f"line_width for {method} must be a {kind} integer if provided.")
 
 
 class _CanvasBufferProxy:
@@ -300,9 +316,7 @@ class Canvas(Component):
             "x2": x2,
             "y2": y2,
         }
-        if line_color is not None:
-            options["lineColor"] = line_color
-        _line_width(options, line_width, "draw_line", positive=True)
+        _styled(options, "draw_line", None, line_color, line_width, positive=True)
         self._send_canvas_update("drawLine", options)
 
     def draw_rect(
@@ -328,11 +342,7 @@ class Canvas(Component):
             "width": width,
             "height": height,
         }
-        if fill_color is not None:
-            options["fillColor"] = fill_color
-        if line_color is not None:
-            options["lineColor"] = line_color
-        _line_width(options, line_width, "draw_rect", positive=False)
+        _styled(options, "draw_rect", fill_color, line_color, line_width, positive=False)
         self._send_canvas_update("drawRect", options)
 
     def draw_circle(
@@ -354,11 +364,7 @@ class Canvas(Component):
             "cy": cy,
             "radius": int(radius),
         }
-        if fill_color is not None:
-            options["fillColor"] = fill_color
-        if line_color is not None:
-            options["lineColor"] = line_color
-        _line_width(options, line_width, "draw_circle", positive=False)
+        _styled(options, "draw_circle", fill_color, line_color, line_width, positive=False)
         self._send_canvas_update("drawCircle", options)
 
     def draw_polyline(
@@ -373,9 +379,7 @@ class Canvas(Component):
             "bufferId": self._target(buffer_id),
             "points": _points(points, 2, "draw_polyline"),
         }
-        if line_color is not None:
-            options["lineColor"] = line_color
-        _line_width(options, line_width, "draw_polyline", positive=True)
+        _styled(options, "draw_polyline", None, line_color, line_width, positive=True)
         self._send_canvas_update("drawPolyline", options)
 
     def draw_polygon(
@@ -391,11 +395,7 @@ class Canvas(Component):
             "bufferId": self._target(buffer_id),
             "points": _points(points, 3, "draw_polygon"),
         }
-        if fill_color is not None:
-            options["fillColor"] = fill_color
-        if line_color is not None:
-            options["lineColor"] = line_color
-        _line_width(options, line_width, "draw_polygon", positive=False)
+        _styled(options, "draw_polygon", fill_color, line_color, line_width, positive=False)
         self._send_canvas_update("drawPolygon", options)
 
     def draw_ellipse(
@@ -421,11 +421,7 @@ class Canvas(Component):
             "radiusX": int(radius_x),
             "radiusY": int(radius_y),
         }
-        if fill_color is not None:
-            options["fillColor"] = fill_color
-        if line_color is not None:
-            options["lineColor"] = line_color
-        _line_width(options, line_width, "draw_ellipse", positive=False)
+        _styled(options, "draw_ellipse", fill_color, line_color, line_width, positive=False)
         self._send_canvas_update("drawEllipse", options)
 
     def draw_text(

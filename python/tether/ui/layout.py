@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from .component import Component, ErrorCallback
 
 __all__ = ["Column", "Row"]
 
 
 class _Container(Component):
+    _kind: ClassVar[str]  # the component type on the wire
+
     def __init__(
         self,
-        component_type: str,
-        children: tuple[Component, ...],
-        instance_id: str | None,
-        parent: Component | str | None,
-        on_error: ErrorCallback | None,
+        *children: Component,
+        instance_id: str | None = None,
+        parent: Component | str | None = None,
+        on_error: ErrorCallback | None = None,
     ) -> None:
         for index, child in enumerate(children):
             if not isinstance(child, Component):
@@ -23,7 +26,7 @@ class _Container(Component):
                     f"expected a Sidekick component (e.g., Button, Label), "
                     f"but got {type(child).__name__}."
                 )
-        super().__init__(component_type, {}, instance_id, parent, on_error)
+        super().__init__(self._kind, {}, instance_id, parent, on_error)
         for child in children:
             self.add_child(child)
 
@@ -44,24 +47,10 @@ class _Container(Component):
 class Row(_Container):
     """Lays its children out left to right. `Row(a, b)` moves existing components into it."""
 
-    def __init__(
-        self,
-        *children: Component,
-        instance_id: str | None = None,
-        parent: Component | str | None = None,
-        on_error: ErrorCallback | None = None,
-    ) -> None:
-        super().__init__("row", children, instance_id, parent, on_error)
+    _kind = "row"
 
 
 class Column(_Container):
     """Lays its children out top to bottom. `Column(a, b)` moves existing components into it."""
 
-    def __init__(
-        self,
-        *children: Component,
-        instance_id: str | None = None,
-        parent: Component | str | None = None,
-        on_error: ErrorCallback | None = None,
-    ) -> None:
-        super().__init__("column", children, instance_id, parent, on_error)
+    _kind = "column"

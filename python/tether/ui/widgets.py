@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from .component import Callback, Component, ErrorCallback
 from .events import ButtonClickEvent, ConsoleSubmitEvent, GridClickEvent, TextboxSubmitEvent
@@ -18,52 +18,42 @@ def _check_callback(callback: object, what: str) -> None:
         raise TypeError(f"The provided {what} callback must be a callable function or None.")
 
 
-class Label(Component):
+class _Text(Component):
+    """A component that shows one text, set with `.text = ...` (`setText`)."""
+
+    _kind: ClassVar[str]  # the component type on the wire
+
+    def __init__(
+        self,
+        text: str = "",
+        instance_id: str | None = None,
+        parent: Component | str | None = None,
+        on_error: ErrorCallback | None = None,
+    ) -> None:
+        self._text = str(text)
+        super().__init__(self._kind, {"text": self._text}, instance_id, parent, on_error)
+
+    @property
+    def text(self) -> str:
+        """The text shown; setting it sends `setText`."""
+        return self._text
+
+    @text.setter
+    def text(self, new_text: str) -> None:
+        self._text = str(new_text)
+        self._send_update({"action": "setText", "options": {"text": self._text}})
+
+
+class Label(_Text):
     """Plain text. `label.text = "..."` updates it."""
 
-    def __init__(
-        self,
-        text: str = "",
-        instance_id: str | None = None,
-        parent: Component | str | None = None,
-        on_error: ErrorCallback | None = None,
-    ) -> None:
-        self._text = str(text)
-        super().__init__("label", {"text": self._text}, instance_id, parent, on_error)
-
-    @property
-    def text(self) -> str:
-        """The displayed text; setting it sends `setText`."""
-        return self._text
-
-    @text.setter
-    def text(self, new_text: str) -> None:
-        self._text = str(new_text)
-        self._send_update({"action": "setText", "options": {"text": self._text}})
+    _kind = "label"
 
 
-class Markdown(Component):
+class Markdown(_Text):
     """Markdown, rendered (and sanitized) by the UI. `md.text = "..."` updates it."""
 
-    def __init__(
-        self,
-        text: str = "",
-        instance_id: str | None = None,
-        parent: Component | str | None = None,
-        on_error: ErrorCallback | None = None,
-    ) -> None:
-        self._text = str(text)
-        super().__init__("markdown", {"text": self._text}, instance_id, parent, on_error)
-
-    @property
-    def text(self) -> str:
-        """The Markdown source; setting it sends `setText`."""
-        return self._text
-
-    @text.setter
-    def text(self, new_text: str) -> None:
-        self._text = str(new_text)
-        self._send_update({"action": "setText", "options": {"text": self._text}})
+    _kind = "markdown"
 
 
 class Button(Component):
