@@ -12,7 +12,7 @@ export const STOP_TIMEOUT_MS = 15_000;
 /** Default bound for a wait-for-condition. */
 export const WAIT_MS = 15_000;
 
-const LISTENING_RE = /^listening (http|tcp) (\S+):(\d+)$/;
+const LISTENING_RE = /^listening (http|tcp|relay) (\S+):(\d+)$/;
 
 /** The server binary from $TETHER_BIN; throws a clear error when it is missing. */
 export function tetherBin() {
@@ -35,13 +35,16 @@ export function tetherBin() {
  * @property {number} tcpPort
  * @property {string} httpUrl   e.g. http://127.0.0.1:41234
  * @property {string} wsUrl     e.g. ws://127.0.0.1:41234/ws/rooms
+ * @property {number | undefined} relayPort  the UI relay's port, when it runs (`--relay ADDR`)
+ * @property {string | undefined} relayUrl   e.g. ws://127.0.0.1:5163
  * @property {() => string} output  everything the server printed (bounded)
  * @property {(signal?: NodeJS.Signals) => Promise<{code: number | null, signal: string | null}>} stop
  */
 
 /**
- * Start `$TETHER_BIN serve --http 127.0.0.1:0 --tcp 127.0.0.1:0` and wait for its two
- * `listening <kind> <host>:<port>` lines on stdout.
+ * Start `$TETHER_BIN serve --http 127.0.0.1:0 --tcp 127.0.0.1:0` and wait for its
+ * `listening <kind> <host>:<port>` lines on stdout (the relay's, printed before tcp's, when
+ * `extraArgs` turns it on; otherwise `--relay off`).
  * @param {string[]} [extraArgs]
  * @param {{http?: string}} [opts] `http`: a fixed HTTP address instead of an ephemeral port
  *   (to restart a server where pages expect it)
@@ -106,6 +109,8 @@ export function startServer(extraArgs = [], { http = '127.0.0.1:0' } = {}) {
             tcpPort: ports.tcp,
             httpUrl: `http://127.0.0.1:${ports.http}`,
             wsUrl: `ws://127.0.0.1:${ports.http}/ws/rooms`,
+            relayPort: ports.relay,
+            relayUrl: 'relay' in ports ? `ws://127.0.0.1:${ports.relay}` : undefined,
             output: () => log,
             stop: async (signal = 'SIGTERM') => {
               if (exited) return exited;

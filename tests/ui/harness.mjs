@@ -3,107 +3,30 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { tetherBin, waitUntil, START_TIMEOUT_MS, STOP_TIMEOUT_MS, WAIT_MS } from '../browser/helpers.mjs';
+import { startServer, waitUntil, WAIT_MS } from '../browser/helpers.mjs';
 
 export const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO = join(HERE, '..', '..');
 
-const LISTENING_RE = /^listening (http|tcp|relay) (\S+):(\d+)$/;
-
 /**
- * @typedef {object} Tether
- * @property {import('node:child_process').ChildProcess} proc
- * @property {number} httpPort
- * @property {number} relayPort
- * @property {string} httpUrl   http://127.0.0.1:<port>
- * @property {string} relayUrl  ws://127.0.0.1:<port>
- * @property {() => string} output
- * @property {() => Promise<{code: number | null, signal: string | null}>} stop  SIGTERM, then wait
+ * @typedef {import('../browser/helpers.mjs').Server & {relayPort: number, relayUrl: string}} Tether
  */
 
 /**
- * Start `$TETHER_BIN serve --http H --tcp 127.0.0.1:0 --relay R` and wait for its three
- * `listening <kind> <host>:<port>` lines. A taken fixed address fails with the server's message.
+ * Start `$TETHER_BIN serve --http H --tcp 127.0.0.1:0 --relay R` (helpers.mjs `startServer`) and
+ * wait for its `listening` lines, the relay's included. A taken fixed address fails with the
+ * server's message.
  * @param {{http?: string, relay?: string}} [opts]
  * @returns {Promise<Tether>}
  */
-export function startTether({ http = '127.0.0.1:0', relay = '127.0.0.1:0' } = {}) {
-  const bin = tetherBin();
-  const args = ['serve', '--http', http, '--tcp', '127.0.0.1:0', '--relay', relay];
-  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' } });
-  let log = '';
-  const keep = (/** @type {string} */ s) => {
-    log += s;
-    if (log.length > 200_000) log = log.slice(-100_000);
-  };
-  /** @type {{code: number | null, signal: string | null} | null} */
-  let exited = null;
-  /** @type {Promise<{code: number | null, signal: string | null}>} */
-  const exitPromise = new Promise((resolve) => {
-    proc.on('exit', (code, signal) => {
-      exited = { code, signal };
-      resolve(exited);
-    });
-  });
-  proc.stderr?.setEncoding('utf8');
-  proc.stderr?.on('data', keep);
-  return new Promise((resolve, reject) => {
-    /** @type {Record<string, number>} */
-    const ports = {};
-    let buf = '';
-    let settled = false;
-    const fail = (/** @type {string} */ why) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      proc.kill('SIGKILL');
-      reject(new Error(`${why}\ncommand: ${bin} ${args.join(' ')}\n--- server output ---\n${log}`));
-    };
-    const timer = setTimeout(() => fail(`no 'listening http/tcp/relay' lines within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
-    proc.on('error', (err) => fail(`cannot start the server: ${err.message}`));
-    proc.on('exit', (code, signal) => fail(`the server exited (code ${code}, signal ${signal}) before listening (is ${relay} or ${http} taken?)`));
-    proc.stdout?.setEncoding('utf8');
-    proc.stdout?.on('data', (chunk) => {
-      keep(chunk);
-      buf += chunk;
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        const m = LISTENING_RE.exec(line);
-        if (m) ports[m[1]] = Number(m[3]);
-      }
-      if ('http' in ports && 'tcp' in ports && 'relay' in ports && !settled) {
-        settled = true;
-        clearTimeout(timer);
-        resolve({
-          proc,
-          httpPort: ports.http,
-          relayPort: ports.relay,
-          httpUrl: `http://127.0.0.1:${ports.http}`,
-          relayUrl: `ws://127.0.0.1:${ports.relay}`,
-          output: () => log,
-          stop: async () => {
-            if (exited) return exited;
-            proc.kill('SIGTERM');
-            /** @type {ReturnType<typeof setTimeout> | undefined} */
-            let t;
-            const timeout = new Promise((_, rej) => {
-              t = setTimeout(() => rej(new Error(`the server did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM`)), STOP_TIMEOUT_MS);
-            });
-            try {
-              return /** @type {{code: number | null, signal: string | null}} */ (await Promise.race([exitPromise, timeout]));
-            } catch (err) {
-              proc.kill('SIGKILL');
-              throw err;
-            } finally {
-              clearTimeout(t);
-            }
-          },
-        });
-      }
-    });
-  });
+export async function startTether({ http = '127.0.0.1:0', relay = '127.0.0.1:0' } = {}) {
+  const server = await startServer(['--relay', relay], { http });
+  const { relayPort, relayUrl } = server;
+  if (relayPort === undefined || relayUrl === undefined) {
+    await server.stop();
+    throw new Error(`the server printed no 'listening relay' line for --relay ${relay}\n${server.output()}`);
+  }
+  return { ...server, relayPort, relayUrl };
 }
 
 /**
