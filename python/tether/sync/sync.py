@@ -10,7 +10,7 @@ import functools
 import inspect
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from types import EllipsisType
 from typing import Any, Literal
@@ -430,32 +430,29 @@ class Sync:
         except SyncValidationError as e:
             raise SyncValidationError(f"{self.sync_attributes[attr]}: {e}") from None
 
-    def _assign(self, values: dict[str, Any]) -> None:
-        for attr, value in values.items():
-            with contextlib.suppress(AttributeError):  # read-only property
-                setattr(self.obj, attr, value)
-
-    async def _reject(self, error: SyncValidationError) -> None:
-        """Incoming state did not fit: resend ours so the client is corrected, then report."""
-        await self._send_state()
-        raise error
-
-    async def _set_state(self, new_state: Any) -> None:
-        if not isinstance(new_state, dict):
-            raise SyncValidationError(f"{set_event(self.key)} expects an object")
+    async def _accept(self, keys: Iterable[str], value_of: Callable[[str], Any]) -> None:
+        """Validates the incoming value of each frontend key and assigns them all, or none: on an
+        unknown key or a bad value, resends our state so the client is corrected, and raises."""
         values: dict[str, Any] = {}
         try:
-            for key, value in new_state.items():
+            for key in keys:
                 if key == self.task_exposure:
                     continue
                 attr = self.key_to_attr.get(key)
                 if attr is None:
                     raise SyncValidationError(f"{self.key}: unknown key {key!r}")
-                values[attr] = self._value(attr, value)
-        except SyncValidationError as e:
-            await self._reject(e)
-            return
-        self._assign(values)
+                values[attr] = self._value(attr, value_of(key))
+        except SyncValidationError:
+            await self._send_state()
+            raise
+        for attr, value in values.items():
+            with contextlib.suppress(AttributeError):  # read-only property
+                setattr(self.obj, attr, value)
+
+    async def _set_state(self, new_state: Any) -> None:
+        if not isinstance(new_state, dict):
+            raise SyncValidationError(f"{set_event(self.key)} expects an object")
+        await self._accept(new_state, new_state.__getitem__)
         self._snapshot.set_state(new_state)
         self._stale = False
 
@@ -466,19 +463,7 @@ class Sync:
             touched = self._snapshot.apply_patch(patch)
         except (TypeError, ValueError) as e:
             raise SyncValidationError(f"{self.key}: {e}") from None
-        values: dict[str, Any] = {}
-        try:
-            for key in touched:
-                if key == self.task_exposure:
-                    continue
-                attr = self.key_to_attr.get(key)
-                if attr is None:
-                    raise SyncValidationError(f"{self.key}: unknown key {key!r}")
-                values[attr] = self._value(attr, self._snapshot.get(key))
-        except SyncValidationError as e:
-            await self._reject(e)
-            return
-        self._assign(values)
+        await self._accept(touched, self._snapshot.get)
 
     # ----- actions and tasks -----
 
