@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Literal
 
-from .component import Callback, Component, ErrorCallback
+from .component import Callback, Component, ErrorCallback, check_callback
 from .events import CanvasClickEvent
 
 __all__ = ["Canvas"]
@@ -229,8 +229,7 @@ class Canvas(Component):
 
     def on_click(self, callback: Callback[CanvasClickEvent] | None) -> None:
         """Sets (or clears, with `None`) the click callback."""
-        if callback is not None and not callable(callback):
-            raise TypeError("The provided on_click callback must be a callable function or None.")
+        check_callback(callback, "on_click")
         self._click_callback = callback
 
     def click(self, func: Callback[CanvasClickEvent]) -> Callback[CanvasClickEvent]:

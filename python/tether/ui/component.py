@@ -28,6 +28,12 @@ def generate_unique_id(prefix: str) -> str:
         return f"{prefix}-{next(_counter)}"
 
 
+def check_callback(callback: object, what: str) -> None:
+    """Refuses a callback that is neither callable nor `None`, as sidekick-py does."""
+    if callback is not None and not callable(callback):
+        raise TypeError(f"The provided {what} callback must be a callable function or None.")
+
+
 class Component:
     """Base class of the components. Creating one sends its `spawn` at once (queued until a UI is
     online); `remove()` removes it from the UI.

@@ -5,17 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from .component import Callback, Component, ErrorCallback
+from .component import Callback, Component, ErrorCallback, check_callback
 from .events import ButtonClickEvent, ConsoleSubmitEvent, GridClickEvent, TextboxSubmitEvent
 
 logger = logging.getLogger("tether.ui")
 
 __all__ = ["Button", "Console", "Grid", "Label", "Markdown", "Textbox"]
-
-
-def _check_callback(callback: object, what: str) -> None:
-    if callback is not None and not callable(callback):
-        raise TypeError(f"The provided {what} callback must be a callable function or None.")
 
 
 class _Text(Component):
@@ -85,7 +80,7 @@ class Button(Component):
 
     def on_click(self, callback: Callback[ButtonClickEvent] | None) -> None:
         """Sets (or clears, with `None`) the click callback."""
-        _check_callback(callback, "on_click")
+        check_callback(callback, "on_click")
         self._click_callback = callback
 
     def click(self, func: Callback[ButtonClickEvent]) -> Callback[ButtonClickEvent]:
@@ -159,7 +154,7 @@ class Textbox(Component):
 
     def on_submit(self, callback: Callback[TextboxSubmitEvent] | None) -> None:
         """Sets (or clears, with `None`) the submit callback."""
-        _check_callback(callback, "on_submit")
+        check_callback(callback, "on_submit")
         self._submit_callback = callback
 
     def submit(self, func: Callback[TextboxSubmitEvent]) -> Callback[TextboxSubmitEvent]:
@@ -217,7 +212,7 @@ class Console(Component):
 
     def on_submit(self, callback: Callback[ConsoleSubmitEvent] | None) -> None:
         """Sets (or clears, with `None`) the submit callback."""
-        _check_callback(callback, "on_submit")
+        check_callback(callback, "on_submit")
         self._submit_callback = callback
 
     def submit(self, func: Callback[ConsoleSubmitEvent]) -> Callback[ConsoleSubmitEvent]:
@@ -317,7 +312,7 @@ class Grid(Component):
 
     def on_click(self, callback: Callback[GridClickEvent] | None) -> None:
         """Sets (or clears, with `None`) the click callback."""
-        _check_callback(callback, "on_click")
+        check_callback(callback, "on_click")
         self._click_callback = callback
 
     def click(self, func: Callback[GridClickEvent]) -> Callback[GridClickEvent]:
