@@ -1,0 +1,1323 @@
+//! [`Isolate`]: one QuickJS runtime and context with its timers, host ops, handles, modules and
+//! pending evaluations. It does no I/O and owns no thread: the adapter in `worker.rs` feeds it
+//! [`Request`]s and calls [`Isolate::poll`] when the deadline it returned passes.
+
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rquickjs::context::EvalOptions;
+use rquickjs::function::Rest;
+use rquickjs::loader::{ImportAttributes, Loader, Resolver};
+use rquickjs::module::Declared;
+use rquickjs::promise::PromiseState;
+use rquickjs::{Coerced, Context, Ctx, Function, Module, Object, Persistent, Promise, Value};
+
+use crate::convert::{FromHost, Handles, Helpers, Limits, ToHost, call_with_this};
+use crate::error::{Exception, JsError, parse_frames};
+use crate::snapshot::Snapshot;
+use crate::value::HostValue;
+
+const BOOTSTRAP: &str = include_str!("bootstrap.js");
+
+/// The URL prefix of modules added with `add_static_module`.
+pub const STATIC_PREFIX: &str = "jsrun://static/";
+
+/// How a runtime is set up, so hosts can bound what JS may use.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Heap limit in bytes; reaching it terminates the runtime.
+    pub memory_limit: Option<usize>,
+    /// JS stack limit in bytes (deep recursion becomes a RangeError).
+    pub max_stack_size: usize,
+    /// Default time limit for every evaluation.
+    pub timeout: Option<Duration>,
+    /// Whether `console.*` prints (to stdout/stderr); otherwise it is silent.
+    pub console: bool,
+    /// JS → host conversion limits.
+    pub limits: Limits,
+    /// Scripts replayed at start (from a [`Snapshot`]).
+    pub snapshot: Option<Snapshot>,
+    /// A classic script run at start.
+    pub bootstrap: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            memory_limit: None,
+            max_stack_size: 512 * 1024,
+            timeout: None,
+            console: false,
+            limits: Limits::default(),
+            snapshot: None,
+            bootstrap: None,
+        }
+    }
+}
+
+/// A synchronous host op: JS arguments in, a value or an error message (thrown as a TypeError)
+/// out.
+pub type SyncOp = Arc<dyn Fn(Vec<HostValue>) -> Result<HostValue, String> + Send + Sync>;
+/// An asynchronous host op: it must eventually call [`Completion::complete`] (from any thread).
+pub type AsyncOp = Arc<dyn Fn(Vec<HostValue>, Completion) + Send + Sync>;
+
+/// A host op registered with [`Request::RegisterOp`].
+#[derive(Clone)]
+pub enum Op {
+    /// Runs on the runtime's thread and returns at once.
+    Sync(SyncOp),
+    /// Returns a JS promise settled by the [`Completion`].
+    Async(AsyncOp),
+}
+
+/// Where completions of async ops go (the adapter turns them into [`Request::Complete`]).
+pub type CompletionSink = Arc<dyn Fn(u64, Result<HostValue, String>) + Send + Sync>;
+
+/// The promise of one async op call; settle it exactly once (dropping it leaves the promise
+/// pending).
+pub struct Completion {
+    call: u64,
+    sink: CompletionSink,
+}
+
+impl Completion {
+    /// Settles the JS promise: `Ok` resolves it, `Err(message)` rejects it with a TypeError.
+    pub fn complete(self, result: Result<HostValue, String>) {
+        (self.sink)(self.call, result);
+    }
+}
+
+/// Resolves `(specifier, referrer)` to a URL, or `None` to fall back to the static modules.
+pub type ModuleResolver = Box<dyn FnMut(&str, &str) -> Result<Option<String>, String> + Send>;
+/// Loads a resolved URL's source; the flag says whether the caller awaits (so the loader may
+/// block on async work).
+pub type ModuleLoader = Box<dyn FnMut(&str, bool) -> Result<String, String> + Send>;
+
+/// What to do with a promise result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Await {
+    /// Return the value as it is (a promise converts to `{}`).
+    No,
+    /// Wait for a promise to settle (up to the timeout).
+    Yes,
+    /// Return a settled promise's value; keep a pending one as a handle ([`Response::Pending`]).
+    IfSettled,
+}
+
+/// A request to the isolate.
+pub enum Request {
+    /// Evaluates a classic script and returns its completion value.
+    Eval {
+        /// Source.
+        code: String,
+        /// Time limit (falls back to the config's).
+        timeout: Option<Duration>,
+        /// Promise handling.
+        wait: Await,
+    },
+    /// Imports a module (resolver, loader, static modules) and returns its namespace.
+    EvalModule {
+        /// Specifier as given by the host.
+        specifier: String,
+        /// Time limit.
+        timeout: Option<Duration>,
+        /// Whether the host awaits (allows async loaders).
+        is_async: bool,
+    },
+    /// Calls a function handle.
+    Call {
+        /// The handle.
+        func: u64,
+        /// Arguments.
+        args: Vec<HostValue>,
+        /// Time limit.
+        timeout: Option<Duration>,
+        /// Promise handling.
+        wait: Await,
+    },
+    /// Waits for a promise handle from [`Response::Pending`] (and releases it).
+    AwaitHandle {
+        /// The handle.
+        handle: u64,
+        /// Time limit.
+        timeout: Option<Duration>,
+    },
+    /// Sets `globalThis[name]`.
+    SetGlobal {
+        /// Property name (any string).
+        name: String,
+        /// Value.
+        value: HostValue,
+    },
+    /// Registers a host op under an id the host chose.
+    RegisterOp {
+        /// The id JS passes to `__host_op_sync__`/`__host_op_async__`.
+        id: u32,
+        /// Display name (for errors).
+        name: String,
+        /// The op.
+        op: Op,
+    },
+    /// Settles an async op call.
+    Complete {
+        /// The call id from [`Completion`].
+        call: u64,
+        /// The value or an error message.
+        result: Result<HostValue, String>,
+    },
+    /// Drops a handle.
+    Release(u64),
+    /// Adds a module importable as `name`, `static:name` or `jsrun://static/name`.
+    AddStaticModule {
+        /// Name.
+        name: String,
+        /// ES module source.
+        source: String,
+    },
+    /// Sets (or clears) the module resolver.
+    SetResolver(Option<ModuleResolver>),
+    /// Sets (or clears) the module loader.
+    SetLoader(Option<ModuleLoader>),
+    /// Reports counters and heap figures.
+    Stats,
+    /// Compiles a classic script to bytecode, then runs it (for [`crate::SnapshotBuilder`]).
+    RunScript {
+        /// Script name (for stack traces).
+        name: String,
+        /// Source.
+        source: String,
+    },
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Response {
+    /// A value.
+    Value(HostValue),
+    /// A still-pending promise, kept as this handle (see [`Request::AwaitHandle`]).
+    Pending(u64),
+    /// Statistics.
+    Stats(Stats),
+    /// Nothing to return.
+    Done,
+    /// Compiled bytecode.
+    Bytecode(Vec<u8>),
+}
+
+/// The callback that receives a request's answer (exactly once).
+pub type Reply = Box<dyn FnOnce(Result<Response, JsError>) + Send>;
+
+/// Counters and heap figures, so hosts can watch a runtime.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Bytes allocated by the engine.
+    pub heap_used_bytes: u64,
+    /// Bytes the engine's allocator holds (malloc limit when set, else used).
+    pub heap_total_bytes: u64,
+    /// Milliseconds spent running JS in total.
+    pub total_execution_time_ms: u64,
+    /// Milliseconds of the last request.
+    pub last_execution_time_ms: u64,
+    /// Kind of the last request (`eval_sync`, `eval_async`, …).
+    pub last_execution_kind: Option<&'static str>,
+    /// Number of sync evals.
+    pub eval_sync_count: u64,
+    /// Number of async evals.
+    pub eval_async_count: u64,
+    /// Number of sync module evals.
+    pub eval_module_sync_count: u64,
+    /// Number of async module evals.
+    pub eval_module_async_count: u64,
+    /// Number of sync function calls.
+    pub call_function_sync_count: u64,
+    /// Number of async function calls.
+    pub call_function_async_count: u64,
+    /// Async op calls not yet settled.
+    pub active_async_ops: u64,
+    /// Handles held by the host.
+    pub open_resources: u64,
+    /// Pending `setTimeout`s.
+    pub active_timers: u64,
+    /// Live `setInterval`s.
+    pub active_intervals: u64,
+}
+
+/// What an evaluation produced before any waiting.
+enum Outcome {
+    /// A converted value.
+    Value(HostValue),
+    /// A promise to wait for (or hand out).
+    Promise(Persistent<Value<'static>>),
+}
+
+struct Waiter {
+    promise: Persistent<Value<'static>>,
+    deadline: Option<Instant>,
+    ms: u64,
+    module: Option<String>,
+    reply: Reply,
+}
+
+#[derive(Default)]
+struct Modules {
+    statics: HashMap<String, String>,
+    resolver: Option<ModuleResolver>,
+    loader: Option<ModuleLoader>,
+    allow_async: bool,
+    last_error: Option<String>,
+}
+
+/// Why the interrupt handler stopped JS.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Stop {
+    None,
+    Deadline,
+    Terminate,
+}
+
+/// State shared with the native functions living inside the JS heap.
+struct Core {
+    ops: RefCell<HashMap<u32, (String, Op)>>,
+    pending: RefCell<HashMap<u64, (Persistent<Function<'static>>, Persistent<Function<'static>>)>>,
+    next_call: Cell<u64>,
+    sink: CompletionSink,
+    timers: RefCell<BinaryHeap<Reverse<(Instant, u64, u64)>>>,
+    timer_seq: Cell<u64>,
+    handles: RefCell<Handles>,
+    internals: RefCell<Option<Persistent<Object<'static>>>>,
+    modules: RefCell<Modules>,
+    limits: Limits,
+    deadline: Rc<Cell<Option<Instant>>>,
+    stop: Rc<Cell<Stop>>,
+}
+
+/// One JS runtime (QuickJS runtime + context) with everything it needs between requests.
+pub struct Isolate {
+    core: Rc<Core>,
+    waiters: Vec<Waiter>,
+    config: Config,
+    terminate: Arc<AtomicBool>,
+    dead: Option<String>,
+    stats: Stats,
+    ctx: Context,
+    rt: rquickjs::Runtime,
+}
+
+fn other(e: rquickjs::Error) -> JsError {
+    JsError::Other(e.to_string())
+}
+
+impl Isolate {
+    /// Creates a runtime; `terminate` stops it from any thread (the adapter also wakes it), and
+    /// `sink` receives async op completions.
+    pub fn new(
+        config: Config,
+        terminate: Arc<AtomicBool>,
+        sink: CompletionSink,
+    ) -> Result<Self, JsError> {
+        let rt = rquickjs::Runtime::new().map_err(other)?;
+        if let Some(limit) = config.memory_limit {
+            rt.set_memory_limit(limit);
+        }
+        rt.set_max_stack_size(config.max_stack_size);
+        let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
+        let stop = Rc::new(Cell::new(Stop::None));
+        {
+            let (deadline, stop, term) = (deadline.clone(), stop.clone(), terminate.clone());
+            rt.set_interrupt_handler(Some(Box::new(move || {
+                if term.load(Ordering::Relaxed) {
+                    stop.set(Stop::Terminate);
+                    return true;
+                }
+                match deadline.get() {
+                    Some(d) if Instant::now() >= d => {
+                        stop.set(Stop::Deadline);
+                        true
+                    }
+                    _ => false,
+                }
+            })));
+        }
+        let ctx = Context::full(&rt).map_err(other)?;
+        let core = Rc::new(Core {
+            ops: RefCell::default(),
+            pending: RefCell::default(),
+            next_call: Cell::new(0),
+            sink,
+            timers: RefCell::default(),
+            timer_seq: Cell::new(0),
+            handles: RefCell::default(),
+            internals: RefCell::new(None),
+            modules: RefCell::default(),
+            limits: config.limits,
+            deadline,
+            stop,
+        });
+        rt.set_loader(
+            ModuleResolverGlue(Rc::downgrade(&core)),
+            ModuleLoaderGlue(Rc::downgrade(&core)),
+        );
+        let mut iso = Isolate {
+            core,
+            waiters: Vec::new(),
+            config,
+            terminate,
+            dead: None,
+            stats: Stats::default(),
+            ctx,
+            rt,
+        };
+        iso.bootstrap()?;
+        Ok(iso)
+    }
+
+    fn bootstrap(&mut self) -> Result<(), JsError> {
+        let core = self.core.clone();
+        let console = self.config.console;
+        self.ctx.with(|ctx| -> Result<(), JsError> {
+            let native = Object::new(ctx.clone()).map_err(other)?;
+            let c2 = core.clone();
+            let schedule = Function::new(ctx.clone(), move |id: u64, ms: f64| {
+                let ms = if ms.is_finite() && ms > 0.0 { ms } else { 0.0 };
+                let at = Instant::now() + Duration::from_secs_f64(ms / 1000.0);
+                let seq = c2.timer_seq.get();
+                c2.timer_seq.set(seq + 1);
+                c2.timers.borrow_mut().push(Reverse((at, seq, id)));
+            })
+            .map_err(other)?;
+            native.set("schedule", schedule).map_err(other)?;
+            let print = Function::new(ctx.clone(), |stream: i32, text: String| {
+                use std::io::Write;
+                if stream == 2 {
+                    let _ = writeln!(std::io::stderr(), "{text}");
+                } else {
+                    let _ = writeln!(std::io::stdout(), "{text}");
+                }
+            })
+            .map_err(other)?;
+            native.set("print", print).map_err(other)?;
+            native.set("consoleEnabled", console).map_err(other)?;
+            let mut opts = EvalOptions::default();
+            opts.strict = false;
+            opts.filename = Some("<tether:bootstrap>".into());
+            let f: Function = ctx.eval_with_options(BOOTSTRAP, opts).map_err(other)?;
+            let internals: Object = f.call((native,)).map_err(|e| self_catch(&ctx, e))?;
+            *core.internals.borrow_mut() = Some(Persistent::save(&ctx, internals));
+            for (name, is_async) in [("__host_op_sync__", false), ("__host_op_async__", true)] {
+                let func = op_entry_fn(&ctx, core.clone(), is_async).map_err(other)?;
+                ctx.globals()
+                    .prop(
+                        name,
+                        rquickjs::object::Property::from(func)
+                            .writable()
+                            .configurable(),
+                    )
+                    .map_err(other)?;
+            }
+            Ok(())
+        })?;
+        if let Some(snap) = self.config.snapshot.clone() {
+            self.ctx
+                .with(|ctx| snap.replay(&ctx))
+                .map_err(|e| JsError::Other(format!("snapshot replay failed: {e}")))?;
+        }
+        if let Some(src) = self.config.bootstrap.clone() {
+            self.eval_now(&src, "<bootstrap>", self.config.timeout, "Sync", Await::No)
+                .map_err(|e| JsError::Other(format!("bootstrap failed: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the runtime was terminated (by request or by the heap limit).
+    pub fn is_dead(&self) -> bool {
+        self.dead.is_some()
+    }
+
+    /// The reason the runtime is dead, if it is.
+    pub fn dead_reason(&self) -> Option<&str> {
+        self.dead.as_deref()
+    }
+
+    /// Handles a request; the reply runs now or, for awaited promises, during a later `poll`.
+    pub fn handle(&mut self, req: Request, reply: Reply) {
+        if let Some(reason) = &self.dead {
+            reply(Err(JsError::Terminated(reason.clone())));
+            return;
+        }
+        let started = Instant::now();
+        let kind = match &req {
+            Request::Eval {
+                wait: Await::No, ..
+            } => Some("eval_sync"),
+            Request::Eval { .. } => Some("eval_async"),
+            Request::EvalModule {
+                is_async: false, ..
+            } => Some("eval_module_sync"),
+            Request::EvalModule { .. } => Some("eval_module_async"),
+            Request::Call {
+                wait: Await::IfSettled,
+                ..
+            } => Some("call_function_sync"),
+            Request::Call { .. } => Some("call_function_async"),
+            _ => None,
+        };
+        match req {
+            Request::Eval {
+                code,
+                timeout,
+                wait,
+            } => {
+                let timeout = timeout.or(self.config.timeout);
+                let kind_s = if wait == Await::No { "Sync" } else { "Async" };
+                let r = self.eval_now(&code, "<eval>", timeout, kind_s, wait);
+                self.finish(r, timeout, wait, None, reply);
+            }
+            Request::EvalModule {
+                specifier,
+                timeout,
+                is_async,
+            } => {
+                let timeout = timeout.or(self.config.timeout);
+                self.core.modules.borrow_mut().allow_async = is_async;
+                self.core.modules.borrow_mut().last_error = None;
+                let r = self.import_now(&specifier, timeout);
+                self.finish(r, timeout, Await::Yes, Some(specifier), reply);
+            }
+            Request::Call {
+                func,
+                args,
+                timeout,
+                wait,
+            } => {
+                let timeout = timeout.or(self.config.timeout);
+                let r = self.call_now(func, &args, timeout, wait);
+                self.finish(r, timeout, wait, None, reply);
+            }
+            Request::AwaitHandle { handle, timeout } => {
+                let timeout = timeout.or(self.config.timeout);
+                let h = self.core.handles.borrow_mut().map.remove(&handle);
+                match h {
+                    Some(h) => self.finish(
+                        Ok(Outcome::Promise(h.value)),
+                        timeout,
+                        Await::Yes,
+                        None,
+                        reply,
+                    ),
+                    None => reply(Err(JsError::Other("Unknown promise handle".into()))),
+                }
+            }
+            Request::SetGlobal { name, value } => {
+                let core = self.core.clone();
+                let r = self.ctx.with(|ctx| -> Result<(), JsError> {
+                    let v = host_to_js(&core, &ctx, &value).map_err(|e| self_catch(&ctx, e))?;
+                    ctx.globals().set(name.as_str(), v).map_err(other)
+                });
+                reply(r.map(|_| Response::Done));
+            }
+            Request::RegisterOp { id, name, op } => {
+                self.core.ops.borrow_mut().insert(id, (name, op));
+                reply(Ok(Response::Done));
+            }
+            Request::Complete { call, result } => {
+                self.complete(call, result);
+            }
+            Request::Release(id) => {
+                self.core.handles.borrow_mut().map.remove(&id);
+            }
+            Request::AddStaticModule { name, source } => {
+                self.core.modules.borrow_mut().statics.insert(name, source);
+                reply(Ok(Response::Done));
+            }
+            Request::SetResolver(r) => {
+                self.core.modules.borrow_mut().resolver = r;
+                reply(Ok(Response::Done));
+            }
+            Request::SetLoader(l) => {
+                self.core.modules.borrow_mut().loader = l;
+                reply(Ok(Response::Done));
+            }
+            Request::Stats => {
+                let s = self.stats();
+                reply(Ok(Response::Stats(s)));
+            }
+            Request::RunScript { name, source } => {
+                let code = self
+                    .ctx
+                    .with(|ctx| crate::snapshot::compile_script(&ctx, &name, &source));
+                match code {
+                    Err(msg) => reply(Err(JsError::Other(msg))),
+                    Ok(code) => {
+                        let timeout = self.config.timeout;
+                        match self.eval_now(&source, &name, timeout, "Sync", Await::No) {
+                            Ok(_) => reply(Ok(Response::Bytecode(code))),
+                            Err(e) => reply(Err(e)),
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(kind) = kind {
+            let ms = started.elapsed().as_millis() as u64;
+            self.stats.last_execution_kind = Some(kind);
+            self.stats.last_execution_time_ms = ms;
+            self.stats.total_execution_time_ms += ms;
+            match kind {
+                "eval_sync" => self.stats.eval_sync_count += 1,
+                "eval_async" => self.stats.eval_async_count += 1,
+                "eval_module_sync" => self.stats.eval_module_sync_count += 1,
+                "eval_module_async" => self.stats.eval_module_async_count += 1,
+                "call_function_sync" => self.stats.call_function_sync_count += 1,
+                _ => self.stats.call_function_async_count += 1,
+            }
+        }
+    }
+
+    /// The current statistics.
+    pub fn stats(&mut self) -> Stats {
+        let mut s = self.stats.clone();
+        let mu = self.rt.memory_usage();
+        s.heap_used_bytes = mu.memory_used_size.max(0) as u64;
+        s.heap_total_bytes = match self.config.memory_limit {
+            Some(l) => l as u64,
+            None => mu.malloc_size.max(0) as u64,
+        };
+        s.active_async_ops = self.core.pending.borrow().len() as u64;
+        s.open_resources = self.core.handles.borrow().map.len() as u64;
+        let core = self.core.clone();
+        let (t, i) = self.ctx.with(|ctx| {
+            let Some(int) = internals(&core, &ctx) else {
+                return (0, 0);
+            };
+            let get = |n: &str| -> u64 {
+                int.get::<_, Function>(n)
+                    .and_then(|f| f.call::<_, f64>(()))
+                    .unwrap_or(0.0) as u64
+            };
+            (get("activeTimers"), get("activeIntervals"))
+        });
+        s.active_timers = t;
+        s.active_intervals = i;
+        s
+    }
+
+    /// Runs due timers and microtasks, settles waiters, and returns when to call again (`None`:
+    /// only when a request arrives).
+    pub fn poll(&mut self) -> Option<Instant> {
+        if self.dead.is_some() {
+            return None;
+        }
+        for _ in 0..10_000 {
+            self.run_jobs();
+            self.settle_waiters();
+            if self.dead.is_some() {
+                return None;
+            }
+            let now = Instant::now();
+            let due = {
+                let mut timers = self.core.timers.borrow_mut();
+                match timers.peek() {
+                    Some(Reverse((at, _, _))) if *at <= now => timers.pop().map(|Reverse(t)| t.2),
+                    _ => None,
+                }
+            };
+            let Some(id) = due else { break };
+            self.fire_timer(id);
+        }
+        let timer = self
+            .core
+            .timers
+            .borrow()
+            .peek()
+            .map(|Reverse((at, _, _))| *at);
+        let waiter = self.waiters.iter().filter_map(|w| w.deadline).min();
+        match (timer, waiter) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Stops everything and fails pending requests (after `terminate` or on close).
+    pub fn shutdown(&mut self, reason: &str) {
+        if self.dead.is_none() {
+            self.dead = Some(reason.to_string());
+        }
+        for w in self.waiters.drain(..) {
+            (w.reply)(Err(JsError::Terminated(reason.to_string())));
+        }
+    }
+
+    fn fire_timer(&mut self, id: u64) {
+        let core = self.core.clone();
+        let timeout = self.config.timeout;
+        self.with_deadline(timeout, |ctx| {
+            if let Some(int) = internals(&core, ctx) {
+                if let Ok(f) = int.get::<_, Function>("fire") {
+                    if f.call::<_, Value>((id,)).is_err() {
+                        let _ = ctx.catch();
+                    }
+                }
+            }
+        });
+        self.check_fatal();
+    }
+
+    fn run_jobs(&mut self) {
+        let deadline = self.waiters.iter().filter_map(|w| w.deadline).min();
+        self.core
+            .deadline
+            .set(deadline.or_else(|| self.config.timeout.map(|t| Instant::now() + t)));
+        self.ctx.with(|ctx| while ctx.execute_pending_job() {});
+        self.core.deadline.set(None);
+        match self.core.stop.replace(Stop::None) {
+            Stop::Terminate => self.kill("Terminated by host request"),
+            Stop::Deadline => {
+                // Fail the waiter whose deadline passed; others keep waiting.
+                let now = Instant::now();
+                if let Some(i) = self
+                    .waiters
+                    .iter()
+                    .position(|w| w.deadline.is_some_and(|d| d <= now))
+                {
+                    let w = self.waiters.remove(i);
+                    (w.reply)(Err(JsError::Timeout {
+                        kind: "Async",
+                        ms: w.ms,
+                    }));
+                }
+            }
+            Stop::None => self.check_fatal(),
+        }
+    }
+
+    fn check_fatal(&mut self) {
+        if self.terminate.load(Ordering::Relaxed) {
+            self.kill("Terminated by host request");
+        }
+    }
+
+    fn kill(&mut self, reason: &str) {
+        self.shutdown(reason);
+    }
+
+    fn settle_waiters(&mut self) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.waiters.len() {
+            let core = self.core.clone();
+            let limits = self.core.limits;
+            let heap_limited = self.config.memory_limit.is_some();
+            let w = &self.waiters[i];
+            let state = self.ctx.with(|ctx| -> Option<Result<Response, JsError>> {
+                let v = w.promise.clone().restore(&ctx).ok()?;
+                let p = v.as_promise()?.clone();
+                match p.state() {
+                    PromiseState::Pending => None,
+                    PromiseState::Resolved => {
+                        let r: rquickjs::Result<Value> = p.result()?;
+                        let v = match r {
+                            Ok(v) => v,
+                            Err(e) => return Some(Err(self_catch(&ctx, e))),
+                        };
+                        let v = if w.module.is_some() {
+                            namespace_of(&ctx, v)
+                        } else {
+                            v
+                        };
+                        Some(convert_out(&core, &ctx, v, limits).map(Response::Value))
+                    }
+                    PromiseState::Rejected => {
+                        let _ = p.result::<Value>();
+                        let ex = ctx.catch();
+                        Some(Err(exception_error(&ctx, ex, heap_limited)))
+                    }
+                }
+            });
+            match state {
+                Some(result) => {
+                    let w = self.waiters.remove(i);
+                    let result = match (result, &w.module) {
+                        (Err(e), Some(spec)) if !e.is_fatal() => Err(self.module_error(spec, e)),
+                        (r, _) => r,
+                    };
+                    if let Err(JsError::Terminated(r)) = &result {
+                        let r = r.clone();
+                        (w.reply)(result);
+                        self.kill(&r);
+                        return;
+                    }
+                    (w.reply)(result);
+                }
+                None if w.deadline.is_some_and(|d| d <= now) => {
+                    let w = self.waiters.remove(i);
+                    (w.reply)(Err(JsError::PendingTimeout { ms: w.ms }));
+                }
+                None => i += 1,
+            }
+        }
+    }
+
+    fn module_error(&self, spec: &str, e: JsError) -> JsError {
+        let detail = match self.core.modules.borrow_mut().last_error.take() {
+            Some(m) => m,
+            None => e.to_string(),
+        };
+        JsError::Module(format!("Failed to load module '{spec}': {detail}"))
+    }
+
+    /// Runs `f` inside the context with the interrupt deadline set; reports why it stopped.
+    fn with_deadline<R>(
+        &mut self,
+        timeout: Option<Duration>,
+        f: impl FnOnce(&Ctx<'_>) -> R,
+    ) -> (R, Stop) {
+        self.core.deadline.set(timeout.map(|t| Instant::now() + t));
+        self.core.stop.set(Stop::None);
+        let r = self.ctx.with(|ctx| f(&ctx));
+        self.core.deadline.set(None);
+        (r, self.core.stop.replace(Stop::None))
+    }
+
+    fn interrupted(
+        &mut self,
+        stop: Stop,
+        timeout: Option<Duration>,
+        kind: &'static str,
+    ) -> Option<JsError> {
+        match stop {
+            Stop::None => None,
+            Stop::Terminate => {
+                self.kill("Terminated by host request");
+                Some(JsError::Terminated("Terminated by host request".into()))
+            }
+            Stop::Deadline => Some(JsError::Timeout {
+                kind,
+                ms: timeout.map_or(0, |t| t.as_millis() as u64),
+            }),
+        }
+    }
+
+    /// Evaluates code; `Ok(Some(p))` is a promise to wait for when `wait` asks for it.
+    fn eval_now(
+        &mut self,
+        code: &str,
+        filename: &str,
+        timeout: Option<Duration>,
+        kind: &'static str,
+        wait: Await,
+    ) -> Result<Outcome, JsError> {
+        let core = self.core.clone();
+        let heap_limited = self.config.memory_limit.is_some();
+        let (r, stop) = self.with_deadline(timeout, |ctx| {
+            let mut opts = EvalOptions::default();
+            opts.strict = false;
+            opts.filename = Some(filename.to_string());
+            match ctx.eval_with_options::<Value, _>(code, opts) {
+                Ok(v) => {
+                    if wait != Await::No && v.is_promise() {
+                        return Ok(Outcome::Promise(Persistent::save(ctx, v)));
+                    }
+                    // Run microtasks so `eval` sees their effects, like jsrun's event loop.
+                    while ctx.execute_pending_job() {}
+                    let out = convert_out(&core, ctx, v, core.limits)?;
+                    Ok(Outcome::Value(out))
+                }
+                Err(e) => Err(self_catch_heap(ctx, e, heap_limited)),
+            }
+        });
+        if let Some(e) = self.interrupted(stop, timeout, kind) {
+            return Err(e);
+        }
+        self.fatal_from(r)
+    }
+
+    fn fatal_from<T>(&mut self, r: Result<T, JsError>) -> Result<T, JsError> {
+        if let Err(JsError::Terminated(reason)) = &r {
+            let reason = reason.clone();
+            self.kill(&reason);
+        }
+        r
+    }
+
+    fn import_now(
+        &mut self,
+        specifier: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Outcome, JsError> {
+        let heap_limited = self.config.memory_limit.is_some();
+        let (r, stop) = self.with_deadline(timeout, |ctx| match Module::import(ctx, specifier) {
+            Ok(p) => Ok(Outcome::Promise(Persistent::save(ctx, p.into_value()))),
+            Err(e) => Err(self_catch_heap(ctx, e, heap_limited)),
+        });
+        if let Some(e) = self.interrupted(stop, timeout, "Async") {
+            return Err(e);
+        }
+        let r = self.fatal_from(r);
+        r.map_err(|e| self.module_error(specifier, e))
+    }
+
+    fn call_now(
+        &mut self,
+        func: u64,
+        args: &[HostValue],
+        timeout: Option<Duration>,
+        wait: Await,
+    ) -> Result<Outcome, JsError> {
+        let core = self.core.clone();
+        let heap_limited = self.config.memory_limit.is_some();
+        let (r, stop) = self.with_deadline(timeout, |ctx| {
+            let (f, this) = {
+                let handles = core.handles.borrow();
+                let Some(h) = handles.map.get(&func) else {
+                    return Err(JsError::Other("Function has been closed".into()));
+                };
+                (h.value.clone(), h.this.clone())
+            };
+            let f: Value = f.restore(ctx).map_err(other)?;
+            let Some(f) = f.as_function().cloned() else {
+                return Err(JsError::Other("Handle is not a function".into()));
+            };
+            let this = match this {
+                Some(t) => t.restore(ctx).map_err(other)?,
+                None => Value::new_undefined(ctx.clone()),
+            };
+            let mut js_args = Vec::with_capacity(args.len());
+            for a in args {
+                js_args.push(host_to_js(&core, ctx, a).map_err(|e| self_catch(ctx, e))?);
+            }
+            match call_with_this(ctx, &f, this, js_args) {
+                Ok(v) => {
+                    if wait != Await::No && v.is_promise() {
+                        while ctx.execute_pending_job() {}
+                        return Ok(Outcome::Promise(Persistent::save(ctx, v)));
+                    }
+                    while ctx.execute_pending_job() {}
+                    let out = convert_out(&core, ctx, v, core.limits)?;
+                    Ok(Outcome::Value(out))
+                }
+                Err(e) => Err(self_catch_heap(ctx, e, heap_limited)),
+            }
+        });
+        let kind = if wait == Await::IfSettled {
+            "Sync"
+        } else {
+            "Async"
+        };
+        if let Some(e) = self.interrupted(stop, timeout, kind) {
+            return Err(e);
+        }
+        self.fatal_from(r)
+    }
+
+    /// Routes an evaluation result: a stashed converted value replies now; a promise is awaited
+    /// (or kept as a handle).
+    fn finish(
+        &mut self,
+        r: Result<Outcome, JsError>,
+        timeout: Option<Duration>,
+        wait: Await,
+        module: Option<String>,
+        reply: Reply,
+    ) {
+        let p = match r {
+            Err(e) => return reply(Err(e)),
+            Ok(Outcome::Value(v)) => return reply(Ok(Response::Value(v))),
+            Ok(Outcome::Promise(p)) => p,
+        };
+        if wait == Await::IfSettled {
+            let settled = self.ctx.with(|ctx| {
+                p.clone()
+                    .restore(&ctx)
+                    .ok()
+                    .and_then(|v| v.as_promise().map(|p| p.state() != PromiseState::Pending))
+                    .unwrap_or(true)
+            });
+            if !settled {
+                let core = self.core.clone();
+                let id = self.ctx.with(|ctx| -> Option<u64> {
+                    let v = p.clone().restore(&ctx).ok()?;
+                    Some(core.handles.borrow_mut().insert(&ctx, v, None))
+                });
+                return match id {
+                    Some(id) => reply(Ok(Response::Pending(id))),
+                    None => reply(Err(JsError::Other("lost promise".into()))),
+                };
+            }
+        }
+        self.waiters.push(Waiter {
+            promise: p,
+            deadline: timeout.map(|t| Instant::now() + t),
+            ms: timeout.map_or(0, |t| t.as_millis() as u64),
+            module,
+            reply,
+        });
+        self.settle_waiters();
+    }
+
+    fn complete(&mut self, call: u64, result: Result<HostValue, String>) {
+        let Some((resolve, reject)) = self.core.pending.borrow_mut().remove(&call) else {
+            return;
+        };
+        let core = self.core.clone();
+        self.ctx.with(|ctx| {
+            let r = match result {
+                Ok(v) => host_to_js(&core, &ctx, &v)
+                    .and_then(|v| resolve.restore(&ctx)?.call::<_, Value>((v,))),
+                Err(msg) => {
+                    let err = make_error(&ctx, "TypeError", &msg);
+                    reject
+                        .restore(&ctx)
+                        .and_then(|f| f.call::<_, Value>((err,)))
+                }
+            };
+            if r.is_err() {
+                let _ = ctx.catch();
+            }
+        });
+    }
+}
+
+impl Drop for Isolate {
+    fn drop(&mut self) {
+        // Every persistent value must go before the runtime does.
+        self.waiters.clear();
+        self.core.pending.borrow_mut().clear();
+        self.core.handles.borrow_mut().map.clear();
+        *self.core.internals.borrow_mut() = None;
+        self.core.ops.borrow_mut().clear();
+        let m = std::mem::take(&mut *self.core.modules.borrow_mut());
+        drop(m);
+    }
+}
+
+fn internals<'js>(core: &Core, ctx: &Ctx<'js>) -> Option<Object<'js>> {
+    core.internals
+        .borrow()
+        .as_ref()
+        .and_then(|p| p.clone().restore(ctx).ok())
+}
+
+fn helpers<'js>(core: &Core, ctx: &Ctx<'js>) -> Result<Helpers<'js>, JsError> {
+    let int =
+        internals(core, ctx).ok_or_else(|| JsError::Other("runtime not initialised".into()))?;
+    Helpers::from_object(&int).map_err(other)
+}
+
+fn convert_out<'js>(
+    core: &Core,
+    ctx: &Ctx<'js>,
+    v: Value<'js>,
+    limits: Limits,
+) -> Result<HostValue, JsError> {
+    let h = helpers(core, ctx)?;
+    let mut handles = core.handles.borrow_mut();
+    let r = ToHost::new(ctx, &h, &mut handles, limits).convert(v);
+    if r.is_err() && ctx.has_exception() {
+        let _ = ctx.catch();
+    }
+    r
+}
+
+fn host_to_js<'js>(core: &Rc<Core>, ctx: &Ctx<'js>, v: &HostValue) -> rquickjs::Result<Value<'js>> {
+    let int = internals(core, ctx).ok_or(rquickjs::Error::Unknown)?;
+    let h = Helpers::from_object(&int)?;
+    let handles = core.handles.borrow();
+    let mut conv = FromHost {
+        ctx,
+        helpers: &h,
+        handles: &handles,
+        make_host_fn: |ctx: &Ctx<'js>, op: u32, name: &str| {
+            let f = bound_op_fn(ctx, core.clone(), op)?;
+            let _ = f.set_name(name);
+            Ok(f)
+        },
+    };
+    conv.convert(v)
+}
+
+/// `__host_op_sync__` / `__host_op_async__`: `(id, ...args)`.
+fn op_entry_fn<'js>(
+    ctx: &Ctx<'js>,
+    core: Rc<Core>,
+    is_async: bool,
+) -> rquickjs::Result<Function<'js>> {
+    Function::new(
+        ctx.clone(),
+        move |ctx: Ctx<'js>, id: u32, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
+            call_op(&core, &ctx, id, args.0, Some(is_async))
+        },
+    )
+}
+
+/// A JS function bound to one op (what `bind_function` installs).
+fn bound_op_fn<'js>(ctx: &Ctx<'js>, core: Rc<Core>, op: u32) -> rquickjs::Result<Function<'js>> {
+    Function::new(
+        ctx.clone(),
+        move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
+            call_op(&core, &ctx, op, args.0, None)
+        },
+    )
+}
+
+fn make_error<'js>(ctx: &Ctx<'js>, name: &str, msg: &str) -> Value<'js> {
+    let ctor: rquickjs::Result<rquickjs::function::Constructor> = ctx.globals().get(name);
+    match ctor.and_then(|c| c.construct::<_, Value>((msg,))) {
+        Ok(v) => v,
+        Err(_) => {
+            let _ = ctx.catch();
+            Value::new_undefined(ctx.clone())
+        }
+    }
+}
+
+/// Runs a host op from JS. `mode` is `Some(is_async)` for `__host_op_*__` and `None` for bound
+/// functions (which follow the op's own kind).
+fn call_op<'js>(
+    core: &Rc<Core>,
+    ctx: &Ctx<'js>,
+    id: u32,
+    args: Vec<Value<'js>>,
+    mode: Option<bool>,
+) -> rquickjs::Result<Value<'js>> {
+    let entry = core.ops.borrow().get(&id).cloned();
+    let Some((name, op)) = entry else {
+        return Err(rquickjs::Exception::throw_type(
+            ctx,
+            &format!("Unknown op id {id}"),
+        ));
+    };
+    let mut host_args = Vec::with_capacity(args.len());
+    {
+        let h =
+            helpers(core, ctx).map_err(|e| rquickjs::Exception::throw_type(ctx, &e.to_string()))?;
+        let mut handles = core.handles.borrow_mut();
+        let mut conv = ToHost::new(ctx, &h, &mut handles, core.limits);
+        for a in args {
+            match conv.convert(a) {
+                Ok(v) => host_args.push(v),
+                Err(e) => {
+                    drop(conv);
+                    drop(handles);
+                    return Err(rquickjs::Exception::throw_type(ctx, &e.to_string()));
+                }
+            }
+        }
+    }
+    match (op, mode) {
+        (Op::Sync(f), None | Some(false)) => match f(host_args) {
+            Ok(v) => host_to_js(core, ctx, &v),
+            Err(msg) => Err(rquickjs::Exception::throw_type(ctx, &msg)),
+        },
+        (Op::Async(_), Some(false)) => Err(rquickjs::Exception::throw_type(
+            ctx,
+            &format!("Op {name} is not synchronous"),
+        )),
+        (Op::Sync(f), Some(true)) => {
+            let (promise, resolve, reject) = ctx.promise()?;
+            match f(host_args) {
+                Ok(v) => {
+                    let v = host_to_js(core, ctx, &v)?;
+                    resolve.call::<_, Value>((v,))?;
+                }
+                Err(msg) => {
+                    reject.call::<_, Value>((make_error(ctx, "TypeError", &msg),))?;
+                }
+            }
+            Ok(promise.into_value())
+        }
+        (Op::Async(f), _) => {
+            let (promise, resolve, reject) = ctx.promise()?;
+            let call = core.next_call.get();
+            core.next_call.set(call + 1);
+            core.pending.borrow_mut().insert(
+                call,
+                (
+                    Persistent::save(ctx, resolve),
+                    Persistent::save(ctx, reject),
+                ),
+            );
+            f(
+                host_args,
+                Completion {
+                    call,
+                    sink: core.sink.clone(),
+                },
+            );
+            Ok(promise.into_value())
+        }
+    }
+}
+
+fn self_catch(ctx: &Ctx<'_>, e: rquickjs::Error) -> JsError {
+    self_catch_heap(ctx, e, false)
+}
+
+fn self_catch_heap(ctx: &Ctx<'_>, e: rquickjs::Error, heap_limited: bool) -> JsError {
+    if let rquickjs::Error::Exception = e {
+        let ex = ctx.catch();
+        exception_error(ctx, ex, heap_limited)
+    } else {
+        JsError::Other(e.to_string())
+    }
+}
+
+/// Turns a thrown JS value into a [`JsError`] (heap exhaustion becomes `Terminated`).
+fn exception_error<'js>(ctx: &Ctx<'js>, ex: Value<'js>, heap_limited: bool) -> JsError {
+    let _ = ctx;
+    if heap_limited && (ex.is_null() || is_oom(&ex)) {
+        return JsError::Terminated("Heap limit exceeded".into());
+    }
+    if let Some(obj) = ex.as_object().filter(|_| ex.is_error()) {
+        let name: Option<String> = obj.get::<_, Coerced<String>>("name").ok().map(|c| c.0);
+        let message: String = obj
+            .get::<_, Coerced<String>>("message")
+            .map(|c| c.0)
+            .unwrap_or_default();
+        let raw_stack: Option<String> = obj.get::<_, Option<String>>("stack").ok().flatten();
+        let header = format!("{}: {}", name.as_deref().unwrap_or("Error"), message);
+        let frames = raw_stack.as_deref().map(parse_frames).unwrap_or_default();
+        let stack = Some(match raw_stack {
+            Some(s) if !s.is_empty() => format!("{header}\n{}", s.trim_end()),
+            _ => header,
+        });
+        return JsError::Exception(Exception {
+            name,
+            message,
+            stack,
+            frames,
+        });
+    }
+    let text = ex
+        .get::<Coerced<String>>()
+        .map(|c| c.0)
+        .unwrap_or_else(|_| "exception".to_string());
+    let message = format!("Uncaught {text}");
+    JsError::Exception(Exception {
+        name: None,
+        message: message.clone(),
+        stack: Some(message),
+        frames: Vec::new(),
+    })
+}
+
+fn is_oom(ex: &Value<'_>) -> bool {
+    ex.as_object()
+        .and_then(|o| o.get::<_, String>("message").ok())
+        .is_some_and(|m| m == "out of memory")
+}
+
+/// The namespace object of an imported module (the import promise resolves to it already).
+fn namespace_of<'js>(_ctx: &Ctx<'js>, v: Value<'js>) -> Value<'js> {
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// Module resolution and loading
+
+struct ModuleResolverGlue(std::rc::Weak<Core>);
+struct ModuleLoaderGlue(std::rc::Weak<Core>);
+
+fn static_name(spec: &str) -> &str {
+    let s = spec.strip_prefix("jsrun://runtime/").unwrap_or(spec);
+    let s = s.strip_prefix(STATIC_PREFIX).unwrap_or(s);
+    s.strip_prefix("static:").unwrap_or(s)
+}
+
+impl Resolver for ModuleResolverGlue {
+    fn resolve<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        base: &str,
+        name: &str,
+        _attributes: Option<ImportAttributes<'js>>,
+    ) -> rquickjs::Result<String> {
+        let Some(core) = self.0.upgrade() else {
+            return Err(rquickjs::Error::new_resolving(base, name));
+        };
+        let mut m = core.modules.borrow_mut();
+        let (resolved, had_resolver) = match m.resolver.as_mut() {
+            Some(r) => match r(name, base) {
+                Ok(Some(url)) if !url.is_empty() => (Some(url), true),
+                Ok(_) => (None, true),
+                Err(msg) => {
+                    let msg = format!("Module resolver failed: {msg}");
+                    m.last_error = Some(msg.clone());
+                    return Err(rquickjs::Exception::throw_type(ctx, &msg));
+                }
+            },
+            None => (None, false),
+        };
+        if let Some(url) = resolved {
+            return Ok(url);
+        }
+        // `jsrun://static/x` names are what resolution produces; only bare names and
+        // `static:` names resolve here (as jsrun does).
+        let key = if name.starts_with(STATIC_PREFIX) {
+            name
+        } else {
+            static_name(name)
+        };
+        if m.statics.contains_key(key) {
+            return Ok(format!("{STATIC_PREFIX}{key}"));
+        }
+        if base.starts_with(STATIC_PREFIX) && name.starts_with(STATIC_PREFIX) {
+            let k = &name[STATIC_PREFIX.len()..];
+            if m.statics.contains_key(k) {
+                return Ok(name.to_string());
+            }
+        }
+        let msg = if had_resolver {
+            format!(
+                "Module resolution denied for {name}. Resolver returned None and no static module was found."
+            )
+        } else {
+            format!("Module resolution denied for {name}. Did you call add_static_module()?")
+        };
+        m.last_error = Some(msg.clone());
+        Err(rquickjs::Exception::throw_type(ctx, &msg))
+    }
+}
+
+impl Loader for ModuleLoaderGlue {
+    fn load<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        name: &str,
+        _attributes: Option<ImportAttributes<'js>>,
+    ) -> rquickjs::Result<Module<'js, Declared>> {
+        let Some(core) = self.0.upgrade() else {
+            return Err(rquickjs::Error::new_loading(name));
+        };
+        let source = {
+            let mut m = core.modules.borrow_mut();
+            let stat = name
+                .strip_prefix(STATIC_PREFIX)
+                .and_then(|k| m.statics.get(k).cloned());
+            match stat {
+                Some(s) => Ok(s),
+                None => {
+                    let allow_async = m.allow_async;
+                    match m.loader.as_mut() {
+                        Some(l) => l(name, allow_async),
+                        None => Err(format!("No module loader for {name}")),
+                    }
+                }
+            }
+        };
+        match source {
+            Ok(src) => Module::declare(ctx.clone(), name, src),
+            Err(msg) => {
+                core.modules.borrow_mut().last_error = Some(msg.clone());
+                Err(rquickjs::Exception::throw_type(ctx, &msg))
+            }
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_promise(_p: Promise<'_>) {}

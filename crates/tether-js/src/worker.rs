@@ -1,0 +1,404 @@
+//! [`Runtime`]: an [`Isolate`] on its own thread. The thread blocks on a bounded channel (with a
+//! timeout at the next timer or promise deadline), so an idle runtime uses no CPU.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+
+use crate::error::JsError;
+use crate::isolate::{
+    Await, CompletionSink, Config, Isolate, ModuleLoader, ModuleResolver, Op, Reply, Request,
+    Response, Stats,
+};
+use crate::snapshot::Snapshot;
+use crate::value::HostValue;
+
+/// Requests queued per runtime before senders block (every queue is bounded).
+const QUEUE: usize = 256;
+/// The worker thread's stack (the JS stack limit is set well below it).
+const THREAD_STACK: usize = 2 * 1024 * 1024;
+
+enum Msg {
+    Req(Request, Reply),
+    Wake,
+    Close,
+}
+
+struct Inner {
+    tx: SyncSender<Msg>,
+    terminate: Arc<AtomicBool>,
+    closed: AtomicBool,
+    next_op: AtomicU32,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    thread_id: OnceLock<ThreadId>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.tx.try_send(Msg::Close);
+    }
+}
+
+/// A JS runtime on its own thread; cheap to clone (all clones drive the same runtime, which
+/// stops when the last clone is dropped or [`Runtime::close`] is called).
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+/// Stops a runtime's JS from any thread (`while(true){}` included), leaving it terminated.
+#[derive(Clone)]
+pub struct Terminator {
+    flag: Arc<AtomicBool>,
+    inner: Weak<Inner>,
+}
+
+impl Terminator {
+    /// Interrupts running JS and terminates the runtime; idempotent.
+    pub fn terminate(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        if let Some(inner) = self.inner.upgrade() {
+            let _ = inner.tx.try_send(Msg::Wake);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Runtime {
+    /// Starts a runtime thread and waits until the isolate is ready (or failed to start).
+    pub fn new(config: Config) -> Result<Self, JsError> {
+        let (tx, rx) = sync_channel::<Msg>(QUEUE);
+        let terminate = Arc::new(AtomicBool::new(false));
+        let inner = Arc::new(Inner {
+            tx,
+            terminate: terminate.clone(),
+            closed: AtomicBool::new(false),
+            next_op: AtomicU32::new(0),
+            thread: Mutex::new(None),
+            thread_id: OnceLock::new(),
+        });
+        let weak = Arc::downgrade(&inner);
+        let sink: CompletionSink = Arc::new(move |call, result| {
+            if let Some(inner) = weak.upgrade() {
+                let _ = inner.tx.send(Msg::Req(
+                    Request::Complete { call, result },
+                    Box::new(|_| {}),
+                ));
+            }
+        });
+        let (ready_tx, ready_rx) = sync_channel::<Result<(), JsError>>(1);
+        let handle = std::thread::Builder::new()
+            .name("tether-js".into())
+            .stack_size(THREAD_STACK)
+            .spawn(move || match Isolate::new(config, terminate, sink) {
+                Ok(iso) => {
+                    let _ = ready_tx.send(Ok(()));
+                    run(iso, rx);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })
+            .map_err(|e| JsError::Other(format!("cannot start the runtime thread: {e}")))?;
+        let _ = inner.thread_id.set(handle.thread().id());
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = handle.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = handle.join();
+                return Err(JsError::Other(
+                    "Runtime thread initialization failed".into(),
+                ));
+            }
+        }
+        *lock(&inner.thread) = Some(handle);
+        Ok(Runtime { inner })
+    }
+
+    /// Whether the caller is this runtime's own thread (a host callback), where blocking
+    /// calls would deadlock.
+    pub fn on_worker_thread(&self) -> bool {
+        self.inner.thread_id.get() == Some(&std::thread::current().id())
+    }
+
+    /// Queues a request; `reply` runs on the runtime thread with the answer.
+    pub fn submit(&self, req: Request, reply: Reply) {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return reply(Err(JsError::Closed));
+        }
+        if let Err(e) = self.inner.tx.send(Msg::Req(req, reply)) {
+            if let Msg::Req(_, reply) = e.0 {
+                reply(Err(JsError::Closed));
+            }
+        }
+    }
+
+    /// Sends a request and blocks for the answer (never call it from a host callback).
+    pub fn request(&self, req: Request) -> Result<Response, JsError> {
+        if self.on_worker_thread() {
+            return Err(JsError::Other(
+                "Cannot call into the runtime from its own host callback".into(),
+            ));
+        }
+        let (tx, rx) = sync_channel(1);
+        self.submit(
+            req,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.recv().unwrap_or(Err(JsError::Closed))
+    }
+
+    fn value(&self, req: Request) -> Result<HostValue, JsError> {
+        match self.request(req)? {
+            Response::Value(v) => Ok(v),
+            other => Err(JsError::Other(format!("unexpected response {other:?}"))),
+        }
+    }
+
+    /// Evaluates a script and returns its completion value (promises are not awaited).
+    pub fn eval(&self, code: &str) -> Result<HostValue, JsError> {
+        self.value(Request::Eval {
+            code: code.into(),
+            timeout: None,
+            wait: Await::No,
+        })
+    }
+
+    /// Evaluates a script and waits for the promise it returns, driving timers and host ops.
+    pub fn eval_async(&self, code: &str, timeout: Option<Duration>) -> Result<HostValue, JsError> {
+        self.value(Request::Eval {
+            code: code.into(),
+            timeout,
+            wait: Await::Yes,
+        })
+    }
+
+    /// Calls a function handle and waits for its promise, if it returns one.
+    pub fn call(&self, func: u64, args: Vec<HostValue>) -> Result<HostValue, JsError> {
+        self.value(Request::Call {
+            func,
+            args,
+            timeout: None,
+            wait: Await::Yes,
+        })
+    }
+
+    /// Calls a function handle with one JSON argument and returns its (awaited) result as JSON.
+    pub fn call_json(
+        &self,
+        func: u64,
+        arg: serde_json::Value,
+    ) -> Result<serde_json::Value, JsError> {
+        Ok(self.call(func, vec![HostValue::from_json(&arg)])?.to_json())
+    }
+
+    /// Imports a module and returns its namespace (exports) as an object.
+    pub fn eval_module(&self, specifier: &str) -> Result<HostValue, JsError> {
+        self.value(Request::EvalModule {
+            specifier: specifier.into(),
+            timeout: None,
+            is_async: true,
+        })
+    }
+
+    /// Imports a module and returns the handle of one exported function (releasing the others).
+    pub fn module_export(&self, specifier: &str, name: &str) -> Result<u64, JsError> {
+        let ns = self.eval_module(specifier)?;
+        let HostValue::Object(props) = ns else {
+            return Err(JsError::Module(format!("{specifier} has no namespace")));
+        };
+        let mut found = None;
+        for (k, v) in props {
+            match v {
+                HostValue::Function(id) if k == name => found = Some(id),
+                HostValue::Function(id) => self.release(id),
+                _ => {}
+            }
+        }
+        found.ok_or_else(|| {
+            JsError::Module(format!("{specifier} does not export a function {name}"))
+        })
+    }
+
+    /// Sets `globalThis[name]`.
+    pub fn set_global(&self, name: &str, value: HostValue) -> Result<(), JsError> {
+        self.request(Request::SetGlobal {
+            name: name.into(),
+            value,
+        })
+        .map(|_| ())
+    }
+
+    /// Registers a host op and returns its id (ids count up from 0 per runtime).
+    pub fn register_op(&self, name: &str, op: Op) -> Result<u32, JsError> {
+        let id = self.inner.next_op.fetch_add(1, Ordering::SeqCst);
+        self.request(Request::RegisterOp {
+            id,
+            name: name.into(),
+            op,
+        })?;
+        Ok(id)
+    }
+
+    /// Makes `name`, `static:name` and `jsrun://static/name` import `source`.
+    pub fn add_static_module(&self, name: &str, source: &str) -> Result<(), JsError> {
+        self.request(Request::AddStaticModule {
+            name: name.into(),
+            source: source.into(),
+        })
+        .map(|_| ())
+    }
+
+    /// Sets the module resolver.
+    pub fn set_resolver(&self, r: Option<ModuleResolver>) -> Result<(), JsError> {
+        self.request(Request::SetResolver(r)).map(|_| ())
+    }
+
+    /// Sets the module loader.
+    pub fn set_loader(&self, l: Option<ModuleLoader>) -> Result<(), JsError> {
+        self.request(Request::SetLoader(l)).map(|_| ())
+    }
+
+    /// Drops a handle (fire and forget; never blocks).
+    pub fn release(&self, handle: u64) {
+        let _ = self
+            .inner
+            .tx
+            .try_send(Msg::Req(Request::Release(handle), Box::new(|_| {})));
+    }
+
+    /// Counters and heap figures.
+    pub fn stats(&self) -> Result<Stats, JsError> {
+        match self.request(Request::Stats)? {
+            Response::Stats(s) => Ok(s),
+            other => Err(JsError::Other(format!("unexpected response {other:?}"))),
+        }
+    }
+
+    /// A handle that terminates this runtime from any thread.
+    pub fn terminator(&self) -> Terminator {
+        Terminator {
+            flag: self.inner.terminate.clone(),
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
+    /// Interrupts running JS and terminates the runtime (later requests fail with
+    /// `Terminated`).
+    pub fn terminate(&self) {
+        self.terminator().terminate();
+    }
+
+    /// Whether `terminate()` was called.
+    pub fn is_terminated(&self) -> bool {
+        self.inner.terminate.load(Ordering::SeqCst)
+    }
+
+    /// Whether `close()` was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst)
+    }
+
+    /// Stops the thread and waits for it (pending requests fail); idempotent.
+    pub fn close(&self) {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // A blocking send: the worker drains the queue, so this cannot wait forever.
+        let _ = self.inner.tx.send(Msg::Close);
+        let handle = lock(&self.inner.thread).take();
+        if let Some(h) = handle {
+            if !self.on_worker_thread() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+fn run(mut iso: Isolate, rx: Receiver<Msg>) {
+    let mut next: Option<Instant> = None;
+    loop {
+        let msg = match next {
+            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(m) => Some(m),
+                Err(_) => break,
+            },
+        };
+        match msg {
+            Some(Msg::Req(req, reply)) => iso.handle(req, reply),
+            Some(Msg::Wake) | None => {}
+            Some(Msg::Close) => break,
+        }
+        if iso.is_dead() {
+            next = None;
+            continue;
+        }
+        next = iso.poll();
+    }
+    iso.shutdown("Runtime has been shut down");
+    // Answer anything still queued.
+    while let Ok(m) = rx.try_recv() {
+        if let Msg::Req(_, reply) = m {
+            reply(Err(JsError::Closed));
+        }
+    }
+}
+
+/// Records bootstrap scripts (running each in a scratch runtime) and builds a [`Snapshot`].
+pub struct SnapshotBuilder {
+    rt: Runtime,
+    snapshot: Snapshot,
+}
+
+impl SnapshotBuilder {
+    /// Starts a scratch runtime.
+    pub fn new(config: Config) -> Result<Self, JsError> {
+        Ok(SnapshotBuilder {
+            rt: Runtime::new(config)?,
+            snapshot: Snapshot::default(),
+        })
+    }
+
+    /// Compiles and runs a classic script; it is replayed in every runtime built from the
+    /// snapshot.
+    pub fn execute_script(&mut self, name: &str, source: &str) -> Result<(), JsError> {
+        match self.rt.request(Request::RunScript {
+            name: name.into(),
+            source: source.into(),
+        })? {
+            Response::Bytecode(code) => {
+                self.snapshot.push(name.into(), code);
+                Ok(())
+            }
+            other => Err(JsError::Other(format!("unexpected response {other:?}"))),
+        }
+    }
+
+    /// The snapshot so far.
+    pub fn build(self) -> Snapshot {
+        self.rt.close();
+        self.snapshot
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // The last clone closes the runtime (Inner's drop queues Close); nothing to do here.
+        let _ = TrySendError::<()>::Full(());
+    }
+}
