@@ -47,6 +47,10 @@ pub enum ErrorCode {
     TooManyRooms,
     /// The client limit is reached.
     ServerFull,
+    /// The room's JS hook dropped the message (it returned null, undefined or false).
+    HookRejected,
+    /// The room's JS hook threw, timed out, ran out of memory or is busy; the message is dropped.
+    HookFailed,
 }
 
 impl ErrorCode {
@@ -74,6 +78,8 @@ impl ErrorCode {
             ErrorCode::TooLong => "TOO_LONG",
             ErrorCode::TooManyRooms => "TOO_MANY_ROOMS",
             ErrorCode::ServerFull => "SERVER_FULL",
+            ErrorCode::HookRejected => "HOOK_REJECTED",
+            ErrorCode::HookFailed => "HOOK_FAILED",
         }
     }
 
@@ -98,6 +104,8 @@ impl ErrorCode {
             | ErrorCode::AlreadyJoined
             | ErrorCode::RoomNotEmpty => 409,
             ErrorCode::TooLong => 413,
+            ErrorCode::HookRejected => 403,
+            ErrorCode::HookFailed => 422,
             ErrorCode::TooManyRooms | ErrorCode::ServerFull => 503,
         }
     }

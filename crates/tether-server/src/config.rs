@@ -43,11 +43,13 @@ impl Cli {
 const SERVE_HELP: &str = "Every option can also come from the environment (TETHER_*) or from a TOML file\n\
     given with --config, whose keys are the option names with '_' for '-'\n\
     (http, tcp, relay, max_clients, max_message_length, max_rooms, queue_capacity, tls_cert,\n\
-    tls_key, shutdown_grace, relay_max_frame, relay_log_bytes, relay_queue_bytes).\n\
+    tls_key, shutdown_grace, relay_max_frame, relay_log_bytes, relay_queue_bytes, hook, hook_timeout,\n\
+    hook_memory).\n\
     Precedence: flag > environment > file > default.\n\n\
     Examples:\n  tether serve\n  tether serve --http 0.0.0.0:8700 --max-clients 1000\n  \
     tether serve --tls-cert cert.pem --tls-key key.pem\n  \
     tether serve --relay off\n  \
+    tether serve --hook main=hooks/filter.js --hook-timeout 20\n  \
     printf 'HELLO main:alice\\nSEND main:alice hi\\n' | nc -N 127.0.0.1 10010";
 
 /// Subcommands.
@@ -128,6 +130,61 @@ pub struct ServeArgs {
     /// Bytes queued for one relay socket before it is closed as too slow (1008); at least the log plus a frame [default: 16777216]
     #[arg(long, env = "TETHER_RELAY_QUEUE_BYTES", value_name = "BYTES")]
     pub relay_queue_bytes: Option<usize>,
+
+    /// A JS module whose `onMessage(msg)` filters or rewrites the messages of ROOM (`*`: every room without its own); repeatable. In the file, paths are relative to the file
+    #[arg(
+        long,
+        env = "TETHER_HOOK",
+        value_name = "ROOM=FILE",
+        value_delimiter = ','
+    )]
+    pub hook: Option<Vec<HookArg>>,
+
+    /// Milliseconds one hook call may take; a slower one drops that message with HOOK_FAILED [default: 50]
+    #[arg(long, env = "TETHER_HOOK_TIMEOUT", value_name = "MS")]
+    pub hook_timeout: Option<u64>,
+
+    /// Heap limit in bytes of each room's hook runtime [default: 16777216]
+    #[arg(long, env = "TETHER_HOOK_MEMORY", value_name = "BYTES")]
+    pub hook_memory: Option<usize>,
+}
+
+/// `--hook ROOM=FILE`: which room's messages go through which JS module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookArg {
+    /// A room name or `*`.
+    pub room: String,
+    /// The module file.
+    pub path: PathBuf,
+}
+
+impl FromStr for HookArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<HookArg, String> {
+        let (room, path) = s.split_once('=').ok_or_else(|| {
+            format!("expected ROOM=FILE (such as main=hooks/filter.js), got {s:?}")
+        })?;
+        let room = room.trim();
+        if room != crate::hooks::ANY_ROOM {
+            tether_rooms::Name::parse(room)
+                .map_err(|e| format!("hook room {room:?}: {}", e.message))?;
+        }
+        if path.trim().is_empty() {
+            return Err(format!("hook for room {room:?} names no file"));
+        }
+        Ok(HookArg {
+            room: room.into(),
+            path: PathBuf::from(path.trim()),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for HookArg {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// The relay's address, or `off` (`--relay off`).
@@ -186,6 +243,10 @@ pub struct Config {
     pub relay_required: bool,
     /// The relay's bounds.
     pub relay_limits: tether_relay::Config,
+    /// Room hooks, their sources read.
+    pub hooks: Vec<crate::hooks::HookSource>,
+    /// Limits of every hook runtime.
+    pub hook_limits: crate::hooks::HookLimits,
 }
 
 /// A configuration that cannot be used, with what to fix.
@@ -258,6 +319,25 @@ impl ServeArgs {
         relay_limits
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let hooks = read_hooks(self.hook, file.hook, self.config.as_deref())?;
+        let max_rooms = self.max_rooms.or(file.max_rooms).unwrap_or(1000);
+        let hook_limits = crate::hooks::HookLimits {
+            timeout: std::time::Duration::from_millis(
+                self.hook_timeout.or(file.hook_timeout).unwrap_or(50),
+            ),
+            memory: self.hook_memory.or(file.hook_memory).unwrap_or(16 << 20),
+            max_runtimes: max_rooms,
+        };
+        if hook_limits.timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "hook_timeout must be at least 1 ms".into(),
+            ));
+        }
+        if hook_limits.memory < (1 << 20) {
+            return Err(ConfigError::Invalid(
+                "hook_memory must be at least 1048576 bytes".into(),
+            ));
+        }
         let cfg = Config {
             http: self
                 .http
@@ -272,7 +352,7 @@ impl ServeArgs {
                 .max_message_length
                 .or(file.max_message_length)
                 .unwrap_or(255),
-            max_rooms: self.max_rooms.or(file.max_rooms).unwrap_or(1000),
+            max_rooms,
             queue_capacity: self.queue_capacity.or(file.queue_capacity).unwrap_or(1024),
             tls,
             shutdown_grace: self.shutdown_grace.or(file.shutdown_grace).unwrap_or(5),
@@ -283,6 +363,8 @@ impl ServeArgs {
             },
             relay_required: relay_choice.is_some(),
             relay_limits,
+            hooks,
+            hook_limits,
         };
         for (name, v) in [
             ("max_clients", cfg.max_clients),
@@ -296,6 +378,45 @@ impl ServeArgs {
         }
         Ok(cfg)
     }
+}
+
+/// Reads each hook's module: flags and the environment win over the file as a whole; paths from
+/// the file are relative to the file.
+fn read_hooks(
+    flags: Option<Vec<HookArg>>,
+    file: Option<Vec<HookArg>>,
+    file_path: Option<&Path>,
+) -> Result<Vec<crate::hooks::HookSource>, ConfigError> {
+    let base = match (&flags, file_path) {
+        (None, Some(p)) => p.parent().map(Path::to_owned),
+        _ => None,
+    };
+    let mut out: Vec<crate::hooks::HookSource> = Vec::new();
+    for arg in flags.or(file).unwrap_or_default() {
+        let path = match &base {
+            Some(dir) if arg.path.is_relative() => dir.join(&arg.path),
+            _ => arg.path.clone(),
+        };
+        let source = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "cannot read the hook for room {:?} at {}: {e}",
+                arg.room,
+                path.display()
+            ))
+        })?;
+        if out.iter().any(|h| h.room == arg.room) {
+            return Err(ConfigError::Invalid(format!(
+                "two hooks for room {:?}",
+                arg.room
+            )));
+        }
+        out.push(crate::hooks::HookSource {
+            room: arg.room,
+            path,
+            source: source.into(),
+        });
+    }
+    Ok(out)
 }
 
 fn read_file(path: &Path) -> Result<ServeArgs, ConfigError> {

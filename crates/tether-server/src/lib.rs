@@ -16,6 +16,7 @@
 //! ```
 
 pub mod config;
+pub mod hooks;
 pub mod relay;
 pub mod server;
 pub mod sync;

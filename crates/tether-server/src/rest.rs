@@ -285,14 +285,17 @@ async fn send(
         .message_data
         .ok_or_else(|| bad(ErrorCode::BadSyntax, "the field 'message_data' is required"))?;
     let conn = authorize(&state, &client, &headers, b.token.as_deref())?;
-    let reply = state.execute_rest(
-        conn,
-        Command::Send {
-            room: room.clone(),
-            client: Some(client),
-            text: text.clone(),
-        },
-    )?;
+    let cmd = Command::Send {
+        room: room.clone(),
+        client: Some(client),
+        text,
+    };
+    let cmd = state.through_hook(conn, Ok(cmd)).await?;
+    let text = match &cmd {
+        Command::Send { text, .. } => text.clone(),
+        _ => String::new(),
+    };
+    let reply = state.execute_rest(conn, cmd)?;
     let n = match reply {
         Reply::Sent { delivered, .. } => delivered,
         _ => 0,
@@ -324,15 +327,18 @@ async fn direct(
         .message_data
         .ok_or_else(|| bad(ErrorCode::BadSyntax, "the field 'message_data' is required"))?;
     let conn = authorize(&state, &source, &headers, b.token.as_deref())?;
-    let reply = state.execute_rest(
-        conn,
-        Command::To {
-            room: room.clone(),
-            client: Some(source.clone()),
-            target: target.clone(),
-            text: text.clone(),
-        },
-    )?;
+    let cmd = Command::To {
+        room: room.clone(),
+        client: Some(source.clone()),
+        target: target.clone(),
+        text,
+    };
+    let cmd = state.through_hook(conn, Ok(cmd)).await?;
+    let text = match &cmd {
+        Command::To { text, .. } => text.clone(),
+        _ => String::new(),
+    };
+    let reply = state.execute_rest(conn, cmd)?;
     let n = match reply {
         Reply::Direct { delivered, .. } => delivered,
         _ => 0,

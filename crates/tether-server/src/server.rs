@@ -164,6 +164,7 @@ impl Server {
         let state = Arc::new(AppState::new(
             config, tcp_addr, http_addr, relay_addr, metrics,
         ));
+        state.hooks.check().map_err(|e| anyhow::anyhow!(e))?;
         let relay = match (relay, relay_addr) {
             (Some(l), Some(addr)) => {
                 let hub =

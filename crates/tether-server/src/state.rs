@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::hooks::Hooks;
 use crate::outgoing::{EncodedPush, Outgoing};
 
 /// Entries a REST client's mailbox keeps; older ones are dropped and counted.
@@ -67,6 +68,8 @@ pub struct AppState {
     pub tracker: TaskTracker,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Room hooks (JS) that SEND and TO pass through before the hub.
+    pub hooks: Hooks,
 }
 
 /// The receiving end a socket adapter gets for a new connection.
@@ -93,7 +96,9 @@ impl AppState {
             max_message_length: config.max_message_length,
             max_rooms: config.max_rooms,
         });
+        let hooks = Hooks::new(config.hooks.clone(), config.hook_limits);
         AppState {
+            hooks,
             core: Mutex::new(Core {
                 hub,
                 sinks: HashMap::new(),
@@ -151,6 +156,21 @@ impl AppState {
         );
         gauge!("tether_connections", "door" => "rest").increment(1.0);
         id
+    }
+
+    /// Passes a SEND or TO through its room's JS hook (rewritten, or refused with the error the
+    /// sender gets); every other command, and every command when no hook is set, as it is.
+    pub async fn through_hook(
+        &self,
+        conn: ConnId,
+        cmd: Result<Command, HubError>,
+    ) -> Result<Command, HubError> {
+        let cmd = cmd?;
+        if self.hooks.is_empty() || !matches!(cmd, Command::Send { .. } | Command::To { .. }) {
+            return Ok(cmd);
+        }
+        let sender = self.with_hub(|h| h.client_of(conn).cloned());
+        self.hooks.apply(sender, cmd).await
     }
 
     /// Runs a command for a socket connection: the encoded reply is queued before any push it

@@ -101,13 +101,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
         match n {
             Ok(0) => {
                 if let Some(ev) = splitter.finish() {
-                    handle(state, conn, ev);
+                    handle(state, conn, ev).await;
                 }
                 return true;
             }
             Ok(n) => {
                 for ev in splitter.push(&buf[..n]) {
-                    handle(state, conn, ev);
+                    handle(state, conn, ev).await;
                 }
             }
             Err(_) => return false,
@@ -115,7 +115,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     }
 }
 
-fn handle(state: &AppState, conn: tether_rooms::ConnId, ev: LineEvent) {
+async fn handle(state: &AppState, conn: tether_rooms::ConnId, ev: LineEvent) {
     let cmd = match ev {
         LineEvent::Line(text) => match parse_line(&text) {
             Ok(None) => return,
@@ -127,6 +127,7 @@ fn handle(state: &AppState, conn: tether_rooms::ConnId, ev: LineEvent) {
             None => return,
         },
     };
+    let cmd = state.through_hook(conn, cmd).await;
     state.execute(conn, cmd, line_reply);
 }
 

@@ -48,7 +48,8 @@ async fn run(state: Arc<AppState>, socket: WebSocket) {
         match msg {
             Some(Ok(Message::Text(text))) => {
                 let req = json::parse_frame(text.as_bytes());
-                state.execute(conn.id, req.command, |r| ws_reply(&req.id, r));
+                let cmd = state.through_hook(conn.id, req.command).await;
+                state.execute(conn.id, cmd, |r| ws_reply(&req.id, r));
             }
             Some(Ok(Message::Binary(_))) => {
                 let err = HubError::new(

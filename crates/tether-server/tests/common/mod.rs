@@ -49,6 +49,9 @@ pub const TETHER_ENV: &[&str] = &[
     "TETHER_RELAY_MAX_FRAME",
     "TETHER_RELAY_LOG_BYTES",
     "TETHER_RELAY_QUEUE_BYTES",
+    "TETHER_HOOK",
+    "TETHER_HOOK_TIMEOUT",
+    "TETHER_HOOK_MEMORY",
 ];
 
 pub fn bin() -> &'static str {
