@@ -162,3 +162,30 @@ fn a_broken_hook_stops_the_server_at_start_naming_the_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ROOM=FILE"), "{err}");
 }
+
+#[tokio::test]
+async fn the_chat_bot_example_runs_as_documented() {
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/chat-bot/tether.toml"
+    );
+    let server = Server::start(&["--config", config]);
+    let mut alice = LineClient::hello(server.tcp, "main", "alice").await;
+    let mut bob = LineClient::hello(server.tcp, "main", "bob").await;
+    alice.expect_push("JOINED main:bob").await;
+    alice
+        .ok("SEND main:alice /shout hi there", "OK SEND main 1")
+        .await;
+    bob.expect_push("MSG main:alice HI THERE").await;
+    alice
+        .ok("SEND main:alice /reverse abc", "OK SEND main 1")
+        .await;
+    bob.expect_push("MSG main:alice cba").await;
+    alice
+        .err("SEND main:alice BUY NOW cheap", "HOOK_REJECTED")
+        .await;
+    bob.ok("SEND main:bob /count", "OK SEND main 1").await;
+    alice
+        .expect_push("MSG main:bob bob asked: message #3 in main")
+        .await;
+}
