@@ -36,7 +36,8 @@ import { resolveWsUrl } from './tether-client.js';
  * @property {string} [protocol]     `claude` for the `/ws/claude` contract
  * @property {string} [path]         its WebSocket path, when the server says
  * @property {Record<string, ParamSpec>} [params]
- * @property {unknown} [stdin]
+ * @property {boolean} [stdin]   whether text frames after the request feed the process's stdin
+ * @property {number} [timeout_s]
  * @property {number} [timeout_secs]
  * @property {string} [stderr]
  */
@@ -157,7 +158,7 @@ export function endpointPath(ep) {
 
 /**
  * One thing to show, made into a DOM node only if it is still among the last shown.
- * @typedef {{kind: 'line' | 'stderr' | 'error' | 'info', text: string}
+ * @typedef {{kind: 'line' | 'stderr' | 'error' | 'info' | 'stdin', text: string}
  *   | {kind: 'json', value: Record<string, any>, text: string}} Item
  */
 
@@ -487,6 +488,24 @@ class Run {
     this.onState(outcome.state, outcome.label, outcome);
   }
 
+  /**
+   * Send a line to the process's stdin (endpoints with `stdin = true`; the server adds the `\n`).
+   * @param {string} line
+   */
+  sendStdin(line) {
+    if (this.finished || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(line);
+    this.output.add({ kind: 'stdin', text: line });
+    return true;
+  }
+
+  /** Close the process's stdin (`{"eof": true}`). */
+  closeStdin() {
+    if (this.finished || this.ws.readyState !== WebSocket.OPEN) return;
+    this.ws.send('{"eof":true}');
+    this.output.add({ kind: 'info', text: 'stdin closed' });
+  }
+
   stop() {
     if (this.finished) return;
     this.stoppedByUser = true;
@@ -591,6 +610,10 @@ function main() {
   const counts = byId('counts');
   const errorBox = byId('error');
   const errorText = byId('error-text');
+  const stdinForm = /** @type {HTMLFormElement} */ (byId('stdin-form'));
+  const stdinInput = /** @type {HTMLInputElement} */ (byId('stdin'));
+  const stdinSend = /** @type {HTMLButtonElement} */ (byId('stdin-send'));
+  const stdinEof = /** @type {HTMLButtonElement} */ (byId('stdin-eof'));
   const output = new Output(byId('output'));
   /** @type {Endpoint[]} */
   let endpoints = [];
@@ -623,10 +646,12 @@ function main() {
     if (!ep) return;
     const bits = [endpointPath(ep)];
     if (ep.protocol) bits.push(`protocol ${ep.protocol}`);
-    if (ep.timeout_secs) bits.push(`timeout ${ep.timeout_secs} s`);
+    const timeout = ep.timeout_s ?? ep.timeout_secs;
+    if (timeout) bits.push(`timeout ${timeout} s`);
     if (ep.stderr) bits.push(`stderr ${ep.stderr}`);
     info.textContent = bits.join(' · ');
     for (const [name, spec] of Object.entries(ep.params ?? {})) params.append(paramControl(name, spec ?? {}));
+    stdinForm.hidden = !ep.stdin;
     const url = new URL(location.href);
     url.searchParams.set('endpoint', ep.name);
     history.replaceState(null, '', url);
@@ -644,6 +669,9 @@ function main() {
     runButton.disabled = active || !current();
     stopButton.disabled = !active || state === 'stopping';
     select.disabled = active;
+    stdinForm.hidden = !current()?.stdin;
+    stdinSend.disabled = state !== 'running';
+    stdinEof.disabled = state !== 'running';
     if (outcome) {
       exit.hidden = false;
       exit.textContent = outcome.exit === null ? outcome.label : `exit code ${outcome.exit}`;
@@ -674,6 +702,11 @@ function main() {
     }
   });
   stopButton.addEventListener('click', () => run?.stop());
+  stdinForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    if (run?.sendStdin(stdinInput.value)) stdinInput.value = '';
+  });
+  stdinEof.addEventListener('click', () => run?.closeStdin());
 
   void (async () => {
     try {

@@ -56,6 +56,7 @@ async function refresh() {
  * @property {number} pid
  * @property {number | string} started  unix time (s or ms) or an RFC 3339 string
  * @property {number} bytes_out
+ * @property {number} [elapsed_ms]  how long it has run, by the server's clock
  */
 
 /** How often the process list is polled. */
@@ -93,6 +94,8 @@ async function refreshProcesses() {
   const rows = byId('process-rows');
   /** @type {ExecProcess[]} */
   let list;
+  /** @type {number | null} */
+  let limit;
   try {
     const res = await fetch('/exec/processes', { cache: 'no-store' });
     if (!res.ok) {
@@ -104,12 +107,13 @@ async function refreshProcesses() {
     }
     const body = await res.json();
     list = Array.isArray(body) ? body : Array.isArray(body?.processes) ? body.processes : [];
+    limit = typeof body?.max_processes === 'number' ? body.max_processes : null;
   } catch {
     empty.textContent = 'server unreachable';
     empty.hidden = false;
     return;
   }
-  count.textContent = `(${list.length})`;
+  count.textContent = limit === null ? `(${list.length})` : `(${list.length} / ${limit})`;
   count.dataset.count = String(list.length);
   rows.replaceChildren(
     ...list.map((p) => {
@@ -121,7 +125,8 @@ async function refreshProcesses() {
       link.href = `/exec?endpoint=${encodeURIComponent(p.endpoint)}`;
       link.textContent = p.endpoint;
       const at = startedAt(p.started);
-      const cells = [link, String(p.pid), age(at), bytes(Number(p.bytes_out) || 0)];
+      const since = typeof p.elapsed_ms === 'number' ? new Date(Date.now() - p.elapsed_ms) : at;
+      const cells = [link, String(p.pid), age(since), bytes(Number(p.bytes_out) || 0)];
       for (const c of cells) {
         const td = document.createElement('td');
         td.append(c);

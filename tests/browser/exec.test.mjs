@@ -9,7 +9,8 @@
 //   4. `claude` pointed at tests/fixtures/exec/fake-claude: stream-json rendered as text blocks,
 //      a collapsible tool-use block with its input, the tool result and the final result line;
 //   5. a non-zero exit (1011 `exit 3`) and a spawn failure are shown as failures;
-//   6. Stop: a running process (a shell with a `sleep` grandchild) is listed by the dashboard and
+//   6. stdin: lines typed in the page go to `cat`, EOF ends it;
+//   7. Stop: a running process (a shell with a `sleep` grandchild) is listed by the dashboard and
 //      `GET /exec/processes`; Stop closes the socket, both processes die and the lists empty.
 //
 //   TETHER_BIN=/path/to/tether node --test tests/browser/exec.test.mjs
@@ -30,7 +31,7 @@ const FAKE_CLAUDE = join(REPO, 'tests/fixtures/exec/fake-claude');
 let browser;
 /** @type {import('./helpers.mjs').Server} default config: claude, echo, demo */
 let plain;
-/** @type {import('./helpers.mjs').Server} test config: fake claude, sleepy, fail, missing */
+/** @type {import('./helpers.mjs').Server} test config: fake claude, sleepy, fail, cat, missing */
 let custom;
 const tmp = mkdtempSync(join(tmpdir(), 'tether-exec-test-'));
 
@@ -55,6 +56,11 @@ before(async () => {
       '[[exec]]',
       'name = "fail"',
       `argv = ["sh", "-c", ${toml('echo out; echo oops >&2; exit 3')}]`,
+      '',
+      '[[exec]]',
+      'name = "cat"',
+      'argv = ["cat"]',
+      'stdin = true',
       '',
       '[[exec]]',
       'name = "missing"',
@@ -106,8 +112,8 @@ async function processes(server) {
   const res = await fetch(`${server.httpUrl}/exec/processes`);
   assert.equal(res.status, 200);
   const body = await res.json();
-  assert.ok(Array.isArray(body), `GET /exec/processes is a list: ${JSON.stringify(body)}`);
-  return /** @type {{id: unknown, endpoint: string, pid: number, started: unknown, bytes_out: number}[]} */ (body);
+  assert.ok(Array.isArray(body?.processes), `GET /exec/processes has a processes list: ${JSON.stringify(body)}`);
+  return /** @type {{id: unknown, endpoint: string, pid: number, started: number, bytes_out: number}[]} */ (body.processes);
 }
 
 /** @param {number} pid */
@@ -163,7 +169,7 @@ describe('/exec in chromium', () => {
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /text\/html/);
     assert.match(await res.text(), /exec\.js/);
-    const eps = await (await fetch(`${plain.httpUrl}/exec/endpoints`)).json();
+    const eps = (await (await fetch(`${plain.httpUrl}/exec/endpoints`)).json()).endpoints;
     const names = eps.map((/** @type {{name: string}} */ e) => e.name);
     for (const n of ['claude', 'echo', 'demo']) assert.ok(names.includes(n), `default endpoint ${n} in ${names}`);
   });
@@ -268,6 +274,24 @@ describe('/exec in chromium', () => {
     await page.click('#run');
     await page.waitForSelector('#status[data-state="failed"]');
     assert.match((await page.textContent('#output .error')) ?? '', /^Failed to spawn/);
+    assertNoPageErrors(o);
+    await o.context.close();
+  });
+
+  test('stdin: lines typed in the page reach the process, EOF ends it', async () => {
+    const o = await openExec(custom, 'cat');
+    const { page } = o;
+    assert.equal(await page.isVisible('#stdin-form'), true, 'the stdin form shows for stdin endpoints');
+    await page.click('#run');
+    await page.waitForSelector('#stdin-send:not([disabled])');
+    for (const line of ['first line', '{"json": "as text"}']) {
+      await page.fill('#stdin', line);
+      await page.press('#stdin', 'Enter');
+      await page.locator('#output pre.line', { hasText: line }).waitFor();
+    }
+    await page.click('#stdin-eof');
+    await page.waitForSelector('#status[data-state="done"]');
+    assert.deepEqual(await outputLines(page), ['first line', '{"json": "as text"}']);
     assertNoPageErrors(o);
     await o.context.close();
   });
