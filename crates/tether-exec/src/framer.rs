@@ -116,7 +116,10 @@ mod tests {
     fn lines_keep_their_newline_whatever_the_chunking() {
         let want = vec!["{\"a\":1}\n", "\n", "{\"b\":2}\n", "tail"];
         assert_eq!(frame(1024, &[b"{\"a\":1}\n\n{\"b\":2}\ntail"]), want);
-        assert_eq!(frame(1024, &[b"{\"a\"", b":1}", b"\n", b"\n{\"b\":2}\nta", b"il"]), want);
+        assert_eq!(
+            frame(1024, &[b"{\"a\"", b":1}", b"\n", b"\n{\"b\":2}\nta", b"il"]),
+            want
+        );
         assert_eq!(frame(1024, &[]), Vec::<String>::new());
     }
 

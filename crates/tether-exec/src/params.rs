@@ -252,12 +252,21 @@ mod tests {
         let s = claude_schema(8192);
         assert_eq!(s.info(), "send {prompt,meta}");
         assert_eq!(err(&s, "nope"), "Bad JSON");
-        assert_eq!(err(&s, "\"hello\""), "Invalid request: expected a JSON object, got a string");
+        assert_eq!(
+            err(&s, "\"hello\""),
+            "Invalid request: expected a JSON object, got a string"
+        );
         assert_eq!(err(&s, "{\"meta\":\"X\"}"), "Invalid prompt: missing");
         assert_eq!(err(&s, "{\"prompt\":\"\"}"), "Invalid prompt: empty");
-        assert_eq!(err(&s, "{\"prompt\":5}"), "Invalid prompt: not a string (a number)");
+        assert_eq!(
+            err(&s, "{\"prompt\":5}"),
+            "Invalid prompt: not a string (a number)"
+        );
         let long = format!("{{\"prompt\":\"{}\"}}", "a".repeat(8193));
-        assert_eq!(err(&s, &long), "Invalid prompt: too long (8193 bytes, at most 8192)");
+        assert_eq!(
+            err(&s, &long),
+            "Invalid prompt: too long (8193 bytes, at most 8192)"
+        );
         // Bytes, not characters: 2731 euro signs are 8193 bytes.
         let euros = format!("{{\"prompt\":\"{}\"}}", "€".repeat(2731));
         assert!(err(&s, &euros).starts_with("Invalid prompt: too long"));
@@ -301,10 +310,22 @@ mod tests {
         assert_eq!(s.info(), "send {n,mode}");
         assert_eq!(s.validate("{\"n\":3}").unwrap()["n"], "3");
         assert_eq!(err(&s, "{\"n\":3.5}"), "Invalid n: not an integer: 3.5");
-        assert_eq!(err(&s, "{\"n\":\"3\"}"), "Invalid n: not an integer (a string)");
+        assert_eq!(
+            err(&s, "{\"n\":\"3\"}"),
+            "Invalid n: not an integer (a string)"
+        );
         assert_eq!(err(&s, "{\"n\":11}"), "Invalid n: 11 is above 10");
-        assert_eq!(err(&s, "{\"n\":1,\"mode\":\"x\"}"), "Invalid mode: not one of fast, slow");
-        assert_eq!(s.validate("{\"n\":1,\"mode\":\"slow\"}").unwrap()["mode"], "slow");
-        assert_eq!(err(&s, "[1]"), "Invalid request: expected a JSON object, got an array");
+        assert_eq!(
+            err(&s, "{\"n\":1,\"mode\":\"x\"}"),
+            "Invalid mode: not one of fast, slow"
+        );
+        assert_eq!(
+            s.validate("{\"n\":1,\"mode\":\"slow\"}").unwrap()["mode"],
+            "slow"
+        );
+        assert_eq!(
+            err(&s, "[1]"),
+            "Invalid request: expected a JSON object, got an array"
+        );
     }
 }

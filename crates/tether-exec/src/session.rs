@@ -211,7 +211,8 @@ impl Session {
                     return;
                 }
                 let tagged = self.endpoint.stderr == StderrMode::Tagged;
-                self.out.push(bytes, &mut |l| fx.push(stdout_frame(l, tagged)));
+                self.out
+                    .push(bytes, &mut |l| fx.push(stdout_frame(l, tagged)));
             }
             Event::Stderr(bytes) => {
                 if self.closed {
@@ -411,10 +412,7 @@ mod tests {
     use crate::spec::defaults;
 
     fn session(name: &str, tweak: impl FnOnce(&mut crate::spec::ExecSpec)) -> Session {
-        let mut spec = defaults()
-            .into_iter()
-            .find(|s| s.name == name)
-            .unwrap();
+        let mut spec = defaults().into_iter().find(|s| s.name == name).unwrap();
         tweak(&mut spec);
         Session::new(Arc::new(spec.compile().unwrap()), Duration::from_secs(2))
     }
@@ -460,8 +458,14 @@ mod tests {
             )]
         );
         run(&mut s, Event::Spawned);
-        assert_eq!(run(&mut s, Event::Stdout(b"{\"a\":1}\n{\"b\"")), [send("{\"a\":1}\n")]);
-        assert_eq!(run(&mut s, Event::Stderr(b"warn\n")), [send(r#"{"error":"warn\n"}"#)]);
+        assert_eq!(
+            run(&mut s, Event::Stdout(b"{\"a\":1}\n{\"b\"")),
+            [send("{\"a\":1}\n")]
+        );
+        assert_eq!(
+            run(&mut s, Event::Stderr(b"warn\n")),
+            [send(r#"{"error":"warn\n"}"#)]
+        );
         // Exit before the pipes are drained: no close yet.
         assert_eq!(
             run(&mut s, Event::Exited(Exit::Code(0))),
@@ -496,7 +500,10 @@ mod tests {
         for (frame, msg) in [
             ("{", "Bad JSON"),
             ("{}", "Invalid prompt: missing"),
-            (r#"{"prompt":"x","meta":"a b"}"#, "Invalid meta: does not match ^[A-Z0-9_\\-]+$"),
+            (
+                r#"{"prompt":"x","meta":"a b"}"#,
+                "Invalid meta: does not match ^[A-Z0-9_\\-]+$",
+            ),
         ] {
             let mut s = session("claude", |_| {});
             let fx = run(&mut s, Event::Text(frame));
@@ -520,7 +527,10 @@ mod tests {
         let mut s = session("echo", |_| {});
         started(&mut s, r#"{"text":"x"}"#);
         let fx = run(&mut s, Event::Text(r#"{"text":"y"}"#));
-        assert_eq!(fx, [Effect::Send(json!({ "error": ONE_REQUEST }).to_string())]);
+        assert_eq!(
+            fx,
+            [Effect::Send(json!({ "error": ONE_REQUEST }).to_string())]
+        );
         assert!(!s.is_done());
     }
 
@@ -590,9 +600,14 @@ mod tests {
         let mut s = session("claude", |_| {});
         run(&mut s, Event::Text(r#"{"prompt":"x"}"#));
         assert_eq!(
-            run(&mut s, Event::SpawnFailed("No such file or directory (os error 2)")),
+            run(
+                &mut s,
+                Event::SpawnFailed("No such file or directory (os error 2)")
+            ),
             [
-                send(r#"{"error":"Failed to spawn claude: No such file or directory (os error 2)"}"#),
+                send(
+                    r#"{"error":"Failed to spawn claude: No such file or directory (os error 2)"}"#
+                ),
                 Effect::Close(1011, "spawn failed".into())
             ]
         );
@@ -624,8 +639,14 @@ mod tests {
             run(&mut s, Event::Text("hello")),
             [Effect::WriteStdin(b"hello\n".to_vec())]
         );
-        assert_eq!(run(&mut s, Event::Text(r#"{"eof":true}"#)), [Effect::CloseStdin]);
-        assert_eq!(run(&mut s, Event::Text("more")), [send(r#"{"error":"stdin is closed"}"#)]);
+        assert_eq!(
+            run(&mut s, Event::Text(r#"{"eof":true}"#)),
+            [Effect::CloseStdin]
+        );
+        assert_eq!(
+            run(&mut s, Event::Text("more")),
+            [send(r#"{"error":"stdin is closed"}"#)]
+        );
     }
 
     #[test]

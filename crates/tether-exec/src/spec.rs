@@ -227,10 +227,12 @@ impl ExecSpec {
             })?;
         let timeout = match self.timeout {
             None => DEFAULT_TIMEOUT,
-            Some(t) if t.is_finite() && t > 0.0 && t <= 7.0 * 86400.0 => {
-                Duration::from_secs_f64(t)
+            Some(t) if t.is_finite() && t > 0.0 && t <= 7.0 * 86400.0 => Duration::from_secs_f64(t),
+            Some(t) => {
+                return Err(invalid(format!(
+                    "timeout {t} must be in (0, 604800] seconds"
+                )));
             }
-            Some(t) => return Err(invalid(format!("timeout {t} must be in (0, 604800] seconds"))),
         };
         if self.max_concurrent == Some(0) {
             return Err(invalid("max_concurrent must be at least 1".into()));

@@ -165,7 +165,14 @@ mod tests {
         v.insert("n".into(), "7".into());
         assert_eq!(
             t.expand(&v),
-            argv(&["claude", "-p", "--", "-rf; $(rm -rf /) \"a b\"", "x=7{}", ""])
+            argv(&[
+                "claude",
+                "-p",
+                "--",
+                "-rf; $(rm -rf /) \"a b\"",
+                "x=7{}",
+                ""
+            ])
         );
         assert_eq!(t.program(), "claude");
         // Absent optional: a lone placeholder disappears, an embedded one is empty.

@@ -67,6 +67,8 @@ pub struct AppState {
     pub tracker: TaskTracker,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// The exec endpoints and their running processes.
+    pub exec: Arc<crate::exec::ExecHub>,
 }
 
 /// The receiving end a socket adapter gets for a new connection.
@@ -93,7 +95,13 @@ impl AppState {
             max_message_length: config.max_message_length,
             max_rooms: config.max_rooms,
         });
+        let exec = Arc::new(crate::exec::ExecHub::new(
+            config.exec.clone(),
+            config.exec_max_processes,
+            config.exec_kill_grace,
+        ));
         AppState {
+            exec,
             core: Mutex::new(Core {
                 hub,
                 sinks: HashMap::new(),
