@@ -107,6 +107,7 @@ pub const BUILTIN_ROUTES: &[&str] = &[
     "/messages/send",
     "/messages/client-to-client",
     "/messages",
+    "/exec",
     "/ws/claude",
     "/ws/exec/{name}",
     "/exec/endpoints",

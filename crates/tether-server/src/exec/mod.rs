@@ -196,6 +196,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/ws/claude", get(claude))
         .route("/ws/exec/{name}", get(named))
+        .route("/exec", get(page))
         .route("/exec/endpoints", get(endpoints))
         .route("/exec/processes", get(processes))
 }
@@ -237,6 +238,21 @@ fn upgrade(ws: Upgrade, state: Arc<AppState>, name: &str) -> Response {
                 .tracker
                 .track_future(conn::run(hub, ep, socket, shutdown))
         })
+}
+
+/// `GET /exec`: the page that runs the endpoints (`web/exec.html`).
+async fn page() -> Response {
+    match crate::web::file("exec.html") {
+        Some(body) => (
+            [
+                (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (axum::http::header::CACHE_CONTROL, "no-cache"),
+            ],
+            body,
+        )
+            .into_response(),
+        None => crate::rest::error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no page at /exec"),
+    }
 }
 
 async fn endpoints(State(state): State<Arc<AppState>>) -> Response {
