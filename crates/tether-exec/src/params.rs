@@ -138,7 +138,7 @@ impl ParamSpec {
             return Err(bad(format!("does not match {}", re.as_str())));
         }
         if let Some(choices) = &self.choices
-            && !choices.iter().any(|c| *c == text)
+            && !choices.contains(&text)
         {
             return Err(bad(format!("not one of {}", choices.join(", "))));
         }

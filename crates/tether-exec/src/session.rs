@@ -172,12 +172,6 @@ impl Session {
         self.phase == Phase::Running && self.exit.is_none()
     }
 
-    /// Whether the process's output is still wanted (false once it ends or the socket closed):
-    /// the adapter may stop reading the pipes after it turns false.
-    pub fn wants_output(&self) -> bool {
-        !self.closed && !(self.out_eof && self.err_eof)
-    }
-
     /// Handles one event, appending effects to `fx`.
     pub fn handle(&mut self, ev: Event<'_>, fx: &mut Vec<Effect>) {
         match ev {
@@ -253,7 +247,7 @@ impl Session {
                     return;
                 }
                 self.exit = Some(exit);
-                if !self.closed && !(self.out_eof && self.err_eof) {
+                if !(self.closed || self.out_eof && self.err_eof) {
                     // A grandchild may hold the pipes: wait a little, not forever.
                     fx.push(Effect::Arm(Timer::Drain, self.kill_grace));
                 }
