@@ -118,6 +118,13 @@ async fn invalid_requests_get_an_error_frame_and_1008_without_a_process() {
         error("Invalid request: binary frames are not accepted")
     );
     assert_eq!(c.next().await, Frame::Close(1008, String::new()));
+    // A frame over 64 KiB closes with 1009.
+    let mut c = ExecClient::open(&server, "/ws/claude", CLAUDE_INFO).await;
+    c.send(&"x".repeat(70 * 1024)).await;
+    assert!(
+        matches!(c.next().await, Frame::Close(1009, _)),
+        "too big a frame closes with 1009"
+    );
     // A full prompt of exactly 8192 bytes is fine.
     let mut c = claude(&server, &"a".repeat(8192)).await;
     let (_, close) = c.until_close().await;
