@@ -233,7 +233,7 @@ describe('/exec in chromium', () => {
   test('claude (fake): text, tool use, tool result and the result line', { skip: !existsSync(FAKE_CLAUDE) && 'tests/fixtures/exec/fake-claude is missing' }, async () => {
     const o = await openExec(custom, 'claude');
     const { page } = o;
-    await page.fill('#param-prompt', 'List the files, please');
+    await page.fill('#param-prompt', 'List the files, please tool lines=2');
     await page.fill('#param-meta', 'ABC-1');
     await page.click('#run');
     await page.waitForSelector('#status[data-state="done"]');
