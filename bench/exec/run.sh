@@ -10,8 +10,10 @@
 # - lines/s: one connection to `seq $LINES`, from connect to the end of the stream, every line
 #   counted and checked.
 # tether: `tether serve --config` with two [[exec]] entries (release build, RUST_LOG=warn);
-# websocketd: one instance per command (`--loglevel=error`). The server and the processes it
-# starts share one core (SERVER_CPU), the client has another (CLIENT_CPU).
+# websocketd: one instance per command (`--loglevel=error`, `--passenv=PATH,HOME,LANG`: the
+# variables tether passes on by default, so both children start in the same environment; with
+# LANG set, `echo` loads the locale files, ~0.5 ms). The server and the processes it starts share
+# one core (SERVER_CPU), the client has another (CLIENT_CPU).
 # Raw results: bench/exec/results/latest.jsonl (+ latest.meta.json); summarize.py prints the
 # table and rewrites the bench-exec section of docs/benchmarks.md (UPDATE_DOCS=0 to skip).
 #
@@ -28,6 +30,8 @@ REPS=${REPS:-5}
 LAT_N=${LAT_N:-200}
 LINES=${LINES:-1000000}
 PY=python3
+# What websocketd passes to its processes: what tether passes by default (tether-exec BASE_ENV).
+PASSENV=PATH,HOME,LANG
 
 # ---- prerequisites ----
 if ! command -v websocketd >/dev/null; then
@@ -98,7 +102,7 @@ start_websocketd() {
   local name=$1 port
   shift
   port=$(free_port)
-  "${SPIN[@]}" websocketd --port="$port" --address=127.0.0.1 --loglevel=error "$@" >"$WORK/wsd-$name.log" 2>&1 &
+  "${SPIN[@]}" websocketd --port="$port" --address=127.0.0.1 --loglevel=error --passenv="$PASSENV" "$@" >"$WORK/wsd-$name.log" 2>&1 &
   WPID=$!
   SERVER_PIDS+=("$WPID")
   WADDR=127.0.0.1:$port

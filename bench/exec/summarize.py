@@ -63,7 +63,9 @@ def summarize(path: Path, meta: dict) -> tuple[str, list[benchlib.Check]]:
         "request frame right after the handshake; websocketd has no request frame and starts the "
         f"process on connect). **Throughput:** one connection to `seq {n_lines}`, from connect to "
         "the end of the stream, every line counted. Client: `exec-client` (Rust, "
-        "tokio-tungstenite)."
+        "tokio-tungstenite). Both children get the same environment: websocketd runs with "
+        "`--passenv=PATH,HOME,LANG`, the variables tether passes on by default (with `LANG` set, "
+        "`echo` reads the locale files at start)."
     )
     out.append("")
     out += benchlib.meta_lines(meta, "bench/exec/run.sh", versions)
@@ -85,6 +87,11 @@ def summarize(path: Path, meta: dict) -> tuple[str, list[benchlib.Check]]:
     out.append(
         "| connect → first line p99 (ms) | "
         + " | ".join(ms(med(lat[s], "first_line_p99_ms")) for s, _ in SIDES)
+        + " |"
+    )
+    out.append(
+        "| of which the WebSocket handshake, p50 (ms) | "
+        + " | ".join(ms(med(lat[s], "handshake_p50_ms")) for s, _ in SIDES)
         + " |"
     )
     out.append(

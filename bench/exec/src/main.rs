@@ -59,12 +59,14 @@ fn close_code(frame: Option<&tokio_tungstenite::tungstenite::protocol::CloseFram
 
 async fn latency(url: &str, n: usize, request: Option<&str>) -> anyhow::Result<serde_json::Value> {
     let mut first = Vec::with_capacity(n);
+    let mut shake = Vec::with_capacity(n);
     let mut whole = Vec::with_capacity(n);
     let mut closes: BTreeMap<u16, u64> = BTreeMap::new();
     for i in 0..n {
         let t0 = Instant::now();
         let run = async {
             let mut ws = open(url, request).await?;
+            let t_open = t0.elapsed();
             let mut t_first = None;
             let code = loop {
                 match ws.next().await {
@@ -81,12 +83,13 @@ async fn latency(url: &str, n: usize, request: Option<&str>) -> anyhow::Result<s
             let Some(t_first) = t_first else {
                 bail!("connection {i}: no output line (close {code})");
             };
-            Ok::<_, anyhow::Error>((t_first, t0.elapsed(), code))
+            Ok::<_, anyhow::Error>((t_open, t_first, t0.elapsed(), code))
         };
-        let (t_first, t_all, code) = tokio::time::timeout(CONN_TIMEOUT, run)
+        let (t_open, t_first, t_all, code) = tokio::time::timeout(CONN_TIMEOUT, run)
             .await
             .with_context(|| format!("connection {i} timed out"))??;
         first.push(t_first.as_secs_f64() * 1e3);
+        shake.push(t_open.as_secs_f64() * 1e3);
         whole.push(t_all.as_secs_f64() * 1e3);
         *closes.entry(code).or_default() += 1;
     }
@@ -103,6 +106,7 @@ async fn latency(url: &str, n: usize, request: Option<&str>) -> anyhow::Result<s
         "first_line_p99_ms": pct(&mut first, 0.99),
         "first_line_mean_ms": mean,
         "first_line_max_ms": pct(&mut first, 1.0),
+        "handshake_p50_ms": pct(&mut shake, 0.5),
         "to_close_p50_ms": pct(&mut whole, 0.5),
         "to_close_p99_ms": pct(&mut whole, 0.99),
         "closes": closes,
