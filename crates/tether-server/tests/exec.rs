@@ -24,6 +24,13 @@ async fn claude(server: &common::Server, prompt: &str) -> ExecClient {
     c
 }
 
+/// The `short` endpoint: the claude protocol with a 1.5 s timeout.
+async fn short(server: &common::Server, prompt: &str) -> ExecClient {
+    let mut c = ExecClient::open(server, "/ws/exec/short", CLAUDE_INFO).await;
+    c.send(&json!({ "prompt": prompt }).to_string()).await;
+    c
+}
+
 /// Reads frames until `{"pid": N}` (the fake's first line with the `pid` word).
 async fn read_pid(c: &mut ExecClient) -> u32 {
     match c.next().await {
@@ -150,7 +157,12 @@ async fn stderr_lines_are_error_frames_and_exit_codes_close_1011() {
         frames.contains(&json!({ "error": "boom\n" }).to_string()),
         "{frames:?}"
     );
-    assert_eq!(json(frames.last().expect("result"))["type"], "result");
+    // stderr and stdout are separate pipes: only each one's own order is kept.
+    let stdout: Vec<&String> = frames
+        .iter()
+        .filter(|f| !f.starts_with("{\"error\""))
+        .collect();
+    assert_eq!(json(stdout.last().expect("result"))["type"], "result");
     assert_eq!(close, Frame::Close(1011, "exit 3".into()));
 
     let mut c = claude(&server, "signal=9").await;
@@ -227,7 +239,7 @@ async fn timeout_closes_1011_and_escalates_to_sigkill() {
     let server = start(&[]);
     // Obeys SIGTERM: gone right after the close.
     let t0 = Instant::now();
-    let mut c = claude(&server, "pid sleep=30 grandchild").await;
+    let mut c = short(&server, "pid sleep=30 grandchild").await;
     let pid = read_pid(&mut c).await;
     let (_, close) = c.until_close().await;
     assert_eq!(close, Frame::Close(1011, "Timeout".into()));
@@ -244,7 +256,7 @@ async fn timeout_closes_1011_and_escalates_to_sigkill() {
     .await;
 
     // Ignores SIGTERM: alive after the close, killed after the 0.3 s grace.
-    let mut c = claude(&server, "pid ignore-term sleep=30").await;
+    let mut c = short(&server, "pid ignore-term sleep=30").await;
     let pid = read_pid(&mut c).await;
     let (_, close) = c.until_close().await;
     assert_eq!(close, Frame::Close(1011, "Timeout".into()));

@@ -1,6 +1,7 @@
 //! Starting and signalling exec processes: no shell, a cleared environment, their own process
 //! group (so a signal reaches the grandchildren too), killed if the task holding them is dropped.
 
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 
 use tether_exec::{Endpoint, Exit, Signal};
@@ -14,8 +15,10 @@ pub fn spawn(ep: &Endpoint, argv: &[String]) -> std::io::Result<Child> {
             "empty argv",
         ));
     };
-    let mut cmd = Command::new(program);
-    cmd.args(args).env_clear();
+    // Resolved here rather than by the spawn: with the child's PATH set explicitly, std would
+    // fork and search PATH in the child; with a full path it uses posix_spawn (vfork-fast).
+    let mut cmd = Command::new(resolve(program, std::env::var_os("PATH").as_deref()));
+    cmd.arg0(program).args(args).env_clear();
     for name in &ep.env {
         if let Some(v) = std::env::var_os(name) {
             cmd.env(name, v);
@@ -34,6 +37,34 @@ pub fn spawn(ep: &Endpoint, argv: &[String]) -> std::io::Result<Child> {
     .process_group(0)
     .kill_on_drop(true);
     cmd.spawn()
+}
+
+/// `program` looked up in `path` (the PATH the child gets) like execvp does: a name with a `/`
+/// is used as is; otherwise the first executable regular file `DIR/program`. Not found: the
+/// name itself, so that the spawn fails with the OS's error.
+fn resolve(program: &str, path: Option<&std::ffi::OsStr>) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    if program.contains('/') || program.is_empty() {
+        return PathBuf::from(program);
+    }
+    let Some(path) = path else {
+        return PathBuf::from(program);
+    };
+    for dir in std::env::split_paths(path) {
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        let candidate = dir.join(program);
+        if let Ok(meta) = std::fs::metadata(&candidate)
+            && meta.is_file()
+            && meta.permissions().mode() & 0o111 != 0
+        {
+            return candidate;
+        }
+    }
+    PathBuf::from(program)
 }
 
 /// Signals the process group led by `pid`; false if it is already gone.
@@ -59,5 +90,23 @@ pub fn exit_of(status: ExitStatus) -> Exit {
         (Some(c), _) => Exit::Code(c),
         (None, Some(s)) => Exit::Signal(s),
         (None, None) => Exit::Code(-1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_are_found_in_path_like_execvp() {
+        let path = std::ffi::OsString::from("/nonexistent:/bin:/usr/bin");
+        let sh = resolve("sh", Some(&path));
+        assert!(sh.is_absolute() && sh.ends_with("sh"), "{sh:?}");
+        assert_eq!(resolve("./x", Some(&path)), PathBuf::from("./x"));
+        assert_eq!(
+            resolve("tether-no-such-program", Some(&path)),
+            PathBuf::from("tether-no-such-program")
+        );
+        assert_eq!(resolve("sh", None), PathBuf::from("sh"));
     }
 }

@@ -148,8 +148,11 @@ pub async fn run(
         c.wake(woke, &mut fx, &out_buf, &err_buf);
     }
     // Let the client's half of the closing handshake arrive so the close frame is not lost to
-    // a reset; a client that does not answer gets no more than CLOSE_WAIT.
-    if readable && c.writable {
+    // a reset; a client that does not answer gets no more than CLOSE_WAIT. When the client
+    // closed first, flush the reply tungstenite queued for its close frame.
+    if !readable && c.writable {
+        let _ = tokio::time::timeout(CLOSE_WAIT, sink.flush()).await;
+    } else if readable && c.writable {
         let _ = tokio::time::timeout(CLOSE_WAIT, async {
             while let Some(Ok(m)) = stream.next().await {
                 if matches!(m, Message::Close(_)) {

@@ -32,9 +32,15 @@ pub fn config_text() -> String {
 name = "claude"
 protocol = "claude"
 argv = ["{fake}", "-p", "--output-format", "stream-json", "--verbose", "--", "{{prompt}}"]
-timeout = 1.5
+timeout = 30
 max_concurrent = 2
 env = ["FAKE_CLAUDE"]
+
+[[exec]]
+name = "short"
+protocol = "claude"
+argv = ["{fake}", "-p", "--output-format", "stream-json", "--verbose", "--", "{{prompt}}"]
+timeout = 1.5
 
 [[exec]]
 name = "tagged"
