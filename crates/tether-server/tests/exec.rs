@@ -480,3 +480,34 @@ async fn claude_client_with_pid(server: &common::Server) -> (ExecClient, u32) {
     let pid = read_pid(&mut c).await;
     (c, pid)
 }
+
+#[test]
+fn serve_help_lists_the_exec_options() {
+    let out = common::tether_command()
+        .args(["serve", "--help"])
+        .output()
+        .expect("run tether serve --help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--exec-max-processes",
+        "--exec-kill-grace",
+        "[[exec]]",
+        "docs/protocol/exec.md",
+    ] {
+        assert!(help.contains(needle), "{needle} missing from:\n{help}");
+    }
+}
+
+#[tokio::test]
+async fn an_empty_exec_list_turns_every_endpoint_off() {
+    let dir = std::env::temp_dir().join(format!("tether-exec-off-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("off.toml");
+    std::fs::write(&file, "exec = []\n").expect("write");
+    let server = common::Server::builder()
+        .args(["--config", file.to_str().expect("utf-8")])
+        .start();
+    assert_eq!(server.http().get("/ws/claude").await.status, 404);
+    let v = server.http().get("/exec/endpoints").await.json();
+    assert_eq!(v["endpoints"], json!([]));
+}
