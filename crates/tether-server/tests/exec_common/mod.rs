@@ -40,7 +40,7 @@ env = ["FAKE_CLAUDE"]
 name = "short"
 protocol = "claude"
 argv = ["{fake}", "-p", "--output-format", "stream-json", "--verbose", "--", "{{prompt}}"]
-timeout = 1.5
+timeout = 3
 
 [[exec]]
 name = "tagged"
