@@ -162,6 +162,9 @@ export function endpointPath(ep) {
  *   | {kind: 'json', value: Record<string, any>, text: string}} Item
  */
 
+/** Output is added to the page at most this often (ms): each addition costs a layout. */
+const FLUSH_MS = 50;
+
 /** At most this many nodes stay in the output; older ones are dropped (and counted). */
 const MAX_NODES = 2000;
 
@@ -340,7 +343,7 @@ function stdoutItem(line) {
   return { kind: 'line', text: line };
 }
 
-/** The output pane: items are queued and turned into nodes once per animation frame. */
+/** The output pane: items are queued and turned into nodes every {@link FLUSH_MS} ms. */
 class Output {
   /** @param {HTMLElement} root */
   constructor(root) {
@@ -353,10 +356,16 @@ class Output {
     /** @type {HTMLElement | null} */
     this.droppedNote = null;
     this.onFlush = () => {};
+    /** follow the newest output; false once the reader scrolls up (reading layout only on scroll) */
+    this.stick = true;
+    root.addEventListener('scroll', () => {
+      this.stick = root.scrollHeight - root.scrollTop - root.clientHeight < 40;
+    });
   }
 
   clear() {
     this.root.replaceChildren();
+    this.stick = true;
     this.pending = [];
     this.dropped = 0;
     this.droppedNote = null;
@@ -372,16 +381,14 @@ class Output {
     }
     if (!this.scheduled) {
       this.scheduled = true;
-      const run = () => this.flush();
-      if (typeof requestAnimationFrame === 'function' && document.visibilityState === 'visible') requestAnimationFrame(run);
-      else setTimeout(run, 16);
+      setTimeout(() => this.flush(), FLUSH_MS);
     }
   }
 
   flush() {
     this.scheduled = false;
     if (this.pending.length === 0) return;
-    const atBottom = this.root.scrollHeight - this.root.scrollTop - this.root.clientHeight < 40;
+    const atBottom = this.stick;
     const frag = document.createDocumentFragment();
     for (const item of this.pending) frag.append(...itemNodes(item));
     this.pending = [];
@@ -471,7 +478,6 @@ class Run {
       default:
         this.stdout.push(f.text);
     }
-    this.onCount();
   }
 
   /**

@@ -8,6 +8,7 @@
 //      "request rejected", and no process was started;
 //   4. `claude` pointed at tests/fixtures/exec/fake-claude: stream-json rendered as text blocks,
 //      a collapsible tool-use block with its input, the tool result and the final result line;
+//      a flood of 20,000 lines is counted whole while the DOM keeps the last 2,000 entries;
 //   5. a non-zero exit (1011 `exit 3`) and a spawn failure are shown as failures;
 //   6. stdin: lines typed in the page go to `cat`, EOF ends it;
 //   7. Stop: a running process (a shell with a `sleep` grandchild) is listed by the dashboard and
@@ -257,6 +258,23 @@ describe('/exec in chromium', () => {
     // The prompt reached the command as one argv element, meta appended as the original did.
     const all = (await page.textContent('#output')) ?? '';
     assert.match(all, /List the files, please/);
+    assertNoPageErrors(o);
+    await o.context.close();
+  });
+
+  test('a flood of 20,000 lines: every line counted, the DOM stays bounded', { skip: !existsSync(FAKE_CLAUDE) && 'tests/fixtures/exec/fake-claude is missing' }, async () => {
+    const o = await openExec(custom, 'claude');
+    const { page } = o;
+    await page.fill('#param-prompt', 'flood=20000');
+    await page.click('#run');
+    await page.waitForSelector('#status[data-state="done"]', { timeout: 60_000 });
+    // system + one assistant line + 20,000 flood lines + result
+    await page.waitForSelector('#counts[data-lines="20003"]');
+    const nodes = await page.$$eval('#output > *', (els) => els.length);
+    assert.ok(nodes <= 2001, `at most 2000 entries and the note in the DOM: ${nodes}`);
+    assert.match((await page.textContent('#output .dropped')) ?? '', /earlier entries not shown/);
+    assert.equal(await page.locator('#output > :last-child').getAttribute('class'), 'result', 'the newest entry is last');
+    assert.equal(await page.textContent('#output pre.line >> nth=-1'), 'line 19999');
     assertNoPageErrors(o);
     await o.context.close();
   });
