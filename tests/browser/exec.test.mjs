@@ -17,7 +17,7 @@
 //   TETHER_BIN=/path/to/tether node --test tests/browser/exec.test.mjs
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -117,11 +117,15 @@ async function processes(server) {
   return /** @type {{id: unknown, endpoint: string, pid: number, started: number, bytes_out: number}[]} */ (body.processes);
 }
 
-/** @param {number} pid */
+/**
+ * Whether `pid` still runs: a zombie waiting for its parent (an orphan waits for pid 1, which
+ * may reap it late) has ended.
+ * @param {number} pid
+ */
 function alive(pid) {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
