@@ -23,6 +23,9 @@ pub const CLOSE_ERROR: u16 = 1011;
 /// Try again later: a process limit is full.
 pub const CLOSE_AGAIN: u16 = 1013;
 
+/// Shortest wait for silent pipes after the exit (see [`Timer::Drain`]).
+pub const DRAIN_MIN: Duration = Duration::from_secs(1);
+
 /// The error text of a request frame that comes while (or after) a process runs.
 pub const ONE_REQUEST: &str = "one request per connection: a process is already running";
 
@@ -42,7 +45,8 @@ pub enum Timer {
     Deadline,
     /// SIGTERM was sent this long ago: time for SIGKILL.
     KillGrace,
-    /// The process exited this long ago but something still holds its pipes open.
+    /// The process exited and its pipes gave nothing for this long, yet something (a
+    /// grandchild) still holds them open.
     Drain,
 }
 
@@ -130,6 +134,8 @@ pub struct Session {
     err_eof: bool,
     exit: Option<Exit>,
     killing: bool,
+    /// Output came since the drain timer was armed: it is re-armed rather than fired.
+    drain_progress: bool,
     /// The close frame was sent or the client is gone: nothing more is sent.
     closed: bool,
     stdin_open: bool,
@@ -150,6 +156,7 @@ impl Session {
             err_eof: false,
             exit: None,
             killing: false,
+            drain_progress: false,
             closed: false,
             stdin_open,
         }
@@ -201,6 +208,7 @@ impl Session {
                 self.refuse(fx, CLOSE_AGAIN, "busy");
             }
             Event::Stdout(bytes) => {
+                self.drain_progress = true;
                 if self.closed {
                     return;
                 }
@@ -209,6 +217,7 @@ impl Session {
                     .push(bytes, &mut |l| fx.push(stdout_frame(l, tagged)));
             }
             Event::Stderr(bytes) => {
+                self.drain_progress = true;
                 if self.closed {
                     return;
                 }
@@ -248,8 +257,9 @@ impl Session {
                 }
                 self.exit = Some(exit);
                 if !(self.closed || self.out_eof && self.err_eof) {
-                    // A grandchild may hold the pipes: wait a little, not forever.
-                    fx.push(Effect::Arm(Timer::Drain, self.kill_grace));
+                    // A grandchild may hold the pipes: wait while they give output, not forever.
+                    self.drain_progress = false;
+                    fx.push(Effect::Arm(Timer::Drain, self.drain_wait()));
                 }
                 self.maybe_finish(fx);
             }
@@ -267,8 +277,12 @@ impl Session {
                 }
             }
             Event::Fired(Timer::Drain) => {
-                if self.phase == Phase::Running && self.exit.is_some() {
-                    self.drain_now(fx);
+                if self.phase == Phase::Running && self.exit.is_some() && !self.closed {
+                    if std::mem::take(&mut self.drain_progress) {
+                        fx.push(Effect::Arm(Timer::Drain, self.drain_wait()));
+                    } else {
+                        self.drain_now(fx);
+                    }
                 }
             }
             Event::ClientGone => {
@@ -337,6 +351,11 @@ impl Session {
             self.closed = true;
             fx.push(Effect::Close(code, reason.to_owned()));
         }
+    }
+
+    /// How long pipes may stay silent after the exit: the kill grace, at least [`DRAIN_MIN`].
+    fn drain_wait(&self) -> Duration {
+        self.kill_grace.max(DRAIN_MIN)
     }
 
     fn kill(&mut self, fx: &mut Vec<Effect>) {
@@ -641,6 +660,26 @@ mod tests {
             run(&mut s, Event::Text("more")),
             [send(r#"{"error":"stdin is closed"}"#)]
         );
+    }
+
+    #[test]
+    fn the_drain_timer_waits_while_output_still_comes() {
+        let mut s = session("echo", |_| {});
+        started(&mut s, r#"{"text":"x"}"#);
+        run(&mut s, Event::Exited(Exit::Code(0)));
+        assert_eq!(run(&mut s, Event::Stdout(b"a\n")), [send("a\n")]);
+        // Output came since the exit (a slow client held the loop): re-armed, nothing lost.
+        assert_eq!(
+            run(&mut s, Event::Fired(Timer::Drain)),
+            [Effect::Arm(Timer::Drain, Duration::from_secs(2))]
+        );
+        assert_eq!(run(&mut s, Event::Stdout(b"b\n")), [send("b\n")]);
+        run(&mut s, Event::StdoutEof);
+        assert_eq!(
+            run(&mut s, Event::StderrEof),
+            [Effect::Close(1000, String::new())]
+        );
+        assert!(s.is_done());
     }
 
     #[test]

@@ -511,3 +511,22 @@ async fn an_empty_exec_list_turns_every_endpoint_off() {
     let v = server.http().get("/exec/endpoints").await.json();
     assert_eq!(v["endpoints"], json!([]));
 }
+
+#[tokio::test]
+async fn a_grandchild_holding_the_pipes_does_not_hold_the_socket() {
+    let server = start(&[]);
+    let t0 = Instant::now();
+    let mut c = claude(&server, "pid grandchild").await;
+    let pid = read_pid(&mut c).await;
+    let (frames, close) = c.until_close().await;
+    assert_eq!(close, Frame::Close(1000, String::new()));
+    assert_eq!(json(frames.last().expect("result"))["type"], "result");
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    wait_until(
+        "the grandchild signalled with its group",
+        Duration::from_secs(3),
+        || group_members(pid).is_empty(),
+    )
+    .await;
+    assert!(running(&server).await.is_empty());
+}
