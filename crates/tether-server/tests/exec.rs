@@ -530,3 +530,26 @@ async fn a_grandchild_holding_the_pipes_does_not_hold_the_socket() {
     .await;
     assert!(running(&server).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_polite_close_is_seen_while_the_process_floods_stdout() {
+    let server = start(&[]);
+    let mut c = ExecClient::open(&server, "/ws/exec/seq", "send {n}").await;
+    c.send(r#"{"n":10000000}"#).await;
+    assert!(matches!(c.next().await, Frame::Text(_)));
+    c.ws.close(None).await.expect("close");
+    // Keep reading (as a client must until the close reply): the server stops the flood.
+    let t0 = Instant::now();
+    loop {
+        match c.next_within(Duration::from_secs(10)).await {
+            Frame::Text(_) => {}
+            Frame::Close(..) | Frame::Ended => break,
+        }
+    }
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    let server_pid = server.pid();
+    wait_until("seq killed and reaped", Duration::from_secs(5), || {
+        exec_common::children_of(server_pid).is_empty()
+    })
+    .await;
+}

@@ -137,9 +137,10 @@ pub async fn run(
                 _ = shutdown.cancelled(), if !c.shutdown_seen => Woke::Shutdown,
                 t = fired(&mut c.timers) => Woke::Fired(t),
                 r = wait(child) => Woke::Exited(r),
+                // Before the pipes: a process that floods stdout must not hide the client's close.
+                m = stream.next(), if readable => Woke::Client(m),
                 r = read(stderr, &mut err_buf) => Woke::Stderr(r),
                 r = read(stdout, &mut out_buf) => Woke::Stdout(r),
-                m = stream.next(), if readable => Woke::Client(m),
             }
         };
         if let Woke::Client(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) = &woke {
