@@ -553,3 +553,35 @@ async fn a_polite_close_is_seen_while_the_process_floods_stdout() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_environment_is_cleared_but_the_allow_list_and_cwd_is_set() {
+    let server = exec_common::builder()
+        .env("TETHER_TEST_ALLOWED", "yes")
+        .env("TETHER_TEST_SECRET", "no")
+        .start();
+    let mut c = ExecClient::open(&server, "/ws/exec/envy", "send {}").await;
+    c.send("{}").await;
+    let (frames, close) = c.until_close().await;
+    assert_eq!(close, Frame::Close(1000, String::new()));
+    let keys: Vec<&str> = frames
+        .iter()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+        .collect();
+    for k in &keys {
+        assert!(
+            ["PATH", "HOME", "LANG", "FAKE_CLAUDE", "TETHER_TEST_ALLOWED"].contains(k),
+            "{k} leaked into the child: {frames:?}"
+        );
+    }
+    assert!(
+        frames.contains(&"TETHER_TEST_ALLOWED=yes\n".to_owned()),
+        "{frames:?}"
+    );
+    assert!(keys.contains(&"PATH"), "{frames:?}");
+    let mut c = ExecClient::open(&server, "/ws/exec/where", "send {}").await;
+    c.send("{}").await;
+    let (frames, close) = c.until_close().await;
+    assert_eq!(close, Frame::Close(1000, String::new()));
+    assert_eq!(frames, ["/\n"]);
+}

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{Server, TIMEOUT, tcp_connect};
+use crate::common::{Server, ServerBuilder, TIMEOUT, tcp_connect};
 
 /// The fake `claude` script.
 pub fn fake_claude() -> String {
@@ -68,6 +68,16 @@ min = 0
 max = 60
 
 [[exec]]
+name = "envy"
+argv = ["env"]
+env = ["FAKE_CLAUDE", "TETHER_TEST_ALLOWED"]
+
+[[exec]]
+name = "where"
+argv = ["pwd"]
+cwd = "/"
+
+[[exec]]
 name = "cat"
 argv = ["cat"]
 stdin = true
@@ -90,6 +100,11 @@ max = 10000000
 
 /// A server with [`config_text`], a 0.3 s kill grace and `extra` flags.
 pub fn start(extra: &[&str]) -> Server {
+    builder().args(extra.iter().copied()).start()
+}
+
+/// [`start`]'s builder, for tests that add environment variables.
+pub fn builder() -> ServerBuilder {
     let dir = std::env::temp_dir().join(format!(
         "tether-exec-test-{}-{}",
         std::process::id(),
@@ -103,8 +118,6 @@ pub fn start(extra: &[&str]) -> Server {
     Server::builder()
         .args(["--config", file.to_str().expect("utf-8 path")])
         .args(["--exec-kill-grace", "0.3"])
-        .args(extra.iter().copied())
-        .start()
 }
 
 /// What a server sent.
