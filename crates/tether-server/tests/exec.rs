@@ -580,3 +580,54 @@ async fn the_environment_is_cleared_but_the_allow_list_and_cwd_is_set() {
     assert_eq!(close, Frame::Close(1000, String::new()));
     assert_eq!(frames, ["/\n"]);
 }
+
+#[tokio::test]
+async fn the_built_in_echo_and_demo_work_without_a_config() {
+    let server = common::Server::start(&[]);
+    let mut c = ExecClient::open(&server, "/ws/exec/echo", "send {text}").await;
+    c.send(r#"{"text":"-n $(id) ; hi"}"#).await;
+    let (frames, close) = c.until_close().await;
+    assert_eq!(frames, ["-n $(id) ; hi\n"]);
+    assert_eq!(close, Frame::Close(1000, String::new()));
+
+    let t0 = Instant::now();
+    let mut c = ExecClient::open(&server, "/ws/exec/demo", "send {text}").await;
+    c.send(r#"{"text":"\"; echo pwned; \""}"#).await;
+    let (frames, close) = c.until_close().await;
+    assert_eq!(close, Frame::Close(1000, String::new()));
+    let lines: Vec<(String, String)> = frames
+        .iter()
+        .map(|f| {
+            let v = json(f);
+            (
+                v["stream"].as_str().unwrap_or("").to_owned(),
+                v["data"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let stdout: Vec<&str> = lines
+        .iter()
+        .filter(|(s, _)| s == "stdout")
+        .map(|(_, d)| d.as_str())
+        .collect();
+    assert_eq!(
+        stdout,
+        (1..=5)
+            .map(|i| format!("{i}: \"; echo pwned; \"\n"))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        lines.contains(&("stderr".into(), "demo done\n".into())),
+        "{lines:?}"
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1200),
+        "it streams, with delays"
+    );
+    let v = server.http().get("/exec/endpoints").await.json();
+    let names: Vec<&str> = v["endpoints"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["claude", "echo", "demo"]);
+}
