@@ -510,6 +510,11 @@ async fn an_empty_exec_list_turns_every_endpoint_off() {
     assert_eq!(server.http().get("/ws/claude").await.status, 404);
     let v = server.http().get("/exec/endpoints").await.json();
     assert_eq!(v["endpoints"], json!([]));
+    let metrics = server.http().get("/metrics").await.text();
+    assert!(
+        metrics.lines().any(|l| l == "tether_exec_running 0"),
+        "the gauge is listed from the start: {metrics}"
+    );
 }
 
 #[tokio::test]

@@ -64,6 +64,7 @@ pub struct Slot {
 impl ExecHub {
     /// A hub for these endpoints and limits.
     pub fn new(endpoints: Vec<Arc<Endpoint>>, max_processes: usize, kill_grace: Duration) -> Self {
+        gauge!("tether_exec_running").increment(0.0); // listed from the start
         ExecHub {
             endpoints,
             max_processes,
@@ -103,7 +104,7 @@ impl ExecHub {
         t.running += 1;
         t.per_endpoint.insert(ep.name.clone(), mine + 1);
         t.next_id += 1;
-        gauge!("tether_exec_running").set(t.running as f64);
+        gauge!("tether_exec_running").increment(1.0);
         Ok(Slot {
             hub: self.clone(),
             id: t.next_id,
@@ -187,7 +188,8 @@ impl Drop for Slot {
         if let Some(n) = t.per_endpoint.get_mut(&self.endpoint) {
             *n = n.saturating_sub(1);
         }
-        gauge!("tether_exec_running").set(t.running as f64);
+        // Process-wide (servers embedded side by side share the recorder): count, never set.
+        gauge!("tether_exec_running").decrement(1.0);
     }
 }
 
