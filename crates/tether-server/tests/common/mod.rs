@@ -49,6 +49,8 @@ pub const TETHER_ENV: &[&str] = &[
     "TETHER_RELAY_MAX_FRAME",
     "TETHER_RELAY_LOG_BYTES",
     "TETHER_RELAY_QUEUE_BYTES",
+    "TETHER_EXEC_MAX_PROCESSES",
+    "TETHER_EXEC_KILL_GRACE",
 ];
 
 pub fn bin() -> &'static str {
