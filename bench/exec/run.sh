@@ -4,8 +4,9 @@
 # part of the tests).
 #
 # Two figures, each from `exec-client` (Rust, tokio-tungstenite, pinned to its own core):
-# - connect → first line: LAT_N connections one after another to `echo hello`; the time from the
-#   start of the TCP connect to the first line of output (tether: the request frame goes right
+# - connect → first line: LAT_N connections to each server, one after another, alternating
+#   between the two (so load from elsewhere weighs on both alike), to `echo hello`; the time from
+#   the start of the TCP connect to the first line of output (tether: the request frame goes right
 #   after the handshake; websocketd has no request, it starts the process on connect), p50/p99;
 # - lines/s: one connection to `seq $LINES`, from connect to the end of the stream, every line
 #   counted and checked.
@@ -17,7 +18,7 @@
 # Raw results: bench/exec/results/latest.jsonl (+ latest.meta.json); summarize.py prints the
 # table and rewrites the bench-exec section of docs/benchmarks.md (UPDATE_DOCS=0 to skip).
 #
-# Knobs (environment): REPS=5 LAT_N=200 LINES=1000000 SERVER_CPU=0 CLIENT_CPU=1
+# Knobs (environment): REPS=5 LAT_N=400 LINES=1000000 SERVER_CPU=0 CLIENT_CPU=1
 #   QUIET_BUSY=15 QUIET_WAIT=180 CARGO_TARGET_DIR=/root/.cache/tether-target SKIP_BUILD=0
 #   UPDATE_DOCS=1. Shared parts (quiet-machine wait, latest.meta.json, docs) are in bench/lib.sh.
 set -euo pipefail
@@ -27,7 +28,7 @@ LOG_TAG=exec-bench
 # shellcheck source=../lib.sh
 . "$HERE/../lib.sh"
 REPS=${REPS:-5}
-LAT_N=${LAT_N:-200}
+LAT_N=${LAT_N:-400}
 LINES=${LINES:-1000000}
 PY=python3
 # What websocketd passes to its processes: what tether passes by default (tether-exec BASE_ENV).
@@ -119,33 +120,47 @@ stop_pid() {
   wait "$1" 2>/dev/null || true
 }
 
-# measure SIDE MODE URL N REQUEST SERVER_PID: runs the client, adds the server's CPU seconds
-measure() {
-  local side=$1 mode=$2 url=$3 n=$4 req=$5 spid=$6 t0 t1 line
-  t0=$(cpu_ticks "$spid")
-  line=$(timeout 300 "${CPIN[@]}" "$CLIENT" "$mode" "$url" "$side" "$n" "$req")
-  t1=$(cpu_ticks "$spid")
+# with_cpu LINE SERVER_PID T0: LINE (JSON) with the server's CPU seconds since T0 (ticks) added
+with_cpu() {
   python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["server_cpu_s"]=(int(sys.argv[3])-int(sys.argv[2]))/int(sys.argv[4]); print(json.dumps(d))' \
-    "$line" "$t0" "$t1" "$(getconf CLK_TCK)" | tee -a "$OUT" >&2
+    "$1" "$3" "$(cpu_ticks "$2")" "$(getconf CLK_TCK)" | tee -a "$OUT" >&2
 }
 
-run_side() { # side
+# latency: both servers up, connections alternate between them (exec-client latency-pair)
+run_latency() {
+  local lines ta tw
+  start_tether
+  start_websocketd one echo hello
+  sleep 0.3
+  ta=$(cpu_ticks "$TPID")
+  tw=$(cpu_ticks "$WPID")
+  lines=$(timeout 300 "${CPIN[@]}" "$CLIENT" latency-pair \
+    tether "ws://$TADDR/ws/exec/one" '{}' websocketd "ws://$WADDR/" - "$LAT_N")
+  with_cpu "$(sed -n 1p <<<"$lines")" "$TPID" "$ta"
+  with_cpu "$(sed -n 2p <<<"$lines")" "$WPID" "$tw"
+  stop_pid "$WPID"
+  stop_pid "$TPID"
+  SERVER_PIDS=()
+}
+
+# throughput SIDE: one connection to `seq $LINES`
+run_throughput() {
+  local t0 line
   case $1 in
     tether)
       start_tether
       sleep 0.3
-      measure tether latency "ws://$TADDR/ws/exec/one" "$LAT_N" '{}' "$TPID"
-      measure tether throughput "ws://$TADDR/ws/exec/seq" "$LINES" "{\"n\": $LINES}" "$TPID"
+      t0=$(cpu_ticks "$TPID")
+      line=$(timeout 300 "${CPIN[@]}" "$CLIENT" throughput "ws://$TADDR/ws/exec/seq" tether "$LINES" "{\"n\": $LINES}")
+      with_cpu "$line" "$TPID" "$t0"
       stop_pid "$TPID"
       ;;
     websocketd)
-      start_websocketd one echo hello
-      sleep 0.3
-      measure websocketd latency "ws://$WADDR/" "$LAT_N" - "$WPID"
-      stop_pid "$WPID"
       start_websocketd seq seq "$LINES"
       sleep 0.3
-      measure websocketd throughput "ws://$WADDR/" "$LINES" - "$WPID"
+      t0=$(cpu_ticks "$WPID")
+      line=$(timeout 300 "${CPIN[@]}" "$CLIENT" throughput "ws://$WADDR/" websocketd "$LINES" -)
+      with_cpu "$line" "$WPID" "$t0"
       stop_pid "$WPID"
       ;;
   esac
@@ -155,13 +170,18 @@ run_side() { # side
 wait_quiet
 begin_run
 for rep in $(seq "$REPS"); do
+  log "rep $rep/$REPS: latency (both)"
+  cpu_snap >"$PHASES.a"
+  run_latency
+  cpu_snap >"$PHASES.b"
+  phase_cpu "latency rep $rep" "$PHASES.a" "$PHASES.b"
   if [ $((rep % 2)) -eq 1 ]; then order="tether websocketd"; else order="websocketd tether"; fi
   for side in $order; do
-    log "rep $rep/$REPS: $side"
+    log "rep $rep/$REPS: throughput $side"
     cpu_snap >"$PHASES.a"
-    run_side "$side"
+    run_throughput "$side"
     cpu_snap >"$PHASES.b"
-    phase_cpu "$side rep $rep" "$PHASES.a" "$PHASES.b"
+    phase_cpu "$side lines rep $rep" "$PHASES.a" "$PHASES.b"
   done
 done
 end_run

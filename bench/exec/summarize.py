@@ -58,7 +58,9 @@ def summarize(path: Path, meta: dict) -> tuple[str, list[benchlib.Check]]:
     out.append(
         "The same commands behind (a) tether's `/ws/exec/<name>` (`tether serve --config` with "
         "two `[[exec]]` entries, release build) and (b) websocketd (one instance per command). "
-        f"**Latency:** {params.get('LAT_N', '?')} connections one after another to `echo hello`, "
+        f"**Latency:** {params.get('LAT_N', '?')} connections to each server to `echo hello`, one "
+        "after another and alternating between the two servers (both up, so load from elsewhere "
+        "weighs on both alike), "
         "timed from the start of the TCP connect to the first output line (tether gets its "
         "request frame right after the handshake; websocketd has no request frame and starts the "
         f"process on connect). **Throughput:** one connection to `seq {n_lines}`, from connect to "
@@ -80,6 +82,14 @@ def summarize(path: Path, meta: dict) -> tuple[str, list[benchlib.Check]]:
         "| **connect → first line p50** (ms; min–max of runs) | "
         + " | ".join(
             f"**{ms(med(lat[s], 'first_line_p50_ms'))}** ({span(lat[s], 'first_line_p50_ms', '.2f')})"
+            for s, _ in SIDES
+        )
+        + " |"
+    )
+    out.append(
+        "| connect → first line p10 / fastest (ms) | "
+        + " | ".join(
+            f"{ms(med(lat[s], 'first_line_p10_ms'))} / {ms(med(lat[s], 'first_line_min_ms'))}"
             for s, _ in SIDES
         )
         + " |"
@@ -181,7 +191,10 @@ def summarize(path: Path, meta: dict) -> tuple[str, list[benchlib.Check]]:
         "1000 / 1011 `exit N`. The command runs on the server's core, so its own CPU competes with "
         "the server's; the client's CPU row shows it is not the limit. The p99 figures come "
         "from a shared 2-core machine (see the load and phase lines) and mostly measure "
-        "scheduling noise; the medians of the per-run p50s are the comparison."
+        "scheduling noise; the medians of the per-run p50s are the comparison. Most of the "
+        "first-line time is `echo` itself (exec, dynamic loading, locale files), the same on "
+        "both sides; tether's share is smaller (its server CPU per connection) but it waits for "
+        "one more frame, the request."
     )
     return "\n".join(out), checks
 

@@ -8,8 +8,12 @@
 //! - `throughput`: one connection to a command printing many lines; lines/s from the start of the
 //!   connect to the end of the stream, and a check that every line arrived.
 //!
-//! Prints one JSON line. Usage:
+//! - `latency-pair`: `latency` for two servers at once, connection by connection, alternating
+//!   which goes first (one JSON line per side).
+//!
+//! Prints one JSON line (two for `latency-pair`). Usage:
 //!   exec-client latency URL SIDE N REQUEST|-
+//!   exec-client latency-pair SIDE_A URL_A REQUEST_A|- SIDE_B URL_B REQUEST_B|- N
 //!   exec-client throughput URL SIDE EXPECTED_LINES REQUEST|-
 
 use std::collections::BTreeMap;
@@ -57,12 +61,49 @@ fn close_code(frame: Option<&tokio_tungstenite::tungstenite::protocol::CloseFram
     frame.map_or(1005, |f| u16::from(f.code))
 }
 
-async fn latency(url: &str, n: usize, request: Option<&str>) -> anyhow::Result<serde_json::Value> {
-    let mut first = Vec::with_capacity(n);
-    let mut shake = Vec::with_capacity(n);
-    let mut whole = Vec::with_capacity(n);
-    let mut closes: BTreeMap<u16, u64> = BTreeMap::new();
-    for i in 0..n {
+/// Timings of one side's connections.
+#[derive(Default)]
+struct Lat {
+    first: Vec<f64>,
+    shake: Vec<f64>,
+    whole: Vec<f64>,
+    closes: BTreeMap<u16, u64>,
+}
+
+impl Lat {
+    fn report(mut self) -> serde_json::Value {
+        let n = self.first.len();
+        let pct = |v: &mut Vec<f64>, p: f64| {
+            v.sort_by(f64::total_cmp);
+            let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+            v.get(i.min(v.len().saturating_sub(1))).copied()
+        };
+        let mean = self.first.iter().sum::<f64>() / n.max(1) as f64;
+        serde_json::json!({
+            "phase": "latency",
+            "n": n,
+            "first_line_min_ms": pct(&mut self.first, 0.0),
+            "first_line_p10_ms": pct(&mut self.first, 0.1),
+            "first_line_p50_ms": pct(&mut self.first, 0.5),
+            "first_line_p99_ms": pct(&mut self.first, 0.99),
+            "first_line_mean_ms": mean,
+            "first_line_max_ms": pct(&mut self.first, 1.0),
+            "handshake_p50_ms": pct(&mut self.shake, 0.5),
+            "to_close_p50_ms": pct(&mut self.whole, 0.5),
+            "to_close_p99_ms": pct(&mut self.whole, 0.99),
+            "closes": self.closes,
+        })
+    }
+}
+
+/// One connection: connect, (request), read to the end; records its timings in `lat`.
+async fn one_connection(
+    url: &str,
+    request: Option<&str>,
+    i: usize,
+    lat: &mut Lat,
+) -> anyhow::Result<()> {
+    {
         let t0 = Instant::now();
         let run = async {
             let mut ws = open(url, request).await?;
@@ -88,29 +129,46 @@ async fn latency(url: &str, n: usize, request: Option<&str>) -> anyhow::Result<s
         let (t_open, t_first, t_all, code) = tokio::time::timeout(CONN_TIMEOUT, run)
             .await
             .with_context(|| format!("connection {i} timed out"))??;
-        first.push(t_first.as_secs_f64() * 1e3);
-        shake.push(t_open.as_secs_f64() * 1e3);
-        whole.push(t_all.as_secs_f64() * 1e3);
-        *closes.entry(code).or_default() += 1;
+        lat.first.push(t_first.as_secs_f64() * 1e3);
+        lat.shake.push(t_open.as_secs_f64() * 1e3);
+        lat.whole.push(t_all.as_secs_f64() * 1e3);
+        *lat.closes.entry(code).or_default() += 1;
     }
-    let pct = |v: &mut Vec<f64>, p: f64| {
-        v.sort_by(f64::total_cmp);
-        let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-        v[i.min(v.len() - 1)]
-    };
-    let mean = first.iter().sum::<f64>() / n as f64;
-    Ok(serde_json::json!({
-        "phase": "latency",
-        "n": n,
-        "first_line_p50_ms": pct(&mut first, 0.5),
-        "first_line_p99_ms": pct(&mut first, 0.99),
-        "first_line_mean_ms": mean,
-        "first_line_max_ms": pct(&mut first, 1.0),
-        "handshake_p50_ms": pct(&mut shake, 0.5),
-        "to_close_p50_ms": pct(&mut whole, 0.5),
-        "to_close_p99_ms": pct(&mut whole, 0.99),
-        "closes": closes,
-    }))
+    Ok(())
+}
+
+/// One side: `n` connections one after another.
+async fn latency(url: &str, n: usize, request: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    let mut lat = Lat::default();
+    for i in 0..n {
+        one_connection(url, request, i, &mut lat).await?;
+    }
+    Ok(lat.report())
+}
+
+/// Two sides, connection by connection (A B, B A, A B, …), so that whatever else the machine
+/// does at a moment weighs on both alike. Returns one report per side.
+async fn latency_pair(
+    a: (&str, &str, Option<&str>),
+    b: (&str, &str, Option<&str>),
+    n: usize,
+) -> anyhow::Result<[serde_json::Value; 2]> {
+    let (mut la, mut lb) = (Lat::default(), Lat::default());
+    for i in 0..n {
+        if i % 2 == 0 {
+            one_connection(a.1, a.2, i, &mut la).await?;
+            one_connection(b.1, b.2, i, &mut lb).await?;
+        } else {
+            one_connection(b.1, b.2, i, &mut lb).await?;
+            one_connection(a.1, a.2, i, &mut la).await?;
+        }
+    }
+    let (mut ra, mut rb) = (la.report(), lb.report());
+    ra["side"] = a.0.into();
+    rb["side"] = b.0.into();
+    ra["paired"] = true.into();
+    rb["paired"] = true.into();
+    Ok([ra, rb])
 }
 
 async fn throughput(
@@ -181,6 +239,23 @@ fn own_cpu_secs() -> Option<f64> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, side_a, url_a, req_a, side_b, url_b, req_b, n] = args.as_slice()
+        && mode == "latency-pair"
+    {
+        fn req(r: &str) -> Option<&str> {
+            (r != "-").then_some(r)
+        }
+        let reports = latency_pair(
+            (side_a, url_a, req(req_a)),
+            (side_b, url_b, req(req_b)),
+            n.parse().context("N")?,
+        )
+        .await?;
+        for r in reports {
+            println!("{r}");
+        }
+        return Ok(());
+    }
     let [_, mode, url, side, n, request] = args.as_slice() else {
         bail!("usage: exec-client latency|throughput URL SIDE N REQUEST|-");
     };
