@@ -297,7 +297,9 @@ function jsonNodes(v, text) {
       box.dataset.error = String(Boolean(v.is_error) || (v.subtype !== undefined && v.subtype !== 'success'));
       box.append(el('div', 'result-text', typeof v.result === 'string' ? v.result : pretty(v.result ?? v.subtype ?? '')));
       const meta = [`result: ${v.subtype ?? '?'}`];
-      if (typeof v.duration_ms === 'number') meta.push(`${(v.duration_ms / 1000).toFixed(1)} s`);
+      if (typeof v.duration_ms === 'number') {
+        meta.push(v.duration_ms < 1000 ? `${Math.round(v.duration_ms)} ms` : `${(v.duration_ms / 1000).toFixed(1)} s`);
+      }
       if (typeof v.num_turns === 'number') meta.push(`${v.num_turns} turn${v.num_turns === 1 ? '' : 's'}`);
       const cost = v.total_cost_usd ?? v.cost_usd;
       if (typeof cost === 'number') meta.push(`$${cost.toFixed(4)}`);

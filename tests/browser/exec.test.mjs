@@ -258,7 +258,7 @@ describe('/exec in chromium', () => {
     assert.ok((await page.locator('#output details.tool-result').count()) >= 1, 'a tool result block');
     const result = page.locator('#output .result');
     assert.equal(await result.count(), 1, 'one result line');
-    assert.match((await result.locator('.result-meta').textContent()) ?? '', /result: success · \d+\.\d s/);
+    assert.match((await result.locator('.result-meta').textContent()) ?? '', /^result: success · (\d+ ms|\d+\.\d s) · \d+ turns? · \$\d+\.\d{4}$/);
     // The prompt reached the command as one argv element, meta appended as the original did.
     const all = (await page.textContent('#output')) ?? '';
     assert.match(all, /List the files, please/);
