@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the cargo-fuzz targets of the parsers (rooms: TCP lines and WebSocket JSON; relay: sidekick
-# frames driving the relay engine) for a bounded time each.
+# frames driving the relay engine; exec: request validation and the line framer) for a bounded
+# time each.
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 30)
 # Works on stable Rust: `--sanitizer none` avoids the nightly-only -Zsanitizer flag.
 set -euo pipefail
@@ -11,7 +12,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz: installing cargo-fuzz (one time, ~2 min)"
   cargo install --locked cargo-fuzz@0.13.2
 fi
-for spec in tether-rooms:line_parser:4096 tether-rooms:json_frame:4096 tether-relay:relay:16384; do
+for spec in tether-rooms:line_parser:4096 tether-rooms:json_frame:4096 tether-relay:relay:16384 tether-exec:exec:4096; do
   IFS=: read -r crate target max_len <<<"$spec"
   cd "$root/crates/$crate/fuzz"
   echo "fuzz: $crate/$target for ${secs}s"

@@ -44,7 +44,9 @@ const SERVE_HELP: &str = "Every option can also come from the environment (TETHE
     given with --config, whose keys are the option names with '_' for '-'\n\
     (http, tcp, relay, max_clients, max_message_length, max_rooms, queue_capacity, tls_cert,\n\
     tls_key, shutdown_grace, relay_max_frame, relay_log_bytes, relay_queue_bytes, hook, hook_timeout,\n\
-    hook_memory).\n\
+    hook_memory, exec_max_processes, exec_kill_grace) plus [[exec]] tables (file only) that define the\n\
+    /ws/exec/<name> endpoints; without any [[exec]] table the built-in ones apply (claude, echo,\n\
+    demo). See docs/protocol/exec.md.\n\
     Precedence: flag > environment > file > default.\n\n\
     Examples:\n  tether serve\n  tether serve --http 0.0.0.0:8700 --max-clients 1000\n  \
     tether serve --tls-cert cert.pem --tls-key key.pem\n  \
@@ -130,6 +132,18 @@ pub struct ServeArgs {
     /// Bytes queued for one relay socket before it is closed as too slow (1008); at least the log plus a frame [default: 16777216]
     #[arg(long, env = "TETHER_RELAY_QUEUE_BYTES", value_name = "BYTES")]
     pub relay_queue_bytes: Option<usize>,
+
+    /// Most exec processes (/ws/claude, /ws/exec/NAME) running at once; one more is refused with close 1013 [default: 64]
+    #[arg(long, env = "TETHER_EXEC_MAX_PROCESSES", value_name = "N")]
+    pub exec_max_processes: Option<usize>,
+
+    /// Seconds between SIGTERM and SIGKILL when an exec process is stopped (timeout, client gone, shutdown) [default: 2]
+    #[arg(long, env = "TETHER_EXEC_KILL_GRACE", value_name = "SECS")]
+    pub exec_kill_grace: Option<f64>,
+
+    /// The `[[exec]]` tables of the file: one WebSocket endpoint per command.
+    #[arg(skip)]
+    pub exec: Option<Vec<tether_exec::ExecSpec>>,
 
     /// A JS module whose `onMessage(msg)` filters or rewrites the messages of ROOM (`*`: every room without its own); repeatable. In the file, paths are relative to the file
     #[arg(
@@ -247,6 +261,12 @@ pub struct Config {
     pub hooks: Vec<crate::hooks::HookSource>,
     /// Limits of every hook runtime.
     pub hook_limits: crate::hooks::HookLimits,
+    /// The exec endpoints (the file's `[[exec]]` tables, or the built-in ones).
+    pub exec: Vec<std::sync::Arc<tether_exec::Endpoint>>,
+    /// Exec processes at once, over all endpoints.
+    pub exec_max_processes: usize,
+    /// SIGTERM → SIGKILL delay for exec processes.
+    pub exec_kill_grace: std::time::Duration,
 }
 
 /// A configuration that cannot be used, with what to fix.
@@ -338,6 +358,21 @@ impl ServeArgs {
                 "hook_memory must be at least 1048576 bytes".into(),
             ));
         }
+        let exec_specs = self
+            .exec
+            .or(file.exec)
+            .unwrap_or_else(tether_exec::spec::defaults);
+        let exec = tether_exec::spec::compile_all(&exec_specs)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?
+            .into_iter()
+            .map(std::sync::Arc::new)
+            .collect();
+        let exec_kill_grace = self.exec_kill_grace.or(file.exec_kill_grace).unwrap_or(2.0);
+        if !(exec_kill_grace.is_finite() && (0.0..=600.0).contains(&exec_kill_grace)) {
+            return Err(ConfigError::Invalid(format!(
+                "exec_kill_grace {exec_kill_grace} must be in [0, 600] seconds"
+            )));
+        }
         let cfg = Config {
             http: self
                 .http
@@ -365,12 +400,19 @@ impl ServeArgs {
             relay_limits,
             hooks,
             hook_limits,
+            exec,
+            exec_max_processes: self
+                .exec_max_processes
+                .or(file.exec_max_processes)
+                .unwrap_or(64),
+            exec_kill_grace: std::time::Duration::from_secs_f64(exec_kill_grace),
         };
         for (name, v) in [
             ("max_clients", cfg.max_clients),
             ("max_message_length", cfg.max_message_length),
             ("max_rooms", cfg.max_rooms),
             ("queue_capacity", cfg.queue_capacity),
+            ("exec_max_processes", cfg.exec_max_processes),
         ] {
             if v == 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
@@ -497,6 +539,54 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(err.to_string().contains("max_queue_bytes"), "{err}");
+    }
+
+    #[test]
+    fn exec_tables_replace_the_built_in_endpoints() {
+        let cfg = ServeArgs::default().resolve().unwrap();
+        let names: Vec<&str> = cfg.exec.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["claude", "echo", "demo"]);
+        assert_eq!(cfg.exec_max_processes, 64);
+        assert_eq!(cfg.exec_kill_grace, std::time::Duration::from_secs(2));
+        let dir = std::env::temp_dir().join(format!("tether-cfg4-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("t.toml");
+        std::fs::write(
+            &file,
+            "exec_kill_grace = 0.5\n\
+             [[exec]]\nname = \"count\"\nargv = [\"seq\", \"{n}\"]\ntimeout = 5\n\
+             [exec.params.n]\ntype = \"integer\"\nrequired = true\nmax = 100\n",
+        )
+        .unwrap();
+        let cfg = ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(cfg.exec.len(), 1);
+        assert_eq!(cfg.exec[0].schema.info(), "send {n}");
+        assert_eq!(cfg.exec_kill_grace, std::time::Duration::from_millis(500));
+        std::fs::write(
+            &file,
+            "[[exec]]\nname = \"x\"\nargv = [\"a\"]\nshell = true\n",
+        )
+        .unwrap();
+        let err = ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("shell"), "{err}");
+        std::fs::write(&file, "[[exec]]\nname = \"x\"\nargv = [\"a\", \"{p}\"]\n").unwrap();
+        let err = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("{p}"), "{err}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod server;
 pub mod sync;
 
 mod demo_sync;
+mod exec;
 mod outgoing;
 mod rest;
 mod state;

@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::relay::RelayHub;
 use crate::state::AppState;
-use crate::{demo_sync, rest, sync, tcp, tls, web, ws};
+use crate::{demo_sync, exec, rest, sync, tcp, tls, web, ws};
 
 /// A REST client that makes no call for this long is closed.
 const REST_IDLE: Duration = Duration::from_secs(600);
@@ -107,6 +107,11 @@ pub const BUILTIN_ROUTES: &[&str] = &[
     "/messages/send",
     "/messages/client-to-client",
     "/messages",
+    "/exec",
+    "/ws/claude",
+    "/ws/exec/{name}",
+    "/exec/endpoints",
+    "/exec/processes",
 ];
 
 /// Whether `path` is taken by the server itself (a built-in route or an embedded file of
@@ -357,7 +362,8 @@ fn router_with(state: Arc<AppState>, fallback: Option<Fallback>) -> Router {
         .route("/ui", get(web::ui))
         .route("/ui/session/{id}", get(web::ui))
         .route("/ui/config", get(web::ui_config))
-        .merge(rest::routes());
+        .merge(rest::routes())
+        .merge(exec::routes());
     let app = match fallback {
         None => app.fallback(web::fallback),
         Some(f) => app.fallback(move |req: Request| {
@@ -413,6 +419,7 @@ impl Signals {
 
 fn describe_metrics() {
     use metrics::{describe_counter, describe_gauge};
+    exec::describe_metrics();
     describe_gauge!(
         "tether_connections",
         "Open connections by door (tcp, ws, rest)."

@@ -70,6 +70,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Room hooks (JS) that SEND and TO pass through before the hub.
     pub hooks: Hooks,
+    /// The exec endpoints and their running processes.
+    pub exec: Arc<crate::exec::ExecHub>,
 }
 
 /// The receiving end a socket adapter gets for a new connection.
@@ -97,8 +99,14 @@ impl AppState {
             max_rooms: config.max_rooms,
         });
         let hooks = Hooks::new(config.hooks.clone(), config.hook_limits);
+        let exec = Arc::new(crate::exec::ExecHub::new(
+            config.exec.clone(),
+            config.exec_max_processes,
+            config.exec_kill_grace,
+        ));
         AppState {
             hooks,
+            exec,
             core: Mutex::new(Core {
                 hub,
                 sinks: HashMap::new(),

@@ -52,6 +52,8 @@ pub const TETHER_ENV: &[&str] = &[
     "TETHER_HOOK",
     "TETHER_HOOK_TIMEOUT",
     "TETHER_HOOK_MEMORY",
+    "TETHER_EXEC_MAX_PROCESSES",
+    "TETHER_EXEC_KILL_GRACE",
 ];
 
 pub fn bin() -> &'static str {
