@@ -148,7 +148,8 @@ async def test_stream_round_trip(rt: Any) -> None:
         " for (;;) { const {value, done} = await r.read(); if (done) break;"
         " c.enqueue(value * 2) } c.close() } })"
     )
-    stream = await double.call_async(rt.stream_from_async_iterable(agen([1, 2, 3])))
+    source = rt.stream_from_async_iterable(agen([1, 2, 3]))
+    stream = await double.call_async(source)
     assert [x async for x in stream] == [2, 4, 6]
 
 
