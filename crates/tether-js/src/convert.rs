@@ -102,6 +102,21 @@ fn js_err(e: rquickjs::Error) -> JsError {
     JsError::Other(e.to_string())
 }
 
+/// Like `js_err`, but takes the pending JS exception's message when there is one.
+fn caught(ctx: &Ctx<'_>, e: rquickjs::Error) -> JsError {
+    if let rquickjs::Error::Exception = e {
+        let ex = ctx.catch();
+        let msg = ex
+            .as_object()
+            .and_then(|o| o.get::<_, rquickjs::Coerced<String>>("message").ok())
+            .map(|c| c.0)
+            .or_else(|| ex.get::<rquickjs::Coerced<String>>().ok().map(|c| c.0))
+            .unwrap_or_else(|| "exception".into());
+        return JsError::Conversion(msg);
+    }
+    js_err(e)
+}
+
 impl<'a, 'js> ToHost<'a, 'js> {
     pub fn new(
         ctx: &'a Ctx<'js>,
@@ -157,9 +172,12 @@ impl<'a, 'js> ToHost<'a, 'js> {
         let out = match s.to_string() {
             Ok(s) => s,
             Err(_) => {
-                let fixed: rquickjs::String =
-                    self.helpers.well_formed.call((s,)).map_err(js_err)?;
-                fixed.to_string().map_err(js_err)?
+                let fixed: rquickjs::String = self
+                    .helpers
+                    .well_formed
+                    .call((s,))
+                    .map_err(|e| caught(self.ctx, e))?;
+                fixed.to_string().map_err(|e| caught(self.ctx, e))?
             }
         };
         self.add_bytes(out.len())?;
@@ -181,7 +199,11 @@ impl<'a, 'js> ToHost<'a, 'js> {
             },
             Type::Symbol => Err(JsError::Conversion("Cannot serialize V8 symbol".into())),
             Type::BigInt => {
-                let s: String = self.helpers.big_to_string.call((v,)).map_err(js_err)?;
+                let s: String = self
+                    .helpers
+                    .big_to_string
+                    .call((v,))
+                    .map_err(|e| caught(self.ctx, e))?;
                 self.add_bytes(s.len())?;
                 Ok(HostValue::BigInt(s))
             }
@@ -196,7 +218,7 @@ impl<'a, 'js> ToHost<'a, 'js> {
                     .ok_or_else(|| JsError::Other("not an array".into()))?;
                 let mut out = Vec::with_capacity(arr.len());
                 for i in 0..arr.len() {
-                    let item: Value = arr.get(i).map_err(js_err)?;
+                    let item: Value = arr.get(i).map_err(|e| caught(self.ctx, e))?;
                     out.push(self.value(item, Some(arr.as_value()))?);
                 }
                 self.path.pop();
@@ -208,10 +230,18 @@ impl<'a, 'js> ToHost<'a, 'js> {
     }
 
     fn object(&mut self, v: Value<'js>) -> Result<HostValue, JsError> {
-        let kind: i32 = self.helpers.kind.call((v.clone(),)).map_err(js_err)?;
+        let kind: i32 = self
+            .helpers
+            .kind
+            .call((v.clone(),))
+            .map_err(|e| caught(self.ctx, e))?;
         match kind {
             1 => {
-                let ms: f64 = self.helpers.time.call((v,)).map_err(js_err)?;
+                let ms: f64 = self
+                    .helpers
+                    .time
+                    .call((v,))
+                    .map_err(|e| caught(self.ctx, e))?;
                 if !ms.is_finite() {
                     return Err(JsError::Conversion("Date value out of range".into()));
                 }
@@ -220,10 +250,14 @@ impl<'a, 'js> ToHost<'a, 'js> {
             }
             2 => {
                 self.enter(&v)?;
-                let items: Array = self.helpers.set_items.call((v,)).map_err(js_err)?;
+                let items: Array = self
+                    .helpers
+                    .set_items
+                    .call((v,))
+                    .map_err(|e| caught(self.ctx, e))?;
                 let mut out = Vec::with_capacity(items.len());
                 for i in 0..items.len() {
-                    let item: Value = items.get(i).map_err(js_err)?;
+                    let item: Value = items.get(i).map_err(|e| caught(self.ctx, e))?;
                     out.push(self.value(item, None)?);
                 }
                 self.path.pop();
@@ -231,11 +265,14 @@ impl<'a, 'js> ToHost<'a, 'js> {
             }
             3 | 4 => {
                 let v = if kind == 4 {
-                    self.helpers.u8_from_buffer.call((v,)).map_err(js_err)?
+                    self.helpers
+                        .u8_from_buffer
+                        .call((v,))
+                        .map_err(|e| caught(self.ctx, e))?
                 } else {
                     v
                 };
-                let ta = TypedArray::<u8>::from_value(v).map_err(js_err)?;
+                let ta = TypedArray::<u8>::from_value(v).map_err(|e| caught(self.ctx, e))?;
                 let bytes = match ta.as_raw() {
                     // SAFETY: the view is alive (we hold `ta`) and nothing runs JS while we copy.
                     Some(p) => unsafe { p.as_ref() }.to_vec(),
@@ -245,9 +282,13 @@ impl<'a, 'js> ToHost<'a, 'js> {
                 Ok(HostValue::Bytes(bytes))
             }
             6 => {
-                let parts: Array = self.helpers.stream_reader.call((v,)).map_err(js_err)?;
-                let read: Value = parts.get(0).map_err(js_err)?;
-                let cancel: Value = parts.get(1).map_err(js_err)?;
+                let parts: Array = self
+                    .helpers
+                    .stream_reader
+                    .call((v,))
+                    .map_err(|e| caught(self.ctx, e))?;
+                let read: Value = parts.get(0).map_err(|e| caught(self.ctx, e))?;
+                let cancel: Value = parts.get(1).map_err(|e| caught(self.ctx, e))?;
                 let read = self.handles.insert(self.ctx, read, None);
                 let cancel = self.handles.insert(self.ctx, cancel, None);
                 Ok(HostValue::Stream { read, cancel })
@@ -260,9 +301,9 @@ impl<'a, 'js> ToHost<'a, 'js> {
                     .ok_or_else(|| JsError::Other("not an object".into()))?;
                 let mut out = Vec::new();
                 for key in obj.keys::<String>() {
-                    let key = key.map_err(js_err)?;
+                    let key = key.map_err(|e| caught(self.ctx, e))?;
                     self.add_bytes(key.len())?;
-                    let item: Value = obj.get(key.as_str()).map_err(js_err)?;
+                    let item: Value = obj.get(key.as_str()).map_err(|e| caught(self.ctx, e))?;
                     let item = self.value(item, Some(&v))?;
                     out.push((key, item));
                 }

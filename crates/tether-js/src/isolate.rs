@@ -50,7 +50,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             memory_limit: None,
-            max_stack_size: 512 * 1024,
+            max_stack_size: 2 * 1024 * 1024,
             timeout: None,
             console: false,
             limits: Limits::default(),
@@ -257,6 +257,10 @@ enum Outcome {
 
 struct Waiter {
     promise: Persistent<Value<'static>>,
+    /// Label for a CPU timeout while waiting, and for a pending timeout (`None`: the eval
+    /// wording "Evaluation timed out after …ms (promise still pending)").
+    cpu_label: &'static str,
+    pending_label: Option<&'static str>,
     deadline: Option<Instant>,
     ms: u64,
     module: Option<String>,
@@ -427,8 +431,14 @@ impl Isolate {
                 .map_err(|e| JsError::Other(format!("snapshot replay failed: {e}")))?;
         }
         if let Some(src) = self.config.bootstrap.clone() {
-            self.eval_now(&src, "<bootstrap>", self.config.timeout, "Sync", Await::No)
-                .map_err(|e| JsError::Other(format!("bootstrap failed: {e}")))?;
+            self.eval_now(
+                &src,
+                "<bootstrap>",
+                self.config.timeout,
+                "Sync evaluation",
+                Await::No,
+            )
+            .map_err(|e| JsError::Other(format!("bootstrap failed: {e}")))?;
         }
         Ok(())
     }
@@ -473,9 +483,13 @@ impl Isolate {
                 wait,
             } => {
                 let timeout = timeout.or(self.config.timeout);
-                let kind_s = if wait == Await::No { "Sync" } else { "Async" };
-                let r = self.eval_now(&code, "<eval>", timeout, kind_s, wait);
-                self.finish(r, timeout, wait, None, reply);
+                let cpu = if wait == Await::No {
+                    "Sync evaluation"
+                } else {
+                    "Async evaluation"
+                };
+                let r = self.eval_now(&code, "<eval>", timeout, cpu, wait);
+                self.finish(r, timeout, wait, None, (cpu, None), reply);
             }
             Request::EvalModule {
                 specifier,
@@ -485,8 +499,14 @@ impl Isolate {
                 let timeout = timeout.or(self.config.timeout);
                 self.core.modules.borrow_mut().allow_async = is_async;
                 self.core.modules.borrow_mut().last_error = None;
-                let r = self.import_now(&specifier, timeout);
-                self.finish(r, timeout, Await::Yes, Some(specifier), reply);
+                let cpu = if is_async {
+                    "Async module evaluation"
+                } else {
+                    "Sync module evaluation"
+                };
+                let r = self.import_now(&specifier, timeout, cpu);
+                let labels = (cpu, Some("Module evaluation"));
+                self.finish(r, timeout, Await::Yes, Some(specifier), labels, reply);
             }
             Request::Call {
                 func,
@@ -496,7 +516,8 @@ impl Isolate {
             } => {
                 let timeout = timeout.or(self.config.timeout);
                 let r = self.call_now(func, &args, timeout, wait);
-                self.finish(r, timeout, wait, None, reply);
+                let labels = ("Function call", Some("Function call"));
+                self.finish(r, timeout, wait, None, labels, reply);
             }
             Request::AwaitHandle { handle, timeout } => {
                 let timeout = timeout.or(self.config.timeout);
@@ -507,6 +528,7 @@ impl Isolate {
                         timeout,
                         Await::Yes,
                         None,
+                        ("Function call", Some("Function call")),
                         reply,
                     ),
                     None => reply(Err(JsError::Other("Unknown promise handle".into()))),
@@ -554,7 +576,7 @@ impl Isolate {
                     Err(msg) => reply(Err(JsError::Other(msg))),
                     Ok(code) => {
                         let timeout = self.config.timeout;
-                        match self.eval_now(&source, &name, timeout, "Sync", Await::No) {
+                        match self.eval_now(&source, &name, timeout, "Sync evaluation", Await::No) {
                             Ok(_) => reply(Ok(Response::Bytecode(code))),
                             Err(e) => reply(Err(e)),
                         }
@@ -686,7 +708,7 @@ impl Isolate {
                 {
                     let w = self.waiters.remove(i);
                     (w.reply)(Err(JsError::Timeout {
-                        kind: "Async",
+                        what: w.cpu_label,
                         ms: w.ms,
                     }));
                 }
@@ -755,7 +777,11 @@ impl Isolate {
                 }
                 None if w.deadline.is_some_and(|d| d <= now) => {
                     let w = self.waiters.remove(i);
-                    (w.reply)(Err(JsError::PendingTimeout { ms: w.ms }));
+                    let err = match w.pending_label {
+                        None => JsError::PendingTimeout { ms: w.ms },
+                        Some(what) => JsError::Timeout { what, ms: w.ms },
+                    };
+                    (w.reply)(Err(err));
                 }
                 None => i += 1,
             }
@@ -787,7 +813,7 @@ impl Isolate {
         &mut self,
         stop: Stop,
         timeout: Option<Duration>,
-        kind: &'static str,
+        what: &'static str,
     ) -> Option<JsError> {
         match stop {
             Stop::None => None,
@@ -796,7 +822,7 @@ impl Isolate {
                 Some(JsError::Terminated("Terminated by host request".into()))
             }
             Stop::Deadline => Some(JsError::Timeout {
-                kind,
+                what,
                 ms: timeout.map_or(0, |t| t.as_millis() as u64),
             }),
         }
@@ -848,13 +874,14 @@ impl Isolate {
         &mut self,
         specifier: &str,
         timeout: Option<Duration>,
+        cpu: &'static str,
     ) -> Result<Outcome, JsError> {
         let heap_limited = self.config.memory_limit.is_some();
         let (r, stop) = self.with_deadline(timeout, |ctx| match Module::import(ctx, specifier) {
             Ok(p) => Ok(Outcome::Promise(Persistent::save(ctx, p.into_value()))),
             Err(e) => Err(self_catch_heap(ctx, e, heap_limited)),
         });
-        if let Some(e) = self.interrupted(stop, timeout, "Async") {
+        if let Some(e) = self.interrupted(stop, timeout, cpu) {
             return Err(e);
         }
         let r = self.fatal_from(r);
@@ -903,12 +930,7 @@ impl Isolate {
                 Err(e) => Err(self_catch_heap(ctx, e, heap_limited)),
             }
         });
-        let kind = if wait == Await::IfSettled {
-            "Sync"
-        } else {
-            "Async"
-        };
-        if let Some(e) = self.interrupted(stop, timeout, kind) {
+        if let Some(e) = self.interrupted(stop, timeout, "Function call") {
             return Err(e);
         }
         self.fatal_from(r)
@@ -922,6 +944,7 @@ impl Isolate {
         timeout: Option<Duration>,
         wait: Await,
         module: Option<String>,
+        (cpu_label, pending_label): (&'static str, Option<&'static str>),
         reply: Reply,
     ) {
         let p = match r {
@@ -953,6 +976,8 @@ impl Isolate {
             promise: p,
             deadline: timeout.map(|t| Instant::now() + t),
             ms: timeout.map_or(0, |t| t.as_millis() as u64),
+            cpu_label,
+            pending_label,
             module,
             reply,
         });

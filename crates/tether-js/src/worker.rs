@@ -18,7 +18,7 @@ use crate::value::HostValue;
 /// Requests queued per runtime before senders block (every queue is bounded).
 const QUEUE: usize = 256;
 /// The worker thread's stack (the JS stack limit is set well below it).
-const THREAD_STACK: usize = 2 * 1024 * 1024;
+const THREAD_STACK: usize = 8 * 1024 * 1024;
 
 enum Msg {
     Req(Request, Reply),

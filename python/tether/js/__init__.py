@@ -283,6 +283,36 @@ class RuntimeStats:
         bytes_streamed_py_to_js: int
 
 
+_stream_stats: dict[int, dict[str, int]] = {}
+
+
+def _stream_counters(uid: int) -> dict[str, int]:
+    counters = _stream_stats.get(uid)
+    if counters is None:
+        counters = _stream_stats[uid] = {
+            "active_js_streams": 0,
+            "active_py_streams": 0,
+            "total_js_streams": 0,
+            "total_py_streams": 0,
+            "bytes_streamed_js_to_py": 0,
+            "bytes_streamed_py_to_js": 0,
+        }
+    return counters
+
+
+def _chunk_size(chunk: object) -> int:
+    if isinstance(chunk, (bytes, bytearray, memoryview)):
+        return len(chunk)
+    if isinstance(chunk, str):
+        return len(chunk.encode("utf-8", "surrogatepass"))
+    return 0
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 class JsStream:
     """A JS `ReadableStream` returned to Python: iterate it with `async for`."""
 
@@ -290,6 +320,10 @@ class JsStream:
         self._read = read
         self._cancel = cancel
         self._done = False
+        self._released = False
+        self._stats = _stream_counters(read._runtime_uid)
+        self._stats["active_js_streams"] += 1
+        self._stats["total_js_streams"] += 1
 
     def __aiter__(self) -> JsStream:
         return self
@@ -297,29 +331,58 @@ class JsStream:
     async def __anext__(self) -> Any:
         if self._done:
             raise StopAsyncIteration
-        result = await self._read.call_async()
-        if not isinstance(result, dict) or result.get("done"):
-            self._done = True
-            await self._release()
-            raise StopAsyncIteration
-        return result.get("value")
-
-    async def close(self) -> None:
-        """Cancels the JS stream."""
-        if self._done:
-            return
-        self._done = True
         try:
-            await self._cancel.call_async()
-        finally:
-            await self._release()
+            result = await self._read.call_async()
+        except BaseException:
+            self._finish()
+            raise
+        if not isinstance(result, dict) or result.get("done"):
+            self._finish()
+            raise StopAsyncIteration
+        value = result.get("value")
+        self._stats["bytes_streamed_js_to_py"] += _chunk_size(value)
+        return value
 
-    async def _release(self) -> None:
-        await self._read.close()
-        await self._cancel.close()
+    def close(self) -> Awaitable[None]:
+        """Cancels the JS stream (at once when a loop is running; awaiting the result waits
+        for JS to finish)."""
+        if self._done:
+            self._finish()
+            return _await(_js.JsFunction.close(self._read))
+        self._done = True
+        cancel = self._cancel.call_async()
+        try:
+            fut = asyncio.ensure_future(cancel)
+        except RuntimeError:
+            return self._cancel_later(cancel)
+        fut.add_done_callback(_consume)
+        fut.add_done_callback(lambda _f: self._finish())
+        return fut
+
+    async def _cancel_later(self, cancel: Awaitable[Any]) -> None:
+        try:
+            await cancel
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        self._done = True
+        self._stats["active_js_streams"] -= 1
+        self._read.close()
+        self._cancel.close()
 
 
 _js._set_stream_factory(JsStream)
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+_js._set_coroutine_wrapper(_await)
 
 
 class PyStreamSource:
@@ -328,6 +391,10 @@ class PyStreamSource:
     def __init__(self, runtime: Runtime, iterable: AsyncIterable[Any]) -> None:
         self._iterator: AsyncIterator[Any] = aiter(iterable)
         self._closed = False
+        stats = _stream_counters(runtime._uid)
+        stats["active_py_streams"] += 1
+        stats["total_py_streams"] += 1
+        self._stats = stats
 
         async def pull() -> dict[str, Any]:
             if self._closed:
@@ -335,8 +402,12 @@ class PyStreamSource:
             try:
                 value = await anext(self._iterator)
             except StopAsyncIteration:
-                self._closed = True
+                self._end()
                 return {"done": True}
+            except BaseException:
+                self._end()
+                raise
+            stats["bytes_streamed_py_to_js"] += _chunk_size(value)
             return {"done": False, "value": value}
 
         async def cancel() -> None:
@@ -346,18 +417,23 @@ class PyStreamSource:
         cancel_id = runtime.register_op("__stream_cancel", cancel, mode="async")
         self._tether_stream_ops = (runtime._uid, pull_id, cancel_id)
 
+    def _end(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._stats["active_py_streams"] -= 1
+
     async def aclose(self) -> None:
         """Closes the Python iterator (called when JS cancels the stream)."""
         if self._closed:
             return
-        self._closed = True
+        self._end()
         close = getattr(self._iterator, "aclose", None)
         if close is not None:
             await close()
 
     def close(self) -> None:
         """Stops producing chunks (JS sees the end of the stream)."""
-        self._closed = True
+        self._end()
 
 
 class Runtime(_js.Runtime):
@@ -416,7 +492,9 @@ class Runtime(_js.Runtime):
 
     def get_stats(self) -> RuntimeStats:
         """Counters and heap figures."""
-        return RuntimeStats(self._stats())
+        values = dict(self._stats())
+        values.update(_stream_stats.get(self._uid, {}))
+        return RuntimeStats(values)
 
     def inspector_endpoints(self) -> InspectorEndpoints | None:
         """Always `None`: the QuickJS engine has no inspector (a configured one is ignored with
@@ -491,7 +569,7 @@ def close_default_runtime() -> None:
     if slot is None:
         return
     if slot.owner is not _owner():
-        raise RuntimeError("The default runtime belongs to another task or thread")
+        raise RuntimeError("Default runtime can only be closed from its owner context.")
     slot.runtime.close()
     _default.set(None)
 
@@ -532,7 +610,6 @@ __all__ = [
     "JsFunction",
     "JsStream",
     "JsUndefined",
-    "PyStreamSource",
     "Runtime",
     "RuntimeConfig",
     "RuntimeStats",

@@ -7,10 +7,10 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyMemoryView,
-    PySet, PyString, PyTuple,
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyMemoryView, PySet,
+    PyString, PyTuple,
 };
-use pyo3::{intern, ffi};
+use pyo3::{ffi, intern};
 use tether_js::HostValue;
 
 use super::function::JsFunction;
@@ -30,10 +30,7 @@ pub(crate) fn to_py(py: Python<'_>, v: HostValue, state: &Arc<State>) -> PyResul
         HostValue::Null => py.None(),
         HostValue::Bool(b) => PyBool::new(py, b).to_owned().into_any().unbind(),
         HostValue::Number(n) => number(py, n)?,
-        HostValue::BigInt(s) => py
-            .get_type::<PyInt>()
-            .call1((s,))?
-            .unbind(),
+        HostValue::BigInt(s) => py.get_type::<PyInt>().call1((s,))?.unbind(),
         HostValue::String(s) => PyString::new(py, &s).into_any().unbind(),
         HostValue::Bytes(b) => PyBytes::new(py, &b).into_any().unbind(),
         HostValue::Array(items) => {
@@ -82,13 +79,17 @@ fn number(py: Python<'_>, n: f64) -> PyResult<Py<PyAny>> {
 
 fn date(py: Python<'_>, ms: f64) -> PyResult<Py<PyAny>> {
     let dt = py.import(intern!(py, "datetime"))?;
-    let utc = dt.getattr(intern!(py, "timezone"))?.getattr(intern!(py, "utc"))?;
+    let utc = dt
+        .getattr(intern!(py, "timezone"))?
+        .getattr(intern!(py, "utc"))?;
     let epoch = dt
         .getattr(intern!(py, "datetime"))?
         .call1((1970, 1, 1, 0, 0, 0, 0, utc))?;
     let kwargs = PyDict::new(py);
     kwargs.set_item("milliseconds", ms)?;
-    let delta = dt.getattr(intern!(py, "timedelta"))?.call((), Some(&kwargs));
+    let delta = dt
+        .getattr(intern!(py, "timedelta"))?
+        .call((), Some(&kwargs));
     match delta.and_then(|d| epoch.add(d)) {
         Ok(v) => Ok(v.unbind()),
         Err(_) => Err(PyRuntimeError::new_err("Date value out of range")),
@@ -105,13 +106,19 @@ pub(crate) struct FromPy<'a> {
 impl<'a> FromPy<'a> {
     /// A walker for one top-level value.
     pub fn new(state: &'a Arc<State>) -> Self {
-        FromPy { state, path: Vec::new(), bytes: 0 }
+        FromPy {
+            state,
+            path: Vec::new(),
+            bytes: 0,
+        }
     }
 
     fn enter(&mut self, obj: &Bound<'_, PyAny>, kind: &str) -> PyResult<()> {
         let max = self.state.max_depth;
         if self.path.len() >= max {
-            return Err(PyRuntimeError::new_err(format!("Depth exceeded maximum limit of {max}")));
+            return Err(PyRuntimeError::new_err(format!(
+                "Depth exceeded maximum limit of {max}"
+            )));
         }
         let p = obj.as_ptr();
         if self.path.contains(&p) {
@@ -214,7 +221,9 @@ impl<'a> FromPy<'a> {
         let dt = py.import(intern!(py, "datetime"))?;
         if obj.is_instance(&dt.getattr(intern!(py, "datetime"))?)? {
             let obj = if obj.getattr(intern!(py, "tzinfo"))?.is_none() {
-                let utc = dt.getattr(intern!(py, "timezone"))?.getattr(intern!(py, "utc"))?;
+                let utc = dt
+                    .getattr(intern!(py, "timezone"))?
+                    .getattr(intern!(py, "utc"))?;
                 let kwargs = PyDict::new(py);
                 kwargs.set_item("tzinfo", utc)?;
                 obj.call_method(intern!(py, "replace"), (), Some(&kwargs))?

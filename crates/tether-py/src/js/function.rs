@@ -10,7 +10,7 @@ use tether_js::{Await, Request, Response};
 
 use super::convert::{from_py, to_py};
 use super::errors::to_py_err;
-use super::runtime::{Done, State, future_reply, parse_timeout, running_loop};
+use super::runtime::{Done, State, deferred, future_reply, parse_timeout, running_loop};
 
 const PREFIX: &str = "Function call failed: ";
 
@@ -25,7 +25,11 @@ pub struct JsFunction {
 impl JsFunction {
     pub(crate) fn new(state: Arc<State>, id: u64) -> Self {
         state.tracked.fetch_add(1, Ordering::SeqCst);
-        JsFunction { state, id, closed: AtomicBool::new(false) }
+        JsFunction {
+            state,
+            id,
+            closed: AtomicBool::new(false),
+        }
     }
 
     /// The handle to pass back into JS (which must be this function's runtime).
@@ -46,7 +50,9 @@ impl JsFunction {
             return Err(PyRuntimeError::new_err("Function has been closed"));
         }
         if self.state.is_gone() {
-            return Err(PyRuntimeError::new_err(format!("{PREFIX}Runtime has been shut down")));
+            return Err(PyRuntimeError::new_err(format!(
+                "{PREFIX}Runtime has been shut down"
+            )));
         }
         Ok(())
     }
@@ -86,19 +92,31 @@ impl JsFunction {
         let state = self.state.clone();
         let func = self.id;
         let r = py.detach(|| {
-            state.rt.request(Request::Call { func, args, timeout, wait: Await::IfSettled })
+            state.rt.request(Request::Call {
+                func,
+                args,
+                timeout,
+                wait: Await::IfSettled,
+            })
         });
         match r {
             Ok(Response::Value(v)) => to_py(py, v, &self.state),
             Ok(Response::Pending(handle)) => {
-                let lp = running_loop(py)?;
+                let Ok(lp) = running_loop(py) else {
+                    let req = Request::AwaitHandle { handle, timeout };
+                    return deferred(py, &self.state, req, PREFIX).map(Bound::unbind);
+                };
                 self.state.remember_loop(&lp);
                 let fut = lp.call_method0("create_future")?;
                 let reply = future_reply(&self.state, &lp, &fut, PREFIX);
-                self.state.rt.submit(Request::AwaitHandle { handle, timeout }, reply);
+                self.state
+                    .rt
+                    .submit(Request::AwaitHandle { handle, timeout }, reply);
                 Ok(fut.unbind())
             }
-            Ok(other) => Err(PyRuntimeError::new_err(format!("unexpected response {other:?}"))),
+            Ok(other) => Err(PyRuntimeError::new_err(format!(
+                "unexpected response {other:?}"
+            ))),
             Err(e) => Err(to_py_err(py, e, PREFIX)),
         }
     }
@@ -114,14 +132,13 @@ impl JsFunction {
         let timeout = parse_timeout(timeout)?;
         self.check()?;
         let args = self.args(args)?;
-        let lp = running_loop(py)?;
-        self.state.remember_loop(&lp);
-        let fut = lp.call_method0("create_future")?;
-        let reply = future_reply(&self.state, &lp, &fut, PREFIX);
-        self.state
-            .rt
-            .submit(Request::Call { func: self.id, args, timeout, wait: Await::Yes }, reply);
-        Ok(fut)
+        let req = Request::Call {
+            func: self.id,
+            args,
+            timeout,
+            wait: Await::Yes,
+        };
+        deferred(py, &self.state, req, PREFIX)
     }
 
     /// Releases the function (an awaitable, for jsrun compatibility); later calls fail.
@@ -137,6 +154,12 @@ impl JsFunction {
     #[getter]
     fn _handle(&self) -> u64 {
         self.id
+    }
+
+    /// The owning runtime's id (the Python layer keys stream statistics by it).
+    #[getter]
+    fn _runtime_uid(&self) -> u64 {
+        self.state.uid
     }
 
     fn __reduce__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {

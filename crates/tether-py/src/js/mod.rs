@@ -15,11 +15,20 @@ fn _set_stream_factory(py: Python<'_>, factory: Py<PyAny>) {
     let _ = convert::STREAM_FACTORY.set(py, factory);
 }
 
+/// Registers `async def _await(x): return await x` (async methods return its coroutines).
+#[pyfunction]
+fn _set_coroutine_wrapper(py: Python<'_>, wrapper: Py<PyAny>) {
+    let _ = runtime::COROUTINE.set(py, wrapper);
+}
+
 /// Builds the `js` submodule.
 pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     let m = PyModule::new(py, "js")?;
     m.add("JavaScriptError", py.get_type::<errors::JavaScriptError>())?;
-    m.add("RuntimeTerminated", py.get_type::<errors::RuntimeTerminated>())?;
+    m.add(
+        "RuntimeTerminated",
+        py.get_type::<errors::RuntimeTerminated>(),
+    )?;
     m.add_class::<runtime::Runtime>()?;
     m.add_class::<runtime::SnapshotBuilder>()?;
     m.add_class::<function::JsFunction>()?;
@@ -27,5 +36,6 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add("undefined", undefined::undefined(py).clone_ref(py))?;
     m.add_function(wrap_pyfunction!(runtime::parse_timeout_py, &m)?)?;
     m.add_function(wrap_pyfunction!(_set_stream_factory, &m)?)?;
+    m.add_function(wrap_pyfunction!(_set_coroutine_wrapper, &m)?)?;
     Ok(m)
 }

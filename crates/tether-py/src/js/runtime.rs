@@ -69,15 +69,21 @@ impl Done {
 
 /// Parses a timeout (seconds as int/float, or a timedelta) with jsrun's messages.
 pub(crate) fn parse_timeout(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
-    let Some(obj) = obj.filter(|o| !o.is_none()) else { return Ok(None) };
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
     let py = obj.py();
-    let td = py.import(intern!(py, "datetime"))?.getattr(intern!(py, "timedelta"))?;
+    let td = py
+        .import(intern!(py, "datetime"))?
+        .getattr(intern!(py, "timedelta"))?;
     let secs: f64 = if obj.is_instance(&td)? {
         obj.call_method0(intern!(py, "total_seconds"))?.extract()?
     } else if obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>() {
         obj.extract()?
     } else {
-        return Err(PyValueError::new_err("Timeout must be a number (seconds) or datetime.timedelta object"));
+        return Err(PyValueError::new_err(
+            "Timeout must be a number (seconds) or datetime.timedelta object",
+        ));
     };
     if !secs.is_finite() {
         return Err(PyValueError::new_err("Timeout must be finite"));
@@ -99,7 +105,8 @@ pub(crate) fn parse_timeout_py(value: Option<&Bound<'_, PyAny>>) -> PyResult<Opt
 }
 
 pub(crate) fn running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    py.import(intern!(py, "asyncio"))?.call_method0(intern!(py, "get_running_loop"))
+    py.import(intern!(py, "asyncio"))?
+        .call_method0(intern!(py, "get_running_loop"))
 }
 
 /// Sets a future's result or exception unless it is already done (cancelled, say).
@@ -141,9 +148,78 @@ pub(crate) fn future_reply(
                 Ok(f) => f,
                 Err(_) => return,
             };
-            let _ = lp.call_method1(py, intern!(py, "call_soon_threadsafe"), (settle, fut, ok, value));
+            let _ = lp.call_method1(
+                py,
+                intern!(py, "call_soon_threadsafe"),
+                (settle, fut, ok, value),
+            );
         });
     })
+}
+
+/// Sends `req` when awaited (on the loop that awaits it) and resolves to the answer.
+#[pyclass(module = "tether.js", frozen)]
+pub struct Deferred {
+    state: Arc<State>,
+    req: Mutex<Option<Request>>,
+    prefix: &'static str,
+}
+
+#[pymethods]
+impl Deferred {
+    fn __await__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let req = self
+            .req
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("cannot reuse an already awaited call"))?;
+        if self.state.terminated.load(Ordering::SeqCst) {
+            return Err(RuntimeTerminated::new_err(format!(
+                "{}Terminated by host request",
+                self.prefix
+            )));
+        }
+        let lp = running_loop(py)?;
+        self.state.remember_loop(&lp);
+        let fut = lp.call_method0("create_future")?;
+        let reply = future_reply(&self.state, &lp, &fut, self.prefix);
+        let flag = Arc::downgrade(&self.state);
+        self.state.rt.submit(
+            req,
+            Box::new(move |r| {
+                if let (Err(JsError::Terminated(_)), Some(s)) = (&r, flag.upgrade()) {
+                    s.terminated.store(true, Ordering::SeqCst);
+                }
+                reply(r)
+            }),
+        );
+        fut.call_method0("__await__")
+    }
+}
+
+/// `tether.js`'s `async def _await(x): return await x`, so async methods return coroutines.
+pub(crate) static COROUTINE: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+
+/// A coroutine that sends `req` when first awaited.
+pub(crate) fn deferred<'py>(
+    py: Python<'py>,
+    state: &Arc<State>,
+    req: Request,
+    prefix: &'static str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let d = Bound::new(
+        py,
+        Deferred {
+            state: state.clone(),
+            req: Mutex::new(Some(req)),
+            prefix,
+        },
+    )?;
+    match COROUTINE.get(py) {
+        Some(wrap) => wrap.bind(py).call1((d,)),
+        None => Ok(d.into_any()),
+    }
 }
 
 fn is_coroutine_function(handler: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -162,7 +238,11 @@ pub struct OpDone {
 
 impl OpDone {
     fn finish(&self, r: Result<HostValue, String>) {
-        let c = self.completion.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let c = self
+            .completion
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(c) = c {
             c.complete(r);
         }
@@ -173,7 +253,11 @@ impl OpDone {
 impl OpDone {
     fn __call__(&self, py: Python<'_>, fut: &Bound<'_, PyAny>) {
         let r = (|| -> Result<HostValue, String> {
-            if fut.call_method0("cancelled").and_then(|c| c.is_truthy()).unwrap_or(false) {
+            if fut
+                .call_method0("cancelled")
+                .and_then(|c| c.is_truthy())
+                .unwrap_or(false)
+            {
                 return Err("Python coroutine was cancelled".into());
             }
             let value = fut
@@ -209,7 +293,10 @@ pub(crate) fn make_op(state: &Arc<State>, handler: Py<PyAny>, is_async: bool) ->
         }));
     }
     Op::Async(Arc::new(move |args, done| {
-        let done = OpDone { completion: Mutex::new(Some(done)), state: weak.clone() };
+        let done = OpDone {
+            completion: Mutex::new(Some(done)),
+            state: weak.clone(),
+        };
         Python::try_attach(|py| {
             let r = (|| -> Result<(), String> {
                 let state = weak.upgrade().ok_or("Runtime has been closed")?;
@@ -232,12 +319,21 @@ pub(crate) fn make_op(state: &Arc<State>, handler: Py<PyAny>, is_async: bool) ->
                         let _ = coro.call_method0("close");
                         describe(py, &e)
                     })?;
-                let done = Py::new(py, OpDone {
-                    completion: Mutex::new(done.completion.lock().unwrap_or_else(|p| p.into_inner()).take()),
-                    state: weak.clone(),
-                })
+                let done = Py::new(
+                    py,
+                    OpDone {
+                        completion: Mutex::new(
+                            done.completion
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .take(),
+                        ),
+                        state: weak.clone(),
+                    },
+                )
                 .map_err(|e| describe(py, &e))?;
-                cf.call_method1("add_done_callback", (done,)).map_err(|e| describe(py, &e))?;
+                cf.call_method1("add_done_callback", (done,))
+                    .map_err(|e| describe(py, &e))?;
                 Ok(())
             })();
             if let Err(msg) = r {
@@ -323,7 +419,9 @@ pub struct Runtime {
 impl Runtime {
     fn live(&self) -> PyResult<&Arc<State>> {
         if self.state.terminated.load(Ordering::SeqCst) {
-            return Err(RuntimeTerminated::new_err(format!("{EVAL}Terminated by host request")));
+            return Err(RuntimeTerminated::new_err(format!(
+                "{EVAL}Terminated by host request"
+            )));
         }
         if self.state.closed.load(Ordering::SeqCst) {
             return Err(PyRuntimeError::new_err("Runtime has been closed"));
@@ -347,7 +445,9 @@ impl Runtime {
     fn value(&self, py: Python<'_>, req: Request, prefix: &str) -> PyResult<Py<PyAny>> {
         match self.wait(py, req, prefix)? {
             Response::Value(v) => to_py(py, v, &self.state),
-            other => Err(PyRuntimeError::new_err(format!("unexpected response {other:?}"))),
+            other => Err(PyRuntimeError::new_err(format!(
+                "unexpected response {other:?}"
+            ))),
         }
     }
 
@@ -358,24 +458,16 @@ impl Runtime {
         prefix: &'static str,
     ) -> PyResult<Bound<'py, PyAny>> {
         let state = self.live()?;
-        let lp = running_loop(py)?;
-        state.remember_loop(&lp);
-        let fut = lp.call_method0("create_future")?;
-        let reply = future_reply(state, &lp, &fut, prefix);
-        let flag = Arc::downgrade(state);
-        state.rt.submit(
-            req,
-            Box::new(move |r| {
-                if let (Err(JsError::Terminated(_)), Some(s)) = (&r, flag.upgrade()) {
-                    s.terminated.store(true, Ordering::SeqCst);
-                }
-                reply(r)
-            }),
-        );
-        Ok(fut)
+        deferred(py, state, req, prefix)
     }
 
-    fn register(&self, py: Python<'_>, name: &str, handler: Py<PyAny>, is_async: bool) -> PyResult<u32> {
+    fn register(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        handler: Py<PyAny>,
+        is_async: bool,
+    ) -> PyResult<u32> {
         let state = self.live()?.clone();
         let op = make_op(&state, handler, is_async);
         let name = name.to_string();
@@ -410,7 +502,8 @@ impl Runtime {
         max_serialization_depth: usize,
         max_serialization_bytes: usize,
     ) -> PyResult<Self> {
-        let spawn = |msg: String| PyRuntimeError::new_err(format!("Failed to spawn runtime: {msg}"));
+        let spawn =
+            |msg: String| PyRuntimeError::new_err(format!("Failed to spawn runtime: {msg}"));
         if let Some(initial) = initial_heap_size {
             match max_heap_size {
                 None => {
@@ -461,7 +554,15 @@ impl Runtime {
 
     /// Evaluates code and returns the completion value (promises are not awaited).
     fn eval(&self, py: Python<'_>, code: &str) -> PyResult<Py<PyAny>> {
-        self.value(py, Request::Eval { code: code.into(), timeout: None, wait: Await::No }, EVAL)
+        self.value(
+            py,
+            Request::Eval {
+                code: code.into(),
+                timeout: None,
+                wait: Await::No,
+            },
+            EVAL,
+        )
     }
 
     /// Evaluates code, awaiting a returned promise while timers and host calls run.
@@ -473,14 +574,26 @@ impl Runtime {
         timeout: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let timeout = parse_timeout(timeout)?;
-        self.submit_async(py, Request::Eval { code: code.into(), timeout, wait: Await::Yes }, EVAL)
+        self.submit_async(
+            py,
+            Request::Eval {
+                code: code.into(),
+                timeout,
+                wait: Await::Yes,
+            },
+            EVAL,
+        )
     }
 
     /// Imports a module and returns its namespace as a dict.
     fn eval_module(&self, py: Python<'_>, specifier: &str) -> PyResult<Py<PyAny>> {
         self.value(
             py,
-            Request::EvalModule { specifier: specifier.into(), timeout: None, is_async: false },
+            Request::EvalModule {
+                specifier: specifier.into(),
+                timeout: None,
+                is_async: false,
+            },
             MODULE,
         )
     }
@@ -496,14 +609,24 @@ impl Runtime {
         let timeout = parse_timeout(timeout)?;
         self.submit_async(
             py,
-            Request::EvalModule { specifier: specifier.into(), timeout, is_async: true },
+            Request::EvalModule {
+                specifier: specifier.into(),
+                timeout,
+                is_async: true,
+            },
             MODULE,
         )
     }
 
     /// Registers a host op callable as `__host_op_sync__(id, ...)` / `__host_op_async__(id, ...)`.
     #[pyo3(signature = (name, handler, /, *, mode="sync"))]
-    fn register_op(&self, py: Python<'_>, name: &str, handler: Py<PyAny>, mode: &str) -> PyResult<u32> {
+    fn register_op(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        handler: Py<PyAny>,
+        mode: &str,
+    ) -> PyResult<u32> {
         let is_coro = is_coroutine_function(handler.bind(py))?;
         let is_async = match mode {
             "sync" => false,
@@ -515,10 +638,14 @@ impl Runtime {
             }
         };
         if is_coro && !is_async {
-            return Err(PyRuntimeError::new_err("Handler is async but mode='sync'; use mode='async'"));
+            return Err(PyRuntimeError::new_err(
+                "Handler is async but mode='sync'; use mode='async'",
+            ));
         }
         if !is_coro && is_async {
-            return Err(PyRuntimeError::new_err("Handler is sync but mode='async'; use mode='sync'"));
+            return Err(PyRuntimeError::new_err(
+                "Handler is sync but mode='async'; use mode='sync'",
+            ));
         }
         self.register(py, name, handler, is_async)
     }
@@ -535,8 +662,18 @@ impl Runtime {
             }
         }
         let op = self.register(py, name, handler, is_async)?;
-        let value = HostValue::HostFunction { op, name: name.to_string() };
-        self.wait(py, Request::SetGlobal { name: name.into(), value }, "")?;
+        let value = HostValue::HostFunction {
+            op,
+            name: name.to_string(),
+        };
+        self.wait(
+            py,
+            Request::SetGlobal {
+                name: name.into(),
+                value,
+            },
+            "",
+        )?;
         Ok(())
     }
 
@@ -547,7 +684,11 @@ impl Runtime {
         let state = self.live()?.clone();
         let mut props = Vec::with_capacity(dict.len());
         for (k, v) in dict.iter() {
-            let key = k.cast::<PyString>().map_err(|_| bad())?.to_cow()?.into_owned();
+            let key = k
+                .cast::<PyString>()
+                .map_err(|_| bad())?
+                .to_cow()?
+                .into_owned();
             let value = if v.is_callable() && !v.is_instance_of::<super::function::JsFunction>() {
                 let is_async = is_coroutine_function(&v)?;
                 if is_async {
@@ -556,20 +697,34 @@ impl Runtime {
                     }
                 }
                 let op = self.register(py, &key, v.clone().unbind(), is_async)?;
-                HostValue::HostFunction { op, name: key.clone() }
+                HostValue::HostFunction {
+                    op,
+                    name: key.clone(),
+                }
             } else {
                 FromPy::new(&state).convert(&v)?
             };
             props.push((key, value));
         }
         let value = HostValue::Object(props);
-        self.wait(py, Request::SetGlobal { name: name.into(), value }, "")?;
+        self.wait(
+            py,
+            Request::SetGlobal {
+                name: name.into(),
+                value,
+            },
+            "",
+        )?;
         Ok(())
     }
 
     /// Sets the resolver `(specifier, referrer) -> str | None` for imports.
     fn set_module_resolver(&self, py: Python<'_>, resolver: Py<PyAny>) -> PyResult<()> {
-        let r = if resolver.is_none(py) { None } else { Some(resolver_fn(resolver)) };
+        let r = if resolver.is_none(py) {
+            None
+        } else {
+            Some(resolver_fn(resolver))
+        };
         self.wait(py, Request::SetResolver(r), "")?;
         Ok(())
     }
@@ -589,7 +744,10 @@ impl Runtime {
     fn add_static_module(&self, py: Python<'_>, name: &str, source: &str) -> PyResult<()> {
         self.wait(
             py,
-            Request::AddStaticModule { name: name.into(), source: source.into() },
+            Request::AddStaticModule {
+                name: name.into(),
+                source: source.into(),
+            },
             "",
         )?;
         Ok(())
@@ -599,7 +757,11 @@ impl Runtime {
     fn _stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = match self.wait(py, Request::Stats, "")? {
             Response::Stats(s) => s,
-            other => return Err(PyRuntimeError::new_err(format!("unexpected response {other:?}"))),
+            other => {
+                return Err(PyRuntimeError::new_err(format!(
+                    "unexpected response {other:?}"
+                )));
+            }
         };
         let d = PyDict::new(py);
         d.set_item("heap_total_bytes", s.heap_total_bytes)?;
@@ -642,7 +804,8 @@ impl Runtime {
 
     /// Interrupts running JS and closes the runtime; later calls raise `RuntimeTerminated`.
     fn terminate(&self, py: Python<'_>) {
-        if self.state.closed.load(Ordering::SeqCst) && !self.state.terminated.load(Ordering::SeqCst) {
+        if self.state.closed.load(Ordering::SeqCst) && !self.state.terminated.load(Ordering::SeqCst)
+        {
             return;
         }
         self.state.terminated.store(true, Ordering::SeqCst);
@@ -682,21 +845,29 @@ impl SnapshotBuilder {
     fn py_new(py: Python<'_>, bootstrap: Option<String>, enable_console: bool) -> PyResult<Self> {
         let mut b = py
             .detach(|| {
-                tether_js::SnapshotBuilder::new(Config { console: enable_console, ..Config::default() })
+                tether_js::SnapshotBuilder::new(Config {
+                    console: enable_console,
+                    ..Config::default()
+                })
             })
             .map_err(|e| PyRuntimeError::new_err(format!("Failed to spawn runtime: {e}")))?;
         if let Some(src) = bootstrap {
             py.detach(|| b.execute_script("<bootstrap>", &src))
                 .map_err(|e| to_py_err(py, e, ""))?;
         }
-        Ok(SnapshotBuilder { inner: Mutex::new(Some(b)) })
+        Ok(SnapshotBuilder {
+            inner: Mutex::new(Some(b)),
+        })
     }
 
     /// Runs a classic script (no `import`) and records it.
     fn execute_script(&self, py: Python<'_>, name: &str, source: &str) -> PyResult<()> {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let b = g.as_mut().ok_or_else(|| PyRuntimeError::new_err("Snapshot already built"))?;
-        py.detach(|| b.execute_script(name, source)).map_err(|e| to_py_err(py, e, ""))
+        let b = g
+            .as_mut()
+            .ok_or_else(|| PyRuntimeError::new_err("Snapshot already built"))?;
+        py.detach(|| b.execute_script(name, source))
+            .map_err(|e| to_py_err(py, e, ""))
     }
 
     /// The snapshot bytes (for `RuntimeConfig(snapshot=...)`); once only.

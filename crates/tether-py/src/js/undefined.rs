@@ -1,6 +1,6 @@
 //! `JsUndefined` and its one instance `undefined`, so Python can tell JS `undefined` from `null`.
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
@@ -12,8 +12,8 @@ pub struct JsUndefined;
 impl JsUndefined {
     #[new]
     fn py_new() -> PyResult<Self> {
-        Err(PyTypeError::new_err(
-            "JsUndefined cannot be instantiated; use tether.js.undefined",
+        Err(PyRuntimeError::new_err(
+            "JsUndefined is a singleton; use tether.js.undefined",
         ))
     }
 
