@@ -113,3 +113,24 @@ def run_guarded(fn: Callable[[], Any], seconds: float) -> tuple[bool, Any]:
     thread.start()
     thread.join(seconds)
     return (not thread.is_alive()), box.get("value")
+
+
+def run_script(module: str, body: str, seconds: float) -> tuple[bool, str]:
+    """Runs ``body`` (with ``js`` imported as ``module``) in a fresh interpreter.
+
+    Returns (finished in time, stdout + stderr). For scenarios that deadlock on jsrun 0.3.0 while
+    holding the GIL, where a guard thread could not even time out.
+    """
+    import subprocess
+    import sys
+    import textwrap
+
+    code = f"import {module} as js\n" + textwrap.dedent(body)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=seconds
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        return False, out
+    return True, done.stdout + done.stderr
