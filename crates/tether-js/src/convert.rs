@@ -350,7 +350,12 @@ where
             HostValue::Object(props) => {
                 let obj = Object::new(ctx)?;
                 for (k, item) in props {
-                    obj.set(k.as_str(), self.convert(item)?)?;
+                    // Define, not assign: a `__proto__` key must stay an own property.
+                    let prop = rquickjs::object::Property::from(self.convert(item)?)
+                        .writable()
+                        .enumerable()
+                        .configurable();
+                    obj.prop(k.as_str(), prop)?;
                 }
                 obj.into_value()
             }

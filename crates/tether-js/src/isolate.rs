@@ -284,10 +284,13 @@ enum Stop {
     Terminate,
 }
 
+/// The resolve and reject functions of an async op's promise.
+type Settlers = (Persistent<Function<'static>>, Persistent<Function<'static>>);
+
 /// State shared with the native functions living inside the JS heap.
 struct Core {
     ops: RefCell<HashMap<u32, (String, Op)>>,
-    pending: RefCell<HashMap<u64, (Persistent<Function<'static>>, Persistent<Function<'static>>)>>,
+    pending: RefCell<HashMap<u64, Settlers>>,
     next_call: Cell<u64>,
     sink: CompletionSink,
     timers: RefCell<BinaryHeap<Reverse<(Instant, u64, u64)>>>,

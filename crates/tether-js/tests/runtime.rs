@@ -105,7 +105,7 @@ fn cpu_loop_times_out_and_runtime_stays_usable() {
         matches!(
             err,
             JsError::Timeout {
-                kind: "Sync",
+                what: "Sync evaluation",
                 ms: 100
             }
         ),
