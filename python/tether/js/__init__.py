@@ -119,7 +119,7 @@ class RuntimeConfig:
         max_heap_size: int | None = None,
         initial_heap_size: int | None = None,
         bootstrap: str | None = None,
-        timeout: float | int | timedelta | None = None,
+        timeout: float | timedelta | None = None,
         enable_console: bool = False,
         inspector: InspectorConfig | None = None,
         snapshot: bytes | None = None,
@@ -162,7 +162,7 @@ class RuntimeConfig:
         return self._timeout
 
     @timeout.setter
-    def timeout(self, value: float | int | timedelta | None) -> None:
+    def timeout(self, value: float | timedelta | None) -> None:
         self._timeout = _js._parse_timeout(value)
 
     @property
@@ -439,7 +439,7 @@ class PyStreamSource:
 class Runtime(_js.Runtime):
     """A JavaScript runtime on its own thread (see the module docs)."""
 
-    def __new__(cls, config: RuntimeConfig | None = None) -> Runtime:
+    def __new__(cls, config: RuntimeConfig | None = None) -> Runtime:  # noqa: PYI034
         if config is None:
             config = RuntimeConfig()
         elif not isinstance(config, RuntimeConfig):
@@ -508,7 +508,7 @@ class Runtime(_js.Runtime):
             )
         return None
 
-    def __enter__(self) -> Runtime:
+    def __enter__(self) -> Runtime:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -574,7 +574,7 @@ def close_default_runtime() -> None:
     _default.set(None)
 
 
-def eval(code: str) -> Any:  # noqa: A001 - jsrun's name
+def eval(code: str) -> Any:
     """`get_default_runtime().eval(code)`."""
     return get_default_runtime().eval(code)
 
