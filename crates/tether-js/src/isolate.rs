@@ -24,6 +24,20 @@ use crate::value::HostValue;
 
 const BOOTSTRAP: &str = include_str!("bootstrap.js");
 
+/// The bootstrap script compiled once per process (parsing it costs more than the rest of a
+/// runtime's start).
+static BOOTSTRAP_CODE: std::sync::OnceLock<Result<Vec<u8>, String>> = std::sync::OnceLock::new();
+
+fn bootstrap_function<'js>(ctx: &Ctx<'js>) -> Result<Function<'js>, JsError> {
+    let code = BOOTSTRAP_CODE
+        .get_or_init(|| crate::snapshot::compile_script(ctx, "<tether:bootstrap>", BOOTSTRAP))
+        .as_ref()
+        .map_err(|e| JsError::Other(format!("bootstrap does not compile: {e}")))?;
+    let v = crate::snapshot::eval_bytecode(ctx, code).map_err(|e| self_catch(ctx, e))?;
+    v.into_function()
+        .ok_or_else(|| JsError::Other("bootstrap did not return a function".into()))
+}
+
 /// The URL prefix of modules added with `add_static_module`.
 pub const STATIC_PREFIX: &str = "jsrun://static/";
 
@@ -409,10 +423,7 @@ impl Isolate {
             .map_err(other)?;
             native.set("print", print).map_err(other)?;
             native.set("consoleEnabled", console).map_err(other)?;
-            let mut opts = EvalOptions::default();
-            opts.strict = false;
-            opts.filename = Some("<tether:bootstrap>".into());
-            let f: Function = ctx.eval_with_options(BOOTSTRAP, opts).map_err(other)?;
+            let f = bootstrap_function(&ctx)?;
             let internals: Object = f.call((native,)).map_err(|e| self_catch(&ctx, e))?;
             *core.internals.borrow_mut() = Some(Persistent::save(&ctx, internals));
             for (name, is_async) in [("__host_op_sync__", false), ("__host_op_async__", true)] {
@@ -1210,7 +1221,7 @@ fn exception_error<'js>(ctx: &Ctx<'js>, ex: Value<'js>, heap_limited: bool) -> J
         let header = format!("{}: {}", name.as_deref().unwrap_or("Error"), message);
         let frames = raw_stack.as_deref().map(parse_frames).unwrap_or_default();
         let stack = Some(match raw_stack {
-            Some(s) if !s.is_empty() => format!("{header}\n{}", s.trim_end()),
+            Some(s) if !s.is_empty() => format!("{header}\n{}", v8_style(s.trim_end())),
             _ => header,
         });
         return JsError::Exception(Exception {
@@ -1231,6 +1242,25 @@ fn exception_error<'js>(ctx: &Ctx<'js>, ex: Value<'js>, heap_limited: bool) -> J
         stack: Some(message),
         frames: Vec::new(),
     })
+}
+
+/// Rewrites QuickJS's `at <eval> (<eval>:2:1)` (a top-level frame) as V8's `at <eval>:2:1`.
+fn v8_style(stack: &str) -> String {
+    stack
+        .lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            let indent = &line[..line.len() - trimmed.len()];
+            match trimmed
+                .strip_prefix("at <eval> (")
+                .and_then(|r| r.strip_suffix(')'))
+            {
+                Some(loc) => format!("{indent}at {loc}"),
+                None => line.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn is_oom(ex: &Value<'_>) -> bool {

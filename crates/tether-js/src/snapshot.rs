@@ -117,6 +117,32 @@ impl Snapshot {
     }
 }
 
+/// Runs bytecode from [`compile_script`] and returns the script's completion value.
+pub(crate) fn eval_bytecode<'js>(
+    ctx: &Ctx<'js>,
+    code: &[u8],
+) -> rquickjs::Result<rquickjs::Value<'js>> {
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: `code` was produced by `compile_script` in this process (same engine build); the
+    // returned value is owned by the `Value` we wrap it in.
+    unsafe {
+        let f = qjs::JS_ReadObject(
+            raw,
+            code.as_ptr(),
+            code.len() as _,
+            qjs::JS_READ_OBJ_BYTECODE as i32,
+        );
+        if qjs::JS_IsException(f) {
+            return Err(rquickjs::Error::Exception);
+        }
+        let r = qjs::JS_EvalFunction(raw, f);
+        if qjs::JS_IsException(r) {
+            return Err(rquickjs::Error::Exception);
+        }
+        Ok(rquickjs::Value::from_raw(ctx.clone(), r))
+    }
+}
+
 /// Compiles a classic script to bytecode (without running it).
 pub(crate) fn compile_script(ctx: &Ctx<'_>, name: &str, source: &str) -> Result<Vec<u8>, String> {
     let src = CString::new(source).map_err(|_| "script contains a NUL byte".to_string())?;

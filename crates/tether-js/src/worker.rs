@@ -202,6 +202,32 @@ impl Runtime {
         Ok(self.call(func, vec![HostValue::from_json(&arg)])?.to_json())
     }
 
+    /// Like [`Runtime::call_json`] without blocking: `reply` runs on the runtime's thread with
+    /// the (awaited) result. With tokio, send it through a `oneshot` channel and await that.
+    pub fn call_json_with(
+        &self,
+        func: u64,
+        arg: serde_json::Value,
+        reply: impl FnOnce(Result<serde_json::Value, JsError>) + Send + 'static,
+    ) {
+        let req = Request::Call {
+            func,
+            args: vec![HostValue::from_json(&arg)],
+            timeout: None,
+            wait: Await::Yes,
+        };
+        self.submit(
+            req,
+            Box::new(move |r| {
+                reply(match r {
+                    Ok(Response::Value(v)) => Ok(v.to_json()),
+                    Ok(other) => Err(JsError::Other(format!("unexpected response {other:?}"))),
+                    Err(e) => Err(e),
+                })
+            }),
+        );
+    }
+
     /// Imports a module and returns its namespace (exports) as an object.
     pub fn eval_module(&self, specifier: &str) -> Result<HostValue, JsError> {
         self.value(Request::EvalModule {
