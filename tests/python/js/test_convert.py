@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from .conftest import is_tether
+
 # --- JS -> Python ------------------------------------------------------------------------------
 
 
@@ -101,6 +103,26 @@ def test_date(rt: Any) -> None:
 def test_invalid_date(rt: Any) -> None:
     with pytest.raises(RuntimeError, match="Date value out of range"):
         rt.eval("new Date(NaN)")
+
+
+@pytest.mark.parametrize(
+    "code", ["new Date(8.64e15)", "new Date(-8.64e15)", "new Date(Date.UTC(10000, 0, 1))"]
+)
+def test_date_beyond_python_range(js: ModuleType, rt: Any, code: str) -> None:
+    """jsrun 0.3.0 raises ValueError "year N is out of range"; tether the §1.12 RuntimeError."""
+    with pytest.raises((ValueError, RuntimeError)) as info:
+        rt.eval(code)
+    if is_tether(js):
+        assert isinstance(info.value, RuntimeError)
+        assert "Date value out of range" in str(info.value)
+
+
+def test_date_rounds_to_milliseconds(echo: Any) -> None:
+    base = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    for micros, millis in [(499, 0), (500, 1), (32500, 33), (999999, 1000)]:
+        assert echo(base + dt.timedelta(microseconds=micros)) == base + dt.timedelta(
+            milliseconds=millis
+        )
 
 
 def test_functions_become_jsfunction(js: ModuleType, rt: Any) -> None:
@@ -272,6 +294,18 @@ def test_unsupported_python_types(echo: Any, value: object) -> None:
         echo(value)
 
 
+@pytest.mark.parametrize("value", ["\ud800", "a\udfffb"])
+def test_python_lone_surrogate(echo: Any, value: str) -> None:
+    """jsrun 0.3.0 refuses a str with a lone surrogate (RuntimeError "Unsupported Python type");
+    keeping it (JS strings are UTF-16) or replacing it with U+FFFD would be fine too."""
+    try:
+        got = echo(value)
+    except RuntimeError as exc:
+        assert "Unsupported Python type" in str(exc) or "surrogate" in str(exc)
+        return
+    assert got in (value, value.replace("\ud800", "\ufffd").replace("\udfff", "\ufffd"))
+
+
 def test_nested_callable_unsupported(echo: Any) -> None:
     with pytest.raises(RuntimeError, match="Unsupported Python type"):
         echo({"f": lambda: 1})
@@ -334,3 +368,9 @@ def test_dict_is_a_copy(rt: Any) -> None:
     fn = rt.eval("(o) => { o.a = 2; return o.a }")
     assert fn(data) == 2
     assert data == {"a": 1}
+
+
+def test_keys_with_nul_characters(rt: Any, echo: Any) -> None:
+    assert rt.eval("({'a\\0b': 1, '\\0': 2})") == {"a\x00b": 1, "\x00": 2}
+    assert echo({"a\x00b": 1, "\x00": None}) == {"a\x00b": 1, "\x00": None}
+    assert echo("x\x00y") == "x\x00y"
