@@ -26,8 +26,14 @@ enum Msg {
     Close,
 }
 
+/// Async op results waiting for the runtime thread. Not the request queue: a completion may come
+/// from the runtime thread itself (which must never block on its own queue); it is bounded by
+/// the number of op calls JS has in flight.
+type Completions = Arc<Mutex<Vec<(u64, Result<HostValue, String>)>>>;
+
 struct Inner {
     tx: SyncSender<Msg>,
+    completions: Completions,
     terminate: Arc<AtomicBool>,
     closed: AtomicBool,
     next_op: AtomicU32,
@@ -74,8 +80,10 @@ impl Runtime {
     pub fn new(config: Config) -> Result<Self, JsError> {
         let (tx, rx) = sync_channel::<Msg>(QUEUE);
         let terminate = Arc::new(AtomicBool::new(false));
+        let completions: Completions = Arc::default();
         let inner = Arc::new(Inner {
             tx,
+            completions: completions.clone(),
             terminate: terminate.clone(),
             closed: AtomicBool::new(false),
             next_op: AtomicU32::new(0),
@@ -85,10 +93,9 @@ impl Runtime {
         let weak = Arc::downgrade(&inner);
         let sink: CompletionSink = Arc::new(move |call, result| {
             if let Some(inner) = weak.upgrade() {
-                let _ = inner.tx.send(Msg::Req(
-                    Request::Complete { call, result },
-                    Box::new(|_| {}),
-                ));
+                lock(&inner.completions).push((call, result));
+                // A full queue wakes the thread anyway.
+                let _ = inner.tx.try_send(Msg::Wake);
             }
         });
         let (ready_tx, ready_rx) = sync_channel::<Result<(), JsError>>(1);
@@ -98,7 +105,7 @@ impl Runtime {
             .spawn(move || match Isolate::new(config, terminate, sink) {
                 Ok(iso) => {
                     let _ = ready_tx.send(Ok(()));
-                    run(iso, rx);
+                    run(iso, rx, completions);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -351,7 +358,7 @@ impl Runtime {
     }
 }
 
-fn run(mut iso: Isolate, rx: Receiver<Msg>) {
+fn run(mut iso: Isolate, rx: Receiver<Msg>, completions: Completions) {
     let mut next: Option<Instant> = None;
     loop {
         let msg = match next {
@@ -369,6 +376,10 @@ fn run(mut iso: Isolate, rx: Receiver<Msg>) {
             Some(Msg::Req(req, reply)) => iso.handle(req, reply),
             Some(Msg::Wake) | None => {}
             Some(Msg::Close) => break,
+        }
+        let done = std::mem::take(&mut *lock(&completions));
+        for (call, result) in done {
+            iso.handle(Request::Complete { call, result }, Box::new(|_| {}));
         }
         if iso.is_dead() {
             next = None;

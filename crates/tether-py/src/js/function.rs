@@ -109,9 +109,14 @@ impl JsFunction {
                 self.state.remember_loop(&lp);
                 let fut = lp.call_method0("create_future")?;
                 let reply = future_reply(&self.state, &lp, &fut, PREFIX);
-                self.state
-                    .rt
-                    .submit(Request::AwaitHandle { handle, timeout }, reply);
+                let state = self.state.clone();
+                // Never block on a full queue while holding the GIL (the runtime thread may
+                // need it to drain the queue).
+                py.detach(|| {
+                    state
+                        .rt
+                        .submit(Request::AwaitHandle { handle, timeout }, reply)
+                });
                 Ok(fut.unbind())
             }
             Ok(other) => Err(PyRuntimeError::new_err(format!(

@@ -32,6 +32,8 @@ pub(crate) struct State {
     pub tracked: AtomicUsize,
     pub closed: AtomicBool,
     pub terminated: AtomicBool,
+    /// Why it was terminated ("Terminated by host request", "Heap limit exceeded").
+    reason: Mutex<Option<String>>,
     event_loop: Mutex<Option<Py<PyAny>>>,
 }
 
@@ -39,6 +41,22 @@ impl State {
     /// Closed or terminated.
     pub fn is_gone(&self) -> bool {
         self.closed.load(Ordering::SeqCst) || self.terminated.load(Ordering::SeqCst)
+    }
+
+    /// Records a termination (the first reason wins).
+    pub fn mark_terminated(&self, reason: &str) {
+        let mut g = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            *g = Some(reason.to_string());
+        }
+        self.terminated.store(true, Ordering::SeqCst);
+    }
+
+    /// The error later calls raise after a termination.
+    pub fn terminated_error(&self, prefix: &str) -> PyErr {
+        let g = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        let reason = g.as_deref().unwrap_or("Terminated by host request");
+        RuntimeTerminated::new_err(format!("{prefix}{reason}"))
     }
 
     /// Keeps the loop async host functions run on.
@@ -175,25 +193,22 @@ impl Deferred {
             .take()
             .ok_or_else(|| PyRuntimeError::new_err("cannot reuse an already awaited call"))?;
         if self.state.terminated.load(Ordering::SeqCst) {
-            return Err(RuntimeTerminated::new_err(format!(
-                "{}Terminated by host request",
-                self.prefix
-            )));
+            return Err(self.state.terminated_error(self.prefix));
         }
         let lp = running_loop(py)?;
         self.state.remember_loop(&lp);
         let fut = lp.call_method0("create_future")?;
         let reply = future_reply(&self.state, &lp, &fut, self.prefix);
         let flag = Arc::downgrade(&self.state);
-        self.state.rt.submit(
-            req,
-            Box::new(move |r| {
-                if let (Err(JsError::Terminated(_)), Some(s)) = (&r, flag.upgrade()) {
-                    s.terminated.store(true, Ordering::SeqCst);
-                }
-                reply(r)
-            }),
-        );
+        let reply: tether_js::Reply = Box::new(move |r| {
+            if let (Err(JsError::Terminated(reason)), Some(s)) = (&r, flag.upgrade()) {
+                s.mark_terminated(reason);
+            }
+            reply(r)
+        });
+        let state = self.state.clone();
+        // Never block on a full queue while holding the GIL (the runtime thread may need it).
+        py.detach(|| state.rt.submit(req, reply));
         fut.call_method0("__await__")
     }
 }
@@ -266,7 +281,9 @@ impl OpDone {
             let state = self.state.upgrade().ok_or("Runtime has been closed")?;
             from_py(&value, &state).map_err(|e| describe(py, &e))
         })();
-        self.finish(r);
+        // Completing queues a message for the runtime thread: never wait for room in that
+        // queue while holding the GIL.
+        py.detach(|| self.finish(r));
     }
 }
 
@@ -419,9 +436,7 @@ pub struct Runtime {
 impl Runtime {
     fn live(&self) -> PyResult<&Arc<State>> {
         if self.state.terminated.load(Ordering::SeqCst) {
-            return Err(RuntimeTerminated::new_err(format!(
-                "{EVAL}Terminated by host request"
-            )));
+            return Err(self.state.terminated_error(EVAL));
         }
         if self.state.closed.load(Ordering::SeqCst) {
             return Err(PyRuntimeError::new_err("Runtime has been closed"));
@@ -437,8 +452,8 @@ impl Runtime {
     }
 
     fn after<T>(&self, r: &Result<T, JsError>) {
-        if let Err(JsError::Terminated(_)) = r {
-            self.state.terminated.store(true, Ordering::SeqCst);
+        if let Err(JsError::Terminated(reason)) = r {
+            self.state.mark_terminated(reason);
         }
     }
 
@@ -547,6 +562,7 @@ impl Runtime {
                 tracked: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
                 terminated: AtomicBool::new(false),
+                reason: Mutex::new(None),
                 event_loop: Mutex::new(None),
             }),
         })
@@ -808,7 +824,7 @@ impl Runtime {
         {
             return;
         }
-        self.state.terminated.store(true, Ordering::SeqCst);
+        self.state.mark_terminated("Terminated by host request");
         self.state.rt.terminate();
         if !self.state.closed.swap(true, Ordering::SeqCst) {
             let state = self.state.clone();
