@@ -1,7 +1,7 @@
 """Smoke tests of tether.js behaviour that jsrun 0.3.0 gets wrong (so the side-by-side suite
 under tests/python/js cannot run them on both): the GIL is released while JS runs, a sync
-JsFunction call may reach back into Python, a host callback cannot deadlock the runtime by
-calling into it, and terminate() works from another thread."""
+JsFunction call may reach back into Python, a host callback may call back into JS, and
+terminate() works from another thread."""
 
 from __future__ import annotations
 
@@ -42,15 +42,20 @@ def test_sync_function_call_reaching_back_into_python() -> None:
         assert f(1) == 4
 
 
-def test_reentrant_call_from_a_host_callback_fails_cleanly() -> None:
+def test_host_callback_may_call_back_into_js() -> None:
     with js.Runtime() as rt:
 
-        def inner() -> object:
-            return rt.eval("1")
+        def each(items: list[int], callback: js.JsFunction) -> list[int]:
+            return [callback(x) for x in items]
 
-        rt.bind_function("inner", inner)
-        with pytest.raises(js.JavaScriptError, match="own host callback"):
-            rt.eval("inner()")
+        rt.bind_function("each", each)
+        assert rt.eval("each([1, 2, 3], (x) => x * 10)") == [10, 20, 30]
+        rt.bind_function("peek", lambda: rt.eval("globalThis.depth = (globalThis.depth || 0) + 1"))
+        assert rt.eval("peek() + peek()") == 3
+        # A pending promise cannot be waited for inside a callback; the error says so.
+        rt.bind_function("wait", lambda f: f())
+        with pytest.raises(js.JavaScriptError, match="pending promise"):
+            rt.eval("wait(() => new Promise(() => {}))")
         assert rt.eval("2") == 2
 
 

@@ -1,5 +1,6 @@
 //! JS values to [`HostValue`] and back, with jsrun's limits and error messages.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use rquickjs::function::{Args, This};
@@ -92,7 +93,7 @@ impl Default for Limits {
 pub(crate) struct ToHost<'a, 'js> {
     pub ctx: &'a Ctx<'js>,
     pub helpers: &'a Helpers<'js>,
-    pub handles: &'a mut Handles,
+    pub handles: &'a RefCell<Handles>,
     pub limits: Limits,
     bytes: usize,
     path: Vec<usize>,
@@ -121,7 +122,7 @@ impl<'a, 'js> ToHost<'a, 'js> {
     pub fn new(
         ctx: &'a Ctx<'js>,
         helpers: &'a Helpers<'js>,
-        handles: &'a mut Handles,
+        handles: &'a RefCell<Handles>,
         limits: Limits,
     ) -> Self {
         ToHost {
@@ -208,7 +209,7 @@ impl<'a, 'js> ToHost<'a, 'js> {
                 Ok(HostValue::BigInt(s))
             }
             Type::Function | Type::Constructor => {
-                let id = self.handles.insert(self.ctx, v, this.cloned());
+                let id = self.handles.borrow_mut().insert(self.ctx, v, this.cloned());
                 Ok(HostValue::Function(id))
             }
             Type::Array => {
@@ -289,8 +290,8 @@ impl<'a, 'js> ToHost<'a, 'js> {
                     .map_err(|e| caught(self.ctx, e))?;
                 let read: Value = parts.get(0).map_err(|e| caught(self.ctx, e))?;
                 let cancel: Value = parts.get(1).map_err(|e| caught(self.ctx, e))?;
-                let read = self.handles.insert(self.ctx, read, None);
-                let cancel = self.handles.insert(self.ctx, cancel, None);
+                let read = self.handles.borrow_mut().insert(self.ctx, read, None);
+                let cancel = self.handles.borrow_mut().insert(self.ctx, cancel, None);
                 Ok(HostValue::Stream { read, cancel })
             }
             _ => {
@@ -300,10 +301,12 @@ impl<'a, 'js> ToHost<'a, 'js> {
                     .cloned()
                     .ok_or_else(|| JsError::Other("not an object".into()))?;
                 let mut out = Vec::new();
-                for key in obj.keys::<String>() {
-                    let key = key.map_err(|e| caught(self.ctx, e))?;
-                    self.add_bytes(key.len())?;
-                    let item: Value = obj.get(key.as_str()).map_err(|e| caught(self.ctx, e))?;
+                for atom in obj.keys::<rquickjs::Atom>() {
+                    let atom = atom.map_err(|e| caught(self.ctx, e))?;
+                    // Through a JS string: keys may hold NUL or lone surrogates.
+                    let js_key = atom.to_js_string().map_err(|e| caught(self.ctx, e))?;
+                    let key = self.string(js_key)?;
+                    let item: Value = obj.get(atom).map_err(|e| caught(self.ctx, e))?;
                     let item = self.value(item, Some(&v))?;
                     out.push((key, item));
                 }
@@ -321,7 +324,7 @@ where
 {
     pub ctx: &'a Ctx<'js>,
     pub helpers: &'a Helpers<'js>,
-    pub handles: &'a Handles,
+    pub handles: &'a RefCell<Handles>,
     pub make_host_fn: F,
 }
 
@@ -367,19 +370,23 @@ where
                 self.helpers.set.call((arr,))?
             }
             HostValue::Date(ms) => self.helpers.date.call((*ms,))?,
-            HostValue::Function(id) => match self.handles.map.get(id) {
-                Some(h) => h.value.clone().restore(&ctx)?,
-                None => {
-                    return Err(rquickjs::Exception::throw_type(
-                        &ctx,
-                        "Function has been closed",
-                    ));
+            HostValue::Function(id) => {
+                match self.handles.borrow().map.get(id).map(|h| h.value.clone()) {
+                    Some(h) => h.restore(&ctx)?,
+                    None => {
+                        return Err(rquickjs::Exception::throw_type(
+                            &ctx,
+                            "Function has been closed",
+                        ));
+                    }
                 }
-            },
-            HostValue::Stream { read, .. } => match self.handles.map.get(read) {
-                Some(h) => h.value.clone().restore(&ctx)?,
-                None => Value::new_undefined(ctx),
-            },
+            }
+            HostValue::Stream { read, .. } => {
+                match self.handles.borrow().map.get(read).map(|h| h.value.clone()) {
+                    Some(h) => h.restore(&ctx)?,
+                    None => Value::new_undefined(ctx),
+                }
+            }
             HostValue::HostFunction { op, name } => {
                 (self.make_host_fn)(&ctx, *op, name)?.into_value()
             }

@@ -1054,8 +1054,7 @@ fn convert_out<'js>(
     limits: Limits,
 ) -> Result<HostValue, JsError> {
     let h = helpers(core, ctx)?;
-    let mut handles = core.handles.borrow_mut();
-    let r = ToHost::new(ctx, &h, &mut handles, limits).convert(v);
+    let r = ToHost::new(ctx, &h, &core.handles, limits).convert(v);
     if r.is_err() && ctx.has_exception() {
         let _ = ctx.catch();
     }
@@ -1065,11 +1064,11 @@ fn convert_out<'js>(
 fn host_to_js<'js>(core: &Rc<Core>, ctx: &Ctx<'js>, v: &HostValue) -> rquickjs::Result<Value<'js>> {
     let int = internals(core, ctx).ok_or(rquickjs::Error::Unknown)?;
     let h = Helpers::from_object(&int)?;
-    let handles = core.handles.borrow();
+    let handles = &core.handles;
     let mut conv = FromHost {
         ctx,
         helpers: &h,
-        handles: &handles,
+        handles,
         make_host_fn: |ctx: &Ctx<'js>, op: u32, name: &str| {
             let f = bound_op_fn(ctx, core.clone(), op)?;
             let _ = f.set_name(name);
@@ -1134,21 +1133,19 @@ fn call_op<'js>(
     {
         let h =
             helpers(core, ctx).map_err(|e| rquickjs::Exception::throw_type(ctx, &e.to_string()))?;
-        let mut handles = core.handles.borrow_mut();
-        let mut conv = ToHost::new(ctx, &h, &mut handles, core.limits);
+        let mut conv = ToHost::new(ctx, &h, &core.handles, core.limits);
         for a in args {
             match conv.convert(a) {
                 Ok(v) => host_args.push(v),
                 Err(e) => {
                     drop(conv);
-                    drop(handles);
                     return Err(rquickjs::Exception::throw_type(ctx, &e.to_string()));
                 }
             }
         }
     }
     match (op, mode) {
-        (Op::Sync(f), None | Some(false)) => match f(host_args) {
+        (Op::Sync(f), None | Some(false)) => match reentrant_scope(core, ctx, || f(host_args)) {
             Ok(v) => host_to_js(core, ctx, &v),
             Err(msg) => Err(rquickjs::Exception::throw_type(ctx, &msg)),
         },
@@ -1158,7 +1155,7 @@ fn call_op<'js>(
         )),
         (Op::Sync(f), Some(true)) => {
             let (promise, resolve, reject) = ctx.promise()?;
-            match f(host_args) {
+            match reentrant_scope(core, ctx, || f(host_args)) {
                 Ok(v) => {
                     let v = host_to_js(core, ctx, &v)?;
                     resolve.call::<_, Value>((v,))?;
@@ -1180,16 +1177,116 @@ fn call_op<'js>(
                     Persistent::save(ctx, reject),
                 ),
             );
-            f(
-                host_args,
-                Completion {
-                    call,
-                    sink: core.sink.clone(),
-                },
-            );
+            let sink = core.sink.clone();
+            reentrant_scope(core, ctx, || f(host_args, Completion { call, sink }));
             Ok(promise.into_value())
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Re-entry: a host op that calls back into its own runtime (a Python callback calling a JS
+// function it was given) runs inline on the runtime's thread instead of queueing a request the
+// busy thread would never read.
+
+thread_local! {
+    static REENTRY: RefCell<Vec<(Rc<Core>, std::ptr::NonNull<rquickjs::qjs::JSContext>)>> =
+        const { RefCell::new(Vec::new()) };
+}
+
+/// Runs a host op with its runtime registered for re-entry.
+fn reentrant_scope<R>(core: &Rc<Core>, ctx: &Ctx<'_>, f: impl FnOnce() -> R) -> R {
+    struct Pop;
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            REENTRY.with(|r| r.borrow_mut().pop());
+        }
+    }
+    REENTRY.with(|r| r.borrow_mut().push((core.clone(), ctx.as_raw())));
+    let _pop = Pop;
+    f()
+}
+
+/// Runs a request from inside a host op on the runtime's own thread: calls and evals run
+/// inline (a pending promise cannot be waited for there); `None` outside any host op.
+pub(crate) fn reentrant(req: Request) -> Option<Result<Response, JsError>> {
+    let (core, raw) = REENTRY.with(|r| r.borrow().last().map(|(c, p)| (c.clone(), *p)))?;
+    // SAFETY: the pointer is the context of the host op running below us on this thread, so
+    // the runtime is locked by that op's `Context::with` for as long as we use it.
+    let ctx = unsafe { Ctx::from_raw(raw) };
+    Some(run_reentrant(&core, &ctx, req))
+}
+
+fn run_reentrant<'js>(core: &Rc<Core>, ctx: &Ctx<'js>, req: Request) -> Result<Response, JsError> {
+    let (v, wait) = match req {
+        Request::Call {
+            func, args, wait, ..
+        } => {
+            let (f, this) = {
+                let handles = core.handles.borrow();
+                let h = handles
+                    .map
+                    .get(&func)
+                    .ok_or_else(|| JsError::Other("Function has been closed".into()))?;
+                (h.value.clone(), h.this.clone())
+            };
+            let f: Value = f.restore(ctx).map_err(other)?;
+            let f = f
+                .as_function()
+                .cloned()
+                .ok_or_else(|| JsError::Other("Handle is not a function".into()))?;
+            let this = match this {
+                Some(t) => t.restore(ctx).map_err(other)?,
+                None => Value::new_undefined(ctx.clone()),
+            };
+            let mut js_args = Vec::with_capacity(args.len());
+            for a in &args {
+                js_args.push(host_to_js(core, ctx, a).map_err(|e| self_catch(ctx, e))?);
+            }
+            let v = call_with_this(ctx, &f, this, js_args).map_err(|e| self_catch(ctx, e))?;
+            (v, wait)
+        }
+        Request::Eval { code, wait, .. } => {
+            let mut opts = EvalOptions::default();
+            opts.strict = false;
+            opts.filename = Some("<eval>".into());
+            let v = ctx
+                .eval_with_options::<Value, _>(code.as_str(), opts)
+                .map_err(|e| self_catch(ctx, e))?;
+            (v, wait)
+        }
+        Request::Release(id) => {
+            core.handles.borrow_mut().map.remove(&id);
+            return Ok(Response::Done);
+        }
+        _ => {
+            return Err(JsError::Other(
+                "Only calls and evals can run inside a host callback".into(),
+            ));
+        }
+    };
+    if wait != Await::No {
+        if let Some(p) = v.as_promise() {
+            return match p.state() {
+                PromiseState::Pending => Err(JsError::Other(
+                    "A host callback cannot wait for a pending promise; return it to JS instead"
+                        .into(),
+                )),
+                PromiseState::Resolved => {
+                    let r: Value = p
+                        .result()
+                        .unwrap_or(Err(rquickjs::Error::Unknown))
+                        .map_err(other)?;
+                    convert_out(core, ctx, r, core.limits).map(Response::Value)
+                }
+                PromiseState::Rejected => {
+                    let _ = p.result::<Value>();
+                    Err(exception_error(ctx, ctx.catch(), false))
+                }
+            };
+        }
+    }
+    convert_out(core, ctx, v, core.limits).map(Response::Value)
 }
 
 fn self_catch(ctx: &Ctx<'_>, e: rquickjs::Error) -> JsError {

@@ -141,6 +141,19 @@ impl Runtime {
         if self.inner.closed.load(Ordering::SeqCst) {
             return reply(Err(JsError::Closed));
         }
+        if self.on_worker_thread() {
+            // From a host callback: never block on our own queue.
+            if let Err(
+                TrySendError::Full(Msg::Req(_, reply))
+                | TrySendError::Disconnected(Msg::Req(_, reply)),
+            ) = self.inner.tx.try_send(Msg::Req(req, reply))
+            {
+                reply(Err(JsError::Other(
+                    "The runtime's request queue is full".into(),
+                )));
+            }
+            return;
+        }
         if let Err(e) = self.inner.tx.send(Msg::Req(req, reply)) {
             if let Msg::Req(_, reply) = e.0 {
                 reply(Err(JsError::Closed));
@@ -148,12 +161,18 @@ impl Runtime {
         }
     }
 
-    /// Sends a request and blocks for the answer (never call it from a host callback).
+    /// Sends a request and blocks for the answer. From a host callback (on the runtime's own
+    /// thread) calls and evals run inline instead.
     pub fn request(&self, req: Request) -> Result<Response, JsError> {
         if self.on_worker_thread() {
-            return Err(JsError::Other(
-                "Cannot call into the runtime from its own host callback".into(),
-            ));
+            if self.inner.closed.load(Ordering::SeqCst) {
+                return Err(JsError::Closed);
+            }
+            return crate::isolate::reentrant(req).unwrap_or_else(|| {
+                Err(JsError::Other(
+                    "Cannot wait for the runtime on its own thread outside a host callback".into(),
+                ))
+            });
         }
         let (tx, rx) = sync_channel(1);
         self.submit(
@@ -347,6 +366,11 @@ impl Runtime {
         if self.inner.closed.swap(true, Ordering::SeqCst) {
             return;
         }
+        if self.on_worker_thread() {
+            // From a host callback: the thread stops once the callback returns.
+            let _ = self.inner.tx.try_send(Msg::Close);
+            return;
+        }
         // A blocking send: the worker drains the queue, so this cannot wait forever.
         let _ = self.inner.tx.send(Msg::Close);
         let handle = lock(&self.inner.thread).take();
@@ -430,12 +454,5 @@ impl SnapshotBuilder {
     pub fn build(self) -> Snapshot {
         self.rt.close();
         self.snapshot
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        // The last clone closes the runtime (Inner's drop queues Close); nothing to do here.
-        let _ = TrySendError::<()>::Full(());
     }
 }

@@ -154,7 +154,7 @@ impl<'a> FromPy<'a> {
             return Ok(HostValue::Number(f.value()));
         }
         if let Ok(s) = obj.cast::<PyString>() {
-            let s = s.to_cow()?.into_owned();
+            let s = py_str(s)?;
             let max = self.state.max_bytes;
             self.bytes += s.len();
             if s.len() > max {
@@ -196,7 +196,7 @@ impl<'a> FromPy<'a> {
             let mut out = Vec::with_capacity(d.len());
             for (k, v) in d.iter() {
                 let key = match k.cast::<PyString>() {
-                    Ok(s) => s.to_cow()?.into_owned(),
+                    Ok(s) => py_str(s)?,
                     Err(_) => {
                         return Err(PyTypeError::new_err(format!(
                             "'{}' object cannot be cast as 'str'",
@@ -244,6 +244,20 @@ impl<'a> FromPy<'a> {
         }
         Err(PyRuntimeError::new_err(UNSUPPORTED))
     }
+}
+
+/// A Python str as UTF-8; lone surrogates (which UTF-8 cannot hold) become U+FFFD.
+pub(crate) fn py_str(s: &Bound<'_, PyString>) -> PyResult<String> {
+    if let Ok(c) = s.to_cow() {
+        return Ok(c.into_owned());
+    }
+    let utf16 = s.call_method1(intern!(s.py(), "encode"), ("utf-16-le", "surrogatepass"))?;
+    let bytes = utf16.cast::<PyBytes>()?.as_bytes();
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    Ok(String::from_utf16_lossy(&units))
 }
 
 /// Converts one Python value for `state`'s runtime.
