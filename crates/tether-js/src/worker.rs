@@ -1,7 +1,7 @@
 //! [`Runtime`]: an [`Isolate`] on its own thread. The thread blocks on a bounded channel (with a
 //! timeout at the next timer or promise deadline), so an idle runtime uses no CPU.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::{JoinHandle, ThreadId};
@@ -19,6 +19,15 @@ use crate::value::HostValue;
 const QUEUE: usize = 256;
 /// The worker thread's stack (the JS stack limit is set well below it).
 const THREAD_STACK: usize = 8 * 1024 * 1024;
+
+/// Runtime threads alive in this process (for leak checks in tests).
+static ACTIVE_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many runtime threads are running now (each `Runtime` has one until it is closed and
+/// dropped).
+pub fn active_runtime_threads() -> usize {
+    ACTIVE_THREADS.load(Ordering::SeqCst)
+}
 
 enum Msg {
     Req(Request, Reply),
@@ -102,13 +111,23 @@ impl Runtime {
         let handle = std::thread::Builder::new()
             .name("tether-js".into())
             .stack_size(THREAD_STACK)
-            .spawn(move || match Isolate::new(config, terminate, sink) {
-                Ok(iso) => {
-                    let _ = ready_tx.send(Ok(()));
-                    run(iso, rx, completions);
+            .spawn(move || {
+                ACTIVE_THREADS.fetch_add(1, Ordering::SeqCst);
+                struct Count;
+                impl Drop for Count {
+                    fn drop(&mut self) {
+                        ACTIVE_THREADS.fetch_sub(1, Ordering::SeqCst);
+                    }
                 }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
+                let _count = Count;
+                match Isolate::new(config, terminate, sink) {
+                    Ok(iso) => {
+                        let _ = ready_tx.send(Ok(()));
+                        run(iso, rx, completions);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
                 }
             })
             .map_err(|e| JsError::Other(format!("cannot start the runtime thread: {e}")))?;

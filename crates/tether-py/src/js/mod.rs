@@ -21,6 +21,12 @@ fn _set_coroutine_wrapper(py: Python<'_>, wrapper: Py<PyAny>) {
     let _ = runtime::COROUTINE.set(py, wrapper);
 }
 
+/// Runtime threads alive in this process (jsrun's `_debug_active_runtime_threads`).
+#[pyfunction]
+fn _debug_active_runtime_threads() -> usize {
+    tether_js::active_runtime_threads()
+}
+
 /// Builds the `js` submodule.
 pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     let m = PyModule::new(py, "js")?;
@@ -37,5 +43,6 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_function(wrap_pyfunction!(runtime::parse_timeout_py, &m)?)?;
     m.add_function(wrap_pyfunction!(_set_stream_factory, &m)?)?;
     m.add_function(wrap_pyfunction!(_set_coroutine_wrapper, &m)?)?;
+    m.add_function(wrap_pyfunction!(_debug_active_runtime_threads, &m)?)?;
     Ok(m)
 }
