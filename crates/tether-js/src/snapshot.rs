@@ -32,7 +32,7 @@ impl Snapshot {
         self.scripts.is_empty()
     }
 
-    /// Adds a script's bytecode (from [`compile_script`]).
+    /// Adds a script's bytecode (compiled by the builder).
     pub fn push(&mut self, name: String, bytecode: Vec<u8>) {
         self.scripts.push((name, bytecode));
     }
