@@ -13,7 +13,11 @@ GIL released; async calls (`eval_async`, `JsFunction.call_async`, `eval_module_a
 asyncio awaitables. Differences from jsrun, on purpose: the engine is QuickJS-NG (no `Intl`,
 `Temporal`, `WebAssembly` or inspector), a sync `JsFunction` call that reaches back into Python
 does not deadlock, the runtime stays usable after a pending-promise timeout, no internals are
-reachable from JS, and Python ints beyond ±2**53 become BigInt.
+reachable from JS, Python ints beyond ±2**53 become BigInt, and a host callback may call back
+into JS (a `JsFunction` it was given, or `rt.eval`) inline.
+
+`InspectorConfig` is accepted but QuickJS has no debugger protocol: `inspector_endpoints()`
+returns None (with a RuntimeWarning when an inspector was configured).
 
 Module-level `eval`, `eval_async`, `bind_function` and `bind_object` use a default runtime kept
 per asyncio Task (or per thread outside asyncio); `close_default_runtime()` closes it.
