@@ -120,7 +120,7 @@ def bench_jsrun_api(js: Any, is_jsrun: bool) -> None:
             "roundtrip",
             asyncio.run(roundtrips(200)) * 1e6,
             "us",
-            "call_async (the sync call deadlocks)",
+            "call_async: the sync call deadlocks",
         )
     else:
         emit("roundtrip", median_per_op(lambda: via(1), 2000) * 1e6, "us", "sync JsFunction call")
@@ -262,7 +262,7 @@ def bench_mini_racer() -> None:
         "obj_1mb_py_to_js_json",
         median_per_op(lambda: mr.call("len", data), 1) * 1e3,
         "ms",
-        "mr.call (json.dumps + JS parse)",
+        "mr.call: json.dumps + JS parse",
     )
     mr.eval(FIB)
     emit("fib25", median_per_op(lambda: mr.eval("fib(25)"), 1) * 1e3, "ms")
