@@ -46,6 +46,9 @@ pub const STATIC_PREFIX: &str = "jsrun://static/";
 pub struct Config {
     /// Heap limit in bytes; reaching it terminates the runtime.
     pub memory_limit: Option<usize>,
+    /// Heap size the garbage collector lets the heap grow to before its first run (jsrun's
+    /// `initial_heap_size`).
+    pub gc_threshold: Option<usize>,
     /// JS stack limit in bytes (deep recursion becomes a RangeError).
     pub max_stack_size: usize,
     /// Default time limit for every evaluation.
@@ -64,6 +67,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             memory_limit: None,
+            gc_threshold: None,
             max_stack_size: 2 * 1024 * 1024,
             timeout: None,
             console: false,
@@ -344,6 +348,9 @@ impl Isolate {
         let rt = rquickjs::Runtime::new().map_err(other)?;
         if let Some(limit) = config.memory_limit {
             rt.set_memory_limit(limit);
+        }
+        if let Some(t) = config.gc_threshold {
+            rt.set_gc_threshold(t);
         }
         rt.set_max_stack_size(config.max_stack_size);
         let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));

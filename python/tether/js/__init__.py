@@ -153,7 +153,7 @@ class RuntimeConfig:
 
     @property
     def initial_heap_size(self) -> int | None:
-        """Accepted for compatibility (QuickJS grows its heap on demand)."""
+        """Heap size before the first garbage collection (needs `max_heap_size`)."""
         return self._initial_heap_size
 
     @initial_heap_size.setter

@@ -540,6 +540,7 @@ impl Runtime {
         };
         let config = Config {
             memory_limit: max_heap_size,
+            gc_threshold: initial_heap_size,
             timeout: timeout.map(Duration::from_secs_f64),
             console: enable_console,
             limits: tether_js::Limits {
