@@ -400,13 +400,12 @@ fn loader_fn(loader: Py<PyAny>, state: Weak<State>) -> tether_js::ModuleLoader {
                     .and_then(|s| s.event_loop(py))
                     .ok_or("No asyncio event loop is available for the async module loader")?;
                 let asyncio = py.import("asyncio").map_err(fail)?;
-                let ensure = asyncio.getattr("ensure_future").map_err(fail)?;
                 // run_coroutine_threadsafe takes coroutines only; wrap other awaitables.
-                let coro = if r.hasattr("send").unwrap_or(false) {
-                    r
-                } else {
-                    let _ = ensure;
-                    r
+                let coro = match COROUTINE.get(py) {
+                    Some(wrap) if !r.hasattr("send").unwrap_or(false) => {
+                        wrap.bind(py).call1((r,)).map_err(fail)?
+                    }
+                    _ => r,
                 };
                 let cf = asyncio
                     .call_method1("run_coroutine_threadsafe", (coro, lp))
