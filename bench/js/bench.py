@@ -156,7 +156,6 @@ def bench_jsrun_api(js: Any, is_jsrun: bool) -> None:
     rt.eval(FIB)
     emit("fib25", median_per_op(lambda: rt.eval("fib(25)"), 1) * 1e3, "ms")
     emit("fib30", median_per_op(lambda: rt.eval("fib(30)"), 1, reps=min(REPS, 5)) * 1e3, "ms")
-    del inc, via, length, parse
     rt.close()
     gc.collect()
 

@@ -106,9 +106,7 @@ def section(path: Path, meta: dict) -> tuple[str, list[benchlib.Check]]:
         if not any(present):
             continue
         n = next((r["n"] for r in present if r and "n" in r), "?")
-        out.append(
-            f"| {label.format(n=n)} | " + " | ".join(fmt(r) for r in present) + " |"
-        )
+        out.append(f"| {label.format(n=n)} | " + " | ".join(fmt(r) for r in present) + " |")
     out += benchlib.phases_lines(meta)
 
     checks: list[benchlib.Check] = []

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import os
@@ -90,10 +91,8 @@ def make_rt(js: ModuleType) -> Iterator[Callable[..., Any]]:
 
     yield make
     for runtime in made:
-        try:
+        with contextlib.suppress(Exception):  # a test may have closed or broken it
             runtime.close()
-        except Exception:
-            pass
 
 
 def run_guarded(fn: Callable[[], Any], seconds: float) -> tuple[bool, Any]:
@@ -128,7 +127,11 @@ def run_script(module: str, body: str, seconds: float) -> tuple[bool, str]:
     code = f"import {module} as js\n" + textwrap.dedent(body)
     try:
         done = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=seconds
+            [sys.executable, "-c", code],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=seconds,
         )
     except subprocess.TimeoutExpired as exc:
         out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""

@@ -225,7 +225,7 @@ def test_register_op_sync(rt: Any) -> None:
 
 
 def test_register_op_ids_count_from_zero(rt: Any) -> None:
-    ids = [rt.register_op(f"op{i}", lambda: i) for i in range(3)]
+    ids = [rt.register_op(f"op{i}", lambda i=i: i) for i in range(3)]
     assert ids == [0, 1, 2]
 
 

@@ -181,7 +181,9 @@ def test_size_limit_default(rt: Any) -> None:
 def test_size_limit_configured(make_rt: Any) -> None:
     rt = make_rt(max_serialization_bytes=1000)
     assert rt.eval("'x'.repeat(100)") == "x" * 100
-    with pytest.raises(RuntimeError, match=r"Size \(\d+ bytes\) exceeded maximum limit of 1000 bytes"):
+    with pytest.raises(
+        RuntimeError, match=r"Size \(\d+ bytes\) exceeded maximum limit of 1000 bytes"
+    ):
         rt.eval("'x'.repeat(5000)")
     with pytest.raises(RuntimeError, match=r"exceeded maximum limit of 1000 bytes"):
         rt.eval("Array.from({length: 500}, (_, i) => 'item' + i)")
@@ -356,9 +358,7 @@ def test_python_depth_limit(make_rt: Any) -> None:
 
 
 def test_python_values_in_js(rt: Any) -> None:
-    fn = rt.eval(
-        "(b, s, d, n) => [b[1], b.length, s.has(2), d.getUTCFullYear(), typeof n, n + 1n]"
-    )
+    fn = rt.eval("(b, s, d, n) => [b[1], b.length, s.has(2), d.getUTCFullYear(), typeof n, n + 1n]")
     got = fn(b"\x05\x06", {2}, dt.datetime(2021, 5, 1, tzinfo=dt.timezone.utc), 2**65)
     assert got == [6, 2, True, 2021, "bigint", 2**65 + 1]
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -58,8 +57,7 @@ hashables = st.one_of(st.booleans(), ints, text)
 scalars = st.one_of(st.none(), st.booleans(), ints, floats, text, st.binary(max_size=64), datetimes)
 values = st.recursive(
     scalars | st.sets(hashables, max_size=5),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(text, children, max_size=5),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(text, children, max_size=5),
     max_leaves=30,
 )
 
@@ -98,8 +96,10 @@ def same(got: Any, want: Any) -> bool:
     if isinstance(want, list):
         return isinstance(got, list) and len(got) == len(want) and all(map(same, got, want))
     if isinstance(want, dict):
-        return isinstance(got, dict) and got.keys() == want.keys() and all(
-            same(got[k], want[k]) for k in want
+        return (
+            isinstance(got, dict)
+            and got.keys() == want.keys()
+            and all(same(got[k], want[k]) for k in want)
         )
     if type(want) is int and type(got) is bool:
         return False
@@ -171,9 +171,12 @@ js_leaf = st.one_of(
 )
 js_values = st.recursive(
     js_leaf,
-    lambda children: st.lists(children, max_size=4).map(lambda xs: "[" + ", ".join(xs) + "]")
-    | st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True), children, max_size=4)
-    .map(lambda d: "({" + ", ".join(f"{k}: {v}" for k, v in d.items()) + "})"),
+    lambda children: (
+        st.lists(children, max_size=4).map(lambda xs: "[" + ", ".join(xs) + "]")
+        | st.dictionaries(
+            st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True), children, max_size=4
+        ).map(lambda d: "({" + ", ".join(f"{k}: {v}" for k, v in d.items()) + "})")
+    ),
     max_leaves=20,
 )
 
@@ -248,10 +251,54 @@ def _has_function(value: Any) -> bool:
 
 tokens = st.sampled_from(
     [
-        "1", "'a'", "x", "(", ")", "[", "]", "{", "}", "+", "-", "*", "/", "=>", ",", ";", ".",
-        "let", "const", "function", "return", "new", "class", "async", "await", "yield", "try",
-        "catch", "throw", "null", "undefined", "this", "typeof", "?", ":", "=", "==", "`", "${",
-        "Symbol()", "Promise", "import", "export", "\\", "'\\ud800'", "10n", "0x", "/re/",
+        "1",
+        "'a'",
+        "x",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        "+",
+        "-",
+        "*",
+        "/",
+        "=>",
+        ",",
+        ";",
+        ".",
+        "let",
+        "const",
+        "function",
+        "return",
+        "new",
+        "class",
+        "async",
+        "await",
+        "yield",
+        "try",
+        "catch",
+        "throw",
+        "null",
+        "undefined",
+        "this",
+        "typeof",
+        "?",
+        ":",
+        "=",
+        "==",
+        "`",
+        "${",
+        "Symbol()",
+        "Promise",
+        "import",
+        "export",
+        "\\",
+        "'\\ud800'",
+        "10n",
+        "0x",
+        "/re/",
     ]
 )
 

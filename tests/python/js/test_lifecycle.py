@@ -46,9 +46,8 @@ def test_context_manager(js: ModuleType) -> None:
 
 
 def test_context_manager_closes_on_error(js: ModuleType) -> None:
-    with pytest.raises(KeyError):
-        with js.Runtime() as rt:
-            raise KeyError("x")
+    with pytest.raises(KeyError), js.Runtime() as rt:
+        raise KeyError("x")
     assert rt.is_closed()
 
 
@@ -93,7 +92,9 @@ async def test_concurrent_terminate_calls(js: ModuleType) -> None:
     rt.close()
 
 
-@pytest.mark.tether_only("jsrun 0.3.0: Runtime is unsendable; terminate() from another thread panics")
+@pytest.mark.tether_only(
+    "jsrun 0.3.0: Runtime is unsendable; terminate() from another thread panics"
+)
 def test_terminate_from_another_thread(js: ModuleType) -> None:
     import threading
     import time
@@ -120,7 +121,9 @@ def test_heap_limit(js: ModuleType, make_rt: Any) -> None:
     rt = make_rt(max_heap_size=16 * 1024 * 1024)
     assert rt.eval("1 + 1") == 2
     with pytest.raises(js.RuntimeTerminated, match="(?i)heap limit"):
-        rt.eval("const keep = []; while (true) { keep.push(new Array(100000).fill(Math.random())) }")
+        rt.eval(
+            "const keep = []; while (true) { keep.push(new Array(100000).fill(Math.random())) }"
+        )
     with pytest.raises(RuntimeError):
         rt.eval("1")
 
@@ -331,13 +334,13 @@ def test_inspector_on_tether(tjs: ModuleType) -> None:
     try:
         rt = tjs.Runtime(config)
     except RuntimeError as exc:
-        assert re.search("inspector", str(exc), re.I)
+        assert re.search("inspector", str(exc), re.IGNORECASE)
         return
     try:
         try:
             endpoints = rt.inspector_endpoints()
         except RuntimeError as exc:
-            assert re.search("inspector", str(exc), re.I)
+            assert re.search("inspector", str(exc), re.IGNORECASE)
         else:
             assert endpoints is None
         assert rt.eval("1 + 1") == 2

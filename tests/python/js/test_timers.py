@@ -22,7 +22,9 @@ def test_timer_globals(rt: Any) -> None:
 
 
 def test_timer_ids_are_numbers(rt: Any) -> None:
-    ids = rt.eval("const a = setTimeout(() => {}, 1000); const b = setTimeout(() => {}, 1000); [a, b]")
+    ids = rt.eval(
+        "const a = setTimeout(() => {}, 1000); const b = setTimeout(() => {}, 1000); [a, b]"
+    )
     assert all(isinstance(i, int) for i in ids)
     assert ids[0] != ids[1]
     rt.eval("clearTimeout(a); clearTimeout(b)")
@@ -130,7 +132,9 @@ async def test_timer_callback_error_does_not_kill_runtime(rt: Any) -> None:
 
 
 async def test_stats_count_timers(rt: Any) -> None:
-    rt.eval("globalThis.t = setTimeout(() => {}, 10000); globalThis.i = setInterval(() => {}, 10000)")
+    rt.eval(
+        "globalThis.t = setTimeout(() => {}, 10000); globalThis.i = setInterval(() => {}, 10000)"
+    )
     stats = rt.get_stats()
     assert stats.active_timers >= 1
     assert stats.active_intervals >= 1
