@@ -136,7 +136,22 @@ def test_resolver_error(rt: Any) -> None:
     rt.set_module_resolver(resolver)
     with pytest.raises(RuntimeError) as info:
         rt.eval_module("x")
-    assert "resolver exploded" in str(info.value) or "failed" in str(info.value)
+    assert "Module resolution failed for x: ValueError: resolver exploded" in str(info.value)
+
+
+def test_resolver_wrong_return_type(rt: Any) -> None:
+    rt.set_module_resolver(lambda spec, ref: 42)
+    with pytest.raises(RuntimeError, match="Module resolver must return a string or None"):
+        rt.eval_module("x")
+
+
+def test_resolved_url_without_loader(rt: Any) -> None:
+    rt.set_module_resolver(lambda spec, ref: "custom://x")
+    with pytest.raises(RuntimeError) as info:
+        rt.eval_module("x")
+    text = str(info.value)
+    assert "Module evaluation failed: Failed to load module 'x'" in text
+    assert "Module loading denied for custom://x. Did you call set_module_loader()?" in text
 
 
 def test_sync_loader(rt: Any) -> None:
