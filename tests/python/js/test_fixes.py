@@ -155,3 +155,21 @@ def _cpu_seconds() -> float:
     with open(f"/proc/{os.getpid()}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.tether_only("jsrun 0.3.0: a bound Python function calling into the runtime aborts")
+def test_host_callback_reenters_runtime(js: ModuleType) -> None:
+    done, out = run_script(
+        js.__name__,
+        """
+        rt = js.Runtime()
+        rt.bind_function("outer", lambda x: rt.eval(f"{x} * 2") + 1)
+        double = rt.eval("(x) => x * 2")
+        rt.bind_function("viaFn", lambda x: double(x) + 1)
+        print("results", rt.eval("outer(20)"), rt.eval("viaFn(20)"), rt.eval("[viaFn(1)]"))
+        rt.close()
+        """,
+        20,
+    )
+    assert done, "re-entering the runtime from a host callback hung"
+    assert "results 41 41 [3]" in out, out
