@@ -253,12 +253,33 @@ def test_bootstrap_runs_first(make_rt: Any) -> None:
 
 
 def test_bootstrap_error(js: ModuleType) -> None:
-    with pytest.raises((RuntimeError, js.JavaScriptError)):
-        rt = js.Runtime(js.RuntimeConfig(bootstrap="throw new Error('boot failed')"))
-        try:
-            rt.eval("1")
-        finally:
-            rt.close()
+    """jsrun 0.3.0 raises JavaScriptError, tether.js RuntimeError; both name the failure."""
+    with pytest.raises((RuntimeError, js.JavaScriptError)) as info:
+        js.Runtime(js.RuntimeConfig(bootstrap="throw new Error('boot failed')")).close()
+    assert "Failed to spawn runtime" in str(info.value)
+    assert "boot failed" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_heap_size": "x"},
+        {"bootstrap": 5},
+        {"enable_console": "yes"},
+        {"inspector": 5},
+        {"snapshot": "not bytes"},
+    ],
+    ids=["heap-str", "bootstrap-int", "console-str", "inspector-int", "snapshot-str"],
+)
+def test_config_type_errors(js: ModuleType, kwargs: dict[str, object]) -> None:
+    with pytest.raises(TypeError):
+        js.RuntimeConfig(**kwargs)
+
+
+@pytest.mark.parametrize("field", ["max_heap_size", "max_serialization_depth"])
+def test_config_negative_sizes(js: ModuleType, field: str) -> None:
+    with pytest.raises((OverflowError, ValueError)):
+        js.RuntimeConfig(**{field: -1})
 
 
 # --- snapshots ---------------------------------------------------------------------------------
