@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """bench/js/bench.py VARIANT: one JS engine from Python, one JSON line per metric on stdout.
 
-VARIANT: tether (tether.js, QuickJS-NG), jsrun (jsrun 0.3.0, V8 via deno_core) or mini-racer
-(mini-racer, V8). Run by run.sh, each variant in its own process. Times are medians of REPS
+VARIANT: tether (tether.js, QuickJS-NG), jsrun (jsrun 0.3.0, V8 via deno_core), mini-racer
+(mini-racer, V8), or tether-unpinned (the per-call metrics of tether.js only, run without
+pinning so the caller and the runtime thread can use different cores). Run by run.sh, each variant in its own process. Times are medians of REPS
 repetitions (each a batch for the sub-millisecond metrics). Knobs: REPS=7 N_RT=100 BIG_N=1000.
 """
 
@@ -87,6 +88,23 @@ def records_py() -> list[dict[str, Any]]:
 
 
 # --- tether.js and jsrun (the same API) ---------------------------------------------------------
+
+
+def bench_latency(js: Any) -> None:
+    """The per-call metrics only (for the unpinned tether run: its caller and its runtime thread
+    on different cores)."""
+    rt = js.Runtime()
+    emit("eval_1p1", median_per_op(lambda: rt.eval("1+1"), 2000) * 1e6, "us")
+    inc = rt.eval("(x) => x + 1")
+    emit("call_js", median_per_op(lambda: inc(1), 2000) * 1e6, "us")
+    rt.bind_function("pyinc", lambda x: x + 1)
+    via = rt.eval("(x) => pyinc(x)")
+    emit("roundtrip", median_per_op(lambda: via(1), 2000) * 1e6, "us", "sync JsFunction call")
+    loop_n = 10000
+    code = f"for (let i = 0; i < {loop_n}; i++) pyinc(i)"
+    emit("js_to_py_loop", median_per_op(lambda: rt.eval(code), 1) / loop_n * 1e6, "us")
+    emit("create_close", median_per_op(lambda: js.Runtime().close(), 200) * 1e3, "ms")
+    rt.close()
 
 
 def bench_jsrun_api(js: Any, is_jsrun: bool) -> None:
@@ -305,6 +323,10 @@ def main() -> None:
         import tether.js
 
         bench_jsrun_api(tether.js, is_jsrun=False)
+    elif VARIANT == "tether-unpinned":
+        import tether.js
+
+        bench_latency(tether.js)
     elif VARIANT == "jsrun":
         import jsrun
 
