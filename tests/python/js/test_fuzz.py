@@ -21,7 +21,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 SETTINGS = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=300,
+    deadline=None,
+    database=None,  # no .hypothesis/ directory in the repo
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 UTC = dt.timezone.utc
