@@ -23,10 +23,30 @@ use crate::snapshot::Snapshot;
 use crate::value::HostValue;
 
 const BOOTSTRAP: &str = include_str!("bootstrap.js");
+const READABLE_STREAM: &str = include_str!("readable_stream.js");
 
 /// The bootstrap script compiled once per process (parsing it costs more than the rest of a
 /// runtime's start).
 static BOOTSTRAP_CODE: std::sync::OnceLock<Result<Vec<u8>, String>> = std::sync::OnceLock::new();
+
+/// The ReadableStream shim, compiled once per process and run on first use.
+static READABLE_STREAM_CODE: std::sync::OnceLock<Result<Vec<u8>, String>> =
+    std::sync::OnceLock::new();
+
+/// `native.readableStream()`: evaluates the shim and returns the class.
+fn readable_stream_class<'js>(ctx: Ctx<'js>) -> rquickjs::Result<Value<'js>> {
+    let code = READABLE_STREAM_CODE
+        .get_or_init(|| {
+            crate::snapshot::compile_script(&ctx, "<tether:readable_stream>", READABLE_STREAM)
+        })
+        .as_ref()
+        .map_err(|e| rquickjs::Exception::throw_internal(&ctx, e))?;
+    let f = crate::snapshot::eval_bytecode(&ctx, code)?;
+    let f = f
+        .into_function()
+        .ok_or_else(|| rquickjs::Exception::throw_internal(&ctx, "bad ReadableStream shim"))?;
+    f.call(())
+}
 
 fn bootstrap_function<'js>(ctx: &Ctx<'js>) -> Result<Function<'js>, JsError> {
     let code = BOOTSTRAP_CODE
@@ -110,7 +130,8 @@ impl Completion {
     }
 }
 
-/// Resolves `(specifier, referrer)` to a URL, or `None` to fall back to the static modules.
+/// Resolves `(specifier, referrer)` to a URL, or `None` to fall back to the static modules; an
+/// error message is shown as it is.
 pub type ModuleResolver = Box<dyn FnMut(&str, &str) -> Result<Option<String>, String> + Send>;
 /// Loads a resolved URL's source; the flag says whether the caller awaits (so the loader may
 /// block on async work).
@@ -430,6 +451,8 @@ impl Isolate {
             .map_err(other)?;
             native.set("print", print).map_err(other)?;
             native.set("consoleEnabled", console).map_err(other)?;
+            let rs = Function::new(ctx.clone(), readable_stream_class).map_err(other)?;
+            native.set("readableStream", rs).map_err(other)?;
             let f = bootstrap_function(&ctx)?;
             let internals: Object = f.call((native,)).map_err(|e| self_catch(&ctx, e))?;
             *core.internals.borrow_mut() = Some(Persistent::save(&ctx, internals));
@@ -1407,7 +1430,7 @@ impl Resolver for ModuleResolverGlue {
                 Ok(Some(url)) if !url.is_empty() => (Some(url), true),
                 Ok(_) => (None, true),
                 Err(msg) => {
-                    let msg = format!("Module resolver failed: {msg}");
+                    // The host's message is final (e.g. "Module resolution failed for x: …").
                     m.last_error = Some(msg.clone());
                     return Err(rquickjs::Exception::throw_type(ctx, &msg));
                 }
@@ -1466,7 +1489,9 @@ impl Loader for ModuleLoaderGlue {
                     let allow_async = m.allow_async;
                     match m.loader.as_mut() {
                         Some(l) => l(name, allow_async),
-                        None => Err(format!("No module loader for {name}")),
+                        None => Err(format!(
+                            "Module loading denied for {name}. Did you call set_module_loader()?"
+                        )),
                     }
                 }
             }

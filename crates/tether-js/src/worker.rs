@@ -2,7 +2,9 @@
 //! timeout at the next timer or promise deadline), so an idle runtime uses no CPU.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{
+    Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel,
+};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -17,6 +19,19 @@ use crate::value::HostValue;
 
 /// Requests queued per runtime before senders block (every queue is bounded).
 const QUEUE: usize = 256;
+/// How long a waiting side polls before it parks (requests and answers usually follow each
+/// other within a few microseconds; an idle runtime parks after this). `TETHER_JS_SPIN_US`
+/// overrides it (0 turns polling off, which suits heavily oversubscribed machines).
+fn spin() -> Duration {
+    static SPIN: OnceLock<Duration> = OnceLock::new();
+    *SPIN.get_or_init(|| {
+        let us = std::env::var("TETHER_JS_SPIN_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30u64);
+        Duration::from_micros(us.min(1000))
+    })
+}
 /// The worker thread's stack (the JS stack limit is set well below it).
 const THREAD_STACK: usize = 8 * 1024 * 1024;
 
@@ -200,6 +215,19 @@ impl Runtime {
                 let _ = tx.send(r);
             }),
         );
+        // Most answers come within microseconds: poll briefly before parking (a futex sleep and
+        // wake-up cost more than the eval itself).
+        let spin_until = Instant::now() + spin();
+        loop {
+            match rx.try_recv() {
+                Ok(r) => return r,
+                Err(TryRecvError::Disconnected) => return Err(JsError::Closed),
+                Err(TryRecvError::Empty) if Instant::now() < spin_until => {
+                    std::hint::spin_loop();
+                }
+                Err(TryRecvError::Empty) => break,
+            }
+        }
         rx.recv().unwrap_or(Err(JsError::Closed))
     }
 
@@ -403,18 +431,39 @@ impl Runtime {
 
 fn run(mut iso: Isolate, rx: Receiver<Msg>, completions: Completions) {
     let mut next: Option<Instant> = None;
+    let mut hot = false;
     loop {
-        let msg = match next {
-            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                Ok(m) => Some(m),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            },
-            None => match rx.recv() {
-                Ok(m) => Some(m),
-                Err(_) => break,
-            },
+        // Right after a request, the next one often follows at once: poll briefly first.
+        let mut polled = None;
+        if hot && !spin().is_zero() {
+            let spin_until = Instant::now() + spin();
+            while Instant::now() < spin_until && next.is_none_or(|at| Instant::now() < at) {
+                match rx.try_recv() {
+                    Ok(m) => {
+                        polled = Some(m);
+                        break;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                    Err(TryRecvError::Empty) => std::hint::spin_loop(),
+                }
+            }
+        }
+        let msg = if let Some(m) = polled {
+            Some(m)
+        } else {
+            match next {
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => break,
+                },
+            }
         };
+        hot = matches!(msg, Some(Msg::Req(..)));
         match msg {
             Some(Msg::Req(req, reply)) => iso.handle(req, reply),
             Some(Msg::Wake) | None => {}

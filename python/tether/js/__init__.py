@@ -54,14 +54,26 @@ _MIB = 1024 * 1024
 def _positive(name: str, value: int | None, default: int) -> int:
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"'{type(value).__name__}' object cannot be interpreted as an integer")
+    if value <= 0:
         raise ValueError(f"{name} must be a positive integer")
     return value
 
 
 def _unsigned(value: int | None) -> int | None:
-    if value is not None and value < 0:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"'{type(value).__name__}' object cannot be interpreted as an integer")
+    if value < 0:
         raise OverflowError("can't convert negative int to unsigned")
+    return value
+
+
+def _typed(name: str, value: Any, kind: type | tuple[type, ...], expected: str) -> Any:
+    if value is not None and not isinstance(value, kind):
+        raise TypeError(f"argument '{name}': '{type(value).__name__}' object is not {expected}")
     return value
 
 
@@ -136,7 +148,12 @@ class RuntimeConfig:
         self.initial_heap_size = initial_heap_size
         self.bootstrap = bootstrap
         self.timeout = timeout  # type: ignore[assignment]
-        self._enable_console = bool(enable_console)
+        if not isinstance(enable_console, bool):
+            raise TypeError(
+                f"argument 'enable_console': '{type(enable_console).__name__}' object cannot be "
+                "converted to 'PyBool'"
+            )
+        self._enable_console = enable_console
         self.inspector = inspector
         self.snapshot = snapshot
         self.max_serialization_depth = max_serialization_depth  # type: ignore[assignment]
@@ -159,6 +176,33 @@ class RuntimeConfig:
     @initial_heap_size.setter
     def initial_heap_size(self, value: int | None) -> None:
         self._initial_heap_size = _unsigned(value)
+
+    @property
+    def bootstrap(self) -> str | None:
+        """A classic script run when the runtime starts."""
+        return self._bootstrap
+
+    @bootstrap.setter
+    def bootstrap(self, value: str | None) -> None:
+        self._bootstrap = _typed("bootstrap", value, str, "a str")
+
+    @property
+    def inspector(self) -> InspectorConfig | None:
+        """Accepted for compatibility (QuickJS has no inspector)."""
+        return self._inspector
+
+    @inspector.setter
+    def inspector(self, value: InspectorConfig | None) -> None:
+        self._inspector = _typed("inspector", value, InspectorConfig, "an InspectorConfig")
+
+    @property
+    def snapshot(self) -> bytes | None:
+        """Bytes from `SnapshotBuilder.build()`, replayed when the runtime starts."""
+        return self._snapshot
+
+    @snapshot.setter
+    def snapshot(self, value: bytes | None) -> None:
+        self._snapshot = _typed("snapshot", value, (bytes, bytearray), "bytes")
 
     @property
     def timeout(self) -> float | None:

@@ -371,18 +371,30 @@ fn is_awaitable(obj: &Bound<'_, PyAny>) -> bool {
 fn resolver_fn(resolver: Py<PyAny>) -> tether_js::ModuleResolver {
     Box::new(move |spec, referrer| {
         Python::try_attach(|py| {
-            let r = resolver
-                .bind(py)
-                .call1((spec, referrer))
-                .map_err(|e| describe(py, &e))?;
+            let r = resolver.bind(py).call1((spec, referrer)).map_err(|e| {
+                format!("Module resolution failed for {spec}: {}", describe(py, &e))
+            })?;
             if r.is_none() {
                 return Ok(None);
             }
-            let s: String = r.extract().map_err(|e| describe(py, &e))?;
+            let s = r.cast::<PyString>().map_err(|_| {
+                format!(
+                    "Module resolver must return a string or None: TypeError: '{}' object cannot be cast as 'str'",
+                    type_name(&r)
+                )
+            })?;
+            let s = super::convert::py_str(s).map_err(|e| describe(py, &e))?;
             Ok(if s.is_empty() { None } else { Some(s) })
         })
         .unwrap_or_else(|| Err("the Python interpreter is shutting down".into()))
     })
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default()
 }
 
 fn loader_fn(loader: Py<PyAny>, state: Weak<State>) -> tether_js::ModuleLoader {
@@ -415,12 +427,13 @@ fn loader_fn(loader: Py<PyAny>, state: Weak<State>) -> tether_js::ModuleLoader {
             } else {
                 r
             };
-            r.extract::<String>().map_err(|_| {
-                format!(
-                    "Failed to call module loader: module loader must return a string, got {}",
-                    r.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-                )
-            })
+            match r.cast::<PyString>() {
+                Ok(s) => super::convert::py_str(s).map_err(|e| describe(py, &e)),
+                Err(_) => Err(format!(
+                    "Module loader must return a string: TypeError: '{}' object cannot be cast as 'str'",
+                    type_name(&r)
+                )),
+            }
         })
         .unwrap_or_else(|| Err("the Python interpreter is shutting down".into()))
     })
