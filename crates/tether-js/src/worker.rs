@@ -20,18 +20,44 @@ use crate::value::HostValue;
 /// Requests queued per runtime before senders block (every queue is bounded).
 const QUEUE: usize = 256;
 /// How long a waiting side polls before it parks (requests and answers usually follow each
-/// other within a few microseconds; an idle runtime parks after this). `TETHER_JS_SPIN_US`
-/// overrides it (0 turns polling off, which suits heavily oversubscribed machines).
+/// other within a few microseconds; an idle runtime parks after this). Off when the process may
+/// use only one CPU (the other side could not run meanwhile); `TETHER_JS_SPIN_US` overrides it
+/// (0 turns polling off).
 fn spin() -> Duration {
     static SPIN: OnceLock<Duration> = OnceLock::new();
     *SPIN.get_or_init(|| {
+        let default = match std::thread::available_parallelism() {
+            Ok(n) if n.get() > 1 => 30,
+            _ => 0,
+        };
         let us = std::env::var("TETHER_JS_SPIN_US")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(30u64);
+            .unwrap_or(default);
         Duration::from_micros(us.min(1000))
     })
 }
+
+/// Polls `f` until it yields or `spin()` passes (reading the clock only every 64 tries).
+fn poll_briefly<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let window = spin();
+    if window.is_zero() {
+        return None;
+    }
+    let until = Instant::now() + window;
+    loop {
+        for _ in 0..64 {
+            if let Some(v) = f() {
+                return Some(v);
+            }
+            std::hint::spin_loop();
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+    }
+}
+
 /// The worker thread's stack (the JS stack limit is set well below it).
 const THREAD_STACK: usize = 8 * 1024 * 1024;
 
@@ -217,18 +243,15 @@ impl Runtime {
         );
         // Most answers come within microseconds: poll briefly before parking (a futex sleep and
         // wake-up cost more than the eval itself).
-        let spin_until = Instant::now() + spin();
-        loop {
-            match rx.try_recv() {
-                Ok(r) => return r,
-                Err(TryRecvError::Disconnected) => return Err(JsError::Closed),
-                Err(TryRecvError::Empty) if Instant::now() < spin_until => {
-                    std::hint::spin_loop();
-                }
-                Err(TryRecvError::Empty) => break,
-            }
+        let polled = poll_briefly(|| match rx.try_recv() {
+            Ok(r) => Some(r),
+            Err(TryRecvError::Disconnected) => Some(Err(JsError::Closed)),
+            Err(TryRecvError::Empty) => None,
+        });
+        match polled {
+            Some(r) => r,
+            None => rx.recv().unwrap_or(Err(JsError::Closed)),
         }
-        rx.recv().unwrap_or(Err(JsError::Closed))
     }
 
     fn value(&self, req: Request) -> Result<HostValue, JsError> {
@@ -434,19 +457,21 @@ fn run(mut iso: Isolate, rx: Receiver<Msg>, completions: Completions) {
     let mut hot = false;
     loop {
         // Right after a request, the next one often follows at once: poll briefly first.
-        let mut polled = None;
-        if hot && !spin().is_zero() {
-            let spin_until = Instant::now() + spin();
-            while Instant::now() < spin_until && next.is_none_or(|at| Instant::now() < at) {
-                match rx.try_recv() {
-                    Ok(m) => {
-                        polled = Some(m);
-                        break;
-                    }
-                    Err(TryRecvError::Disconnected) => break,
-                    Err(TryRecvError::Empty) => std::hint::spin_loop(),
+        let mut disconnected = false;
+        let polled = if hot && next.is_none_or(|at| at > Instant::now() + spin()) {
+            poll_briefly(|| match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(TryRecvError::Disconnected) => {
+                    disconnected = true;
+                    Some(Msg::Wake)
                 }
-            }
+                Err(TryRecvError::Empty) => None,
+            })
+        } else {
+            None
+        };
+        if disconnected {
+            break;
         }
         let msg = if let Some(m) = polled {
             Some(m)

@@ -85,6 +85,53 @@ impl Done {
     }
 }
 
+/// Keeps a Python thread state for a runtime thread from its first callback until the thread
+/// exits, so each callback only takes the GIL (creating and destroying a thread state per call
+/// costs more than the call).
+struct KeptThreadState {
+    tstate: *mut pyo3::ffi::PyThreadState,
+    gstate: pyo3::ffi::PyGILState_STATE,
+}
+
+impl Drop for KeptThreadState {
+    fn drop(&mut self) {
+        // Skip the cleanup while the interpreter is finalizing (try_attach says so).
+        if Python::try_attach(|_| ()).is_some() {
+            // SAFETY: the pair saved below, restored once, on the thread that saved it.
+            unsafe {
+                pyo3::ffi::PyEval_RestoreThread(self.tstate);
+                pyo3::ffi::PyGILState_Release(self.gstate);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static KEPT: std::cell::RefCell<Option<KeptThreadState>> = const { std::cell::RefCell::new(None) };
+}
+
+/// `Python::try_attach` for code running on a runtime thread.
+fn attach_worker<F, R>(f: F) -> Option<R>
+where
+    F: for<'py> FnOnce(Python<'py>) -> R,
+{
+    if std::thread::current().name() == Some("tether-js") {
+        KEPT.with(|k| {
+            let mut k = k.borrow_mut();
+            if k.is_none() && Python::try_attach(|_| ()).is_some() {
+                // SAFETY: runtime threads never hold the GIL between callbacks, so Ensure takes
+                // it and SaveThread gives it back, leaving a thread state for later attaches.
+                unsafe {
+                    let gstate = pyo3::ffi::PyGILState_Ensure();
+                    let tstate = pyo3::ffi::PyEval_SaveThread();
+                    *k = Some(KeptThreadState { tstate, gstate });
+                }
+            }
+        });
+    }
+    Python::try_attach(f)
+}
+
 /// Parses a timeout (seconds as int/float, or a timedelta) with jsrun's messages.
 pub(crate) fn parse_timeout(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
     let Some(obj) = obj.filter(|o| !o.is_none()) else {
@@ -153,7 +200,7 @@ pub(crate) fn future_reply(
     let lp = lp.clone().unbind();
     let fut = fut.clone().unbind();
     Box::new(move |r| {
-        Python::try_attach(|py| {
+        attach_worker(|py| {
             let (ok, value): (bool, Py<PyAny>) = match r {
                 Ok(Response::Value(v)) => match to_py(py, v, &state) {
                     Ok(o) => (true, o),
@@ -292,7 +339,7 @@ pub(crate) fn make_op(state: &Arc<State>, handler: Py<PyAny>, is_async: bool) ->
     let weak = Arc::downgrade(state);
     if !is_async {
         return Op::Sync(Arc::new(move |args| {
-            Python::try_attach(|py| -> Result<HostValue, String> {
+            attach_worker(|py| -> Result<HostValue, String> {
                 let state = weak.upgrade().ok_or("Runtime has been closed")?;
                 let mut py_args = Vec::with_capacity(args.len());
                 for a in args {
@@ -314,7 +361,7 @@ pub(crate) fn make_op(state: &Arc<State>, handler: Py<PyAny>, is_async: bool) ->
             completion: Mutex::new(Some(done)),
             state: weak.clone(),
         };
-        Python::try_attach(|py| {
+        attach_worker(|py| {
             let r = (|| -> Result<(), String> {
                 let state = weak.upgrade().ok_or("Runtime has been closed")?;
                 let lp = state.event_loop(py).ok_or(
@@ -370,7 +417,7 @@ fn is_awaitable(obj: &Bound<'_, PyAny>) -> bool {
 
 fn resolver_fn(resolver: Py<PyAny>) -> tether_js::ModuleResolver {
     Box::new(move |spec, referrer| {
-        Python::try_attach(|py| {
+        attach_worker(|py| {
             let r = resolver.bind(py).call1((spec, referrer)).map_err(|e| {
                 format!("Module resolution failed for {spec}: {}", describe(py, &e))
             })?;
@@ -399,7 +446,7 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 
 fn loader_fn(loader: Py<PyAny>, state: Weak<State>) -> tether_js::ModuleLoader {
     Box::new(move |spec, allow_async| {
-        Python::try_attach(|py| {
+        attach_worker(|py| {
             let fail = |e: PyErr| format!("Failed to call module loader: {}", describe(py, &e));
             let r = loader.bind(py).call1((spec,)).map_err(fail)?;
             let r = if is_awaitable(&r) {
