@@ -90,3 +90,6 @@ class Snapshot:
     def __len__(self) -> int: ...
 
 def encode_frame(event: str, data: object = None, omit_data: bool = False) -> str: ...
+
+# The JavaScript runtime (`tether.js`); its stubs live next to the Python package.
+from .js import _native_js as js  # noqa: F401

@@ -1,5 +1,6 @@
 //! JS values to [`HostValue`] and back, with jsrun's limits and error messages.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use rquickjs::function::{Args, This};
@@ -92,7 +93,7 @@ impl Default for Limits {
 pub(crate) struct ToHost<'a, 'js> {
     pub ctx: &'a Ctx<'js>,
     pub helpers: &'a Helpers<'js>,
-    pub handles: &'a mut Handles,
+    pub handles: &'a RefCell<Handles>,
     pub limits: Limits,
     bytes: usize,
     path: Vec<usize>,
@@ -102,11 +103,26 @@ fn js_err(e: rquickjs::Error) -> JsError {
     JsError::Other(e.to_string())
 }
 
+/// Like `js_err`, but takes the pending JS exception's message when there is one.
+fn caught(ctx: &Ctx<'_>, e: rquickjs::Error) -> JsError {
+    if let rquickjs::Error::Exception = e {
+        let ex = ctx.catch();
+        let msg = ex
+            .as_object()
+            .and_then(|o| o.get::<_, rquickjs::Coerced<String>>("message").ok())
+            .map(|c| c.0)
+            .or_else(|| ex.get::<rquickjs::Coerced<String>>().ok().map(|c| c.0))
+            .unwrap_or_else(|| "exception".into());
+        return JsError::Conversion(msg);
+    }
+    js_err(e)
+}
+
 impl<'a, 'js> ToHost<'a, 'js> {
     pub fn new(
         ctx: &'a Ctx<'js>,
         helpers: &'a Helpers<'js>,
-        handles: &'a mut Handles,
+        handles: &'a RefCell<Handles>,
         limits: Limits,
     ) -> Self {
         ToHost {
@@ -157,9 +173,12 @@ impl<'a, 'js> ToHost<'a, 'js> {
         let out = match s.to_string() {
             Ok(s) => s,
             Err(_) => {
-                let fixed: rquickjs::String =
-                    self.helpers.well_formed.call((s,)).map_err(js_err)?;
-                fixed.to_string().map_err(js_err)?
+                let fixed: rquickjs::String = self
+                    .helpers
+                    .well_formed
+                    .call((s,))
+                    .map_err(|e| caught(self.ctx, e))?;
+                fixed.to_string().map_err(|e| caught(self.ctx, e))?
             }
         };
         self.add_bytes(out.len())?;
@@ -181,12 +200,16 @@ impl<'a, 'js> ToHost<'a, 'js> {
             },
             Type::Symbol => Err(JsError::Conversion("Cannot serialize V8 symbol".into())),
             Type::BigInt => {
-                let s: String = self.helpers.big_to_string.call((v,)).map_err(js_err)?;
+                let s: String = self
+                    .helpers
+                    .big_to_string
+                    .call((v,))
+                    .map_err(|e| caught(self.ctx, e))?;
                 self.add_bytes(s.len())?;
                 Ok(HostValue::BigInt(s))
             }
             Type::Function | Type::Constructor => {
-                let id = self.handles.insert(self.ctx, v, this.cloned());
+                let id = self.handles.borrow_mut().insert(self.ctx, v, this.cloned());
                 Ok(HostValue::Function(id))
             }
             Type::Array => {
@@ -196,7 +219,7 @@ impl<'a, 'js> ToHost<'a, 'js> {
                     .ok_or_else(|| JsError::Other("not an array".into()))?;
                 let mut out = Vec::with_capacity(arr.len());
                 for i in 0..arr.len() {
-                    let item: Value = arr.get(i).map_err(js_err)?;
+                    let item: Value = arr.get(i).map_err(|e| caught(self.ctx, e))?;
                     out.push(self.value(item, Some(arr.as_value()))?);
                 }
                 self.path.pop();
@@ -208,10 +231,18 @@ impl<'a, 'js> ToHost<'a, 'js> {
     }
 
     fn object(&mut self, v: Value<'js>) -> Result<HostValue, JsError> {
-        let kind: i32 = self.helpers.kind.call((v.clone(),)).map_err(js_err)?;
+        let kind: i32 = self
+            .helpers
+            .kind
+            .call((v.clone(),))
+            .map_err(|e| caught(self.ctx, e))?;
         match kind {
             1 => {
-                let ms: f64 = self.helpers.time.call((v,)).map_err(js_err)?;
+                let ms: f64 = self
+                    .helpers
+                    .time
+                    .call((v,))
+                    .map_err(|e| caught(self.ctx, e))?;
                 if !ms.is_finite() {
                     return Err(JsError::Conversion("Date value out of range".into()));
                 }
@@ -220,10 +251,14 @@ impl<'a, 'js> ToHost<'a, 'js> {
             }
             2 => {
                 self.enter(&v)?;
-                let items: Array = self.helpers.set_items.call((v,)).map_err(js_err)?;
+                let items: Array = self
+                    .helpers
+                    .set_items
+                    .call((v,))
+                    .map_err(|e| caught(self.ctx, e))?;
                 let mut out = Vec::with_capacity(items.len());
                 for i in 0..items.len() {
-                    let item: Value = items.get(i).map_err(js_err)?;
+                    let item: Value = items.get(i).map_err(|e| caught(self.ctx, e))?;
                     out.push(self.value(item, None)?);
                 }
                 self.path.pop();
@@ -231,11 +266,14 @@ impl<'a, 'js> ToHost<'a, 'js> {
             }
             3 | 4 => {
                 let v = if kind == 4 {
-                    self.helpers.u8_from_buffer.call((v,)).map_err(js_err)?
+                    self.helpers
+                        .u8_from_buffer
+                        .call((v,))
+                        .map_err(|e| caught(self.ctx, e))?
                 } else {
                     v
                 };
-                let ta = TypedArray::<u8>::from_value(v).map_err(js_err)?;
+                let ta = TypedArray::<u8>::from_value(v).map_err(|e| caught(self.ctx, e))?;
                 let bytes = match ta.as_raw() {
                     // SAFETY: the view is alive (we hold `ta`) and nothing runs JS while we copy.
                     Some(p) => unsafe { p.as_ref() }.to_vec(),
@@ -245,11 +283,15 @@ impl<'a, 'js> ToHost<'a, 'js> {
                 Ok(HostValue::Bytes(bytes))
             }
             6 => {
-                let parts: Array = self.helpers.stream_reader.call((v,)).map_err(js_err)?;
-                let read: Value = parts.get(0).map_err(js_err)?;
-                let cancel: Value = parts.get(1).map_err(js_err)?;
-                let read = self.handles.insert(self.ctx, read, None);
-                let cancel = self.handles.insert(self.ctx, cancel, None);
+                let parts: Array = self
+                    .helpers
+                    .stream_reader
+                    .call((v,))
+                    .map_err(|e| caught(self.ctx, e))?;
+                let read: Value = parts.get(0).map_err(|e| caught(self.ctx, e))?;
+                let cancel: Value = parts.get(1).map_err(|e| caught(self.ctx, e))?;
+                let read = self.handles.borrow_mut().insert(self.ctx, read, None);
+                let cancel = self.handles.borrow_mut().insert(self.ctx, cancel, None);
                 Ok(HostValue::Stream { read, cancel })
             }
             _ => {
@@ -259,10 +301,12 @@ impl<'a, 'js> ToHost<'a, 'js> {
                     .cloned()
                     .ok_or_else(|| JsError::Other("not an object".into()))?;
                 let mut out = Vec::new();
-                for key in obj.keys::<String>() {
-                    let key = key.map_err(js_err)?;
-                    self.add_bytes(key.len())?;
-                    let item: Value = obj.get(key.as_str()).map_err(js_err)?;
+                for atom in obj.keys::<rquickjs::Atom>() {
+                    let atom = atom.map_err(|e| caught(self.ctx, e))?;
+                    // Through a JS string: keys may hold NUL or lone surrogates.
+                    let js_key = atom.to_js_string().map_err(|e| caught(self.ctx, e))?;
+                    let key = self.string(js_key)?;
+                    let item: Value = obj.get(atom).map_err(|e| caught(self.ctx, e))?;
                     let item = self.value(item, Some(&v))?;
                     out.push((key, item));
                 }
@@ -280,7 +324,7 @@ where
 {
     pub ctx: &'a Ctx<'js>,
     pub helpers: &'a Helpers<'js>,
-    pub handles: &'a Handles,
+    pub handles: &'a RefCell<Handles>,
     pub make_host_fn: F,
 }
 
@@ -309,7 +353,12 @@ where
             HostValue::Object(props) => {
                 let obj = Object::new(ctx)?;
                 for (k, item) in props {
-                    obj.set(k.as_str(), self.convert(item)?)?;
+                    // Define, not assign: a `__proto__` key must stay an own property.
+                    let prop = rquickjs::object::Property::from(self.convert(item)?)
+                        .writable()
+                        .enumerable()
+                        .configurable();
+                    obj.prop(k.as_str(), prop)?;
                 }
                 obj.into_value()
             }
@@ -321,19 +370,23 @@ where
                 self.helpers.set.call((arr,))?
             }
             HostValue::Date(ms) => self.helpers.date.call((*ms,))?,
-            HostValue::Function(id) => match self.handles.map.get(id) {
-                Some(h) => h.value.clone().restore(&ctx)?,
-                None => {
-                    return Err(rquickjs::Exception::throw_type(
-                        &ctx,
-                        "Function has been closed",
-                    ));
+            HostValue::Function(id) => {
+                match self.handles.borrow().map.get(id).map(|h| h.value.clone()) {
+                    Some(h) => h.restore(&ctx)?,
+                    None => {
+                        return Err(rquickjs::Exception::throw_type(
+                            &ctx,
+                            "Function has been closed",
+                        ));
+                    }
                 }
-            },
-            HostValue::Stream { read, .. } => match self.handles.map.get(read) {
-                Some(h) => h.value.clone().restore(&ctx)?,
-                None => Value::new_undefined(ctx),
-            },
+            }
+            HostValue::Stream { read, .. } => {
+                match self.handles.borrow().map.get(read).map(|h| h.value.clone()) {
+                    Some(h) => h.restore(&ctx)?,
+                    None => Value::new_undefined(ctx),
+                }
+            }
             HostValue::HostFunction { op, name } => {
                 (self.make_host_fn)(&ctx, *op, name)?.into_value()
             }

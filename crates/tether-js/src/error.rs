@@ -44,11 +44,12 @@ pub enum JsError {
     /// JS threw.
     #[error("{}", .0.summary())]
     Exception(Exception),
-    /// Synchronous code ran past its time limit; the runtime stays usable.
-    #[error("{kind} evaluation timed out after {ms}ms")]
+    /// Code ran past its time limit (or a module/function promise stayed pending); the runtime
+    /// stays usable.
+    #[error("{what} timed out after {ms}ms")]
     Timeout {
-        /// "Sync" or "Async".
-        kind: &'static str,
+        /// What timed out: "Sync evaluation", "Async evaluation", "Module evaluation", …
+        what: &'static str,
         /// The limit.
         ms: u64,
     },

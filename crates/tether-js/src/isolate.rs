@@ -23,6 +23,40 @@ use crate::snapshot::Snapshot;
 use crate::value::HostValue;
 
 const BOOTSTRAP: &str = include_str!("bootstrap.js");
+const READABLE_STREAM: &str = include_str!("readable_stream.js");
+
+/// The bootstrap script compiled once per process (parsing it costs more than the rest of a
+/// runtime's start).
+static BOOTSTRAP_CODE: std::sync::OnceLock<Result<Vec<u8>, String>> = std::sync::OnceLock::new();
+
+/// The ReadableStream shim, compiled once per process and run on first use.
+static READABLE_STREAM_CODE: std::sync::OnceLock<Result<Vec<u8>, String>> =
+    std::sync::OnceLock::new();
+
+/// `native.readableStream()`: evaluates the shim and returns the class.
+fn readable_stream_class<'js>(ctx: Ctx<'js>) -> rquickjs::Result<Value<'js>> {
+    let code = READABLE_STREAM_CODE
+        .get_or_init(|| {
+            crate::snapshot::compile_script(&ctx, "<tether:readable_stream>", READABLE_STREAM)
+        })
+        .as_ref()
+        .map_err(|e| rquickjs::Exception::throw_internal(&ctx, e))?;
+    let f = crate::snapshot::eval_bytecode(&ctx, code)?;
+    let f = f
+        .into_function()
+        .ok_or_else(|| rquickjs::Exception::throw_internal(&ctx, "bad ReadableStream shim"))?;
+    f.call(())
+}
+
+fn bootstrap_function<'js>(ctx: &Ctx<'js>) -> Result<Function<'js>, JsError> {
+    let code = BOOTSTRAP_CODE
+        .get_or_init(|| crate::snapshot::compile_script(ctx, "<tether:bootstrap>", BOOTSTRAP))
+        .as_ref()
+        .map_err(|e| JsError::Other(format!("bootstrap does not compile: {e}")))?;
+    let v = crate::snapshot::eval_bytecode(ctx, code).map_err(|e| self_catch(ctx, e))?;
+    v.into_function()
+        .ok_or_else(|| JsError::Other("bootstrap did not return a function".into()))
+}
 
 /// The URL prefix of modules added with `add_static_module`.
 pub const STATIC_PREFIX: &str = "jsrun://static/";
@@ -32,6 +66,9 @@ pub const STATIC_PREFIX: &str = "jsrun://static/";
 pub struct Config {
     /// Heap limit in bytes; reaching it terminates the runtime.
     pub memory_limit: Option<usize>,
+    /// Heap size the garbage collector lets the heap grow to before its first run (jsrun's
+    /// `initial_heap_size`).
+    pub gc_threshold: Option<usize>,
     /// JS stack limit in bytes (deep recursion becomes a RangeError).
     pub max_stack_size: usize,
     /// Default time limit for every evaluation.
@@ -50,7 +87,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             memory_limit: None,
-            max_stack_size: 512 * 1024,
+            gc_threshold: None,
+            max_stack_size: 2 * 1024 * 1024,
             timeout: None,
             console: false,
             limits: Limits::default(),
@@ -92,7 +130,8 @@ impl Completion {
     }
 }
 
-/// Resolves `(specifier, referrer)` to a URL, or `None` to fall back to the static modules.
+/// Resolves `(specifier, referrer)` to a URL, or `None` to fall back to the static modules; an
+/// error message is shown as it is.
 pub type ModuleResolver = Box<dyn FnMut(&str, &str) -> Result<Option<String>, String> + Send>;
 /// Loads a resolved URL's source; the flag says whether the caller awaits (so the loader may
 /// block on async work).
@@ -257,6 +296,10 @@ enum Outcome {
 
 struct Waiter {
     promise: Persistent<Value<'static>>,
+    /// Label for a CPU timeout while waiting, and for a pending timeout (`None`: the eval
+    /// wording "Evaluation timed out after …ms (promise still pending)").
+    cpu_label: &'static str,
+    pending_label: Option<&'static str>,
     deadline: Option<Instant>,
     ms: u64,
     module: Option<String>,
@@ -280,10 +323,13 @@ enum Stop {
     Terminate,
 }
 
+/// The resolve and reject functions of an async op's promise.
+type Settlers = (Persistent<Function<'static>>, Persistent<Function<'static>>);
+
 /// State shared with the native functions living inside the JS heap.
 struct Core {
     ops: RefCell<HashMap<u32, (String, Op)>>,
-    pending: RefCell<HashMap<u64, (Persistent<Function<'static>>, Persistent<Function<'static>>)>>,
+    pending: RefCell<HashMap<u64, Settlers>>,
     next_call: Cell<u64>,
     sink: CompletionSink,
     timers: RefCell<BinaryHeap<Reverse<(Instant, u64, u64)>>>,
@@ -323,6 +369,9 @@ impl Isolate {
         let rt = rquickjs::Runtime::new().map_err(other)?;
         if let Some(limit) = config.memory_limit {
             rt.set_memory_limit(limit);
+        }
+        if let Some(t) = config.gc_threshold {
+            rt.set_gc_threshold(t);
         }
         rt.set_max_stack_size(config.max_stack_size);
         let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
@@ -402,10 +451,9 @@ impl Isolate {
             .map_err(other)?;
             native.set("print", print).map_err(other)?;
             native.set("consoleEnabled", console).map_err(other)?;
-            let mut opts = EvalOptions::default();
-            opts.strict = false;
-            opts.filename = Some("<tether:bootstrap>".into());
-            let f: Function = ctx.eval_with_options(BOOTSTRAP, opts).map_err(other)?;
+            let rs = Function::new(ctx.clone(), readable_stream_class).map_err(other)?;
+            native.set("readableStream", rs).map_err(other)?;
+            let f = bootstrap_function(&ctx)?;
             let internals: Object = f.call((native,)).map_err(|e| self_catch(&ctx, e))?;
             *core.internals.borrow_mut() = Some(Persistent::save(&ctx, internals));
             for (name, is_async) in [("__host_op_sync__", false), ("__host_op_async__", true)] {
@@ -427,8 +475,14 @@ impl Isolate {
                 .map_err(|e| JsError::Other(format!("snapshot replay failed: {e}")))?;
         }
         if let Some(src) = self.config.bootstrap.clone() {
-            self.eval_now(&src, "<bootstrap>", self.config.timeout, "Sync", Await::No)
-                .map_err(|e| JsError::Other(format!("bootstrap failed: {e}")))?;
+            self.eval_now(
+                &src,
+                "<bootstrap>",
+                self.config.timeout,
+                "Sync evaluation",
+                Await::No,
+            )
+            .map_err(|e| JsError::Other(format!("bootstrap failed: {e}")))?;
         }
         Ok(())
     }
@@ -473,9 +527,13 @@ impl Isolate {
                 wait,
             } => {
                 let timeout = timeout.or(self.config.timeout);
-                let kind_s = if wait == Await::No { "Sync" } else { "Async" };
-                let r = self.eval_now(&code, "<eval>", timeout, kind_s, wait);
-                self.finish(r, timeout, wait, None, reply);
+                let cpu = if wait == Await::No {
+                    "Sync evaluation"
+                } else {
+                    "Async evaluation"
+                };
+                let r = self.eval_now(&code, "<eval>", timeout, cpu, wait);
+                self.finish(r, timeout, wait, None, (cpu, None), reply);
             }
             Request::EvalModule {
                 specifier,
@@ -485,8 +543,14 @@ impl Isolate {
                 let timeout = timeout.or(self.config.timeout);
                 self.core.modules.borrow_mut().allow_async = is_async;
                 self.core.modules.borrow_mut().last_error = None;
-                let r = self.import_now(&specifier, timeout);
-                self.finish(r, timeout, Await::Yes, Some(specifier), reply);
+                let cpu = if is_async {
+                    "Async module evaluation"
+                } else {
+                    "Sync module evaluation"
+                };
+                let r = self.import_now(&specifier, timeout, cpu);
+                let labels = (cpu, Some("Module evaluation"));
+                self.finish(r, timeout, Await::Yes, Some(specifier), labels, reply);
             }
             Request::Call {
                 func,
@@ -496,7 +560,8 @@ impl Isolate {
             } => {
                 let timeout = timeout.or(self.config.timeout);
                 let r = self.call_now(func, &args, timeout, wait);
-                self.finish(r, timeout, wait, None, reply);
+                let labels = ("Function call", Some("Function call"));
+                self.finish(r, timeout, wait, None, labels, reply);
             }
             Request::AwaitHandle { handle, timeout } => {
                 let timeout = timeout.or(self.config.timeout);
@@ -507,6 +572,7 @@ impl Isolate {
                         timeout,
                         Await::Yes,
                         None,
+                        ("Function call", Some("Function call")),
                         reply,
                     ),
                     None => reply(Err(JsError::Other("Unknown promise handle".into()))),
@@ -554,7 +620,7 @@ impl Isolate {
                     Err(msg) => reply(Err(JsError::Other(msg))),
                     Ok(code) => {
                         let timeout = self.config.timeout;
-                        match self.eval_now(&source, &name, timeout, "Sync", Await::No) {
+                        match self.eval_now(&source, &name, timeout, "Sync evaluation", Await::No) {
                             Ok(_) => reply(Ok(Response::Bytecode(code))),
                             Err(e) => reply(Err(e)),
                         }
@@ -686,7 +752,7 @@ impl Isolate {
                 {
                     let w = self.waiters.remove(i);
                     (w.reply)(Err(JsError::Timeout {
-                        kind: "Async",
+                        what: w.cpu_label,
                         ms: w.ms,
                     }));
                 }
@@ -755,7 +821,11 @@ impl Isolate {
                 }
                 None if w.deadline.is_some_and(|d| d <= now) => {
                     let w = self.waiters.remove(i);
-                    (w.reply)(Err(JsError::PendingTimeout { ms: w.ms }));
+                    let err = match w.pending_label {
+                        None => JsError::PendingTimeout { ms: w.ms },
+                        Some(what) => JsError::Timeout { what, ms: w.ms },
+                    };
+                    (w.reply)(Err(err));
                 }
                 None => i += 1,
             }
@@ -787,7 +857,7 @@ impl Isolate {
         &mut self,
         stop: Stop,
         timeout: Option<Duration>,
-        kind: &'static str,
+        what: &'static str,
     ) -> Option<JsError> {
         match stop {
             Stop::None => None,
@@ -796,7 +866,7 @@ impl Isolate {
                 Some(JsError::Terminated("Terminated by host request".into()))
             }
             Stop::Deadline => Some(JsError::Timeout {
-                kind,
+                what,
                 ms: timeout.map_or(0, |t| t.as_millis() as u64),
             }),
         }
@@ -848,13 +918,14 @@ impl Isolate {
         &mut self,
         specifier: &str,
         timeout: Option<Duration>,
+        cpu: &'static str,
     ) -> Result<Outcome, JsError> {
         let heap_limited = self.config.memory_limit.is_some();
         let (r, stop) = self.with_deadline(timeout, |ctx| match Module::import(ctx, specifier) {
             Ok(p) => Ok(Outcome::Promise(Persistent::save(ctx, p.into_value()))),
             Err(e) => Err(self_catch_heap(ctx, e, heap_limited)),
         });
-        if let Some(e) = self.interrupted(stop, timeout, "Async") {
+        if let Some(e) = self.interrupted(stop, timeout, cpu) {
             return Err(e);
         }
         let r = self.fatal_from(r);
@@ -903,12 +974,7 @@ impl Isolate {
                 Err(e) => Err(self_catch_heap(ctx, e, heap_limited)),
             }
         });
-        let kind = if wait == Await::IfSettled {
-            "Sync"
-        } else {
-            "Async"
-        };
-        if let Some(e) = self.interrupted(stop, timeout, kind) {
+        if let Some(e) = self.interrupted(stop, timeout, "Function call") {
             return Err(e);
         }
         self.fatal_from(r)
@@ -922,6 +988,7 @@ impl Isolate {
         timeout: Option<Duration>,
         wait: Await,
         module: Option<String>,
+        (cpu_label, pending_label): (&'static str, Option<&'static str>),
         reply: Reply,
     ) {
         let p = match r {
@@ -953,6 +1020,8 @@ impl Isolate {
             promise: p,
             deadline: timeout.map(|t| Instant::now() + t),
             ms: timeout.map_or(0, |t| t.as_millis() as u64),
+            cpu_label,
+            pending_label,
             module,
             reply,
         });
@@ -1015,8 +1084,7 @@ fn convert_out<'js>(
     limits: Limits,
 ) -> Result<HostValue, JsError> {
     let h = helpers(core, ctx)?;
-    let mut handles = core.handles.borrow_mut();
-    let r = ToHost::new(ctx, &h, &mut handles, limits).convert(v);
+    let r = ToHost::new(ctx, &h, &core.handles, limits).convert(v);
     if r.is_err() && ctx.has_exception() {
         let _ = ctx.catch();
     }
@@ -1026,11 +1094,11 @@ fn convert_out<'js>(
 fn host_to_js<'js>(core: &Rc<Core>, ctx: &Ctx<'js>, v: &HostValue) -> rquickjs::Result<Value<'js>> {
     let int = internals(core, ctx).ok_or(rquickjs::Error::Unknown)?;
     let h = Helpers::from_object(&int)?;
-    let handles = core.handles.borrow();
+    let handles = &core.handles;
     let mut conv = FromHost {
         ctx,
         helpers: &h,
-        handles: &handles,
+        handles,
         make_host_fn: |ctx: &Ctx<'js>, op: u32, name: &str| {
             let f = bound_op_fn(ctx, core.clone(), op)?;
             let _ = f.set_name(name);
@@ -1095,21 +1163,19 @@ fn call_op<'js>(
     {
         let h =
             helpers(core, ctx).map_err(|e| rquickjs::Exception::throw_type(ctx, &e.to_string()))?;
-        let mut handles = core.handles.borrow_mut();
-        let mut conv = ToHost::new(ctx, &h, &mut handles, core.limits);
+        let mut conv = ToHost::new(ctx, &h, &core.handles, core.limits);
         for a in args {
             match conv.convert(a) {
                 Ok(v) => host_args.push(v),
                 Err(e) => {
                     drop(conv);
-                    drop(handles);
                     return Err(rquickjs::Exception::throw_type(ctx, &e.to_string()));
                 }
             }
         }
     }
     match (op, mode) {
-        (Op::Sync(f), None | Some(false)) => match f(host_args) {
+        (Op::Sync(f), None | Some(false)) => match reentrant_scope(core, ctx, || f(host_args)) {
             Ok(v) => host_to_js(core, ctx, &v),
             Err(msg) => Err(rquickjs::Exception::throw_type(ctx, &msg)),
         },
@@ -1119,7 +1185,7 @@ fn call_op<'js>(
         )),
         (Op::Sync(f), Some(true)) => {
             let (promise, resolve, reject) = ctx.promise()?;
-            match f(host_args) {
+            match reentrant_scope(core, ctx, || f(host_args)) {
                 Ok(v) => {
                     let v = host_to_js(core, ctx, &v)?;
                     resolve.call::<_, Value>((v,))?;
@@ -1141,16 +1207,116 @@ fn call_op<'js>(
                     Persistent::save(ctx, reject),
                 ),
             );
-            f(
-                host_args,
-                Completion {
-                    call,
-                    sink: core.sink.clone(),
-                },
-            );
+            let sink = core.sink.clone();
+            reentrant_scope(core, ctx, || f(host_args, Completion { call, sink }));
             Ok(promise.into_value())
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Re-entry: a host op that calls back into its own runtime (a Python callback calling a JS
+// function it was given) runs inline on the runtime's thread instead of queueing a request the
+// busy thread would never read.
+
+thread_local! {
+    static REENTRY: RefCell<Vec<(Rc<Core>, std::ptr::NonNull<rquickjs::qjs::JSContext>)>> =
+        const { RefCell::new(Vec::new()) };
+}
+
+/// Runs a host op with its runtime registered for re-entry.
+fn reentrant_scope<R>(core: &Rc<Core>, ctx: &Ctx<'_>, f: impl FnOnce() -> R) -> R {
+    struct Pop;
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            REENTRY.with(|r| r.borrow_mut().pop());
+        }
+    }
+    REENTRY.with(|r| r.borrow_mut().push((core.clone(), ctx.as_raw())));
+    let _pop = Pop;
+    f()
+}
+
+/// Runs a request from inside a host op on the runtime's own thread: calls and evals run
+/// inline (a pending promise cannot be waited for there); `None` outside any host op.
+pub(crate) fn reentrant(req: Request) -> Option<Result<Response, JsError>> {
+    let (core, raw) = REENTRY.with(|r| r.borrow().last().map(|(c, p)| (c.clone(), *p)))?;
+    // SAFETY: the pointer is the context of the host op running below us on this thread, so
+    // the runtime is locked by that op's `Context::with` for as long as we use it.
+    let ctx = unsafe { Ctx::from_raw(raw) };
+    Some(run_reentrant(&core, &ctx, req))
+}
+
+fn run_reentrant<'js>(core: &Rc<Core>, ctx: &Ctx<'js>, req: Request) -> Result<Response, JsError> {
+    let (v, wait) = match req {
+        Request::Call {
+            func, args, wait, ..
+        } => {
+            let (f, this) = {
+                let handles = core.handles.borrow();
+                let h = handles
+                    .map
+                    .get(&func)
+                    .ok_or_else(|| JsError::Other("Function has been closed".into()))?;
+                (h.value.clone(), h.this.clone())
+            };
+            let f: Value = f.restore(ctx).map_err(other)?;
+            let f = f
+                .as_function()
+                .cloned()
+                .ok_or_else(|| JsError::Other("Handle is not a function".into()))?;
+            let this = match this {
+                Some(t) => t.restore(ctx).map_err(other)?,
+                None => Value::new_undefined(ctx.clone()),
+            };
+            let mut js_args = Vec::with_capacity(args.len());
+            for a in &args {
+                js_args.push(host_to_js(core, ctx, a).map_err(|e| self_catch(ctx, e))?);
+            }
+            let v = call_with_this(ctx, &f, this, js_args).map_err(|e| self_catch(ctx, e))?;
+            (v, wait)
+        }
+        Request::Eval { code, wait, .. } => {
+            let mut opts = EvalOptions::default();
+            opts.strict = false;
+            opts.filename = Some("<eval>".into());
+            let v = ctx
+                .eval_with_options::<Value, _>(code.as_str(), opts)
+                .map_err(|e| self_catch(ctx, e))?;
+            (v, wait)
+        }
+        Request::Release(id) => {
+            core.handles.borrow_mut().map.remove(&id);
+            return Ok(Response::Done);
+        }
+        _ => {
+            return Err(JsError::Other(
+                "Only calls and evals can run inside a host callback".into(),
+            ));
+        }
+    };
+    if wait != Await::No {
+        if let Some(p) = v.as_promise() {
+            return match p.state() {
+                PromiseState::Pending => Err(JsError::Other(
+                    "A host callback cannot wait for a pending promise; return it to JS instead"
+                        .into(),
+                )),
+                PromiseState::Resolved => {
+                    let r: Value = p
+                        .result()
+                        .unwrap_or(Err(rquickjs::Error::Unknown))
+                        .map_err(other)?;
+                    convert_out(core, ctx, r, core.limits).map(Response::Value)
+                }
+                PromiseState::Rejected => {
+                    let _ = p.result::<Value>();
+                    Err(exception_error(ctx, ctx.catch(), false))
+                }
+            };
+        }
+    }
+    convert_out(core, ctx, v, core.limits).map(Response::Value)
 }
 
 fn self_catch(ctx: &Ctx<'_>, e: rquickjs::Error) -> JsError {
@@ -1182,7 +1348,7 @@ fn exception_error<'js>(ctx: &Ctx<'js>, ex: Value<'js>, heap_limited: bool) -> J
         let header = format!("{}: {}", name.as_deref().unwrap_or("Error"), message);
         let frames = raw_stack.as_deref().map(parse_frames).unwrap_or_default();
         let stack = Some(match raw_stack {
-            Some(s) if !s.is_empty() => format!("{header}\n{}", s.trim_end()),
+            Some(s) if !s.is_empty() => format!("{header}\n{}", v8_style(s.trim_end())),
             _ => header,
         });
         return JsError::Exception(Exception {
@@ -1203,6 +1369,25 @@ fn exception_error<'js>(ctx: &Ctx<'js>, ex: Value<'js>, heap_limited: bool) -> J
         stack: Some(message),
         frames: Vec::new(),
     })
+}
+
+/// Rewrites QuickJS's `at <eval> (<eval>:2:1)` (a top-level frame) as V8's `at <eval>:2:1`.
+fn v8_style(stack: &str) -> String {
+    stack
+        .lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            let indent = &line[..line.len() - trimmed.len()];
+            match trimmed
+                .strip_prefix("at <eval> (")
+                .and_then(|r| r.strip_suffix(')'))
+            {
+                Some(loc) => format!("{indent}at {loc}"),
+                None => line.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn is_oom(ex: &Value<'_>) -> bool {
@@ -1245,7 +1430,7 @@ impl Resolver for ModuleResolverGlue {
                 Ok(Some(url)) if !url.is_empty() => (Some(url), true),
                 Ok(_) => (None, true),
                 Err(msg) => {
-                    let msg = format!("Module resolver failed: {msg}");
+                    // The host's message is final (e.g. "Module resolution failed for x: …").
                     m.last_error = Some(msg.clone());
                     return Err(rquickjs::Exception::throw_type(ctx, &msg));
                 }
@@ -1304,7 +1489,9 @@ impl Loader for ModuleLoaderGlue {
                     let allow_async = m.allow_async;
                     match m.loader.as_mut() {
                         Some(l) => l(name, allow_async),
-                        None => Err(format!("No module loader for {name}")),
+                        None => Err(format!(
+                            "Module loading denied for {name}. Did you call set_module_loader()?"
+                        )),
                     }
                 }
             }

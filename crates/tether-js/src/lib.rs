@@ -1,10 +1,30 @@
 //! `tether-js`: a JavaScript runtime per isolate on QuickJS-NG (through `rquickjs`).
 //!
-//! [`Isolate`] is the engine (sans-IO: requests in, replies out, [`Isolate::poll`] for timers
-//! and promises). [`Runtime`] runs one on its own thread, which blocks on a bounded channel
-//! (with a timeout at the next timer deadline) so an idle runtime uses no CPU.
+//! [`Isolate`] is the engine (sans-IO: [`Request`]s in, [`Reply`] callbacks out, and
+//! [`Isolate::poll`] for timers and promises). [`Runtime`] runs one on its own thread, which
+//! blocks on a bounded channel (with a timeout at the next timer or promise deadline), so an
+//! idle runtime uses no CPU. A runtime costs about 0.45 ms to create and close, and about
+//! 0.2 MB of RSS.
 //!
-//! For per-room hooks (a module exporting `onMessage(msg)`):
+//! What JS gets: ES2024+ (QuickJS-NG), `setTimeout`/`setInterval`/`clearTimeout`/
+//! `clearInterval`/`queueMicrotask`, `console` (silent unless [`Config::console`]), a minimal
+//! `ReadableStream`, ES modules (static, or through a host resolver and loader) with dynamic
+//! `import()` and top-level await, and host functions ([`Op`], called through
+//! `__host_op_sync__`/`__host_op_async__` or bound as globals with
+//! [`HostValue::HostFunction`]). Nothing internal is reachable from JS.
+//!
+//! Limits: [`Config::memory_limit`] (reaching it terminates the runtime with
+//! [`JsError::Terminated`]), [`Config::timeout`] (`while(true){}` stops with
+//! [`JsError::Timeout`] and the runtime stays usable), [`Runtime::terminate`] from any thread.
+//! A snapshot ([`SnapshotBuilder`]) is bootstrap scripts compiled to bytecode and replayed at
+//! start (QuickJS has no heap images).
+//!
+//! Host callbacks run on the runtime's thread; one that calls back into its own runtime
+//! ([`Runtime::request`] with a call or an eval) runs inline rather than deadlocking.
+//!
+//! For per-room hooks (a module exporting `onMessage(msg)`), block with [`Runtime::call_json`]
+//! or get a callback with [`Runtime::call_json_with`] (with tokio, forward it through a
+//! `oneshot` and await that):
 //!
 //! ```
 //! use std::time::Duration;
@@ -19,6 +39,11 @@
 //! let hook = rt.module_export("hook", "onMessage")?;
 //! let out = rt.call_json(hook, serde_json::json!({"text": "hi"}))?;
 //! assert_eq!(out, serde_json::json!({"echo": "hi"}));
+//! rt.call_json_with(hook, serde_json::json!({"text": "later"}), |result| {
+//!     // Runs on the runtime's thread: hand the result over, do not block here.
+//!     let _ = result;
+//! });
+//! rt.close();
 //! # Ok::<(), tether_js::JsError>(())
 //! ```
 
@@ -37,4 +62,4 @@ pub use isolate::{
 };
 pub use snapshot::Snapshot;
 pub use value::HostValue;
-pub use worker::{Runtime, SnapshotBuilder, Terminator};
+pub use worker::{Runtime, SnapshotBuilder, Terminator, active_runtime_threads};

@@ -32,7 +32,7 @@ impl Snapshot {
         self.scripts.is_empty()
     }
 
-    /// Adds a script's bytecode (from [`compile_script`]).
+    /// Adds a script's bytecode (compiled by the builder).
     pub fn push(&mut self, name: String, bytecode: Vec<u8>) {
         self.scripts.push((name, bytecode));
     }
@@ -114,6 +114,32 @@ impl Snapshot {
             }
         }
         Ok(())
+    }
+}
+
+/// Runs bytecode from [`compile_script`] and returns the script's completion value.
+pub(crate) fn eval_bytecode<'js>(
+    ctx: &Ctx<'js>,
+    code: &[u8],
+) -> rquickjs::Result<rquickjs::Value<'js>> {
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: `code` was produced by `compile_script` in this process (same engine build); the
+    // returned value is owned by the `Value` we wrap it in.
+    unsafe {
+        let f = qjs::JS_ReadObject(
+            raw,
+            code.as_ptr(),
+            code.len() as _,
+            qjs::JS_READ_OBJ_BYTECODE as i32,
+        );
+        if qjs::JS_IsException(f) {
+            return Err(rquickjs::Error::Exception);
+        }
+        let r = qjs::JS_EvalFunction(raw, f);
+        if qjs::JS_IsException(r) {
+            return Err(rquickjs::Error::Exception);
+        }
+        Ok(rquickjs::Value::from_raw(ctx.clone(), r))
     }
 }
 

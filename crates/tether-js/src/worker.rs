@@ -1,8 +1,10 @@
 //! [`Runtime`]: an [`Isolate`] on its own thread. The thread blocks on a bounded channel (with a
 //! timeout at the next timer or promise deadline), so an idle runtime uses no CPU.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::mpsc::{
+    Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel,
+};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -17,8 +19,56 @@ use crate::value::HostValue;
 
 /// Requests queued per runtime before senders block (every queue is bounded).
 const QUEUE: usize = 256;
+/// How long a waiting side polls before it parks (requests and answers usually follow each
+/// other within a few microseconds; an idle runtime parks after this). Off when the process may
+/// use only one CPU (the other side could not run meanwhile); `TETHER_JS_SPIN_US` overrides it
+/// (0 turns polling off).
+fn spin() -> Duration {
+    static SPIN: OnceLock<Duration> = OnceLock::new();
+    *SPIN.get_or_init(|| {
+        let default = match std::thread::available_parallelism() {
+            Ok(n) if n.get() > 1 => 30,
+            _ => 0,
+        };
+        let us = std::env::var("TETHER_JS_SPIN_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default);
+        Duration::from_micros(us.min(1000))
+    })
+}
+
+/// Polls `f` until it yields or `spin()` passes (reading the clock only every 64 tries).
+fn poll_briefly<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let window = spin();
+    if window.is_zero() {
+        return None;
+    }
+    let until = Instant::now() + window;
+    loop {
+        for _ in 0..64 {
+            if let Some(v) = f() {
+                return Some(v);
+            }
+            std::hint::spin_loop();
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+    }
+}
+
 /// The worker thread's stack (the JS stack limit is set well below it).
-const THREAD_STACK: usize = 2 * 1024 * 1024;
+const THREAD_STACK: usize = 8 * 1024 * 1024;
+
+/// Runtime threads alive in this process (for leak checks in tests).
+static ACTIVE_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many runtime threads are running now (each `Runtime` has one until it is closed and
+/// dropped).
+pub fn active_runtime_threads() -> usize {
+    ACTIVE_THREADS.load(Ordering::SeqCst)
+}
 
 enum Msg {
     Req(Request, Reply),
@@ -26,8 +76,14 @@ enum Msg {
     Close,
 }
 
+/// Async op results waiting for the runtime thread. Not the request queue: a completion may come
+/// from the runtime thread itself (which must never block on its own queue); it is bounded by
+/// the number of op calls JS has in flight.
+type Completions = Arc<Mutex<Vec<(u64, Result<HostValue, String>)>>>;
+
 struct Inner {
     tx: SyncSender<Msg>,
+    completions: Completions,
     terminate: Arc<AtomicBool>,
     closed: AtomicBool,
     next_op: AtomicU32,
@@ -74,8 +130,10 @@ impl Runtime {
     pub fn new(config: Config) -> Result<Self, JsError> {
         let (tx, rx) = sync_channel::<Msg>(QUEUE);
         let terminate = Arc::new(AtomicBool::new(false));
+        let completions: Completions = Arc::default();
         let inner = Arc::new(Inner {
             tx,
+            completions: completions.clone(),
             terminate: terminate.clone(),
             closed: AtomicBool::new(false),
             next_op: AtomicU32::new(0),
@@ -85,23 +143,32 @@ impl Runtime {
         let weak = Arc::downgrade(&inner);
         let sink: CompletionSink = Arc::new(move |call, result| {
             if let Some(inner) = weak.upgrade() {
-                let _ = inner.tx.send(Msg::Req(
-                    Request::Complete { call, result },
-                    Box::new(|_| {}),
-                ));
+                lock(&inner.completions).push((call, result));
+                // A full queue wakes the thread anyway.
+                let _ = inner.tx.try_send(Msg::Wake);
             }
         });
         let (ready_tx, ready_rx) = sync_channel::<Result<(), JsError>>(1);
         let handle = std::thread::Builder::new()
             .name("tether-js".into())
             .stack_size(THREAD_STACK)
-            .spawn(move || match Isolate::new(config, terminate, sink) {
-                Ok(iso) => {
-                    let _ = ready_tx.send(Ok(()));
-                    run(iso, rx);
+            .spawn(move || {
+                ACTIVE_THREADS.fetch_add(1, Ordering::SeqCst);
+                struct Count;
+                impl Drop for Count {
+                    fn drop(&mut self) {
+                        ACTIVE_THREADS.fetch_sub(1, Ordering::SeqCst);
+                    }
                 }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
+                let _count = Count;
+                match Isolate::new(config, terminate, sink) {
+                    Ok(iso) => {
+                        let _ = ready_tx.send(Ok(()));
+                        run(iso, rx, completions);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
                 }
             })
             .map_err(|e| JsError::Other(format!("cannot start the runtime thread: {e}")))?;
@@ -134,6 +201,19 @@ impl Runtime {
         if self.inner.closed.load(Ordering::SeqCst) {
             return reply(Err(JsError::Closed));
         }
+        if self.on_worker_thread() {
+            // From a host callback: never block on our own queue.
+            if let Err(
+                TrySendError::Full(Msg::Req(_, reply))
+                | TrySendError::Disconnected(Msg::Req(_, reply)),
+            ) = self.inner.tx.try_send(Msg::Req(req, reply))
+            {
+                reply(Err(JsError::Other(
+                    "The runtime's request queue is full".into(),
+                )));
+            }
+            return;
+        }
         if let Err(e) = self.inner.tx.send(Msg::Req(req, reply)) {
             if let Msg::Req(_, reply) = e.0 {
                 reply(Err(JsError::Closed));
@@ -141,12 +221,18 @@ impl Runtime {
         }
     }
 
-    /// Sends a request and blocks for the answer (never call it from a host callback).
+    /// Sends a request and blocks for the answer. From a host callback (on the runtime's own
+    /// thread) calls and evals run inline instead.
     pub fn request(&self, req: Request) -> Result<Response, JsError> {
         if self.on_worker_thread() {
-            return Err(JsError::Other(
-                "Cannot call into the runtime from its own host callback".into(),
-            ));
+            if self.inner.closed.load(Ordering::SeqCst) {
+                return Err(JsError::Closed);
+            }
+            return crate::isolate::reentrant(req).unwrap_or_else(|| {
+                Err(JsError::Other(
+                    "Cannot wait for the runtime on its own thread outside a host callback".into(),
+                ))
+            });
         }
         let (tx, rx) = sync_channel(1);
         self.submit(
@@ -155,7 +241,17 @@ impl Runtime {
                 let _ = tx.send(r);
             }),
         );
-        rx.recv().unwrap_or(Err(JsError::Closed))
+        // Most answers come within microseconds: poll briefly before parking (a futex sleep and
+        // wake-up cost more than the eval itself).
+        let polled = poll_briefly(|| match rx.try_recv() {
+            Ok(r) => Some(r),
+            Err(TryRecvError::Disconnected) => Some(Err(JsError::Closed)),
+            Err(TryRecvError::Empty) => None,
+        });
+        match polled {
+            Some(r) => r,
+            None => rx.recv().unwrap_or(Err(JsError::Closed)),
+        }
     }
 
     fn value(&self, req: Request) -> Result<HostValue, JsError> {
@@ -200,6 +296,32 @@ impl Runtime {
         arg: serde_json::Value,
     ) -> Result<serde_json::Value, JsError> {
         Ok(self.call(func, vec![HostValue::from_json(&arg)])?.to_json())
+    }
+
+    /// Like [`Runtime::call_json`] without blocking: `reply` runs on the runtime's thread with
+    /// the (awaited) result. With tokio, send it through a `oneshot` channel and await that.
+    pub fn call_json_with(
+        &self,
+        func: u64,
+        arg: serde_json::Value,
+        reply: impl FnOnce(Result<serde_json::Value, JsError>) + Send + 'static,
+    ) {
+        let req = Request::Call {
+            func,
+            args: vec![HostValue::from_json(&arg)],
+            timeout: None,
+            wait: Await::Yes,
+        };
+        self.submit(
+            req,
+            Box::new(move |r| {
+                reply(match r {
+                    Ok(Response::Value(v)) => Ok(v.to_json()),
+                    Ok(other) => Err(JsError::Other(format!("unexpected response {other:?}"))),
+                    Err(e) => Err(e),
+                })
+            }),
+        );
     }
 
     /// Imports a module and returns its namespace (exports) as an object.
@@ -314,6 +436,11 @@ impl Runtime {
         if self.inner.closed.swap(true, Ordering::SeqCst) {
             return;
         }
+        if self.on_worker_thread() {
+            // From a host callback: the thread stops once the callback returns.
+            let _ = self.inner.tx.try_send(Msg::Close);
+            return;
+        }
         // A blocking send: the worker drains the queue, so this cannot wait forever.
         let _ = self.inner.tx.send(Msg::Close);
         let handle = lock(&self.inner.thread).take();
@@ -325,24 +452,51 @@ impl Runtime {
     }
 }
 
-fn run(mut iso: Isolate, rx: Receiver<Msg>) {
+fn run(mut iso: Isolate, rx: Receiver<Msg>, completions: Completions) {
     let mut next: Option<Instant> = None;
+    let mut hot = false;
     loop {
-        let msg = match next {
-            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+        // Right after a request, the next one often follows at once: poll briefly first.
+        let mut disconnected = false;
+        let polled = if hot && next.is_none_or(|at| at > Instant::now() + spin()) {
+            poll_briefly(|| match rx.try_recv() {
                 Ok(m) => Some(m),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            },
-            None => match rx.recv() {
-                Ok(m) => Some(m),
-                Err(_) => break,
-            },
+                Err(TryRecvError::Disconnected) => {
+                    disconnected = true;
+                    Some(Msg::Wake)
+                }
+                Err(TryRecvError::Empty) => None,
+            })
+        } else {
+            None
         };
+        if disconnected {
+            break;
+        }
+        let msg = if let Some(m) = polled {
+            Some(m)
+        } else {
+            match next {
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => break,
+                },
+            }
+        };
+        hot = matches!(msg, Some(Msg::Req(..)));
         match msg {
             Some(Msg::Req(req, reply)) => iso.handle(req, reply),
             Some(Msg::Wake) | None => {}
             Some(Msg::Close) => break,
+        }
+        let done = std::mem::take(&mut *lock(&completions));
+        for (call, result) in done {
+            iso.handle(Request::Complete { call, result }, Box::new(|_| {}));
         }
         if iso.is_dead() {
             next = None;
@@ -393,12 +547,5 @@ impl SnapshotBuilder {
     pub fn build(self) -> Snapshot {
         self.rt.close();
         self.snapshot
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        // The last clone closes the runtime (Inner's drop queues Close); nothing to do here.
-        let _ = TrySendError::<()>::Full(());
     }
 }

@@ -105,7 +105,7 @@ fn cpu_loop_times_out_and_runtime_stays_usable() {
         matches!(
             err,
             JsError::Timeout {
-                kind: "Sync",
+                what: "Sync evaluation",
                 ms: 100
             }
         ),
@@ -358,4 +358,33 @@ fn helper_globals_are_hidden() {
     );
     assert_eq!(rt.eval("typeof __host_op_sync__ + typeof setTimeout + typeof console.log + typeof ReadableStream").unwrap(),
         HostValue::String("functionfunctionfunctionfunction".into()));
+}
+
+#[test]
+fn hook_shaped_use_with_limits_and_a_callback() {
+    let rt = Runtime::new(Config {
+        memory_limit: Some(16 << 20),
+        timeout: Some(Duration::from_millis(100)),
+        ..Config::default()
+    })
+    .unwrap();
+    rt.add_static_module(
+        "room",
+        "export async function onMessage(m) { if (m.spin) while (true) {} return { n: m.n + 1 } }",
+    )
+    .unwrap();
+    let hook = rt.module_export("room", "onMessage").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.call_json_with(hook, serde_json::json!({"n": 1}), move |r| {
+        let _ = tx.send(r);
+    });
+    assert_eq!(rx.recv().unwrap().unwrap(), serde_json::json!({"n": 2}));
+    let err = rt
+        .call_json(hook, serde_json::json!({"spin": true}))
+        .unwrap_err();
+    assert!(matches!(err, JsError::Timeout { .. }), "{err:?}");
+    assert_eq!(
+        rt.call_json(hook, serde_json::json!({"n": 5})).unwrap(),
+        serde_json::json!({"n": 6})
+    );
 }

@@ -32,6 +32,7 @@ use tokio::runtime::{Handle, Runtime};
 use tokio_util::sync::CancellationToken;
 
 mod bridge;
+mod js;
 mod json;
 mod snapshot;
 
@@ -478,5 +479,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bridge::NativeWebSocket>()?;
     m.add_class::<snapshot::Snapshot>()?;
     m.add_function(wrap_pyfunction!(snapshot::encode_frame, m)?)?;
+    m.add("js", js::module(py)?)?;
     Ok(())
 }

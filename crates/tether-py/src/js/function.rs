@@ -1,0 +1,174 @@
+//! `JsFunction`: a JS function kept alive in its runtime, callable from Python.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use tether_js::{Await, Request, Response};
+
+use super::convert::{from_py, to_py};
+use super::errors::to_py_err;
+use super::runtime::{Done, State, deferred, future_reply, parse_timeout, running_loop};
+
+const PREFIX: &str = "Function call failed: ";
+
+/// A JS function (or method, with its `this`); calling it runs it on the runtime's thread.
+#[pyclass(name = "JsFunction", module = "tether.js", frozen)]
+pub struct JsFunction {
+    state: Arc<State>,
+    id: u64,
+    closed: AtomicBool,
+}
+
+impl JsFunction {
+    pub(crate) fn new(state: Arc<State>, id: u64) -> Self {
+        state.tracked.fetch_add(1, Ordering::SeqCst);
+        JsFunction {
+            state,
+            id,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// The handle to pass back into JS (which must be this function's runtime).
+    pub(crate) fn handle_for(&self, state: &Arc<State>) -> PyResult<u64> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(PyRuntimeError::new_err("Function has been closed"));
+        }
+        if self.state.uid != state.uid {
+            return Err(PyRuntimeError::new_err(
+                "This JsFunction belongs to another runtime",
+            ));
+        }
+        Ok(self.id)
+    }
+
+    fn check(&self) -> PyResult<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(PyRuntimeError::new_err("Function has been closed"));
+        }
+        if self.state.is_gone() {
+            return Err(PyRuntimeError::new_err(format!(
+                "{PREFIX}Runtime has been shut down"
+            )));
+        }
+        Ok(())
+    }
+
+    fn args(&self, args: &Bound<'_, PyTuple>) -> PyResult<Vec<tether_js::HostValue>> {
+        args.iter().map(|a| from_py(&a, &self.state)).collect()
+    }
+
+    fn release(&self) {
+        if !self.closed.swap(true, Ordering::SeqCst) {
+            self.state.tracked.fetch_sub(1, Ordering::SeqCst);
+            self.state.rt.release(self.id);
+        }
+    }
+}
+
+impl Drop for JsFunction {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+#[pymethods]
+impl JsFunction {
+    /// Calls the function: the value when JS finishes (a settled promise included), else an
+    /// awaitable for the pending promise.
+    #[pyo3(signature = (*args, timeout=None))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let timeout = parse_timeout(timeout)?;
+        self.check()?;
+        let args = self.args(args)?;
+        let state = self.state.clone();
+        let func = self.id;
+        let r = py.detach(|| {
+            state.rt.request(Request::Call {
+                func,
+                args,
+                timeout,
+                wait: Await::IfSettled,
+            })
+        });
+        match r {
+            Ok(Response::Value(v)) => to_py(py, v, &self.state),
+            Ok(Response::Pending(handle)) => {
+                let Ok(lp) = running_loop(py) else {
+                    let req = Request::AwaitHandle { handle, timeout };
+                    return deferred(py, &self.state, req, PREFIX).map(Bound::unbind);
+                };
+                self.state.remember_loop(&lp);
+                let fut = lp.call_method0("create_future")?;
+                let reply = future_reply(&self.state, &lp, &fut, PREFIX);
+                let state = self.state.clone();
+                // Never block on a full queue while holding the GIL (the runtime thread may
+                // need it to drain the queue).
+                py.detach(|| {
+                    state
+                        .rt
+                        .submit(Request::AwaitHandle { handle, timeout }, reply)
+                });
+                Ok(fut.unbind())
+            }
+            Ok(other) => Err(PyRuntimeError::new_err(format!(
+                "unexpected response {other:?}"
+            ))),
+            Err(e) => Err(to_py_err(py, e, PREFIX)),
+        }
+    }
+
+    /// Calls the function and returns an awaitable of its (awaited) result.
+    #[pyo3(signature = (*args, timeout=None))]
+    fn call_async<'py>(
+        &self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        timeout: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let timeout = parse_timeout(timeout)?;
+        self.check()?;
+        let args = self.args(args)?;
+        let req = Request::Call {
+            func: self.id,
+            args,
+            timeout,
+            wait: Await::Yes,
+        };
+        deferred(py, &self.state, req, PREFIX)
+    }
+
+    /// Releases the function (an awaitable, for jsrun compatibility); later calls fail.
+    fn close(&self) -> Done {
+        self.release();
+        Done
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<JsFunction id={}>", self.id)
+    }
+
+    #[getter]
+    fn _handle(&self) -> u64 {
+        self.id
+    }
+
+    /// The owning runtime's id (the Python layer keys stream statistics by it).
+    #[getter]
+    fn _runtime_uid(&self) -> u64 {
+        self.state.uid
+    }
+
+    fn __reduce__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let _ = PyDict::new(py);
+        Err(PyRuntimeError::new_err("JsFunction cannot be pickled"))
+    }
+}

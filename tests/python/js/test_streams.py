@@ -1,0 +1,167 @@
+"""Streams: JS ReadableStream -> JsStream, and Python async iterables -> ReadableStream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+STREAM = """
+new ReadableStream({
+  start(c) { c.enqueue('a'); c.enqueue({n: 1}); c.enqueue(new Uint8Array([1, 2])); c.close() }
+})
+"""
+
+
+async def test_js_stream_async_iteration(js: ModuleType, rt: Any) -> None:
+    stream = await rt.eval_async(STREAM)
+    assert isinstance(stream, js.JsStream)
+    assert [chunk async for chunk in stream] == ["a", {"n": 1}, b"\x01\x02"]
+
+
+async def test_js_stream_anext_and_stop(rt: Any) -> None:
+    stream = await rt.eval_async("new ReadableStream({start(c) { c.enqueue(1); c.close() }})")
+    assert stream.__aiter__() is stream
+    assert await stream.__anext__() == 1
+    with pytest.raises(StopAsyncIteration):
+        await stream.__anext__()
+
+
+async def test_js_stream_pull_with_timers(rt: Any) -> None:
+    code = """
+    let i = 0;
+    new ReadableStream({
+      pull(c) {
+        return new Promise(r => setTimeout(() => { i < 3 ? c.enqueue(i++) : c.close(); r() }, 2))
+      }
+    })
+    """
+    stream = await rt.eval_async(code)
+    assert [x async for x in stream] == [0, 1, 2]
+
+
+async def test_js_stream_error(js: ModuleType, rt: Any) -> None:
+    code = """
+    new ReadableStream({
+      start(c) { c.enqueue('first'); c.error(new TypeError('stream broke')) }
+    })
+    """
+    stream = await rt.eval_async(code)
+    got = []
+    with pytest.raises(js.JavaScriptError, match="stream broke"):
+        async for chunk in stream:
+            got.append(chunk)
+    assert got in ([], ["first"])
+
+
+async def test_js_stream_close_cancels(rt: Any) -> None:
+    code = """
+    globalThis.cancelled = null;
+    new ReadableStream({
+      pull(c) { c.enqueue('tick') },
+      cancel(reason) { globalThis.cancelled = 'yes' }
+    })
+    """
+    stream = await rt.eval_async(code)
+    assert await stream.__anext__() == "tick"
+    stream.close()
+    for _ in range(50):
+        if await rt.eval_async("cancelled") == "yes":
+            break
+        await asyncio.sleep(0.01)
+    assert await rt.eval_async("cancelled") == "yes"
+
+
+async def agen(items: list[Any], delay: float = 0) -> AsyncIterator[Any]:
+    for item in items:
+        if delay:
+            await asyncio.sleep(delay)
+        yield item
+
+
+READ_ALL = """
+(async (stream) => {
+  const reader = stream.getReader();
+  const out = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return out;
+    out.push(value);
+  }
+})
+"""
+
+
+async def test_python_stream_to_js(rt: Any) -> None:
+    source = rt.stream_from_async_iterable(agen(["x", 2, {"k": [1]}, b"\x09"], 0.001))
+    read_all = rt.eval(READ_ALL)
+    assert await read_all.call_async(source) == ["x", 2, {"k": [1]}, b"\x09"]
+
+
+async def test_python_stream_is_readable_stream(rt: Any) -> None:
+    source = rt.stream_from_async_iterable(agen([1]))
+    check = rt.eval("(s) => s instanceof ReadableStream && typeof s.getReader")
+    assert await check.call_async(source) == "function"
+
+
+async def test_python_stream_error_rejects_reader(rt: Any) -> None:
+    async def broken() -> AsyncIterator[int]:
+        yield 1
+        raise ValueError("python side broke")
+
+    source = rt.stream_from_async_iterable(broken())
+    read_all = rt.eval(
+        "(s) => (" + READ_ALL.strip() + ")(s).then(() => 'no error', e => String(e.message || e))"
+    )
+    message = await read_all.call_async(source)
+    assert "python side broke" in message
+
+
+async def test_js_cancel_calls_aclose(rt: Any) -> None:
+    closed = asyncio.Event()
+
+    async def endless() -> AsyncIterator[int]:
+        try:
+            n = 0
+            while True:
+                n += 1
+                yield n
+                await asyncio.sleep(0.001)
+        finally:
+            closed.set()
+
+    source = rt.stream_from_async_iterable(endless())
+    take_one = rt.eval(
+        "async (s) => { const r = s.getReader(); const v = await r.read(); await r.cancel(); "
+        "return v.value }"
+    )
+    assert await take_one.call_async(source) == 1
+    await asyncio.wait_for(closed.wait(), 2)
+
+
+async def test_stream_round_trip(rt: Any) -> None:
+    double = rt.eval(
+        "(s) => new ReadableStream({ async start(c) { const r = s.getReader();"
+        " for (;;) { const {value, done} = await r.read(); if (done) break;"
+        " c.enqueue(value * 2) } c.close() } })"
+    )
+    source = rt.stream_from_async_iterable(agen([1, 2, 3]))
+    stream = await double.call_async(source)
+    assert [x async for x in stream] == [2, 4, 6]
+
+
+async def test_stream_stats(rt: Any) -> None:
+    before = rt.get_stats()
+    stream = await rt.eval_async(STREAM)
+    _ = [x async for x in stream]
+    source = rt.stream_from_async_iterable(agen(["ab"]))
+    read_all = rt.eval(READ_ALL)
+    await read_all.call_async(source)
+    after = rt.get_stats()
+    assert after.total_js_streams == before.total_js_streams + 1
+    assert after.total_py_streams == before.total_py_streams + 1
+    assert after.bytes_streamed_js_to_py >= before.bytes_streamed_js_to_py
+    assert after.bytes_streamed_py_to_js >= before.bytes_streamed_py_to_js
