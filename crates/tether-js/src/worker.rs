@@ -1,7 +1,7 @@
 //! [`Runtime`]: an [`Isolate`] on its own thread. The thread blocks on a bounded channel (with a
 //! timeout at the next timer or promise deadline), so an idle runtime uses no CPU.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc::{
     Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel,
 };
@@ -38,10 +38,34 @@ fn spin() -> Duration {
     })
 }
 
-/// Polls `f` until it yields or `spin()` passes (reading the clock only every 64 tries).
-fn poll_briefly<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
+/// Whether polling has been paying off at one waiting site: a poll that ran out its window
+/// (the other side was slow or had no CPU, e.g. on a busy machine) turns polling off for the
+/// next [`Gate::BACKOFF`] waits, after which one poll probes again. So a busy machine pays a
+/// wasted window once per [`Gate::BACKOFF`] waits instead of on every call.
+struct Gate(AtomicI32);
+
+impl Gate {
+    const BACKOFF: i32 = 32;
+
+    const fn new() -> Gate {
+        Gate(AtomicI32::new(0))
+    }
+}
+
+/// Where the host waits for an answer.
+static REPLY_GATE: Gate = Gate::new();
+/// Where a worker waits for its next request.
+static NEXT_GATE: Gate = Gate::new();
+
+/// Polls `f` until it yields or `spin()` passes (reading the clock only every 64 tries), unless
+/// recent polls at this `gate` ran out their window.
+fn poll_briefly<T>(gate: &Gate, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let window = spin();
     if window.is_zero() {
+        return None;
+    }
+    if gate.0.load(Ordering::Relaxed) < 0 {
+        gate.0.fetch_add(1, Ordering::Relaxed);
         return None;
     }
     let until = Instant::now() + window;
@@ -53,6 +77,7 @@ fn poll_briefly<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
             std::hint::spin_loop();
         }
         if Instant::now() >= until {
+            gate.0.store(-Gate::BACKOFF, Ordering::Relaxed);
             return None;
         }
     }
@@ -243,7 +268,7 @@ impl Runtime {
         );
         // Most answers come within microseconds: poll briefly before parking (a futex sleep and
         // wake-up cost more than the eval itself).
-        let polled = poll_briefly(|| match rx.try_recv() {
+        let polled = poll_briefly(&REPLY_GATE, || match rx.try_recv() {
             Ok(r) => Some(r),
             Err(TryRecvError::Disconnected) => Some(Err(JsError::Closed)),
             Err(TryRecvError::Empty) => None,
@@ -459,7 +484,7 @@ fn run(mut iso: Isolate, rx: Receiver<Msg>, completions: Completions) {
         // Right after a request, the next one often follows at once: poll briefly first.
         let mut disconnected = false;
         let polled = if hot && next.is_none_or(|at| at > Instant::now() + spin()) {
-            poll_briefly(|| match rx.try_recv() {
+            poll_briefly(&NEXT_GATE, || match rx.try_recv() {
                 Ok(m) => Some(m),
                 Err(TryRecvError::Disconnected) => {
                     disconnected = true;

@@ -89,3 +89,26 @@ def test_create_close_churn_does_not_leak(js: ModuleType) -> None:
     gc.collect()
     growth = _rss_bytes() - before
     assert growth < 64 * 1024 * 1024, f"100 create/close cycles grew RSS by {growth / 1e6:.0f} MB"
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_closed_runtimes_release_their_threads(js: ModuleType) -> None:
+    with js.Runtime() as warm:  # engine-wide threads (V8's platform workers) start once
+        warm.eval("1")
+    gc.collect()
+    base = _threads()
+    runtimes = [js.Runtime() for _ in range(20)]
+    for rt in runtimes:
+        rt.eval("1")
+    assert _threads() >= base + 20  # one thread per runtime
+    for rt in runtimes:
+        rt.close()
+    del runtimes
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _threads() > base:
+        time.sleep(0.05)
+    assert _threads() <= base, f"{_threads() - base} threads left after closing 20 runtimes"
