@@ -58,7 +58,7 @@ UI_CLIENT=tether.ui TETHER_UI_PYTHON="${TETHER_VENV:-$HOME/.cache/tether-venv}/b
   TETHER_BIN="$CARGO_TARGET_DIR/debug/tether" npm run --silent test:ui --prefix tests/browser
 
 if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
-  step "fuzz the parsers: rooms lines and JSON, relay frames (${FUZZ_SECONDS:-20}s per target)"
+  step "fuzz the parsers: rooms lines and JSON, relay frames, exec requests and lines (${FUZZ_SECONDS:-20}s per target)"
   scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 fi
 
