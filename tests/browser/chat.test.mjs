@@ -6,8 +6,7 @@
 // downloads a browser.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
-import { CHROMIUM_ARGS, LineClient, openPage, startServer, WAIT_MS } from './helpers.mjs';
+import { LineClient, launchChromium, openPage, startServer, WAIT_MS } from './helpers.mjs';
 
 /** @type {import('./helpers.mjs').Server | undefined} */
 let server;
@@ -16,12 +15,7 @@ let browser;
 
 before(async () => {
   server = await startServer();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 60_000,
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -6,10 +6,8 @@
 //   TETHER_BIN=/path/to/tether node --test tests/browser/demo-sync.test.mjs
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
-import { startServer, WAIT_MS } from './helpers.mjs';
+import { launchChromium, startServer, WAIT_MS } from './helpers.mjs';
 import {
-  CHROMIUM_ARGS,
   INITIAL_STATE,
   addTodo,
   cancelEdit,
@@ -33,12 +31,7 @@ let browser;
 const servers = [];
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 60_000,
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -21,8 +21,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-import { CHROMIUM_ARGS, openPage, startServer, waitUntil, WAIT_MS } from './helpers.mjs';
+import { launchChromium, openPage, startServer, waitUntil, WAIT_MS } from './helpers.mjs';
 import { LineSplitter, classifyFrame, describeClose, endpointPath } from '../../web/exec.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -70,12 +69,7 @@ before(async () => {
     ].join('\n'),
   );
   [plain, custom] = await Promise.all([startServer(), startServer(['--config', config])]);
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 60_000,
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -16,8 +16,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-import { CHROMIUM_ARGS, WAIT_MS, openPage, startProxy, waitUntil } from './helpers.mjs';
+import { WAIT_MS, launchChromium, openPage, startProxy, waitUntil } from './helpers.mjs';
 import { startPythonApp, venvDir } from '../sync_compat/python-app.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -70,12 +69,7 @@ const apps = [];
 
 before(async () => {
   await checkPython();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 60_000,
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

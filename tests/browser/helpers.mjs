@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
+import { chromium } from 'playwright-core';
 
 /** How long the server gets to print its `listening` lines. */
 export const START_TIMEOUT_MS = 30_000;
@@ -278,6 +279,16 @@ export const CHROMIUM_ARGS = [
   '--disable-quic',
   '--no-first-run',
 ];
+
+/** Debian's chromium, headless, with CHROMIUM_ARGS (CHROMIUM_PATH overrides the binary). */
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 60_000,
+  });
+}
 
 /**
  * Open `url` in a fresh context of `browser`, collecting uncaught page errors and console

@@ -11,12 +11,10 @@
 // a free port by the test and killed at the end (and if the test process dies).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
 import { WebSocket } from 'ws';
-import { startServer, waitUntil, WAIT_MS } from './helpers.mjs';
+import { launchChromium, startServer, waitUntil, WAIT_MS } from './helpers.mjs';
 import { ensurePythonSide, startWsSyncApp } from '../sync_compat/python-app.mjs';
 import {
-  CHROMIUM_ARGS,
   INITIAL_STATE,
   STATE_KEYS,
   addTodo,
@@ -40,12 +38,7 @@ const servers = [];
 
 before(async () => {
   await ensurePythonSide();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 60_000,
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -23,9 +23,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import { WebSocket } from 'ws';
-import { CHROMIUM_ARGS, openPage } from './helpers.mjs';
+import { launchChromium, openPage } from './helpers.mjs';
 import { REPO, freePort, inkIn, pixels, runScript, snapshot, startTether, uiPython, waitUntil, WAIT_MS } from '../ui/harness.mjs';
 
 const SCRIPT = join(REPO, 'tests/ui/every_component.py');
@@ -40,12 +39,7 @@ const servers = [];
 const scripts = [];
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 60_000,
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -4,8 +4,6 @@
 // so this file resolves nothing from tests/browser/node_modules.
 import { openPage } from '../browser/helpers.mjs';
 
-export { CHROMIUM_ARGS } from '../browser/helpers.mjs';
-
 /** The contract's initial state (examples/todo-sync/CONTRACT.md). */
 export const INITIAL_STATE = {
   todos: [{ id: 1, text: 'try tether', done: false }],

@@ -5,18 +5,14 @@
 //
 // Python from tests/ui/setup.sh (or $TETHER_UI_PYTHON); chromium at $CHROMIUM_PATH or
 // /usr/bin/chromium; playwright-core from tests/browser/node_modules (npm ci --prefix tests/browser).
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { CHROMIUM_ARGS } from '../browser/helpers.mjs';
+import { launchChromium } from '../browser/helpers.mjs';
 import { REPO, runScript, startTether, uiPython } from './harness.mjs';
-
-const require = createRequire(join(REPO, 'tests/browser/package.json'));
-const { chromium } = require('playwright-core');
 
 const out = process.argv[2] ?? join(REPO, 'docs/ui.png');
 const python = uiPython();
 const server = await startTether();
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+const browser = await launchChromium();
 let script;
 try {
   const context = await browser.newContext({ viewport: { width: 1180, height: 900 }, colorScheme: 'light', deviceScaleFactor: 1 });
