@@ -492,6 +492,20 @@ impl Isolate {
         self.dead.is_some()
     }
 
+    /// Re-bases QuickJS's stack limit on this thread's stack (the isolate may run on a caller's
+    /// thread as well as on the runtime's own).
+    pub(crate) fn enter_thread(&self) {
+        self.ctx.with(|ctx| {
+            // SAFETY: the runtime pointer comes from a live context of this isolate, which
+            // this thread has locked (`Context::with`) for the duration of the call.
+            unsafe {
+                rquickjs::qjs::JS_UpdateStackTop(rquickjs::qjs::JS_GetRuntime(
+                    ctx.as_raw().as_ptr(),
+                ));
+            }
+        });
+    }
+
     /// The reason the runtime is dead, if it is.
     pub fn dead_reason(&self) -> Option<&str> {
         self.dead.as_deref()
@@ -1216,7 +1230,8 @@ fn call_op<'js>(
 
 // ---------------------------------------------------------------------------------------------
 // Re-entry: a host op that calls back into its own runtime (a Python callback calling a JS
-// function it was given) runs inline on the runtime's thread instead of queueing a request the
+// function it was given) runs inline on the thread holding the isolate instead of queueing a
+// request the
 // busy thread would never read.
 
 thread_local! {

@@ -1,12 +1,13 @@
 //! [`Runtime`]: an [`Isolate`] on its own thread. The thread blocks on a bounded channel (with a
 //! timeout at the next timer or promise deadline), so an idle runtime uses no CPU.
 
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc::{
     Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel,
 };
-use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::thread::{JoinHandle, ThreadId};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError, Weak};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::JsError;
@@ -106,6 +107,93 @@ enum Msg {
 /// the number of op calls JS has in flight.
 type Completions = Arc<Mutex<Vec<(u64, Result<HostValue, String>)>>>;
 
+/// The isolate and the timer deadline the worker is waiting for, shared by the worker and
+/// callers that run a request inline while the worker is idle (blocked on the channel).
+struct Shared {
+    iso: Option<Isolate>,
+    armed: Option<Instant>,
+}
+
+// SAFETY: an `Isolate` is `!Send` only because of the `Rc`/`Cell`/`RefCell` state inside it and
+// inside its rquickjs runtime (not built with `parallel`). Every such value, and every clone of
+// those `Rc`s, belongs to the isolate's own object graph: the isolate's fields, closures stored
+// in its QuickJS runtime, and the thread-local re-entry stack, which holds clones only while a
+// host op of this isolate runs below it on the same thread, i.e. while the thread holds the
+// lock. So the graph moves between threads as a whole, and the `Mutex` in `Slot` makes sure
+// only one thread touches it at a time. QuickJS itself is not tied to a thread, except for its
+// stack limit, which [`Held`] re-bases on the current thread's stack each time it takes the
+// lock.
+unsafe impl Send for Shared {}
+
+type Slot = Arc<Mutex<Shared>>;
+
+thread_local! {
+    /// Runtimes (their `Inner` addresses) whose isolate this thread holds, innermost last.
+    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The locked isolate, registered as held by this thread while it lives.
+struct Held<'a>(MutexGuard<'a, Shared>);
+
+impl<'a> Held<'a> {
+    fn new(key: usize, guard: MutexGuard<'a, Shared>) -> Self {
+        HELD.with(|h| h.borrow_mut().push(key));
+        if let Some(iso) = &guard.iso {
+            iso.enter_thread();
+        }
+        Held(guard)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        HELD.with(|h| h.borrow_mut().pop());
+    }
+}
+
+/// How much stack this thread has left below the current frame (0 if unknown).
+fn stack_room() -> usize {
+    thread_local! {
+        static LOW: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    let here = 0u8;
+    let sp = std::ptr::addr_of!(here) as usize;
+    let low = LOW.with(|l| {
+        if l.get() == usize::MAX {
+            l.set(stack_low().unwrap_or(0));
+        }
+        l.get()
+    });
+    if low == 0 { 0 } else { sp.saturating_sub(low) }
+}
+
+/// The lowest address of this thread's stack.
+#[cfg(target_os = "linux")]
+fn stack_low() -> Option<usize> {
+    // SAFETY: `attr` is initialised by `pthread_getattr_np` before it is read and destroyed
+    // once; the out-pointers point to locals.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return None;
+        }
+        let mut addr: *mut libc::c_void = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let rc = libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
+        libc::pthread_attr_destroy(&mut attr);
+        (rc == 0 && !addr.is_null()).then_some(addr as usize)
+    }
+}
+
+/// Elsewhere the stack size is unknown, so requests always go through the worker.
+#[cfg(not(target_os = "linux"))]
+fn stack_low() -> Option<usize> {
+    None
+}
+
+/// Stack beyond QuickJS's limit that host code (conversions, callbacks) may use.
+const STACK_MARGIN: usize = 512 * 1024;
+
 struct Inner {
     tx: SyncSender<Msg>,
     completions: Completions,
@@ -113,7 +201,50 @@ struct Inner {
     closed: AtomicBool,
     next_op: AtomicU32,
     thread: Mutex<Option<JoinHandle<()>>>,
-    thread_id: OnceLock<ThreadId>,
+    /// The isolate (`None` before start and after shutdown).
+    slot: Slot,
+    /// Requests queued and not yet handled (an inline request must not overtake them).
+    queued: Arc<AtomicUsize>,
+    /// The stack an inline request needs on the caller's thread (QuickJS's limit plus margin).
+    stack_needed: usize,
+}
+
+impl Inner {
+    fn key(&self) -> usize {
+        self as *const Inner as usize
+    }
+
+    /// Queues a request without blocking; gives the reply back if the queue is full or gone.
+    fn try_send_req(&self, req: Request, reply: Reply) -> Option<Reply> {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        match self.tx.try_send(Msg::Req(req, reply)) {
+            Ok(()) => None,
+            Err(TrySendError::Full(m) | TrySendError::Disconnected(m)) => {
+                self.queued.fetch_sub(1, Ordering::SeqCst);
+                match m {
+                    Msg::Req(_, reply) => Some(reply),
+                    Msg::Wake | Msg::Close => None,
+                }
+            }
+        }
+    }
+
+    /// Queues a request, blocking while the queue is full.
+    fn send_req(&self, req: Request, reply: Reply) {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        if let Err(e) = self.tx.send(Msg::Req(req, reply)) {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            if let Msg::Req(_, reply) = e.0 {
+                reply(Err(JsError::Closed));
+            }
+        }
+    }
+
+    /// Whether this thread holds this runtime's isolate (it runs JS or a host callback of it).
+    fn held_here(&self) -> bool {
+        let key = self.key();
+        HELD.with(|h| h.borrow().contains(&key))
+    }
 }
 
 impl Drop for Inner {
@@ -163,8 +294,17 @@ impl Runtime {
             closed: AtomicBool::new(false),
             next_op: AtomicU32::new(0),
             thread: Mutex::new(None),
-            thread_id: OnceLock::new(),
+            slot: Arc::new(Mutex::new(Shared {
+                iso: None,
+                armed: None,
+            })),
+            queued: Arc::default(),
+            stack_needed: match config.max_stack_size {
+                0 => usize::MAX,
+                n => n.saturating_add(STACK_MARGIN),
+            },
         });
+        let (slot, key, queued) = (inner.slot.clone(), inner.key(), inner.queued.clone());
         let weak = Arc::downgrade(&inner);
         let sink: CompletionSink = Arc::new(move |call, result| {
             if let Some(inner) = weak.upgrade() {
@@ -188,8 +328,9 @@ impl Runtime {
                 let _count = Count;
                 match Isolate::new(config, terminate, sink) {
                     Ok(iso) => {
+                        lock(&slot).iso = Some(iso);
                         let _ = ready_tx.send(Ok(()));
-                        run(iso, rx, completions);
+                        run(&slot, key, &queued, rx, completions);
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -197,7 +338,6 @@ impl Runtime {
                 }
             })
             .map_err(|e| JsError::Other(format!("cannot start the runtime thread: {e}")))?;
-        let _ = inner.thread_id.set(handle.thread().id());
         match ready_rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -215,39 +355,77 @@ impl Runtime {
         Ok(Runtime { inner })
     }
 
-    /// Whether the caller is this runtime's own thread (a host callback), where blocking
-    /// calls would deadlock.
+    /// Whether this thread is running this runtime's JS (a host callback, on the runtime's
+    /// thread or on a caller's thread running a request inline), where blocking calls would
+    /// deadlock.
     pub fn on_worker_thread(&self) -> bool {
-        self.inner.thread_id.get() == Some(&std::thread::current().id())
+        self.inner.held_here()
     }
 
-    /// Queues a request; `reply` runs on the runtime thread with the answer.
+    /// Queues a request; `reply` runs with the answer on the thread holding the isolate.
     pub fn submit(&self, req: Request, reply: Reply) {
         if self.inner.closed.load(Ordering::SeqCst) {
             return reply(Err(JsError::Closed));
         }
         if self.on_worker_thread() {
             // From a host callback: never block on our own queue.
-            if let Err(
-                TrySendError::Full(Msg::Req(_, reply))
-                | TrySendError::Disconnected(Msg::Req(_, reply)),
-            ) = self.inner.tx.try_send(Msg::Req(req, reply))
-            {
+            if let Some(reply) = self.inner.try_send_req(req, reply) {
                 reply(Err(JsError::Other(
                     "The runtime's request queue is full".into(),
                 )));
             }
             return;
         }
-        if let Err(e) = self.inner.tx.send(Msg::Req(req, reply)) {
-            if let Msg::Req(_, reply) = e.0 {
-                reply(Err(JsError::Closed));
-            }
-        }
+        self.inner.send_req(req, reply);
     }
 
-    /// Sends a request and blocks for the answer. From a host callback (on the runtime's own
-    /// thread) calls and evals run inline instead.
+    /// Runs `req` on this thread if the worker is idle and nothing is queued; gives it back
+    /// otherwise. Saves the hand-off to the worker (a futex wake and two context switches).
+    fn request_inline(&self, req: Request) -> Result<Result<Response, JsError>, Request> {
+        let inner = &*self.inner;
+        if inner.queued.load(Ordering::SeqCst) != 0 || stack_room() < inner.stack_needed {
+            return Err(req);
+        }
+        let guard = match inner.slot.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::WouldBlock | TryLockError::Poisoned(_)) => return Err(req),
+        };
+        // Checked again under the lock: the worker counts a request as handled only once it
+        // has handled it, under the lock.
+        if guard.iso.is_none() || inner.queued.load(Ordering::SeqCst) != 0 {
+            return Err(req);
+        }
+        let mut held = Held::new(inner.key(), guard);
+        let (tx, rx) = sync_channel(1);
+        let Some(iso) = held.0.iso.as_mut() else {
+            return Err(req);
+        };
+        iso.handle(
+            req,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        let next = if iso.is_dead() { None } else { iso.poll() };
+        // The worker must re-arm if a timer or deadline is now due before the one it waits for.
+        let rearm = next.is_some_and(|n| held.0.armed.is_none_or(|a| n < a));
+        drop(held);
+        let answer = match rx.try_recv() {
+            Ok(r) => Some(r),
+            Err(TryRecvError::Disconnected) => Some(Err(JsError::Closed)),
+            Err(TryRecvError::Empty) => None,
+        };
+        if rearm || answer.is_none() {
+            // A full queue wakes the worker anyway.
+            let _ = inner.tx.try_send(Msg::Wake);
+        }
+        // Still pending (an awaited promise): the worker drives timers and host ops to it.
+        Ok(answer.unwrap_or_else(|| rx.recv().unwrap_or(Err(JsError::Closed))))
+    }
+
+    /// Runs a request and blocks for the answer: inline on this thread when the runtime is idle
+    /// and nothing is queued, else through the runtime's thread. From a host callback calls and
+    /// evals run inline (re-entrantly) instead.
     pub fn request(&self, req: Request) -> Result<Response, JsError> {
         if self.on_worker_thread() {
             if self.inner.closed.load(Ordering::SeqCst) {
@@ -259,6 +437,13 @@ impl Runtime {
                 ))
             });
         }
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(JsError::Closed);
+        }
+        let req = match self.request_inline(req) {
+            Ok(r) => return r,
+            Err(req) => req,
+        };
         let (tx, rx) = sync_channel(1);
         self.submit(
             req,
@@ -323,7 +508,8 @@ impl Runtime {
         Ok(self.call(func, vec![HostValue::from_json(&arg)])?.to_json())
     }
 
-    /// Like [`Runtime::call_json`] without blocking: `reply` runs on the runtime's thread with
+    /// Like [`Runtime::call_json`] without blocking: `reply` runs on the runtime's thread (or
+    /// a caller's thread running a request inline) with
     /// the (awaited) result. With tokio, send it through a `oneshot` channel and await that.
     pub fn call_json_with(
         &self,
@@ -420,8 +606,7 @@ impl Runtime {
     pub fn release(&self, handle: u64) {
         let _ = self
             .inner
-            .tx
-            .try_send(Msg::Req(Request::Release(handle), Box::new(|_| {})));
+            .try_send_req(Request::Release(handle), Box::new(|_| {}));
     }
 
     /// Counters and heap figures.
@@ -470,14 +655,20 @@ impl Runtime {
         let _ = self.inner.tx.send(Msg::Close);
         let handle = lock(&self.inner.thread).take();
         if let Some(h) = handle {
-            if !self.on_worker_thread() {
+            if h.thread().id() != std::thread::current().id() {
                 let _ = h.join();
             }
         }
     }
 }
 
-fn run(mut iso: Isolate, rx: Receiver<Msg>, completions: Completions) {
+fn run(
+    slot: &Mutex<Shared>,
+    key: usize,
+    queued: &AtomicUsize,
+    rx: Receiver<Msg>,
+    completions: Completions,
+) {
     let mut next: Option<Instant> = None;
     let mut hot = false;
     loop {
@@ -514,8 +705,18 @@ fn run(mut iso: Isolate, rx: Receiver<Msg>, completions: Completions) {
             }
         };
         hot = matches!(msg, Some(Msg::Req(..)));
+        // The isolate is locked only while handling; callers may run requests inline meanwhile.
+        let mut held = Held::new(key, lock(slot));
+        let shared = &mut *held.0;
+        let Some(iso) = shared.iso.as_mut() else {
+            break;
+        };
         match msg {
-            Some(Msg::Req(req, reply)) => iso.handle(req, reply),
+            Some(Msg::Req(req, reply)) => {
+                iso.handle(req, reply);
+                // Counted as handled only now, under the lock (see `Runtime::request_inline`).
+                queued.fetch_sub(1, Ordering::SeqCst);
+            }
             Some(Msg::Wake) | None => {}
             Some(Msg::Close) => break,
         }
@@ -523,13 +724,18 @@ fn run(mut iso: Isolate, rx: Receiver<Msg>, completions: Completions) {
         for (call, result) in done {
             iso.handle(Request::Complete { call, result }, Box::new(|_| {}));
         }
-        if iso.is_dead() {
-            next = None;
-            continue;
-        }
-        next = iso.poll();
+        next = if iso.is_dead() { None } else { iso.poll() };
+        shared.armed = next;
     }
-    iso.shutdown("Runtime has been shut down");
+    let iso = {
+        let mut held = Held::new(key, lock(slot));
+        if let Some(iso) = held.0.iso.as_mut() {
+            iso.shutdown("Runtime has been shut down");
+        }
+        held.0.iso.take()
+    };
+    // Dropped here, on the runtime's thread, after the lock is released.
+    drop(iso);
     // Answer anything still queued.
     while let Ok(m) = rx.try_recv() {
         if let Msg::Req(_, reply) = m {

@@ -14,7 +14,7 @@ use super::runtime::{Done, State, deferred, future_reply, parse_timeout, running
 
 const PREFIX: &str = "Function call failed: ";
 
-/// A JS function (or method, with its `this`); calling it runs it on the runtime's thread.
+/// A JS function (or method, with its `this`); calling it runs it in its runtime.
 #[pyclass(name = "JsFunction", module = "tether.js", frozen)]
 pub struct JsFunction {
     state: Arc<State>,
