@@ -107,6 +107,16 @@ enum Msg {
 /// the number of op calls JS has in flight.
 type Completions = Arc<Mutex<Vec<(u64, Result<HostValue, String>)>>>;
 
+/// Settles the host ops that completed (from any thread) since the last call; whether any did.
+fn apply_completions(iso: &mut Isolate, completions: &Completions) -> bool {
+    let done = std::mem::take(&mut *lock(completions));
+    let any = !done.is_empty();
+    for (call, result) in done {
+        iso.handle(Request::Complete { call, result }, Box::new(|_| {}));
+    }
+    any
+}
+
 /// The isolate and the timer deadline the worker is waiting for, shared by the worker and
 /// callers that run a request inline while the worker is idle (blocked on the channel).
 struct Shared {
@@ -400,12 +410,18 @@ impl Runtime {
         let Some(iso) = held.0.iso.as_mut() else {
             return Err(req);
         };
+        // Host ops that completed since the worker last ran settle first, with their promise
+        // jobs, as they would have on the worker before this request.
+        if apply_completions(iso, &inner.completions) {
+            iso.poll();
+        }
         iso.handle(
             req,
             Box::new(move |r| {
                 let _ = tx.send(r);
             }),
         );
+        apply_completions(iso, &inner.completions);
         let next = if iso.is_dead() { None } else { iso.poll() };
         // The worker must re-arm if a timer or deadline is now due before the one it waits for.
         let rearm = next.is_some_and(|n| held.0.armed.is_none_or(|a| n < a));
@@ -720,10 +736,7 @@ fn run(
             Some(Msg::Wake) | None => {}
             Some(Msg::Close) => break,
         }
-        let done = std::mem::take(&mut *lock(&completions));
-        for (call, result) in done {
-            iso.handle(Request::Complete { call, result }, Box::new(|_| {}));
-        }
+        apply_completions(iso, &completions);
         next = if iso.is_dead() { None } else { iso.poll() };
         shared.armed = next;
     }
