@@ -491,6 +491,8 @@ class Run {
     this.finished = true;
     this.stdout.flush();
     this.stderr.flush();
+    // Everything received is on the page before the final status shows.
+    this.output.flush();
     const outcome = describeClose(code, reason, this.stoppedByUser);
     this.onCount();
     this.onState(outcome.state, outcome.label, outcome);
