@@ -524,18 +524,18 @@ impl Runtime {
         Ok(self.call(func, vec![HostValue::from_json(&arg)])?.to_json())
     }
 
-    /// Like [`Runtime::call_json`] without blocking: `reply` runs on the runtime's thread (or
-    /// a caller's thread running a request inline) with
-    /// the (awaited) result. With tokio, send it through a `oneshot` channel and await that.
-    pub fn call_json_with(
+    /// Calls a function handle without blocking: `reply` runs on the runtime's thread (or a
+    /// caller's thread running a request inline) with the (awaited) result. With tokio, send it
+    /// through a `oneshot` channel and await that.
+    pub fn call_with(
         &self,
         func: u64,
-        arg: serde_json::Value,
-        reply: impl FnOnce(Result<serde_json::Value, JsError>) + Send + 'static,
+        args: Vec<HostValue>,
+        reply: impl FnOnce(Result<HostValue, JsError>) + Send + 'static,
     ) {
         let req = Request::Call {
             func,
-            args: vec![HostValue::from_json(&arg)],
+            args,
             timeout: None,
             wait: Await::Yes,
         };
@@ -543,12 +543,24 @@ impl Runtime {
             req,
             Box::new(move |r| {
                 reply(match r {
-                    Ok(Response::Value(v)) => Ok(v.to_json()),
+                    Ok(Response::Value(v)) => Ok(v),
                     Ok(other) => Err(JsError::Other(format!("unexpected response {other:?}"))),
                     Err(e) => Err(e),
                 })
             }),
         );
+    }
+
+    /// [`Runtime::call_with`] with one JSON argument and a JSON result.
+    pub fn call_json_with(
+        &self,
+        func: u64,
+        arg: serde_json::Value,
+        reply: impl FnOnce(Result<serde_json::Value, JsError>) + Send + 'static,
+    ) {
+        self.call_with(func, vec![HostValue::from_json(&arg)], move |r| {
+            reply(r.map(|v| v.to_json()))
+        });
     }
 
     /// Imports a module and returns its namespace (exports) as an object.

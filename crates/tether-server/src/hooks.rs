@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tether_js::{Await, HostValue, JsError, Request, Response, Runtime};
+use tether_js::{HostValue, JsError, Runtime};
 use tether_rooms::{Command, ErrorCode, HubError, Name};
 use tokio::sync::oneshot;
 
@@ -171,25 +171,16 @@ impl Hooks {
         })
     }
 
-    /// Calls `onMessage(msg)` without blocking the caller's thread; `Err(None)` when the
-    /// runtime's thread is gone.
+    /// Calls `onMessage(msg)` without blocking the caller's thread (under the runtime's own
+    /// time limit, the hook timeout); `Err(None)` when the runtime's thread is gone.
     async fn call(&self, hook: &RoomHook, msg: Value) -> Result<HostValue, Option<JsError>> {
         let (tx, rx) = oneshot::channel();
-        hook.rt.submit(
-            Request::Call {
-                func: hook.func,
-                args: vec![HostValue::from_json(&msg)],
-                timeout: Some(self.limits.timeout),
-                wait: Await::Yes,
-            },
-            Box::new(move |r| {
+        hook.rt
+            .call_with(hook.func, vec![HostValue::from_json(&msg)], move |r| {
                 let _ = tx.send(r);
-            }),
-        );
+            });
         match rx.await {
-            Ok(Ok(Response::Value(v))) => Ok(v),
-            Ok(Ok(other)) => Err(Some(JsError::Other(format!("unexpected answer {other:?}")))),
-            Ok(Err(e)) => Err(Some(e)),
+            Ok(r) => r.map_err(Some),
             Err(_) => Err(None),
         }
     }
