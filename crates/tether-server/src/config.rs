@@ -630,7 +630,10 @@ mod tests {
     #[test]
     fn allowed_origins_and_hosts_are_lists() {
         let cfg = ServeArgs::default().resolve().unwrap();
-        assert_eq!(cfg.guard.allowed_origins, None, "None: the loopback defaults");
+        assert_eq!(
+            cfg.guard.allowed_origins, None,
+            "None: the loopback defaults"
+        );
         assert!(cfg.guard.allowed_hosts.is_empty());
         let dir = std::env::temp_dir().join(format!("tether-cfg5-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -664,7 +667,11 @@ mod tests {
         }
         .resolve()
         .unwrap();
-        assert_eq!(cfg.guard.allowed_origins, Some(vec![]), "'' is the empty list");
+        assert_eq!(
+            cfg.guard.allowed_origins,
+            Some(vec![]),
+            "'' is the empty list"
+        );
         let err = ServeArgs {
             allowed_origins: Some(vec!["https://app.example.com/path".into()]),
             ..ServeArgs::default()
