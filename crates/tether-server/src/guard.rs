@@ -772,6 +772,18 @@ mod tests {
             r
         };
         assert!(g.check(&two).is_err());
+        let mut not_text = req(&[]);
+        not_text.headers_mut().insert(
+            header::HOST,
+            axum::http::HeaderValue::from_bytes(b"\xffevil").unwrap(),
+        );
+        assert!(g.check(&not_text).is_err());
+        let mut origin_not_text = upgrade("127.0.0.1", None);
+        origin_not_text.headers_mut().insert(
+            header::ORIGIN,
+            axum::http::HeaderValue::from_bytes(b"http://\xfe").unwrap(),
+        );
+        assert!(g.check(&origin_not_text).is_err());
         let allowed = http_guard(&Policy {
             allowed_origins: None,
             allowed_hosts: parse_list(&["evil.example".into(), "*.lan".into()]).unwrap(),
