@@ -259,7 +259,7 @@ impl Server {
                 let guard = Guard::relay(
                     &state.config.guard,
                     hub.addr(),
-                    false,
+                    false, // the relay is plain ws:// (sidekick-py dials that)
                     state.http_addr,
                     acceptor.is_some(),
                 );
