@@ -33,6 +33,22 @@ _FLAGS: list[tuple[str, str, type, str]] = [
     ("tls-cert", "PEM", str, "PEM certificate chain: TLS on both listeners (needs --tls-key)"),
     ("tls-key", "PEM", str, "PEM private key for --tls-cert"),
     ("shutdown-grace", "SECS", float, "seconds to wait for clients on shutdown [5]"),
+    (
+        "allowed-origins",
+        "ORIGINS",
+        str,
+        (
+            "comma-separated web page origins that may open WebSockets besides same-origin ones "
+            "(scheme://host[:port], http://host:*, https://*.example.com, *) "
+            "[http(s)://localhost:*, http(s)://127.0.0.1:*, http(s)://[::1]:*]"
+        ),
+    ),
+    (
+        "allowed-hosts",
+        "HOSTS",
+        str,
+        "comma-separated Host names a loopback listener answers besides loopback ones",
+    ),
 ]
 
 

@@ -73,6 +73,8 @@ def serve(
     tls_key: str | PathLike[str] | None = None,
     shutdown_grace: float | None = None,
     relay: str | None = None,
+    allowed_origins: list[str] | None = None,
+    allowed_hosts: list[str] | None = None,
 ) -> NativeServer: ...
 
 class Snapshot:

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 _INT_OPTIONS = ("max_clients", "max_message_length", "max_rooms", "queue_capacity")
 _PATH_OPTIONS = ("config", "tls_cert", "tls_key")
-_OPTIONS = (*_INT_OPTIONS, *_PATH_OPTIONS, "shutdown_grace")
+_LIST_OPTIONS = ("allowed_origins", "allowed_hosts")
+_OPTIONS = (*_INT_OPTIONS, *_PATH_OPTIONS, "shutdown_grace", *_LIST_OPTIONS)
 
 
 class Server:
@@ -159,12 +160,25 @@ def _check(options: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(value, (str, os.PathLike)):
                 raise ConfigError(f"{name} must be a path, got {value!r}")
             value = os.fspath(value)
+        elif name in _LIST_OPTIONS:
+            value = _str_list(name, value)
         elif name == "shutdown_grace":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"shutdown_grace must be a number of seconds, got {value!r}")
             value = float(value)
         out[name] = value
     return out
+
+
+def _str_list(name: str, value: object) -> list[str]:
+    """A list of strings, or one comma-separated string (as `TETHER_ALLOWED_ORIGINS`)."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise ConfigError(
+        f"{name} must be a list of strings or a comma-separated string, got {value!r}"
+    )
 
 
 def _addr(name: str, value: object) -> str | None:
@@ -191,7 +205,14 @@ def serve(
     port is taken), `"off"` or `False` for none; read it back from `.relay_addr`.
     Other options are the `tether serve` flags with `_` for `-`: `config`, `max_clients`,
     `max_message_length`, `max_rooms`, `queue_capacity`, `tls_cert`, `tls_key`,
-    `shutdown_grace`.
+    `shutdown_grace`, `allowed_origins` and `allowed_hosts` (a list of strings or one
+    comma-separated string).
+
+    WebSocket upgrades (built-in doors, the relay and `server.websocket()` endpoints) from a web
+    page are admitted only from the same origin or from `allowed_origins` (default: pages on
+    `localhost`, `127.0.0.1` and `[::1]`, any port); clients that send no `Origin` (Python,
+    command-line tools) always are. A loopback listener answers only loopback `Host` names plus
+    `allowed_hosts`. See docs/protocol/common.md.
 
     Raises `ConfigError` for a bad option and `ServerError` when a listener cannot bind.
     """

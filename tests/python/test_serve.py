@@ -81,6 +81,9 @@ async def test_awaiting_a_native_future() -> None:
         ({"tls_cert": "cert.pem"}, "tls_cert and tls_key must be given together"),
         ({"config": "/nonexistent/tether.toml"}, "cannot read config file"),
         ({"http": 8700}, "http must be an 'IP:PORT' string"),
+        ({"allowed_origins": 3}, "allowed_origins must be a list of strings"),
+        ({"allowed_origins": ["https://app.example.com/x"]}, "no path"),
+        ({"allowed_hosts": "myhost:8700"}, "without port"),
     ],
 )
 def test_bad_options_raise_config_error(options: dict[str, object], message: str) -> None:

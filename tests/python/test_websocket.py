@@ -346,6 +346,97 @@ async def test_a_slow_reader_loses_nothing(server: tether.Server) -> None:
         assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "true"
 
 
+# -- who may connect (docs/protocol/common.md) -----------------------------------------------
+
+
+def counting_echo() -> tuple[list[str], Callable[[tether.WebSocket], Awaitable[None]]]:
+    """An echo handler that records the `Origin` of every connection it ran for."""
+    seen: list[str] = []
+
+    async def handler(ws: tether.WebSocket) -> None:
+        seen.append(ws.headers.get("origin") or "-")
+        await echo(ws)
+
+    return seen, handler
+
+
+async def refused_status(uri: str, **kwargs: Any) -> tuple[int, str]:
+    with pytest.raises(InvalidStatus) as ei:
+        async with connect(uri, open_timeout=TIMEOUT, **kwargs):
+            pass
+    response = ei.value.response
+    return response.status_code, response.body.decode() if response.body else ""
+
+
+async def roundtrip(uri: str, **kwargs: Any) -> None:
+    async with connect(uri, open_timeout=TIMEOUT, **kwargs) as ws:
+        await ws.send("hi")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "hi"
+
+
+async def test_a_foreign_origin_is_refused_before_the_handler(server: tether.Server) -> None:
+    seen, handler = counting_echo()
+    server.websocket("/ws/echo", handler)
+    uri = url(server, "/ws/echo")
+    status, body = await refused_status(uri, origin="http://evil.example")
+    assert status == 403
+    assert body == "origin http://evil.example is not allowed (see --allowed-origins)\n"
+    assert (await refused_status(uri, origin="https://localhost.evil.example"))[0] == 403
+    # No Origin (this client, like any non-browser), the same origin, a page on another port of
+    # this machine: admitted, and only these reached the handler.
+    port = int(server.http_addr.rsplit(":", 1)[1])
+    await roundtrip(uri)
+    await roundtrip(uri, origin=f"http://{server.http_addr}")
+    await roundtrip(uri, origin=f"http://localhost:{port + 1}")
+    assert seen == ["-", f"http://{server.http_addr}", f"http://localhost:{port + 1}"]
+    status, metrics = await http_get(server.http_addr, "/metrics")
+    assert status == 200
+    line = next(
+        ln
+        for ln in metrics.splitlines()
+        if ln.startswith("tether_refused_total{")
+        and 'reason="origin"' in ln
+        and 'listener="http"' in ln
+    )
+    assert float(line.rsplit(" ", 1)[1]) >= 2
+
+
+async def test_a_rebinding_host_is_refused(server: tether.Server) -> None:
+    server.websocket("/ws/echo", echo)
+    _, port = server.http_addr.rsplit(":", 1)
+    # Connect to the server, but name evil.example in Host, as a page after DNS rebinding would.
+    status, body = await refused_status(
+        f"ws://evil.example:{port}/ws/echo", host="127.0.0.1", port=int(port)
+    )
+    assert status == 403
+    assert "host evil.example is not allowed" in body
+    await roundtrip(f"ws://localhost:{port}/ws/echo", host="127.0.0.1", port=int(port))
+
+
+async def test_serve_allowed_origins_and_hosts() -> None:
+    async with tether.serve(
+        **EPHEMERAL,
+        shutdown_grace=1,
+        allowed_origins=["https://app.example.com", "http://*.example.org:*"],
+        allowed_hosts="evil.example, *.lan",
+    ) as server:
+        seen, handler = counting_echo()
+        server.websocket("/ws/echo", handler)
+        uri = url(server, "/ws/echo")
+        await roundtrip(uri, origin="https://app.example.com")
+        await roundtrip(uri, origin="http://a.example.org:8080")
+        await roundtrip(uri, origin=f"http://{server.http_addr}")
+        # The list replaces the loopback defaults.
+        assert (await refused_status(uri, origin="http://localhost:3000"))[0] == 403
+        assert (await refused_status(uri, origin="http://app.example.com"))[0] == 403
+        _, port = server.http_addr.rsplit(":", 1)
+        await roundtrip(f"ws://pi.lan:{port}/ws/echo", host="127.0.0.1", port=int(port))
+        assert len(seen) == 4
+    async with tether.serve(**EPHEMERAL, shutdown_grace=1, allowed_origins="*") as server:
+        server.websocket("/ws/echo", echo)
+        await roundtrip(url(server, "/ws/echo"), origin="http://evil.example")
+
+
 # -- routing and registration ----------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 //! The `[[exec]]` configuration tables and the endpoints compiled from them: everything is
 //! checked once at start-up so that a bad template or pattern stops the server, not a request.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -104,6 +105,10 @@ pub struct ExecSpec {
     pub stderr: StderrMode,
     /// Longest frame of output in bytes; longer lines are cut (default 1 MiB).
     pub max_line_bytes: Option<usize>,
+    /// Name of the server's environment variable holding the token a client must present
+    /// (default: none, the endpoint is open to any client the Origin policy admits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
 }
 
 /// An `[[exec]]` table that cannot be used.
@@ -168,11 +173,40 @@ pub struct Endpoint {
     pub stderr: StderrMode,
     /// Frame cap for output lines.
     pub max_line_bytes: usize,
+    /// The token clients must present, read from `token_env` at start-up.
+    pub token: Option<Token>,
+}
+
+/// A secret an endpoint's clients must present: never printed, compared in constant time.
+#[derive(Clone)]
+pub struct Token(Box<str>);
+
+impl Token {
+    /// Whether `presented` is this token. The time taken does not depend on where the two
+    /// differ (only on their lengths), so a client cannot guess it byte by byte.
+    pub fn matches(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(presented.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
 }
 
 impl ExecSpec {
-    /// Checks and compiles the table.
+    /// Checks and compiles the table; `token_env` is read from the process environment.
     pub fn compile(&self) -> Result<Endpoint, SpecError> {
+        self.compile_with_env(|name| std::env::var_os(name))
+    }
+
+    /// [`ExecSpec::compile`], with `env` standing for the process environment.
+    pub fn compile_with_env(
+        &self,
+        lookup: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Endpoint, SpecError> {
         let name = &self.name;
         let invalid = |why: String| SpecError::Invalid {
             name: name.clone(),
@@ -250,6 +284,10 @@ impl ExecSpec {
                 env.push(e.clone());
             }
         }
+        let token = match &self.token_env {
+            None => None,
+            Some(var) => Some(read_token(var, &lookup).map_err(invalid)?),
+        };
         Ok(Endpoint {
             name: name.clone(),
             protocol: self.protocol,
@@ -262,7 +300,30 @@ impl ExecSpec {
             stdin: self.stdin,
             stderr: self.stderr,
             max_line_bytes,
+            token,
         })
+    }
+}
+
+/// The token in the variable `var`; the error names the variable, never its value.
+fn read_token(var: &str, lookup: &impl Fn(&str) -> Option<OsString>) -> Result<Token, String> {
+    if var.is_empty() || var.contains('=') || var.contains('\0') {
+        return Err(format!("bad token_env name {var:?}"));
+    }
+    match lookup(var) {
+        None => Err(format!(
+            "token_env names {var}, which is not set in the server's environment"
+        )),
+        Some(v) if v.is_empty() => Err(format!(
+            "token_env names {var}, which is empty: set it to the token clients must present"
+        )),
+        Some(v) => match v.into_string() {
+            Ok(t) if t.bytes().all(|b| b.is_ascii_graphic()) => Ok(Token(t.into())),
+            _ => Err(format!(
+                "token_env {var}: the token must be printable ASCII without spaces \
+                 (it travels in a URL query or an Authorization header)"
+            )),
+        },
     }
 }
 
@@ -312,6 +373,7 @@ pub fn defaults() -> Vec<ExecSpec> {
         stdin: false,
         stderr: StderrMode::Error,
         max_line_bytes: None,
+        token_env: None,
     };
     vec![
         ExecSpec {
@@ -402,5 +464,40 @@ mod tests {
             compile_all(&[d[1].clone(), d[1].clone()]),
             Err(SpecError::Duplicate(_))
         ));
+    }
+
+    #[test]
+    fn token_env_is_read_at_compile_time_and_never_printed() {
+        let mut s = defaults().remove(1);
+        s.token_env = Some("ECHO_TOKEN".into());
+        fn env(v: Option<&'static str>) -> impl Fn(&str) -> Option<OsString> {
+            move |k| {
+                if k == "ECHO_TOKEN" {
+                    v.map(OsString::from)
+                } else {
+                    None
+                }
+            }
+        }
+        let err = s.compile_with_env(env(None)).unwrap_err().to_string();
+        assert!(
+            err.contains("ECHO_TOKEN") && err.contains("not set"),
+            "{err}"
+        );
+        let err = s.compile_with_env(env(Some(""))).unwrap_err().to_string();
+        assert!(err.contains("ECHO_TOKEN") && err.contains("empty"), "{err}");
+        let err = s
+            .compile_with_env(env(Some("has space")))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("has space"), "{err}");
+        let ep = s.compile_with_env(env(Some("s3cret-XYZ"))).unwrap();
+        let token = ep.token.as_ref().unwrap();
+        assert!(token.matches("s3cret-XYZ"));
+        assert!(!token.matches("s3cret-XY"));
+        assert!(!token.matches("s3cret-XYZ0"));
+        assert!(!token.matches(""));
+        assert!(!format!("{ep:?}").contains("s3cret"));
+        assert!(defaults()[1].compile().unwrap().token.is_none());
     }
 }

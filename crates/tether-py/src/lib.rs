@@ -371,7 +371,7 @@ fn positive(name: &str, v: Option<i64>) -> PyResult<Option<usize>> {
 #[pyo3(signature = (
     http = None, tcp = None, *, config = None, max_clients = None, max_message_length = None,
     max_rooms = None, queue_capacity = None, tls_cert = None, tls_key = None, shutdown_grace = None,
-    relay = None
+    relay = None, allowed_origins = None, allowed_hosts = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn serve(
@@ -387,6 +387,8 @@ fn serve(
     tls_key: Option<PathBuf>,
     shutdown_grace: Option<f64>,
     relay: Option<&str>,
+    allowed_origins: Option<Vec<String>>,
+    allowed_hosts: Option<Vec<String>>,
 ) -> PyResult<NativeServer> {
     let relay = relay
         .map(|r| {
@@ -423,6 +425,8 @@ fn serve(
         tls_key,
         shutdown_grace,
         relay,
+        allowed_origins,
+        allowed_hosts,
         ..ServeArgs::default()
     };
     let cfg = args

@@ -44,13 +44,15 @@ const SERVE_HELP: &str = "Every option can also come from the environment (TETHE
     given with --config, whose keys are the option names with '_' for '-'\n\
     (http, tcp, relay, max_clients, max_message_length, max_rooms, queue_capacity, tls_cert,\n\
     tls_key, shutdown_grace, relay_max_frame, relay_log_bytes, relay_queue_bytes, hook, hook_timeout,\n\
-    hook_memory, exec_max_processes, exec_kill_grace) plus [[exec]] tables (file only) that define the\n\
-    /ws/exec/<name> endpoints; without any [[exec]] table the built-in ones apply (claude, echo,\n\
-    demo). See docs/protocol/exec.md.\n\
+    hook_memory, exec_max_processes, exec_kill_grace, allowed_origins, allowed_hosts; the last two\n\
+    as lists) plus [[exec]] tables (file only) that define the /ws/exec/<name> endpoints (token_env\n\
+    = \"NAME\" makes one require a token); without any [[exec]] table the built-in ones apply\n\
+    (claude, echo, demo). See docs/protocol/exec.md and docs/protocol/common.md.\n\
     Precedence: flag > environment > file > default.\n\n\
     Examples:\n  tether serve\n  tether serve --http 0.0.0.0:8700 --max-clients 1000\n  \
     tether serve --tls-cert cert.pem --tls-key key.pem\n  \
     tether serve --relay off\n  \
+    tether serve --allowed-origins https://app.example.com,http://localhost:*\n  \
     tether serve --hook main=hooks/filter.js --hook-timeout 20\n  \
     printf 'HELLO main:alice\\nSEND main:alice hi\\n' | nc -N 127.0.0.1 10010";
 
@@ -161,6 +163,24 @@ pub struct ServeArgs {
     /// Heap limit in bytes of each room's hook runtime [default: 16777216]
     #[arg(long, env = "TETHER_HOOK_MEMORY", value_name = "BYTES")]
     pub hook_memory: Option<usize>,
+
+    /// Web pages (origins) that may open WebSockets here besides same-origin ones: scheme://host[:port], http://host:*, https://*.example.com, or * for all. Replaces the default [default: http(s)://localhost:*, http(s)://127.0.0.1:*, http(s)://[::1]:*; the relay adds vscode-webview://*]
+    #[arg(
+        long,
+        env = "TETHER_ALLOWED_ORIGINS",
+        value_name = "ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Option<Vec<String>>,
+
+    /// Host names a loopback listener answers besides localhost, *.localhost, 127.0.0.0/8 and [::1] (DNS rebinding guard): names, addresses, *.example.com, or * for any
+    #[arg(
+        long,
+        env = "TETHER_ALLOWED_HOSTS",
+        value_name = "HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 /// `--hook ROOM=FILE`: which room's messages go through which JS module.
@@ -267,6 +287,8 @@ pub struct Config {
     pub exec_max_processes: usize,
     /// SIGTERM → SIGKILL delay for exec processes.
     pub exec_kill_grace: std::time::Duration,
+    /// Which web pages may open WebSockets, which Host names loopback listeners answer.
+    pub guard: crate::guard::Policy,
 }
 
 /// A configuration that cannot be used, with what to fix.
@@ -373,6 +395,21 @@ impl ServeArgs {
                 "exec_kill_grace {exec_kill_grace} must be in [0, 600] seconds"
             )));
         }
+        let guard = crate::guard::Policy {
+            allowed_origins: self
+                .allowed_origins
+                .or(file.allowed_origins)
+                .map(|l| crate::guard::parse_list(&l))
+                .transpose()
+                .map_err(ConfigError::Invalid)?,
+            allowed_hosts: crate::guard::parse_list(
+                &self
+                    .allowed_hosts
+                    .or(file.allowed_hosts)
+                    .unwrap_or_default(),
+            )
+            .map_err(ConfigError::Invalid)?,
+        };
         let cfg = Config {
             http: self
                 .http
@@ -406,6 +443,7 @@ impl ServeArgs {
                 .or(file.exec_max_processes)
                 .unwrap_or(64),
             exec_kill_grace: std::time::Duration::from_secs_f64(exec_kill_grace),
+            guard,
         };
         for (name, v) in [
             ("max_clients", cfg.max_clients),
@@ -587,6 +625,67 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(err.to_string().contains("{p}"), "{err}");
+    }
+
+    #[test]
+    fn allowed_origins_and_hosts_are_lists() {
+        let cfg = ServeArgs::default().resolve().unwrap();
+        assert_eq!(
+            cfg.guard.allowed_origins, None,
+            "None: the loopback defaults"
+        );
+        assert!(cfg.guard.allowed_hosts.is_empty());
+        let dir = std::env::temp_dir().join(format!("tether-cfg5-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("t.toml");
+        std::fs::write(
+            &file,
+            "allowed_origins = [\"https://app.example.com\", \"http://localhost:*\"]\n\
+             allowed_hosts = [\"myhost.lan\"]\n",
+        )
+        .unwrap();
+        let cfg = ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(cfg.guard.allowed_origins.as_ref().map(Vec::len), Some(2));
+        assert_eq!(cfg.guard.allowed_hosts.len(), 1);
+        assert!(!cfg.guard.admits_every_origin());
+        let cfg = ServeArgs {
+            config: Some(file.clone()),
+            allowed_origins: Some(vec!["*".into()]),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert!(cfg.guard.admits_every_origin());
+        let cfg = ServeArgs {
+            allowed_origins: Some(vec![String::new()]),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            cfg.guard.allowed_origins,
+            Some(vec![]),
+            "'' is the empty list"
+        );
+        let err = ServeArgs {
+            allowed_origins: Some(vec!["https://app.example.com/path".into()]),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("app.example.com/path"), "{err}");
+        let err = ServeArgs {
+            allowed_hosts: Some(vec!["myhost:8700".into()]),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("without port"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod config;
+pub mod guard;
 pub mod hooks;
 pub mod relay;
 pub mod server;

@@ -117,9 +117,12 @@ impl RelayHub {
         self.with(|r| r.close_all(close::GOING_AWAY, "server shutting down"));
     }
 
-    /// The accept loop's router: every path upgrades.
-    pub fn router(self: Arc<RelayHub>) -> Router {
-        Router::new().fallback(upgrade).with_state(self)
+    /// The accept loop's router: every path upgrades, once `guard` (Host and Origin checks)
+    /// admitted the request.
+    pub fn router(self: Arc<RelayHub>, guard: Arc<crate::guard::Guard>) -> Router {
+        Router::new().fallback(upgrade).with_state(self).layer(
+            axum::middleware::from_fn_with_state(guard, crate::guard::enforce),
+        )
     }
 }
 

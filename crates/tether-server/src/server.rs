@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::guard::Guard;
 use crate::relay::RelayHub;
 use crate::state::AppState;
 use crate::{demo_sync, exec, rest, sync, tcp, tls, web, ws};
@@ -241,6 +242,12 @@ impl Server {
             state.http_addr,
             state.tcp_addr
         );
+        if state.config.guard.admits_every_origin() {
+            tracing::warn!(
+                "--allowed-origins includes *: any web page the user visits may open WebSockets \
+                 here (rooms, sync, the relay and the exec endpoints)"
+            );
+        }
 
         let tcp_task = tokio::spawn(tcp::serve(state.clone(), tcp, acceptor.clone()));
         let (relay_task, relay_hub) = match relay {
@@ -249,7 +256,14 @@ impl Server {
                     "UI relay for sidekick clients on ws://{}, page /ui",
                     hub.addr()
                 );
-                let app = hub.clone().router();
+                let guard = Guard::relay(
+                    &state.config.guard,
+                    hub.addr(),
+                    false, // the relay is plain ws:// (sidekick-py dials that)
+                    state.http_addr,
+                    acceptor.is_some(),
+                );
+                let app = hub.clone().router(Arc::new(guard));
                 let stop = state.shutdown.clone();
                 let task = tokio::spawn(async move {
                     axum::serve(PlainListener(listener), app)
@@ -376,7 +390,16 @@ fn router_with(state: Arc<AppState>, fallback: Option<Fallback>) -> Router {
             }
         }),
     };
+    let guard = Guard::http(
+        &state.config.guard,
+        state.http_addr,
+        state.config.tls.is_some(),
+    );
     app.with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(guard),
+            crate::guard::enforce,
+        ))
 }
 
 async fn reap_rest_clients(state: Arc<AppState>) {
@@ -439,6 +462,12 @@ fn describe_metrics() {
         "Connections dropped as slow consumers, and mailbox entries dropped."
     );
     describe_counter!("tether_errors_total", "Commands refused, by error code.");
+    describe_counter!(
+        "tether_refused_total",
+        "Requests refused before any handler ran, by reason (origin: a WebSocket upgrade from a \
+         web page not allowed; host: a foreign Host on a loopback listener; token: an exec \
+         endpoint's token missing or wrong) and listener (http, relay)."
+    );
     describe_gauge!("tether_relay_connections", "Open UI relay connections.");
     describe_gauge!(
         "tether_relay_sessions",

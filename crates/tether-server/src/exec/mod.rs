@@ -11,13 +11,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, routing::get};
 use metrics::{counter, gauge};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tether_exec::Endpoint;
 
@@ -65,6 +67,7 @@ impl ExecHub {
     /// A hub for these endpoints and limits.
     pub fn new(endpoints: Vec<Arc<Endpoint>>, max_processes: usize, kill_grace: Duration) -> Self {
         gauge!("tether_exec_running").increment(0.0); // listed from the start
+        counter!("tether_refused_total", "reason" => "token", "listener" => "http").increment(0);
         ExecHub {
             endpoints,
             max_processes,
@@ -155,6 +158,7 @@ impl ExecHub {
                     "max_concurrent": e.max_concurrent,
                     "max_line_bytes": e.max_line_bytes,
                     "argv": e.template.program(),
+                    "token": e.token.is_some(),
                 })
             })
             .collect();
@@ -206,19 +210,60 @@ pub fn routes() -> Router<Arc<AppState>> {
 /// The upgrade, or why the request is not one (answered only once the endpoint is known).
 type Upgrade = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
 
-async fn claude(ws: Upgrade, State(state): State<Arc<AppState>>) -> Response {
-    upgrade(ws, state, "claude")
+/// The `token` query parameter (other parameters are the request frame's business).
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// The `?token=` query, or why it could not be read (then there is no token).
+type TokenParam = Result<Query<TokenQuery>, QueryRejection>;
+
+async fn claude(
+    ws: Upgrade,
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: TokenParam,
+) -> Response {
+    upgrade(ws, state, "claude", &headers, query)
 }
 
 async fn named(
     ws: Upgrade,
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
+    headers: HeaderMap,
+    query: TokenParam,
 ) -> Response {
-    upgrade(ws, state, &name)
+    upgrade(ws, state, &name, &headers, query)
 }
 
-fn upgrade(ws: Upgrade, state: Arc<AppState>, name: &str) -> Response {
+/// Whether the request carries `ep`'s token (when it has one) as `?token=` or
+/// `Authorization: Bearer`.
+fn authorized(ep: &Endpoint, headers: &HeaderMap, query: TokenParam) -> bool {
+    let Some(token) = &ep.token else {
+        return true;
+    };
+    let from_query = query.ok().and_then(|Query(q)| q.token);
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_owned());
+    // Both compared, so the time taken does not say which one was given.
+    let q = from_query.is_some_and(|t| token.matches(&t));
+    let h = from_header.is_some_and(|t| token.matches(&t));
+    q | h
+}
+
+fn upgrade(
+    ws: Upgrade,
+    state: Arc<AppState>,
+    name: &str,
+    headers: &HeaderMap,
+    query: TokenParam,
+) -> Response {
     let Some(ep) = state.exec.endpoint(name) else {
         return crate::rest::error_response(
             StatusCode::NOT_FOUND,
@@ -226,6 +271,21 @@ fn upgrade(ws: Upgrade, state: Arc<AppState>, name: &str) -> Response {
             &format!("no exec endpoint {name:?} (GET /exec/endpoints lists them)"),
         );
     };
+    if !authorized(&ep, headers, query) {
+        counter!("tether_refused_total", "reason" => "token", "listener" => "http").increment(1);
+        let mut resp = crate::rest::error_response(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            &format!(
+                "exec endpoint {name:?} needs its token: ?token=TOKEN or Authorization: Bearer TOKEN"
+            ),
+        );
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+        return resp;
+    }
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),

@@ -54,6 +54,8 @@ pub const TETHER_ENV: &[&str] = &[
     "TETHER_HOOK_MEMORY",
     "TETHER_EXEC_MAX_PROCESSES",
     "TETHER_EXEC_KILL_GRACE",
+    "TETHER_ALLOWED_ORIGINS",
+    "TETHER_ALLOWED_HOSTS",
 ];
 
 pub fn bin() -> &'static str {
