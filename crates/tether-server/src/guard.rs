@@ -444,7 +444,9 @@ impl Guard {
         }
     }
 
-    /// The Host check (every request), then the Origin check (WebSocket upgrades).
+    /// The Host check (every request), then the Origin check (WebSocket upgrades and requests
+    /// that change state, so that a page elsewhere cannot post a form or a `text/plain` fetch to
+    /// REST either).
     fn check(&self, req: &Request) -> Result<(), Refusal> {
         let headers = req.headers();
         let host = request_host(headers)?;
@@ -464,7 +466,7 @@ impl Guard {
                 }
             }
         }
-        if !is_upgrade(headers) {
+        if !is_upgrade(headers) && req.method().is_safe() {
             return Ok(());
         }
         let mut values = headers.get_all(header::ORIGIN).iter();
@@ -615,6 +617,30 @@ mod tests {
 
     fn http_guard(policy: &Policy) -> Guard {
         Guard::http(policy, "127.0.0.1:8700".parse().unwrap(), false)
+    }
+
+    #[test]
+    fn state_changing_requests_are_checked_like_upgrades() {
+        let g = http_guard(&Policy::default());
+        let call = |method: &str, origin: Option<&str>| {
+            let mut b = Request::builder()
+                .method(method)
+                .uri("/messages/send")
+                .header("host", "127.0.0.1:8700");
+            if let Some(o) = origin {
+                b = b.header("origin", o);
+            }
+            g.check(&b.body(axum::body::Body::empty()).unwrap())
+        };
+        // A cross-site form or text/plain fetch: refused before the handler.
+        assert!(call("POST", Some("http://evil.example")).is_err());
+        assert!(call("DELETE", Some("http://evil.example")).is_err());
+        // This server's pages, loopback pages and clients without Origin: admitted.
+        assert!(call("POST", Some("http://127.0.0.1:8700")).is_ok());
+        assert!(call("POST", Some("http://localhost:3000")).is_ok());
+        assert!(call("POST", None).is_ok());
+        // Reads are not checked for their Origin (no CORS headers: the page cannot read them).
+        assert!(call("GET", Some("http://evil.example")).is_ok());
     }
 
     #[test]
