@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod hooks;
+pub mod listen;
 pub mod relay;
 pub mod server;
 pub mod sync;
