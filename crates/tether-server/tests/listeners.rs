@@ -512,3 +512,36 @@ async fn ipv6_clients_count_by_address() {
         .await
         .expect("127.0.0.1 is another client");
 }
+
+#[tokio::test]
+async fn the_default_http_address_also_listens_on_ipv6_loopback() {
+    use tether_server::config::{RelayAddr, ServeArgs};
+    let mut config = ServeArgs {
+        tcp: Some("127.0.0.1:0".parse().expect("addr")),
+        relay: Some(RelayAddr::Off),
+        ..ServeArgs::default()
+    }
+    .resolve()
+    .expect("config");
+    assert!(config.http_ipv6_loopback, "the default HTTP address");
+    // The same rule on a free port instead of 8700.
+    config.http = "127.0.0.1:0".parse().expect("addr");
+    let server = tether_server::server::Server::bind(config)
+        .await
+        .expect("bind");
+    let port = server.http_addr().port();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(server.serve(stop.clone().cancelled_owned()));
+    let v4 = Http::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    assert_eq!(v4.get("/health").await.status, 200);
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        let v6 = Http::new(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)));
+        assert_eq!(v6.get("/health").await.status, 200);
+    }
+    stop.cancel();
+    tokio::time::timeout(TIMEOUT, task)
+        .await
+        .expect("drained in time")
+        .expect("task")
+        .expect("served");
+}
