@@ -15,8 +15,8 @@ use serde::Deserialize;
     about = "One server for live apps: chat/pub-sub rooms over TCP lines, WebSocket and REST.",
     long_about = "One server for live apps: chat/pub-sub rooms over TCP lines, WebSocket and REST.\n\n\
         Run `tether serve` to start with embedded defaults: HTTP (REST, WebSocket, pages, /metrics)\n\
-        on 127.0.0.1:8700, the rooms TCP line protocol on 127.0.0.1:10010 and the UI relay for\n\
-        sidekick clients on 127.0.0.1:5163.\n\
+        on 127.0.0.1:8700 and [::1]:8700, the rooms TCP line protocol on 127.0.0.1:10010 and the UI relay for\n\
+        sidekick clients on localhost:5163 (127.0.0.1 and [::1]).\n\
         The wire contracts are in docs/protocol/."
 )]
 #[command(args_conflicts_with_subcommands = true, after_help = SERVE_HELP)]
@@ -45,9 +45,9 @@ const SERVE_HELP: &str = "Every option can also come from the environment (TETHE
     (http, tcp, relay, max_clients, max_message_length, max_rooms, queue_capacity, tls_cert,\n\
     tls_key, shutdown_grace, relay_max_frame, relay_log_bytes, relay_queue_bytes, hook, hook_timeout,\n\
     hook_memory, exec_max_processes, exec_kill_grace, relay_total_queue_bytes, relay_max_connections,\n\
-    relay_max_sessions, header_timeout, max_connections, max_connections_per_ip) plus [[exec]] tables (file only) that define the\n\
-    /ws/exec/<name> endpoints; without any [[exec]] table the built-in ones apply (claude, echo,\n\
-    demo). See docs/protocol/exec.md.\n\
+    relay_max_sessions, header_timeout, max_connections, max_connections_per_ip) plus [[exec]]\n\
+    tables (file only) that define the /ws/exec/<name> endpoints; without any [[exec]] table the\n\
+    built-in ones apply (claude, echo, demo). See docs/protocol/exec.md.\n\
     Precedence: flag > environment > file > default.\n\n\
     Examples:\n  tether serve\n  tether serve --http 0.0.0.0:8700 --max-clients 1000\n  \
     tether serve --tls-cert cert.pem --tls-key key.pem\n  \
