@@ -38,6 +38,9 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-240}
 SKIP_BUILD=${SKIP_BUILD:-0}
 UPDATE_DOCS=${UPDATE_DOCS:-1}
 RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
+# Every subscriber connects from 127.0.0.1: lift the per-listener and per-address connection
+# caps (defaults 10000 and 1024) above what one run opens.
+CONN_CAP=$((SUBS * 2 + 1024))
 
 log() { printf '[fanout %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -160,7 +163,8 @@ run_one() { # scenario rep
   case $sc in
     tether-ws | tether-tcp)
       start_server "$sc" "$slog" "$TETHER" serve --http "127.0.0.1:$HTTP_PORT" \
-        --tcp "127.0.0.1:$TCP_PORT" --max-clients $((SUBS * 5)) --shutdown-grace 1
+        --tcp "127.0.0.1:$TCP_PORT" --max-clients $((SUBS * 5)) --shutdown-grace 1 \
+        --max-connections "$CONN_CAP" --max-connections-per-ip "$CONN_CAP"
       local proto=ws addr=127.0.0.1:$HTTP_PORT
       if [ "$sc" = tether-tcp ]; then proto=tcp addr=127.0.0.1:$TCP_PORT; fi
       run_client "$cout" "$CLIENT" --proto "$proto" --addr "$addr" --subs "$SUBS" \
@@ -171,6 +175,7 @@ run_one() { # scenario rep
       # diagnostic, RSS only: every subscriber creates its own room, so no member lists grow
       start_server "$sc" "$slog" "$TETHER" serve --http "127.0.0.1:$HTTP_PORT" \
         --tcp "127.0.0.1:$TCP_PORT" --max-clients $((SUBS * 5)) --max-rooms $((SUBS * 2)) \
+        --max-connections "$CONN_CAP" --max-connections-per-ip "$CONN_CAP" \
         --shutdown-grace 1
       run_client "$cout" "$CLIENT" --proto ws --addr "127.0.0.1:$HTTP_PORT" --subs "$SUBS" \
         --server-pid "$SERVER_PID" --own-rooms --saturated 0 --paced '' --label "rep$rep" ||

@@ -201,8 +201,8 @@ def serve(
 
     `http` (default `127.0.0.1:8700`) and `tcp` (default `127.0.0.1:10010`) are `IP:PORT`
     strings; port 0 picks a free port (read the result from `.http_addr` / `.tcp_addr`).
-    `relay` is the UI relay's address (default `127.0.0.1:5163`, skipped with a warning when that
-    port is taken), `"off"` or `False` for none; read it back from `.relay_addr`.
+    `relay` is the UI relay's address (default `localhost:5163`: 127.0.0.1 and [::1], skipped with
+    a warning when that port is taken), `"off"` or `False` for none; read it back from `.relay_addr`.
     Other options are the `tether serve` flags with `_` for `-`: `config`, `max_clients`,
     `max_message_length`, `max_rooms`, `queue_capacity`, `tls_cert`, `tls_key`,
     `shutdown_grace`, `allowed_origins` and `allowed_hosts` (a list of strings or one

@@ -45,6 +45,10 @@ pub struct Config {
     /// Bytes sent to one connection and not yet reported written (`handle_sent`); over it the
     /// connection is closed with 1008 "too slow".
     pub max_queue_bytes: usize,
+    /// Bytes sent to all connections together and not yet reported written; over it the
+    /// connection holding the most is closed with 1008, until the total is back under it, so a
+    /// thousand slow readers cannot pin a thousand times `max_queue_bytes`.
+    pub max_total_queue_bytes: usize,
     /// Open connections at most; one more is closed with 1013.
     pub max_connections: usize,
     /// Sessions at most (with or without connections); idle ones are evicted first.
@@ -60,6 +64,7 @@ impl Default for Config {
             max_log_bytes: 8 << 20,
             max_total_log_bytes: 64 << 20,
             max_queue_bytes: 16 << 20,
+            max_total_queue_bytes: 64 << 20,
             max_connections: 1024,
             max_sessions: 64,
             max_session_id_bytes: 256,
@@ -88,6 +93,16 @@ pub enum ConfigError {
         /// What a replay plus one frame needs.
         need: usize,
     },
+    /// The global outgoing budget could not hold one connection's full queue.
+    #[error(
+        "relay setting max_total_queue_bytes ({total}) must be at least max_queue_bytes ({queue})"
+    )]
+    TotalQueueTooSmall {
+        /// The configured global budget.
+        total: usize,
+        /// The per-connection bound it must hold.
+        queue: usize,
+    },
 }
 
 impl Config {
@@ -110,6 +125,12 @@ impl Config {
             return Err(ConfigError::QueueTooSmall {
                 queue: self.max_queue_bytes,
                 need,
+            });
+        }
+        if self.max_total_queue_bytes < self.max_queue_bytes {
+            return Err(ConfigError::TotalQueueTooSmall {
+                total: self.max_total_queue_bytes,
+                queue: self.max_queue_bytes,
             });
         }
         Ok(())
@@ -164,6 +185,9 @@ pub struct Stats {
     pub closed_too_big: u64,
     /// Connections closed as too slow.
     pub closed_too_slow: u64,
+    /// Connections closed because the relay's global outgoing budget was used up and they held
+    /// the most of it.
+    pub closed_over_budget: u64,
     /// Connections closed for a binary frame.
     pub closed_binary: u64,
     /// Connections refused (relay full, too many sessions, bad session id).
@@ -204,6 +228,9 @@ pub struct Relay {
     stats: Stats,
     tick: u64,
     log_bytes: usize,
+    /// Bytes sent to open (not closing) connections and not reported written: the sum of their
+    /// `pending`.
+    queued_bytes: usize,
 }
 
 impl Default for Relay {
@@ -229,6 +256,7 @@ impl Relay {
             stats: Stats::default(),
             tick: 0,
             log_bytes: 0,
+            queued_bytes: 0,
         }
     }
 
@@ -265,6 +293,12 @@ impl Relay {
     /// Bytes sent to `conn` and not reported written yet.
     pub fn queued_bytes(&self, conn: ConnId) -> Option<usize> {
         self.conns.get(&conn).map(|c| c.pending)
+    }
+
+    /// Bytes sent to all open connections and not reported written yet (what
+    /// `max_total_queue_bytes` bounds).
+    pub fn total_queued_bytes(&self) -> usize {
+        self.queued_bytes
     }
 
     /// The next thing to do, in order.
@@ -395,7 +429,9 @@ impl Relay {
     /// The adapter wrote `bytes` of frames to `conn`.
     pub fn handle_sent(&mut self, conn: ConnId, bytes: usize) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.pending = c.pending.saturating_sub(bytes);
+            let done = bytes.min(c.pending);
+            c.pending -= done;
+            self.queued_bytes = self.queued_bytes.saturating_sub(done);
         }
     }
 
@@ -420,6 +456,7 @@ impl Relay {
         }
         self.conns.clear();
         self.closes.clear();
+        self.queued_bytes = 0;
         self.sessions.retain(|_, s| {
             s.conns.clear();
             s.log.is_known()
@@ -458,6 +495,7 @@ impl Relay {
         }
         c.pending += frame.len();
         let over = c.pending > max;
+        self.queued_bytes += frame.len();
         self.stats.frames_out += 1;
         self.stats.bytes_out += frame.len() as u64;
         self.out.push_back(Effect::Send { conn, frame });
@@ -469,13 +507,40 @@ impl Relay {
                 format!("too slow: more than {max} bytes queued"),
             );
         }
+        self.enforce_budget();
     }
 
+    /// Over the global outgoing budget: closes the connections that hold the most of it (the
+    /// slowest readers) until the total is back within it.
+    fn enforce_budget(&mut self) {
+        let budget = self.config.max_total_queue_bytes;
+        while self.queued_bytes > budget {
+            let victim = self
+                .conns
+                .iter()
+                .filter(|(_, c)| !c.closing && c.pending > 0)
+                .max_by_key(|(id, c)| (c.pending, std::cmp::Reverse(**id)))
+                .map(|(id, _)| *id);
+            let Some(victim) = victim else {
+                break;
+            };
+            self.stats.closed_over_budget += 1;
+            self.close_conn(
+                victim,
+                close::POLICY,
+                format!("too slow: the relay's outgoing budget of {budget} bytes is used up"),
+            );
+        }
+    }
+
+    /// Marks `conn` closing; what was queued for it no longer counts (the adapter drops it).
     fn close_conn(&mut self, conn: ConnId, code: u16, reason: String) {
         if let Some(c) = self.conns.get_mut(&conn)
             && !c.closing
         {
             c.closing = true;
+            self.queued_bytes = self.queued_bytes.saturating_sub(c.pending);
+            c.pending = 0;
             self.closes.push((conn, code, reason));
         }
     }
@@ -492,6 +557,7 @@ impl Relay {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
+        self.queued_bytes = self.queued_bytes.saturating_sub(c.pending);
         if let Some((code, reason)) = close {
             self.out.push_back(Effect::Close { conn, code, reason });
         }
@@ -973,6 +1039,107 @@ mod tests {
         assert!(r.queued_bytes(ConnId(2)).is_none());
     }
 
+    /// Whether the global count is the sum of the open connections' queues.
+    fn budget_is_consistent(r: &Relay, open: &[u64]) -> bool {
+        let sum: usize = open.iter().filter_map(|&c| r.queued_bytes(ConnId(c))).sum();
+        sum == r.total_queued_bytes() && sum <= r.config().max_total_queue_bytes
+    }
+
+    #[test]
+    fn the_global_budget_closes_the_reader_holding_the_most() {
+        let cfg = Config {
+            max_frame_bytes: 256,
+            max_log_bytes: 1024,
+            max_queue_bytes: 4096,
+            max_total_queue_bytes: 4096,
+            ..Config::default()
+        };
+        let mut r = Relay::new(cfg).expect("valid config");
+        r.handle_connect(ConnId(1), "");
+        r.handle_text(ConnId(1), &announce("hero-1", "hero", "online"), NOW);
+        // Three UIs: 2 never reads, 3 reads half of what it gets, 4 keeps up.
+        for ui in [2, 3, 4] {
+            r.handle_connect(ConnId(ui), "");
+            r.handle_text(
+                ConnId(ui),
+                &announce(&format!("ui-{ui}"), "sidekick", "online"),
+                NOW,
+            );
+        }
+        drain(&mut r);
+        for ui in [1, 2, 3, 4] {
+            r.handle_sent(ConnId(ui), usize::MAX);
+        }
+        assert_eq!(r.total_queued_bytes(), 0);
+        let mut closed = Vec::new();
+        let mut open = vec![1, 2, 3, 4];
+        for _ in 0..40 {
+            r.handle_text(ConnId(1), CLICK, NOW);
+            let (sends, closes) = drain(&mut r);
+            let got = |c: u64| -> usize {
+                sends
+                    .iter()
+                    .filter(|(to, _)| *to == c)
+                    .map(|(_, t)| t.len())
+                    .sum()
+            };
+            r.handle_sent(ConnId(3), got(3) / 2);
+            r.handle_sent(ConnId(4), got(4));
+            for (c, _) in &closes {
+                open.retain(|o| o != c);
+            }
+            closed.extend(closes);
+            assert!(budget_is_consistent(&r, &open), "step: {closed:?}");
+        }
+        // 2 held two thirds of the budget when it ran out: it goes, alone, as "too slow".
+        assert_eq!(closed, vec![(2, close::POLICY)]);
+        assert_eq!(r.stats().closed_over_budget, 1);
+        assert_eq!(r.stats().closed_too_slow, 0);
+        let q3 = r.queued_bytes(ConnId(3)).expect("3 is open");
+        assert!(q3 > 0 && q3 < 4096, "{q3}");
+        assert_eq!(r.queued_bytes(ConnId(4)), Some(0));
+        assert!(r.queued_bytes(ConnId(2)).is_none());
+        // The hero heard that the closed UI went offline; the others still get frames.
+        r.handle_text(ConnId(1), SPAWN, NOW);
+        let (sends, _) = drain(&mut r);
+        let mut got: Vec<u64> = sends.iter().map(|(c, _)| *c).collect();
+        got.sort();
+        assert_eq!(got, vec![3, 4]);
+    }
+
+    #[test]
+    fn the_budget_counts_only_open_connections() {
+        let cfg = Config {
+            max_frame_bytes: 256,
+            max_log_bytes: 1024,
+            max_queue_bytes: 4096,
+            max_total_queue_bytes: 5000,
+            ..Config::default()
+        };
+        let mut r = Relay::new(cfg).expect("valid config");
+        r.handle_connect(ConnId(1), "");
+        r.handle_text(ConnId(1), &announce("hero-1", "hero", "online"), NOW);
+        r.handle_connect(ConnId(2), "");
+        r.handle_text(ConnId(2), &announce("ui-1", "sidekick", "online"), NOW);
+        r.handle_connect(ConnId(3), "");
+        r.handle_text(ConnId(3), &announce("ui-2", "sidekick", "online"), NOW);
+        drain(&mut r);
+        for _ in 0..20 {
+            r.handle_text(ConnId(1), CLICK, NOW);
+        }
+        drain(&mut r);
+        let held = r.total_queued_bytes();
+        assert!(held > 2 * 20 * CLICK.len(), "{held}");
+        assert!(budget_is_consistent(&r, &[1, 2, 3]));
+        // A closed socket's queue is gone (the adapter drops it), so is a shut-down relay's.
+        r.handle_close(ConnId(2), NOW);
+        drain(&mut r);
+        assert!(budget_is_consistent(&r, &[1, 3]));
+        assert!(r.total_queued_bytes() < held);
+        r.close_all(close::GOING_AWAY, "bye");
+        assert_eq!(r.total_queued_bytes(), 0);
+    }
+
     #[test]
     fn limits_refuse_connections_and_evict_idle_sessions() {
         let cfg = Config {
@@ -1061,5 +1228,10 @@ mod tests {
             ..Config::default()
         });
         assert!(matches!(err, Err(ConfigError::QueueTooSmall { .. })));
+        let err = Relay::new(Config {
+            max_total_queue_bytes: (16 << 20) - 1,
+            ..Config::default()
+        });
+        assert!(matches!(err, Err(ConfigError::TotalQueueTooSmall { .. })));
     }
 }

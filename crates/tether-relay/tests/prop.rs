@@ -245,6 +245,7 @@ fn routing_never_echoes_nor_crosses_sessions() {
                 max_log_bytes: 2048,
                 max_total_log_bytes: 3000,
                 max_queue_bytes: 4096,
+                max_total_queue_bytes: 6000,
                 max_connections: 5,
                 max_sessions: 2,
                 ..Config::default()
@@ -344,11 +345,15 @@ fn routing_never_echoes_nor_crosses_sessions() {
                 prop_assert!(r.connection_count() <= 5);
                 prop_assert!(r.session_count() <= 2);
                 prop_assert!(r.log_bytes() <= 3000);
+                let mut total = 0;
                 for &c in open.keys() {
                     if let Some(q) = r.queued_bytes(ConnId(c)) {
                         prop_assert!(q <= 4096, "{} queued", q);
+                        total += q;
                     }
                 }
+                prop_assert_eq!(total, r.total_queued_bytes());
+                prop_assert!(total <= 6000, "{} queued in all", total);
             }
             Ok(())
         })

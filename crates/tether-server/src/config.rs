@@ -15,8 +15,8 @@ use serde::Deserialize;
     about = "One server for live apps: chat/pub-sub rooms over TCP lines, WebSocket and REST.",
     long_about = "One server for live apps: chat/pub-sub rooms over TCP lines, WebSocket and REST.\n\n\
         Run `tether serve` to start with embedded defaults: HTTP (REST, WebSocket, pages, /metrics)\n\
-        on 127.0.0.1:8700, the rooms TCP line protocol on 127.0.0.1:10010 and the UI relay for\n\
-        sidekick clients on 127.0.0.1:5163.\n\
+        on 127.0.0.1:8700 and [::1]:8700, the rooms TCP line protocol on 127.0.0.1:10010 and the UI relay for\n\
+        sidekick clients on localhost:5163 (127.0.0.1 and [::1]).\n\
         The wire contracts are in docs/protocol/."
 )]
 #[command(args_conflicts_with_subcommands = true, after_help = SERVE_HELP)]
@@ -44,10 +44,12 @@ const SERVE_HELP: &str = "Every option can also come from the environment (TETHE
     given with --config, whose keys are the option names with '_' for '-'\n\
     (http, tcp, relay, max_clients, max_message_length, max_rooms, queue_capacity, tls_cert,\n\
     tls_key, shutdown_grace, relay_max_frame, relay_log_bytes, relay_queue_bytes, hook, hook_timeout,\n\
-    hook_memory, exec_max_processes, exec_kill_grace, allowed_origins, allowed_hosts; the last two\n\
-    as lists) plus [[exec]] tables (file only) that define the /ws/exec/<name> endpoints (token_env\n\
-    = \"NAME\" makes one require a token); without any [[exec]] table the built-in ones apply\n\
-    (claude, echo, demo). See docs/protocol/exec.md and docs/protocol/common.md.\n\
+    hook_memory, exec_max_processes, exec_kill_grace, relay_total_queue_bytes, relay_max_connections,\n\
+    relay_max_sessions, header_timeout, max_connections, max_connections_per_ip, allowed_origins,\n\
+    allowed_hosts; the last two as lists) plus [[exec]] tables (file only) that define the\n\
+    /ws/exec/<name> endpoints (token_env = \"NAME\" makes one require a token); without any [[exec]]\n\
+    table the built-in ones apply (claude, echo, demo). See docs/protocol/exec.md and\n\
+    docs/protocol/common.md.\n\
     Precedence: flag > environment > file > default.\n\n\
     Examples:\n  tether serve\n  tether serve --http 0.0.0.0:8700 --max-clients 1000\n  \
     tether serve --tls-cert cert.pem --tls-key key.pem\n  \
@@ -68,7 +70,7 @@ pub enum Command {
 #[derive(Args, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServeArgs {
-    /// Address of the HTTP listener: REST, WebSocket endpoints, pages and /metrics [default: 127.0.0.1:8700]
+    /// Address of the HTTP listener: REST, WebSocket endpoints, pages and /metrics [default: 127.0.0.1:8700, and [::1]:8700 when it can be bound]
     #[arg(long, env = "TETHER_HTTP", value_name = "ADDR")]
     pub http: Option<SocketAddr>,
 
@@ -76,7 +78,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TETHER_TCP", value_name = "ADDR")]
     pub tcp: Option<SocketAddr>,
 
-    /// Address of the UI relay for sidekick clients (plain WebSocket, any path, ?session=ID), or `off` [default: 127.0.0.1:5163]
+    /// Address of the UI relay for sidekick clients (WebSocket, any path, ?session=ID; wss:// with --tls-cert), `localhost:PORT` for 127.0.0.1 and [::1], or `off` [default: localhost:5163]
     #[arg(long, env = "TETHER_RELAY", value_name = "ADDR|off")]
     pub relay: Option<RelayAddr>,
 
@@ -101,7 +103,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TETHER_QUEUE_CAPACITY", value_name = "N")]
     pub queue_capacity: Option<usize>,
 
-    /// PEM certificate chain: turns on TLS for both the HTTP and the TCP listener (needs --tls-key)
+    /// PEM certificate chain: turns on TLS for the HTTP, the TCP and the relay listener (needs --tls-key)
     #[arg(
         long,
         env = "TETHER_TLS_CERT",
@@ -134,6 +136,18 @@ pub struct ServeArgs {
     /// Bytes queued for one relay socket before it is closed as too slow (1008); at least the log plus a frame [default: 16777216]
     #[arg(long, env = "TETHER_RELAY_QUEUE_BYTES", value_name = "BYTES")]
     pub relay_queue_bytes: Option<usize>,
+
+    /// Bytes queued for all relay sockets together; over it the socket holding the most is closed as too slow (1008); at least --relay-queue-bytes [default: 67108864]
+    #[arg(long, env = "TETHER_RELAY_TOTAL_QUEUE_BYTES", value_name = "BYTES")]
+    pub relay_total_queue_bytes: Option<usize>,
+
+    /// Most relay WebSocket connections at once; one more is closed with 1013 [default: 1024]
+    #[arg(long, env = "TETHER_RELAY_MAX_CONNECTIONS", value_name = "N")]
+    pub relay_max_connections: Option<usize>,
+
+    /// Most relay sessions kept at once; a new one evicts an idle session, or is closed with 1013 when all have connections [default: 64]
+    #[arg(long, env = "TETHER_RELAY_MAX_SESSIONS", value_name = "N")]
+    pub relay_max_sessions: Option<usize>,
 
     /// Most exec processes (/ws/claude, /ws/exec/NAME) running at once; one more is refused with close 1013 [default: 64]
     #[arg(long, env = "TETHER_EXEC_MAX_PROCESSES", value_name = "N")]
@@ -181,6 +195,17 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub allowed_hosts: Option<Vec<String>>,
+    /// Seconds a client has to send a complete request head on the HTTP and relay listeners, counted from its connection (after TLS) or from its previous response; a silent, partial or idle kept-alive connection is then closed [default: 5]
+    #[arg(long, env = "TETHER_HEADER_TIMEOUT", value_name = "SECS")]
+    pub header_timeout: Option<f64>,
+
+    /// Most open connections on each of the HTTP and rooms TCP listeners (WebSockets included); one more is closed at once [default: 10000]
+    #[arg(long, env = "TETHER_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Most open connections from one client address (IPv6: one /64) on each listener; one more is closed at once [default: 1024, or an eighth of the open-file limit if lower]
+    #[arg(long, env = "TETHER_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
 }
 
 /// `--hook ROOM=FILE`: which room's messages go through which JS module.
@@ -228,19 +253,31 @@ pub enum RelayAddr {
     Off,
     /// Listen here.
     At(SocketAddr),
+    /// `localhost:PORT`: 127.0.0.1 and, when it can be bound, [::1], so that a client dialing
+    /// `localhost` gets here whichever address its resolver returns first.
+    Localhost(u16),
 }
 
 impl FromStr for RelayAddr {
     type Err = String;
 
     fn from_str(s: &str) -> Result<RelayAddr, String> {
-        if s.trim().eq_ignore_ascii_case("off") {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") {
             return Ok(RelayAddr::Off);
         }
-        s.trim()
-            .parse()
-            .map(RelayAddr::At)
-            .map_err(|_| format!("expected ADDR (such as 127.0.0.1:5163) or off, got {s:?}"))
+        let expected = || {
+            format!("expected ADDR (such as 127.0.0.1:5163 or localhost:5163) or off, got {s:?}")
+        };
+        if let Some((host, port)) = s.rsplit_once(':')
+            && host.eq_ignore_ascii_case("localhost")
+        {
+            return port
+                .parse()
+                .map(RelayAddr::Localhost)
+                .map_err(|_| expected());
+        }
+        s.parse().map(RelayAddr::At).map_err(|_| expected())
     }
 }
 
@@ -289,6 +326,12 @@ pub struct Config {
     pub exec_kill_grace: std::time::Duration,
     /// Which web pages may open WebSockets, which Host names loopback listeners answer.
     pub guard: crate::guard::Policy,
+    /// Whether the HTTP listener also listens on [::1] (its default address does).
+    pub http_ipv6_loopback: bool,
+    /// Whether the relay also listens on [::1] (`localhost:PORT`, the default).
+    pub relay_ipv6_loopback: bool,
+    /// Timeouts and connection caps of the listeners.
+    pub listen: crate::listen::Limits,
 }
 
 /// A configuration that cannot be used, with what to fix.
@@ -358,6 +401,25 @@ impl ServeArgs {
                 }),
             ..defaults
         };
+        let relay_limits = tether_relay::Config {
+            max_total_queue_bytes: self
+                .relay_total_queue_bytes
+                .or(file.relay_total_queue_bytes)
+                .unwrap_or_else(|| {
+                    defaults
+                        .max_total_queue_bytes
+                        .max(relay_limits.max_queue_bytes)
+                }),
+            max_connections: self
+                .relay_max_connections
+                .or(file.relay_max_connections)
+                .unwrap_or(defaults.max_connections),
+            max_sessions: self
+                .relay_max_sessions
+                .or(file.relay_max_sessions)
+                .unwrap_or(defaults.max_sessions),
+            ..relay_limits
+        };
         relay_limits
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -410,11 +472,15 @@ impl ServeArgs {
             )
             .map_err(ConfigError::Invalid)?,
         };
+        let http_choice = self.http.or(file.http);
+        let listen = crate::listen::Limits::resolve(
+            self.header_timeout.or(file.header_timeout),
+            self.max_connections.or(file.max_connections),
+            self.max_connections_per_ip.or(file.max_connections_per_ip),
+        )
+        .map_err(ConfigError::Invalid)?;
         let cfg = Config {
-            http: self
-                .http
-                .or(file.http)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8700))),
+            http: http_choice.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8700))),
             tcp: self
                 .tcp
                 .or(file.tcp)
@@ -431,6 +497,7 @@ impl ServeArgs {
             relay: match relay_choice {
                 Some(RelayAddr::Off) => None,
                 Some(RelayAddr::At(a)) => Some(a),
+                Some(RelayAddr::Localhost(port)) => Some(SocketAddr::from(([127, 0, 0, 1], port))),
                 None => Some(SocketAddr::from(([127, 0, 0, 1], 5163))),
             },
             relay_required: relay_choice.is_some(),
@@ -444,6 +511,9 @@ impl ServeArgs {
                 .unwrap_or(64),
             exec_kill_grace: std::time::Duration::from_secs_f64(exec_kill_grace),
             guard,
+            http_ipv6_loopback: http_choice.is_none(),
+            relay_ipv6_loopback: matches!(relay_choice, None | Some(RelayAddr::Localhost(_))),
+            listen,
         };
         for (name, v) in [
             ("max_clients", cfg.max_clients),
@@ -546,6 +616,23 @@ mod tests {
             Ok(RelayAddr::At(SocketAddr::from(([127, 0, 0, 1], 9))))
         );
         assert!("nowhere".parse::<RelayAddr>().is_err());
+        assert_eq!(
+            "localhost:5163".parse::<RelayAddr>(),
+            Ok(RelayAddr::Localhost(5163))
+        );
+        assert!("localhost:x".parse::<RelayAddr>().is_err());
+        let cfg = ServeArgs::default().resolve().unwrap();
+        assert!(cfg.relay_ipv6_loopback && cfg.http_ipv6_loopback);
+        let cfg = ServeArgs {
+            relay: Some(RelayAddr::Localhost(0)),
+            http: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(cfg.relay, Some(SocketAddr::from(([127, 0, 0, 1], 0))));
+        assert!(cfg.relay_required && cfg.relay_ipv6_loopback);
+        assert!(!cfg.http_ipv6_loopback, "an address given is used alone");
         let cfg = ServeArgs {
             relay: Some(RelayAddr::Off),
             ..ServeArgs::default()
@@ -577,6 +664,74 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(err.to_string().contains("max_queue_bytes"), "{err}");
+    }
+
+    #[test]
+    fn relay_caps_budget_and_listener_limits() {
+        let cfg = ServeArgs::default().resolve().unwrap();
+        assert_eq!(cfg.relay_limits.max_connections, 1024);
+        assert_eq!(cfg.relay_limits.max_sessions, 64);
+        assert_eq!(cfg.relay_limits.max_total_queue_bytes, 64 << 20);
+        assert_eq!(cfg.listen.max_connections, 10_000);
+        let dir = std::env::temp_dir().join(format!("tether-cfg5-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("t.toml");
+        std::fs::write(
+            &file,
+            "relay_max_connections = 5\nrelay_max_sessions = 2\nheader_timeout = 1.5\n\
+             max_connections = 300\nmax_connections_per_ip = 30\n\
+             relay_queue_bytes = 100000000\n",
+        )
+        .unwrap();
+        let cfg = ServeArgs {
+            config: Some(file),
+            relay_max_sessions: Some(3),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(cfg.relay_limits.max_connections, 5);
+        assert_eq!(cfg.relay_limits.max_sessions, 3, "the flag wins");
+        assert_eq!(
+            cfg.relay_limits.max_total_queue_bytes, 100_000_000,
+            "the budget grows to hold one full queue"
+        );
+        assert_eq!(cfg.listen.header_timeout.as_millis(), 1500);
+        assert_eq!(cfg.listen.max_connections, 300);
+        assert_eq!(cfg.listen.max_connections_per_ip, 30);
+        for (args, needle) in [
+            (
+                ServeArgs {
+                    relay_total_queue_bytes: Some(1 << 20),
+                    ..ServeArgs::default()
+                },
+                "max_total_queue_bytes",
+            ),
+            (
+                ServeArgs {
+                    relay_max_connections: Some(0),
+                    ..ServeArgs::default()
+                },
+                "max_connections",
+            ),
+            (
+                ServeArgs {
+                    header_timeout: Some(-1.0),
+                    ..ServeArgs::default()
+                },
+                "header_timeout",
+            ),
+            (
+                ServeArgs {
+                    max_connections_per_ip: Some(0),
+                    ..ServeArgs::default()
+                },
+                "max_connections_per_ip",
+            ),
+        ] {
+            let err = args.resolve().unwrap_err();
+            assert!(err.to_string().contains(needle), "{err}");
+        }
     }
 
     #[test]

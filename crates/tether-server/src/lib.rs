@@ -18,6 +18,7 @@
 pub mod config;
 pub mod guard;
 pub mod hooks;
+pub mod listen;
 pub mod relay;
 pub mod server;
 pub mod sync;

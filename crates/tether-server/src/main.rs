@@ -7,6 +7,8 @@ use clap::Parser;
 use tether_server::{config, server};
 
 fn main() -> ExitCode {
+    // Before the settings: the default per-address connection cap follows the limit.
+    tether_server::listen::raise_fd_limit();
     let args = config::Cli::parse().into_serve_args();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -1,7 +1,7 @@
-//! The UI relay listener (`--relay`, default 127.0.0.1:5163): a plain WebSocket on any path,
-//! `?session=<id>` picking the session, around the sans-IO `tether_relay::Relay`. Stock
-//! sidekick-py dials `ws://localhost:5163` and finds it with zero configuration; the `/ui` page
-//! on the HTTP listener asks `/ui/config` where it is.
+//! The UI relay listener (`--relay`, default localhost:5163: 127.0.0.1 and [::1]): a WebSocket
+//! (over TLS with `--tls-cert`) on any path, `?session=<id>` picking the session, around the
+//! sans-IO `tether_relay::Relay`. Stock sidekick-py dials `ws://localhost:5163` and finds it
+//! with zero configuration; the `/ui` page on the HTTP listener asks `/ui/config` where it is.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -79,6 +79,7 @@ impl RelayHub {
         metrics.connections.set(0.0);
         metrics.sessions.set(0.0);
         metrics.log_bytes.set(0.0);
+        metrics.queued_bytes.set(0.0);
         Ok(RelayHub {
             core: Mutex::new(Core {
                 relay,
@@ -174,6 +175,8 @@ impl Core {
             .increment(s.dropped_invalid_announce - p.dropped_invalid_announce);
         m.too_big.increment(s.closed_too_big - p.closed_too_big);
         m.too_slow.increment(s.closed_too_slow - p.closed_too_slow);
+        m.over_budget
+            .increment(s.closed_over_budget - p.closed_over_budget);
         m.binary.increment(s.closed_binary - p.closed_binary);
         m.refused.increment(s.refused - p.refused);
         m.synthesized
@@ -183,6 +186,7 @@ impl Core {
         m.connections.set(self.relay.connection_count() as f64);
         m.sessions.set(self.relay.session_count() as f64);
         m.log_bytes.set(self.relay.log_bytes() as f64);
+        m.queued_bytes.set(self.relay.total_queued_bytes() as f64);
         self.reported = s;
     }
 }
@@ -198,6 +202,7 @@ struct Metrics {
     invalid_announce: Counter,
     too_big: Counter,
     too_slow: Counter,
+    over_budget: Counter,
     binary: Counter,
     refused: Counter,
     synthesized: Counter,
@@ -206,6 +211,7 @@ struct Metrics {
     connections: Gauge,
     sessions: Gauge,
     log_bytes: Gauge,
+    queued_bytes: Gauge,
 }
 
 impl Metrics {
@@ -223,6 +229,7 @@ impl Metrics {
             invalid_announce: dropped("invalid_announce"),
             too_big: closed("too_big"),
             too_slow: closed("too_slow"),
+            over_budget: closed("over_budget"),
             binary: closed("binary"),
             refused: closed("refused"),
             synthesized: counter!("tether_relay_synthesized_offline_total"),
@@ -231,6 +238,7 @@ impl Metrics {
             connections: gauge!("tether_relay_connections"),
             sessions: gauge!("tether_relay_sessions"),
             log_bytes: gauge!("tether_relay_log_bytes"),
+            queued_bytes: gauge!("tether_relay_queued_bytes"),
         }
     }
 }
@@ -442,6 +450,10 @@ mod tests {
             format!("frame over the relay's limit of {} bytes", usize::MAX),
             "text frame is not valid UTF-8".to_owned(),
             format!("too slow: more than {} bytes queued", usize::MAX),
+            format!(
+                "too slow: the relay's outgoing budget of {} bytes is used up",
+                usize::MAX
+            ),
             "binary frames are not part of the sidekick protocol: send JSON text".to_owned(),
             format!(
                 "frame of {} bytes is over the limit of {} bytes",

@@ -9,20 +9,19 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::Request;
-use axum::extract::connect_info::Connected;
 use axum::response::Response;
 use axum::routing::get;
-use axum::serve::{IncomingStream, Listener};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::guard::Guard;
+use crate::listen::{Acceptor, Gate};
 use crate::relay::RelayHub;
 use crate::state::AppState;
-use crate::{demo_sync, exec, rest, sync, tcp, tls, web, ws};
+use crate::{demo_sync, exec, listen, rest, sync, tcp, tls, web, ws};
 
 /// A REST client that makes no call for this long is closed.
 const REST_IDLE: Duration = Duration::from_secs(600);
@@ -52,9 +51,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// A server whose listeners are bound and which serves once [`Server::serve`] is awaited.
 pub struct Server {
     state: Arc<AppState>,
-    http: TcpListener,
+    /// 127.0.0.1 (or the address given) first, then [::1] for the default address.
+    http: Vec<TcpListener>,
     tcp: TcpListener,
-    relay: Option<(TcpListener, Arc<RelayHub>)>,
+    relay: Option<(Vec<TcpListener>, Arc<RelayHub>)>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     fallback: Option<Fallback>,
 }
@@ -71,18 +71,6 @@ pub type Fallback = Arc<dyn Fn(Request) -> FallbackFuture + Send + Sync>;
 /// without TLS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, PlainListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> PeerAddr {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
-impl Connected<IncomingStream<'_, tls::TlsListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, tls::TlsListener>) -> PeerAddr {
-        PeerAddr(*stream.remote_addr())
-    }
-}
 
 /// The paths the built-in routes answer; a `{param}` segment stands for any one segment.
 pub const BUILTIN_ROUTES: &[&str] = &[
@@ -134,16 +122,22 @@ pub fn is_reserved(path: &str) -> bool {
 impl Server {
     /// Binds the HTTP, TCP and relay listeners (port 0 picks a free port) and loads the TLS
     /// files. The relay's default address, when taken, only warns: another relay (the VS Code
-    /// extension, another tether) already serves sidekick clients there.
+    /// extension, another tether) already serves sidekick clients there. A default (or
+    /// `localhost:PORT`) address also listens on [::1] when it can.
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
         let acceptor = match &config.tls {
             Some((cert, key)) => Some(tls::acceptor(cert, key)?),
             None => None,
         };
         let metrics = metrics_handle()?;
-        let http = TcpListener::bind(config.http)
-            .await
-            .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
+        let mut http = vec![
+            TcpListener::bind(config.http)
+                .await
+                .with_context(|| format!("cannot listen for HTTP on {}", config.http))?,
+        ];
+        if config.http_ipv6_loopback {
+            http.extend(listen::bind_ipv6_loopback(&http[0], "HTTP").await);
+        }
         let tcp = TcpListener::bind(config.tcp)
             .await
             .with_context(|| format!("cannot listen for TCP on {}", config.tcp))?;
@@ -164,8 +158,15 @@ impl Server {
                 }
             },
         };
-        let (http_addr, tcp_addr) = (http.local_addr()?, tcp.local_addr()?);
-        let relay_addr = relay.as_ref().map(TcpListener::local_addr).transpose()?;
+        let relay = match relay {
+            Some(l) if config.relay_ipv6_loopback => {
+                let v6 = listen::bind_ipv6_loopback(&l, "UI relay").await;
+                Some(std::iter::once(l).chain(v6).collect::<Vec<_>>())
+            }
+            other => other.map(|l| vec![l]),
+        };
+        let (http_addr, tcp_addr) = (http[0].local_addr()?, tcp.local_addr()?);
+        let relay_addr = relay.as_ref().map(|l| l[0].local_addr()).transpose()?;
         let limits = config.relay_limits.clone();
         let state = Arc::new(AppState::new(
             config, tcp_addr, http_addr, relay_addr, metrics,
@@ -237,6 +238,14 @@ impl Server {
         } = self;
         let grace = Duration::from_secs(state.config.shutdown_grace);
         let scheme = if acceptor.is_some() { "https" } else { "http" };
+        let limits = state.config.listen.clone();
+        let gate = |name, max| Gate::new(name, max, limits.max_connections_per_ip);
+        let acceptors = |listeners: Vec<TcpListener>, gate: Arc<Gate>| {
+            listeners
+                .into_iter()
+                .map(|l| Acceptor::new(l, gate.clone()))
+                .collect::<Vec<_>>()
+        };
         tracing::info!(
             "serving {scheme}://{} (chat page /chat, REST, /ws/rooms, /metrics) and rooms TCP on {}",
             state.http_addr,
@@ -249,54 +258,56 @@ impl Server {
             );
         }
 
-        let tcp_task = tokio::spawn(tcp::serve(state.clone(), tcp, acceptor.clone()));
+        let tcp_gate = gate("tcp", limits.max_connections);
+        let tcp_task = tokio::spawn(tcp::serve(
+            state.clone(),
+            Acceptor::new(tcp, tcp_gate),
+            acceptor.clone(),
+        ));
         let (relay_task, relay_hub) = match relay {
-            Some((listener, hub)) => {
+            Some((listeners, hub)) => {
+                let ws = if acceptor.is_some() { "wss" } else { "ws" };
                 tracing::info!(
-                    "UI relay for sidekick clients on ws://{}, page /ui",
-                    hub.addr()
+                    "UI relay for sidekick clients on {ws}://{}{}, page /ui",
+                    hub.addr(),
+                    if listeners.len() > 1 {
+                        " and [::1]"
+                    } else {
+                        ""
+                    }
                 );
                 let guard = Guard::relay(
                     &state.config.guard,
                     hub.addr(),
-                    false, // the relay is plain ws:// (sidekick-py dials that)
+                    acceptor.is_some(), // with --tls-cert the relay speaks wss:// too
                     state.http_addr,
                     acceptor.is_some(),
                 );
-                let app = hub.clone().router(Arc::new(guard));
-                let stop = state.shutdown.clone();
-                let task = tokio::spawn(async move {
-                    axum::serve(PlainListener(listener), app)
-                        .with_graceful_shutdown(stop.cancelled_owned())
-                        .await
-                });
+                let relay_gate = gate(
+                    "relay",
+                    state.config.relay_limits.max_connections + listen::RELAY_LISTENER_SLACK,
+                );
+                let task = tokio::spawn(listen::serve_http(
+                    acceptors(listeners, relay_gate),
+                    acceptor.clone(),
+                    limits.header_timeout,
+                    hub.clone().router(Arc::new(guard)),
+                    state.shutdown.clone(),
+                ));
                 (Some(task), Some(hub))
             }
             None => (None, None),
         };
         let reaper = tokio::spawn(reap_rest_clients(state.clone()));
 
-        let app =
-            router_with(state.clone(), fallback).into_make_service_with_connect_info::<PeerAddr>();
-        let stop = state.shutdown.clone();
-        let http_task = match acceptor {
-            Some(acc) => {
-                let listener = tls::TlsListener::spawn(http, acc, stop.clone())?;
-                tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(stop.cancelled_owned())
-                        .await
-                })
-            }
-            None => {
-                let listener = PlainListener(http);
-                tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(stop.cancelled_owned())
-                        .await
-                })
-            }
-        };
+        let http_gate = gate("http", limits.max_connections);
+        let http_task = tokio::spawn(listen::serve_http(
+            acceptors(http, http_gate),
+            acceptor,
+            limits.header_timeout,
+            router_with(state.clone(), fallback),
+            state.shutdown.clone(),
+        ));
 
         shutdown.await;
         state.shutdown_all();
@@ -310,10 +321,8 @@ impl Server {
         {
             tracing::warn!("some connections did not close within {grace:?}; dropping them");
         }
-        match tokio::time::timeout(grace, http_task).await {
-            Ok(Ok(Err(e))) => tracing::warn!("http server ended with an error: {e}"),
-            Err(_) => tracing::warn!("http connections did not close within {grace:?}"),
-            _ => {}
+        if tokio::time::timeout(grace, http_task).await.is_err() {
+            tracing::warn!("http connections did not close within {grace:?}");
         }
         // Both end on the shutdown token; a listener that does not is not worth waiting for.
         let _ = tokio::time::timeout(Duration::from_millis(200), tcp_task).await;
@@ -323,24 +332,6 @@ impl Server {
         let _ = reaper.await;
         tracing::info!("stopped");
         Ok(())
-    }
-}
-
-/// The HTTP listener without TLS: accepted sockets get `TCP_NODELAY`.
-struct PlainListener(TcpListener);
-
-impl Listener for PlainListener {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
-        let (io, addr) = Listener::accept(&mut self.0).await;
-        let _ = io.set_nodelay(true);
-        (io, addr)
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Listener::local_addr(&self.0)
     }
 }
 
@@ -443,6 +434,7 @@ impl Signals {
 fn describe_metrics() {
     use metrics::{describe_counter, describe_gauge};
     exec::describe_metrics();
+    listen::describe_metrics();
     describe_gauge!(
         "tether_connections",
         "Open connections by door (tcp, ws, rest)."
@@ -496,7 +488,11 @@ fn describe_metrics() {
     );
     describe_counter!(
         "tether_relay_closed_total",
-        "Relay connections closed by the relay: too_big, too_slow, binary, refused."
+        "Relay connections closed by the relay: too_big, too_slow, over_budget, binary, refused."
+    );
+    describe_gauge!(
+        "tether_relay_queued_bytes",
+        "Bytes handed to relay connections and not yet written, all together."
     );
     describe_counter!(
         "tether_relay_synthesized_offline_total",

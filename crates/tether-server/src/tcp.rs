@@ -7,53 +7,40 @@ use std::time::Duration;
 use tether_rooms::line::{LineEvent, LineSplitter, MAX_LINE, event_error, parse_line};
 use tether_rooms::{CloseReason, Door};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use crate::listen::{Acceptor, HANDSHAKE_TIMEOUT};
 use crate::outgoing::Outgoing;
 use crate::state::{AppState, line_reply};
-
-/// How long a TLS handshake may take.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a client that half-closed gets to read its last replies.
 const LINGER: Duration = Duration::from_secs(10);
 
-/// Accepts connections until shutdown.
-pub async fn serve(state: Arc<AppState>, listener: TcpListener, tls: Option<TlsAcceptor>) {
+/// Accepts connections until shutdown; each holds its place under the listener's caps until it
+/// ends.
+pub async fn serve(state: Arc<AppState>, mut acceptor: Acceptor, tls: Option<TlsAcceptor>) {
     loop {
-        let accepted = tokio::select! {
+        let (sock, peer, permit) = tokio::select! {
             _ = state.shutdown.cancelled() => break,
-            r = listener.accept() => r,
+            c = acceptor.accept() => c,
         };
-        match accepted {
-            Ok((sock, peer)) => {
-                let _ = sock.set_nodelay(true);
-                let state2 = state.clone();
-                let tls = tls.clone();
-                state.tracker.spawn(async move {
-                    match tls {
-                        None => run(state2, sock).await,
-                        Some(acc) => {
-                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acc.accept(sock)).await {
-                                Ok(Ok(s)) => run(state2, s).await,
-                                Ok(Err(e)) => {
-                                    tracing::debug!(%peer, "tcp tls handshake failed: {e}")
-                                }
-                                Err(_) => tracing::debug!(%peer, "tcp tls handshake timed out"),
-                            }
-                        }
+        let state2 = state.clone();
+        let tls = tls.clone();
+        state.tracker.spawn(async move {
+            let _permit = permit;
+            match tls {
+                None => run(state2, sock).await,
+                Some(acc) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acc.accept(sock)).await {
+                        Ok(Ok(s)) => run(state2, s).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, "tcp tls handshake failed: {e}"),
+                        Err(_) => tracing::debug!(%peer, "tcp tls handshake timed out"),
                     }
-                });
+                }
             }
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!("tcp accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+        });
     }
 }
 

@@ -56,33 +56,47 @@ pub async fn ui() -> Response {
     serve("ui.html")
 }
 
-/// `GET /ui/config`: where the page finds the relay. `relay` is its WebSocket URL (`null` when
-/// the relay is off); an unspecified bind address (0.0.0.0, ::) is replaced by the host the
-/// page was loaded from.
+/// `GET /ui/config`: where the page finds the relay. `relay` is its WebSocket URL (`wss://` when
+/// the server has TLS; `null` when the relay is off); an unspecified bind address (0.0.0.0, ::)
+/// is replaced by the host the page was loaded from, and so is a loopback one under TLS when the
+/// page was loaded from a loopback name (the certificate names that host, not 127.0.0.1).
 pub async fn ui_config(
     axum::extract::State(state): axum::extract::State<std::sync::Arc<crate::state::AppState>>,
     headers: axum::http::HeaderMap,
 ) -> Response {
+    let tls = state.config.tls.is_some();
+    let page_host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(host_only);
     let relay = state.relay_addr.map(|addr| {
-        let host = if addr.ip().is_unspecified() {
-            headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(host_only)
-                .unwrap_or_else(|| "127.0.0.1".to_owned())
-        } else {
-            match addr.ip() {
+        let host = match page_host {
+            Some(page) if addr.ip().is_unspecified() => page,
+            None if addr.ip().is_unspecified() => "127.0.0.1".to_owned(),
+            Some(page) if tls && addr.ip().is_loopback() && is_loopback_name(&page) => page,
+            _ => match addr.ip() {
                 std::net::IpAddr::V6(ip) => format!("[{ip}]"),
                 ip => ip.to_string(),
-            }
+            },
         };
-        format!("ws://{host}:{}", addr.port())
+        let scheme = if tls { "wss" } else { "ws" };
+        format!("{scheme}://{host}:{}", addr.port())
     });
     axum::Json(serde_json::json!({
         "relay": relay,
         "port": state.relay_addr.map(|a| a.port()),
     }))
     .into_response()
+}
+
+/// `localhost`, `127.0.0.1`, `[::1]`…
+fn is_loopback_name(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `example.com:8700` → `example.com`, `[::1]:8700` → `[::1]`.
@@ -104,7 +118,7 @@ pub async fn fallback(uri: Uri) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::host_only;
+    use super::{host_only, is_loopback_name};
 
     #[test]
     fn host_only_strips_the_port() {
@@ -112,5 +126,20 @@ mod tests {
         assert_eq!(host_only("[::1]:8700"), "[::1]");
         assert_eq!(host_only("[::1]"), "[::1]");
         assert_eq!(host_only("localhost"), "localhost");
+    }
+
+    #[test]
+    fn loopback_names() {
+        for h in ["localhost", "LOCALHOST", "127.0.0.1", "127.0.0.2", "[::1]"] {
+            assert!(is_loopback_name(h), "{h}");
+        }
+        for h in [
+            "example.com",
+            "10.0.0.1",
+            "[2001:db8::1]",
+            "localhost.example",
+        ] {
+            assert!(!is_loopback_name(h), "{h}");
+        }
     }
 }

@@ -17,6 +17,12 @@ const FLAGS: &[&str] = &[
     "--tls-cert",
     "--tls-key",
     "--config",
+    "--header-timeout",
+    "--max-connections",
+    "--max-connections-per-ip",
+    "--relay-max-connections",
+    "--relay-max-sessions",
+    "--relay-total-queue-bytes",
 ];
 
 /// Run the binary to completion (with a timeout), returning its output.

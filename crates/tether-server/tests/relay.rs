@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use common::{Server, TIMEOUT};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -502,4 +503,236 @@ async fn the_default_relay_port_taken_only_warns() {
     })
     .await;
     assert!(stderr.contains("--relay off"), "{stderr}");
+}
+
+/// The `/metrics` sample `sample` (name with labels), 0 when absent.
+async fn metric(server: &Server, sample: &str) -> f64 {
+    let text = server.http().get("/metrics").await.text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn connection_and_session_caps_refuse_with_1013() {
+    let server = Server::start(&["--relay-max-connections", "2", "--relay-max-sessions", "1"]);
+    let relay = relay_of(&server);
+    let mut hero = Peer::join(relay, "/?session=s1", "hero-1", "hero").await;
+    // A second session while the only one has a connection.
+    let mut other = Peer::connect(relay, "/?session=s2").await;
+    assert_eq!(
+        other.close_code().await,
+        (1013, "relay full: 1 sessions".to_owned())
+    );
+    let mut ui = Peer::join(relay, "/?session=s1", "ui-1", "sidekick").await;
+    // A third connection.
+    let mut third = Peer::connect(relay, "/?session=s1").await;
+    assert_eq!(
+        third.close_code().await,
+        (1013, "relay full: 2 connections".to_owned())
+    );
+    // The two admitted ones go on.
+    ui.text().await;
+    hero.text().await;
+    hero.send(&spawn("a", "b")).await;
+    assert_eq!(ui.content().await, spawn("a", "b"));
+    assert_eq!(
+        metric(&server, r#"tether_relay_closed_total{reason="refused"}"#).await,
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn a_relay_over_its_global_budget_closes_the_reader_holding_the_most() {
+    // Each socket may hold 4 MiB, and so may all of them together: two UIs that never read
+    // reach the global budget at about 2 MiB each, long before their own bound.
+    let server = Server::start(&[
+        "--relay-max-frame",
+        "65536",
+        "--relay-log-bytes",
+        "1048576",
+        "--relay-queue-bytes",
+        "4194304",
+        "--relay-total-queue-bytes",
+        "4194304",
+    ]);
+    let relay = relay_of(&server);
+    let mut flood_hero = Peer::join(relay, "/?session=flood", "hero-f", "hero").await;
+    let _stuck_1 = Peer::join(relay, "/?session=flood", "sidekick-1", "sidekick").await;
+    let _stuck_2 = Peer::join(relay, "/?session=flood", "sidekick-2", "sidekick").await;
+    let mut calm_hero = Peer::join(relay, "/?session=calm", "hero-c", "hero").await;
+    let mut calm_ui = Peer::join(relay, "/?session=calm", "sidekick-c", "sidekick").await;
+    calm_ui.text().await;
+    calm_hero.text().await;
+    let flood = tokio::spawn(async move {
+        let text = format!(
+            r#"{{"id": 0, "component": "console", "type": "update", "target": "c", "payload": {{"action": "append", "options": {{"text": "{}"}}}}}}"#,
+            "x".repeat(8000)
+        );
+        for _ in 0..2000 {
+            if flood_hero
+                .ws
+                .send(Message::text(text.clone()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        flood_hero
+    });
+    common::eventually("a close for the budget", || async {
+        (metric(
+            &server,
+            r#"tether_relay_closed_total{reason="over_budget"}"#,
+        )
+        .await
+            >= 1.0)
+            .then_some(())
+    })
+    .await;
+    let queued = metric(&server, "tether_relay_queued_bytes").await;
+    assert!(queued <= 4194304.0, "{queued}");
+    // The calm session goes on.
+    calm_hero.send(&spawn("ok", "still here")).await;
+    assert_eq!(calm_ui.content().await, spawn("ok", "still here"));
+    let _ = tokio::time::timeout(Duration::from_secs(60), flood).await;
+}
+
+/// A WebSocket client over TLS that trusts `cert`.
+async fn wss(
+    addr: SocketAddr,
+    path: &str,
+    cert: &common::TestCert,
+) -> WebSocketStream<common::BoxIo> {
+    let stream = common::tls_connect(addr, &cert.connector()).await;
+    let url = format!("wss://localhost:{}{path}", addr.port());
+    tokio::time::timeout(
+        common::TIMEOUT,
+        tokio_tungstenite::client_async(&url, stream),
+    )
+    .await
+    .expect("handshake in time")
+    .unwrap_or_else(|e| panic!("{url}: {e}"))
+    .0
+}
+
+async fn next_text<S>(ws: &mut WebSocketStream<S>) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match tokio::time::timeout(common::TIMEOUT, ws.next())
+            .await
+            .expect("a frame in time")
+        {
+            Some(Ok(Message::Text(t))) => return t.as_str().to_owned(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_tls_the_relay_speaks_wss_and_the_page_is_told_so() {
+    let cert = common::TestCert::generate();
+    let server = Server::builder()
+        .args(["--tls-cert", &cert.cert_arg(), "--tls-key", &cert.key_arg()])
+        .start();
+    let relay = relay_of(&server);
+    let mut hero = wss(relay, "/", &cert).await;
+    let mut ui = wss(relay, "/", &cert).await;
+    hero.send(Message::text(announce("hero-1", "hero", "online")))
+        .await
+        .expect("send");
+    ui.send(Message::text(announce("ui-1", "sidekick", "online")))
+        .await
+        .expect("send");
+    assert!(next_text(&mut ui).await.contains("hero-1"));
+    hero.send(Message::text(spawn("a", "over tls")))
+        .await
+        .expect("send");
+    loop {
+        let t = next_text(&mut ui).await;
+        if !t.contains("announce") {
+            assert_eq!(t, spawn("a", "over tls"));
+            break;
+        }
+    }
+    // A plain ws:// client gets no WebSocket.
+    let plain = tokio::time::timeout(
+        common::TIMEOUT,
+        tokio_tungstenite::connect_async(format!("ws://{relay}/")),
+    )
+    .await
+    .expect("the handshake ends");
+    assert!(plain.is_err(), "plain WebSocket on the TLS relay");
+    // The page dials wss://, at the name it was loaded from when that is a loopback name.
+    for (host, expected) in [
+        (
+            format!("localhost:{}", server.http.port()),
+            format!("wss://localhost:{}", relay.port()),
+        ),
+        (
+            format!("127.0.0.1:{}", server.http.port()),
+            format!("wss://127.0.0.1:{}", relay.port()),
+        ),
+    ] {
+        let mut s = common::tls_connect(server.http, &cert.connector()).await;
+        s.write_all(
+            format!("GET /ui/config HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .expect("write");
+        let mut raw = Vec::new();
+        let _ = tokio::time::timeout(common::TIMEOUT, s.read_to_end(&mut raw)).await;
+        let resp = common::parse_http_response(&raw).expect("a response");
+        assert_eq!(resp.json()["relay"], expected.as_str(), "Host {host}");
+    }
+}
+
+#[tokio::test]
+async fn localhost_listens_on_both_loopback_addresses() {
+    let server = Server::start(&["--relay", "localhost:0"]);
+    let relay = relay_of(&server);
+    assert_eq!(relay.ip(), std::net::Ipv4Addr::LOCALHOST);
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        // No IPv6 here: the relay says so and serves 127.0.0.1.
+        let stderr = server.stderr();
+        assert!(
+            stderr.contains(&format!("listens on 127.0.0.1:{} only", relay.port())),
+            "{stderr}"
+        );
+        return;
+    }
+    let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, relay.port()));
+    let mut hero = Peer::join(relay, "/", "hero-1", "hero").await;
+    let mut ui = Peer::join(v6, "/", "ui-1", "sidekick").await;
+    assert!(ui.text().await.contains("hero-1"));
+    assert!(hero.text().await.contains("ui-1"));
+    hero.send(&spawn("a", "both")).await;
+    assert_eq!(ui.content().await, spawn("a", "both"));
+}
+
+#[tokio::test]
+async fn ipv6_loopback_taken_only_warns() {
+    let Ok(holder) = std::net::TcpListener::bind("[::1]:0") else {
+        // No IPv6: localhost_listens_on_both_loopback_addresses covers the warning.
+        return;
+    };
+    let port = holder.local_addr().expect("addr").port();
+    let server = Server::start(&["--relay", &format!("localhost:{port}")]);
+    assert_eq!(relay_of(&server), SocketAddr::from(([127, 0, 0, 1], port)));
+    let stderr = common::eventually("the warning", || {
+        let s = server.stderr();
+        async move {
+            s.contains(&format!("listens on 127.0.0.1:{port} only"))
+                .then_some(s)
+        }
+    })
+    .await;
+    assert!(stderr.contains("[::1]"), "{stderr}");
+    let _hero = Peer::join(relay_of(&server), "/", "hero-1", "hero").await;
 }

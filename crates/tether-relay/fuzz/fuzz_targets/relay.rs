@@ -1,6 +1,6 @@
 //! Arbitrary bytes as a script of relay events: chunks split on NUL, the first byte of each
 //! picks the event and the connection, the rest is the frame. No panic; no echo; no frame to a
-//! connection that is not open; the log and the queues stay within their bounds.
+//! connection that is not open; the log and the queues (each, and all together) stay within their bounds.
 #![no_main]
 
 use std::collections::HashSet;
@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
         max_log_bytes: 2048,
         max_total_log_bytes: 4096,
         max_queue_bytes: 4096,
+        max_total_queue_bytes: 8192,
         max_connections: 6,
         max_sessions: 3,
         max_session_id_bytes: 8,
@@ -71,8 +72,13 @@ fuzz_target!(|data: &[u8]| {
         }
         assert!(relay.log_bytes() <= 4096);
         assert!(relay.connection_count() <= 6);
+        let mut total = 0;
         for &c in &open {
-            assert!(relay.queued_bytes(ConnId(c)).unwrap_or(0) <= 4096);
+            let q = relay.queued_bytes(ConnId(c)).unwrap_or(0);
+            assert!(q <= 4096);
+            total += q;
         }
+        assert_eq!(total, relay.total_queued_bytes());
+        assert!(total <= 8192);
     }
 });

@@ -56,6 +56,12 @@ pub const TETHER_ENV: &[&str] = &[
     "TETHER_EXEC_KILL_GRACE",
     "TETHER_ALLOWED_ORIGINS",
     "TETHER_ALLOWED_HOSTS",
+    "TETHER_RELAY_TOTAL_QUEUE_BYTES",
+    "TETHER_RELAY_MAX_CONNECTIONS",
+    "TETHER_RELAY_MAX_SESSIONS",
+    "TETHER_HEADER_TIMEOUT",
+    "TETHER_MAX_CONNECTIONS",
+    "TETHER_MAX_CONNECTIONS_PER_IP",
 ];
 
 pub fn bin() -> &'static str {
@@ -80,6 +86,7 @@ pub struct ServerBuilder {
     envs: Vec<(String, String)>,
     default_addrs: bool,
     default_relay: bool,
+    fd_limit: Option<u64>,
 }
 
 impl Default for ServerBuilder {
@@ -95,6 +102,7 @@ impl ServerBuilder {
             envs: Vec::new(),
             default_addrs: true,
             default_relay: false,
+            fd_limit: None,
         }
     }
 
@@ -131,8 +139,31 @@ impl ServerBuilder {
         self
     }
 
+    /// Start the server with at most `n` open files (soft and hard `RLIMIT_NOFILE`).
+    pub fn fd_limit(mut self, n: u64) -> Self {
+        self.fd_limit = Some(n);
+        self
+    }
+
     pub fn command(&self) -> Command {
         let mut cmd = tether_command();
+        if let Some(n) = self.fd_limit {
+            use std::os::unix::process::CommandExt;
+            let lim = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            // SAFETY: setrlimit is async-signal-safe and touches nothing of the parent.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         cmd.arg("serve");
         let relay_given = self
             .args
