@@ -33,6 +33,11 @@ class NativeServer:
         path: str,
         callback: Callable[[NativeWebSocket], None],
         event_loop: AbstractEventLoop,
+        *,
+        max_message_bytes: int | None = None,
+        incoming_bytes: int | None = None,
+        outgoing_bytes: int | None = None,
+        max_connections: int | None = None,
     ) -> None: ...
     def remove_websocket(self, path: str) -> bool: ...
 
@@ -73,6 +78,9 @@ def serve(
     tls_key: str | PathLike[str] | None = None,
     shutdown_grace: float | None = None,
     relay: str | None = None,
+    websocket_max_connections: int | None = None,
+    websocket_incoming_bytes: int | None = None,
+    websocket_outgoing_bytes: int | None = None,
 ) -> NativeServer: ...
 
 class Snapshot:

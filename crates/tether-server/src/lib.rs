@@ -19,9 +19,11 @@ pub mod config;
 pub mod hooks;
 pub mod relay;
 pub mod server;
+pub mod socket;
 pub mod sync;
 
 mod demo_sync;
+mod echo;
 mod exec;
 mod outgoing;
 mod rest;
