@@ -141,9 +141,7 @@ class Server:
         for name, value in limits.items():
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ConfigError(f"{name} must be an integer, got {value!r}")
-        self._native.add_websocket(
-            path, starter(handler, loop, self.http_addr), loop, **limits
-        )
+        self._native.add_websocket(path, starter(handler, loop, self.http_addr), loop, **limits)
 
     def remove_websocket(self, path: str) -> bool:
         """Stops serving `path`: later connections get 404, open ones go on. Returns False if
