@@ -54,6 +54,7 @@ pub const TETHER_ENV: &[&str] = &[
     "TETHER_HOOK_MEMORY",
     "TETHER_EXEC_MAX_PROCESSES",
     "TETHER_EXEC_KILL_GRACE",
+    "TETHER_TEST_ECHO",
 ];
 
 pub fn bin() -> &'static str {
