@@ -2,7 +2,8 @@
 # Every test, from a fresh machine: installs what is missing (Debian packages, npm packages,
 # cargo-fuzz, a Python venv for the patch peers), then runs lint, Rust unit + integration tests,
 # the JS type check, the browser tests against the real binary, the cross-language JSON Patch
-# checks, the Python package's tests, and a bounded fuzz run. Exits non-zero on any failure.
+# checks, the Python package's tests, the Autobahn WebSocket compliance run, and a bounded fuzz
+# run. Exits non-zero on any failure.
 #   FUZZ_SECONDS=N  seconds per fuzz target (default 20; 0 skips fuzzing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +49,9 @@ step "Python package: pip install . (maturin) into the venv, pytest tests/python
 # tether.ui's API and frames with it, and the /ui browser test below drives the page with it.
 bash tests/ui/setup.sh >/dev/null
 bash scripts/python-tests.sh
+
+step "WebSocket compliance: Autobahn fuzzing client (py2.7) on the Python and Rust echo doors, cases 1-10"
+TETHER_BIN="$CARGO_TARGET_DIR/debug/tether" bash tests/autobahn/run.sh
 
 step "FastAPI app on tether.sync in headless chromium (web/tether-client.js)"
 TETHER_PYTHON="${TETHER_VENV:-$HOME/.cache/tether-venv}/bin/python" npm run --silent test:fastapi --prefix tests/browser

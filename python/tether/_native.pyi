@@ -33,6 +33,11 @@ class NativeServer:
         path: str,
         callback: Callable[[NativeWebSocket], None],
         event_loop: AbstractEventLoop,
+        *,
+        max_message_bytes: int | None = None,
+        incoming_bytes: int | None = None,
+        outgoing_bytes: int | None = None,
+        max_connections: int | None = None,
     ) -> None: ...
     def remove_websocket(self, path: str) -> bool: ...
 
@@ -75,6 +80,9 @@ def serve(
     relay: str | None = None,
     allowed_origins: list[str] | None = None,
     allowed_hosts: list[str] | None = None,
+    websocket_max_connections: int | None = None,
+    websocket_incoming_bytes: int | None = None,
+    websocket_outgoing_bytes: int | None = None,
 ) -> NativeServer: ...
 
 class Snapshot:

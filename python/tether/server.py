@@ -14,7 +14,15 @@ from .websocket import WebSocketHandler, starter
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-_INT_OPTIONS = ("max_clients", "max_message_length", "max_rooms", "queue_capacity")
+_INT_OPTIONS = (
+    "max_clients",
+    "max_message_length",
+    "max_rooms",
+    "queue_capacity",
+    "websocket_max_connections",
+    "websocket_incoming_bytes",
+    "websocket_outgoing_bytes",
+)
 _PATH_OPTIONS = ("config", "tls_cert", "tls_key")
 _LIST_OPTIONS = ("allowed_origins", "allowed_hosts")
 _OPTIONS = (*_INT_OPTIONS, *_PATH_OPTIONS, "shutdown_grace", *_LIST_OPTIONS)
@@ -78,6 +86,10 @@ class Server:
         handler: WebSocketHandler,
         *,
         loop: asyncio.AbstractEventLoop | None = None,
+        max_message_bytes: int | None = None,
+        incoming_bytes: int | None = None,
+        outgoing_bytes: int | None = None,
+        max_connections: int | None = None,
     ) -> None:
         """Serves WebSocket connections to `path` with `handler`, over the Rust server.
 
@@ -85,11 +97,25 @@ class Server:
         API); each connection runs it as a task on `loop`, by default the loop running now.
         When it returns the socket closes with 1000; when it raises, the error is logged on the
         `tether.websocket` logger and the socket closes with 1011. On server shutdown the
-        client gets 1001 and a pending `receive()` returns `websocket.disconnect`. Messages
-        over 1 MiB close the socket with 1009.
+        client gets 1001 and a pending `receive()` returns `websocket.disconnect`. A client's
+        close frame is answered at once; a client that breaks the protocol gets 1002 (1007 for
+        text that is not UTF-8) and its connection is dropped.
+
+        Limits (`None` takes the server's, see `tether.serve`):
+
+        - `max_message_bytes`: largest message (default 1 MiB); a bigger one closes with 1009.
+        - `incoming_bytes`: bytes of received frames the handler has not read yet (default
+          4 MiB, and at least one message of `max_message_bytes`); a client that sends more
+          than that ahead of the handler is closed with 1008.
+        - `outgoing_bytes`: bytes of sent frames the client has not taken yet (default 4 MiB);
+          `send_*` waits for room, and a frame bigger than the whole budget raises ValueError.
+          Each queued frame counts 64 bytes on top of its payload, in both directions.
+        - `max_connections`: open connections to this path (default: no cap of its own, only
+          the server's); one more is closed with 1013 before the handler runs.
 
         Raises `ConfigError` when there is no loop, when `path` does not start with `/` or is
-        a built-in route or page of the server, and when `path` is already registered.
+        a built-in route or page of the server, when `path` is already registered, and for
+        limits that are not positive integers or cannot work together.
         """
         if not isinstance(path, str):
             raise ConfigError(f"a WebSocket path must be a string, got {path!r}")
@@ -107,7 +133,16 @@ class Server:
                 ) from None
         if loop.is_closed():
             raise ConfigError(f"the event loop given for {path!r} is closed")
-        self._native.add_websocket(path, starter(handler, loop, self.http_addr), loop)
+        limits = {
+            "max_message_bytes": max_message_bytes,
+            "incoming_bytes": incoming_bytes,
+            "outgoing_bytes": outgoing_bytes,
+            "max_connections": max_connections,
+        }
+        for name, value in limits.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"{name} must be an integer, got {value!r}")
+        self._native.add_websocket(path, starter(handler, loop, self.http_addr), loop, **limits)
 
     def remove_websocket(self, path: str) -> bool:
         """Stops serving `path`: later connections get 404, open ones go on. Returns False if
@@ -206,7 +241,10 @@ def serve(
     Other options are the `tether serve` flags with `_` for `-`: `config`, `max_clients`,
     `max_message_length`, `max_rooms`, `queue_capacity`, `tls_cert`, `tls_key`,
     `shutdown_grace`, `allowed_origins` and `allowed_hosts` (a list of strings or one
-    comma-separated string).
+    comma-separated string); and the defaults of the Python WebSocket endpoints
+    (`Server.websocket`): `websocket_max_connections` (open connections to all of them together,
+    default 1024; one more is closed with 1013 before its handler runs), `websocket_incoming_bytes`
+    and `websocket_outgoing_bytes` (each connection's queue budget per direction, default 4 MiB).
 
     WebSocket upgrades (built-in doors, the relay and `server.websocket()` endpoints) from a web
     page are admitted only from the same origin or from `allowed_origins` (default: pages on

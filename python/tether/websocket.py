@@ -174,7 +174,10 @@ class WebSocket:
     `accept()` (as Starlette does), then `{"type": "websocket.receive", "text": str}` or
     `{..., "bytes": bytes}`, and finally `{"type": "websocket.disconnect", "code": int,
     "reason": str}`; receiving after that raises `WebSocketDisconnect`. `send_*` wait while the
-    outgoing queue is full and raise `WebSocketDisconnect` once the connection has ended.
+    outgoing queue's byte budget is spent (the client is slow) and raise `WebSocketDisconnect`
+    once the connection has ended, `ValueError` for a frame bigger than the whole budget.
+    A handler that falls behind its client by more than the incoming budget gets a
+    `websocket.disconnect` with 1008 (the client is closed with it); see `Server.websocket`.
     """
 
     def __init__(self, native: NativeWebSocket, server: str | None = None) -> None:
@@ -345,12 +348,14 @@ class WebSocket:
             raise WebSocketDisconnect(*self._end())
 
     async def send_text(self, data: str) -> None:
-        """Sends a text frame (waits while the outgoing queue is full)."""
+        """Sends a text frame; waits while the outgoing byte budget is spent. Raises
+        `ValueError` if the frame alone is bigger than that budget."""
         await self._ready_to_send()
         self._sent(await self._native.send_text(data))
 
     async def send_bytes(self, data: bytes) -> None:
-        """Sends a binary frame (waits while the outgoing queue is full)."""
+        """Sends a binary frame; waits while the outgoing byte budget is spent. Raises
+        `ValueError` if the frame alone is bigger than that budget."""
         await self._ready_to_send()
         self._sent(await self._native.send_bytes(data))
 

@@ -615,3 +615,195 @@ def test_exit_with_open_websocket_exits_0() -> None:
             check=False,
         )
         assert r.returncode == 0, r.stderr[-3000:]
+
+
+# -- close handshake, protocol limits, byte budgets and connection caps (issue 12) -------------
+
+
+async def test_client_close_is_answered_at_once(server: tether.Server) -> None:
+    messages, done, handler = recorder()
+    server.websocket("/ws/bye", handler)
+    async with connect(url(server, "/ws/bye")) as ws:
+        await ws.send("hi")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "ack"
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        # Completes once the server answered the close frame and dropped the connection.
+        await ws.close(1000, "bye")
+        took = loop.time() - t0
+        assert ws.protocol.close_rcvd is not None, "the server answered the close frame"
+        assert (ws.protocol.close_rcvd.code, ws.protocol.close_rcvd.reason) == (1000, "bye")
+    assert took < 0.3, f"the close handshake took {took:.3f}s"
+    await asyncio.wait_for(done, TIMEOUT)
+    assert messages[-1] == {"type": "websocket.disconnect", "code": 1000, "reason": "bye"}
+
+
+async def test_max_message_bytes_is_per_endpoint(server: tether.Server) -> None:
+    server.websocket("/ws/small", echo, max_message_bytes=1000)
+    server.websocket("/ws/large", echo, max_message_bytes=3 << 20)
+    async with connect(url(server, "/ws/small")) as ws:
+        await ws.send("x" * 1000)
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "x" * 1000
+        await ws.send("x" * 1001)
+        code, reason = await close_of(ws)
+    assert (code, reason) == (1009, "message exceeds 1000 bytes")
+    async with connect(url(server, "/ws/large"), max_size=None) as ws:
+        await ws.send(b"y" * (3 << 20))
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == b"y" * (3 << 20)
+
+
+async def test_a_handler_that_does_not_read_gets_its_peer_closed_1008(
+    server: tether.Server,
+) -> None:
+    release = asyncio.Event()
+    finished = asyncio.Event()
+    got: list[dict[str, Any]] = []
+
+    async def handler(ws: tether.WebSocket) -> None:
+        await ws.accept()
+        await release.wait()  # reads nothing until the client was closed
+        while True:
+            message = await ws.receive()
+            got.append(message)
+            if message["type"] == "websocket.disconnect":
+                finished.set()
+                return
+
+    # 64 KiB of frames may wait for the handler; each 10,000-byte frame counts 10,064.
+    server.websocket("/ws/deaf", handler, max_message_bytes=10_000, incoming_bytes=64 << 10)
+    async with connect(url(server, "/ws/deaf")) as ws:
+        with pytest.raises(ConnectionClosed) as ei:
+            for _ in range(100):  # 1 MB: far more than the budget
+                await ws.send("z" * 10_000)
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+        rcvd = ei.value.rcvd
+    assert rcvd is not None
+    assert rcvd.code == 1008
+    assert "not reading" in rcvd.reason
+    release.set()
+    await asyncio.wait_for(finished.wait(), TIMEOUT)
+    # What fitted the budget (6 frames) is still delivered, then the disconnect.
+    assert [m.get("text") for m in got[:-1]] == ["z" * 10_000] * 6
+    assert got[-1]["type"] == "websocket.disconnect"
+    assert got[-1]["code"] == 1008
+
+
+async def test_a_slow_client_makes_send_wait_and_the_queue_stays_within_its_budget(
+    server: tether.Server,
+) -> None:
+    frame = "s" * (64 << 10)
+    total = 512  # 32 MiB: more than the socket buffers and the budget hold
+    sent = 0
+    done = asyncio.Event()
+
+    async def handler(ws: tether.WebSocket) -> None:
+        nonlocal sent
+        await ws.accept()
+        for _ in range(total):
+            await ws.send_text(frame)
+            sent += 1
+        done.set()
+
+    server.websocket("/ws/fire", handler, outgoing_bytes=256 << 10)
+    # max_queue=1: the client stops reading from its socket as soon as one frame waits.
+    async with connect(url(server, "/ws/fire"), max_queue=1, max_size=None) as ws:
+        # The handler runs until the socket buffers and its 256 KiB budget are full...
+        stable, last = 0, -1
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            stable = stable + 1 if sent == last else 0
+            last = sent
+            if sent > 0 and stable >= 10:
+                break
+        assert 0 < sent < total and not done.is_set(), f"sent {sent} of {total} frames"
+        # ...which is bounded: kernel buffers (a few MiB on loopback) plus the budget.
+        assert sent * len(frame) < 16 << 20, f"{sent} frames went out to a client that reads none"
+        # Once the client reads, everything arrives and the handler finishes.
+        for _ in range(total):
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == frame
+        await asyncio.wait_for(done.wait(), TIMEOUT)
+
+
+async def test_a_frame_bigger_than_the_outgoing_budget_is_an_error(server: tether.Server) -> None:
+    outcome: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+    async def handler(ws: tether.WebSocket) -> None:
+        await ws.accept()
+        try:
+            await ws.send_text("x" * 2000)
+        except ValueError as e:
+            outcome.set_result(e)
+        await ws.send_text("still open")
+
+    server.websocket("/ws/tight", handler, outgoing_bytes=1024)
+    async with connect(url(server, "/ws/tight")) as ws:
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "still open"
+    error = await asyncio.wait_for(outcome, TIMEOUT)
+    assert isinstance(error, ValueError)
+    assert "outgoing" in str(error) and "1024" in str(error)
+
+
+async def test_max_connections_refuses_with_1013_before_the_handler_runs(
+    server: tether.Server,
+) -> None:
+    started: list[str] = []
+
+    async def handler(ws: tether.WebSocket) -> None:
+        started.append(ws.query_params.get("n", "?"))
+        async for text in ws.iter_text():
+            await ws.send_text(text)
+
+    server.websocket("/ws/two", handler, max_connections=2)
+    async with connect(url(server, "/ws/two?n=1")) as a, connect(url(server, "/ws/two?n=2")) as b:
+        for ws in (a, b):
+            await ws.send("up")
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "up"
+        async with connect(url(server, "/ws/two?n=3")) as c:
+            assert await close_of(c) == (1013, "too many connections: this endpoint takes 2")
+        await a.close()
+    # A slot is free again: the next connection is served. Its handler starts after the refused
+    # one would have (the loop runs callbacks in order), and the refused one never ran.
+    async with connect(url(server, "/ws/two?n=4")) as d:
+        await d.send("up")
+        assert await asyncio.wait_for(d.recv(), TIMEOUT) == "up"
+    assert started == ["1", "2", "4"]
+
+
+async def test_the_server_wide_cap_covers_every_endpoint() -> None:
+    async with tether.serve(**EPHEMERAL, shutdown_grace=1, websocket_max_connections=1) as server:
+        server.websocket("/ws/a", echo)
+        server.websocket("/ws/b", echo)
+        async with connect(url(server, "/ws/a")) as a:
+            await a.send("a")
+            assert await asyncio.wait_for(a.recv(), TIMEOUT) == "a"
+            async with connect(url(server, "/ws/b")) as b:
+                code, reason = await close_of(b)
+            assert code == 1013
+            assert "1" in reason
+        async with connect(url(server, "/ws/b")) as b:
+            await b.send("b")
+            assert await asyncio.wait_for(b.recv(), TIMEOUT) == "b"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"max_message_bytes": 0}, "max_message_bytes must be at least 1"),
+        ({"max_connections": -1}, "max_connections must be at least 1"),
+        ({"incoming_bytes": 1000, "max_message_bytes": 4000}, "must hold one message"),
+        ({"outgoing_bytes": 10}, "outgoing_bytes must be between"),
+        ({"max_message_bytes": "big"}, "must be an integer"),
+    ],
+)
+async def test_bad_limits_are_config_errors(
+    server: tether.Server, kwargs: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(tether.ConfigError, match=words):
+        server.websocket("/ws/limits", echo, **kwargs)
+
+
+def test_bad_server_wide_limits_are_config_errors() -> None:
+    with pytest.raises(tether.ConfigError, match="websocket_incoming_bytes must be between"):
+        tether.serve(**EPHEMERAL, websocket_incoming_bytes=8)
+    with pytest.raises(tether.ConfigError, match="websocket_max_connections must be an integer"):
+        tether.serve(**EPHEMERAL, websocket_max_connections="many")

@@ -1,25 +1,28 @@
 //! Python WebSocket endpoints served over the server's own WebSocket path.
 //!
-//! Each embedded server carries a [`Registry`] of paths → (Python callback, asyncio loop),
-//! consulted per request through the server's fallback hook, so endpoints can be added and
-//! removed while it runs. A connection to a registered path is upgraded by axum, then handed to
-//! the callback on its loop (`loop.call_soon_threadsafe(callback, NativeWebSocket)`); the Python
-//! package wraps it as `tether.WebSocket` and runs the handler. Frames cross over two bounded
-//! queues: incoming (the socket reader waits when it is full, so TCP backpressure reaches the
-//! peer) and outgoing (`send_*` awaits room). Every way a connection ends records one
-//! `(code, reason)`, which a pending `receive()` then returns as `websocket.disconnect`.
+//! Each embedded server carries a [`Registry`] of paths → (Python callback, asyncio loop,
+//! limits), consulted per request through the server's fallback hook, so endpoints can be added
+//! and removed while it runs. A connection to a registered path takes a slot under the
+//! endpoint's and the server's connection caps (refused with 1013 before the handler runs when
+//! either is full), is upgraded by axum, then handed to the callback on its loop
+//! (`loop.call_soon_threadsafe(callback, NativeWebSocket)`); the Python package wraps it as
+//! `tether.WebSocket` and runs the handler. Frames cross over two queues bounded in bytes:
+//! incoming (a peer that sends more than the handler reads is closed with 1008) and outgoing
+//! (`send_*` awaits room; a frame bigger than the whole budget is an error). Reading, the close
+//! codes and the close handshake are the server's shared socket code
+//! ([`tether_server::socket`]). Every way a connection ends records one `(code, reason)`, which
+//! a pending `receive()` then returns as `websocket.disconnect`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -27,39 +30,210 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict};
 use pyo3::{IntoPyObject, intern};
 use tether_server::server::{Fallback, PeerAddr, Server, is_reserved};
-use tokio::sync::mpsc;
+use tether_server::socket::{
+    self, Batch, CLOSE_FLUSH, CLOSE_WAIT, Read, Tuning, Write, WsSink, WsStream, close_frame,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::{ConfigError, awaitable, lock};
 
-/// Frames read from the peer and not yet received by the handler; then the reader waits.
-const INCOMING: usize = 64;
-/// Frames the handler sent and the socket has not taken yet; then `send_*` waits.
-const OUTGOING: usize = 256;
-/// Largest accepted message (and frame); a bigger one closes the connection with 1009.
+/// Default largest accepted message (and frame); a bigger one closes the connection with 1009.
 pub(crate) const MAX_MESSAGE: usize = 1 << 20;
-/// How long a close handshake may take before the socket is dropped.
-const CLOSE_WAIT: Duration = Duration::from_secs(2);
-/// How long a socket whose peer sent something unreadable stays open after the close frame.
-const LINGER: Duration = Duration::from_secs(1);
-/// Longest close reason a close frame carries (125 bytes of payload minus the code).
-const MAX_REASON: usize = 123;
+/// Default bytes of frames read from the peer and not yet received by the handler.
+pub(crate) const INCOMING_BYTES: usize = 4 << 20;
+/// Default bytes of frames the handler sent and the socket has not taken yet.
+pub(crate) const OUTGOING_BYTES: usize = 4 << 20;
+/// Default cap on open connections to all the Python endpoints of one server.
+pub(crate) const MAX_CONNECTIONS: usize = 1024;
+/// What a queued frame costs beyond its payload (its slot and bookkeeping), so that a flood of
+/// empty frames is bounded too.
+pub(crate) const FRAME_OVERHEAD: usize = 64;
+/// Largest byte budget of a queue (a frame's cost must fit a semaphore request).
+const MAX_BUDGET: usize = u32::MAX as usize;
+
+// ---------------------------------------------------------------------------------------------
+// Limits
+
+/// The server-wide defaults of the Python endpoints (`tether.serve(websocket_...=)`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Defaults {
+    /// Cap on open connections to all endpoints together.
+    pub(crate) max_connections: usize,
+    /// Incoming budget of each connection, in bytes.
+    pub(crate) incoming_bytes: usize,
+    /// Outgoing budget of each connection, in bytes.
+    pub(crate) outgoing_bytes: usize,
+}
+
+impl Default for Defaults {
+    fn default() -> Defaults {
+        Defaults {
+            max_connections: MAX_CONNECTIONS,
+            incoming_bytes: INCOMING_BYTES,
+            outgoing_bytes: OUTGOING_BYTES,
+        }
+    }
+}
+
+impl Defaults {
+    /// Checks the budgets; `None` values keep the defaults.
+    pub(crate) fn new(
+        max_connections: Option<usize>,
+        incoming_bytes: Option<usize>,
+        outgoing_bytes: Option<usize>,
+    ) -> PyResult<Defaults> {
+        let d = Defaults::default();
+        let out = Defaults {
+            max_connections: max_connections.unwrap_or(d.max_connections),
+            incoming_bytes: incoming_bytes.unwrap_or(d.incoming_bytes),
+            outgoing_bytes: outgoing_bytes.unwrap_or(d.outgoing_bytes),
+        };
+        budget("websocket_incoming_bytes", out.incoming_bytes)?;
+        budget("websocket_outgoing_bytes", out.outgoing_bytes)?;
+        Ok(out)
+    }
+}
+
+fn budget(name: &str, bytes: usize) -> PyResult<usize> {
+    if bytes <= FRAME_OVERHEAD || bytes > MAX_BUDGET {
+        return Err(ConfigError::new_err(format!(
+            "{name} must be between {} and {MAX_BUDGET} bytes, got {bytes}",
+            FRAME_OVERHEAD + 1
+        )));
+    }
+    Ok(bytes)
+}
+
+/// One endpoint's settings as `server.websocket(...)` gave them (`None`: the server's default).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Options {
+    pub(crate) max_message_bytes: Option<usize>,
+    pub(crate) incoming_bytes: Option<usize>,
+    pub(crate) outgoing_bytes: Option<usize>,
+    pub(crate) max_connections: Option<usize>,
+}
+
+/// One endpoint's limits, resolved against the server's defaults.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    max_message: usize,
+    incoming: usize,
+    outgoing: usize,
+    max_connections: Option<usize>,
+}
+
+impl Limits {
+    /// Resolves `o` against `d`. The incoming budget holds at least one message of the largest
+    /// size: when not given it grows to that; given smaller, it is an error.
+    fn resolve(o: Options, d: Defaults) -> PyResult<Limits> {
+        let max_message = o.max_message_bytes.unwrap_or(MAX_MESSAGE);
+        if max_message == 0 || max_message > MAX_BUDGET - FRAME_OVERHEAD {
+            return Err(ConfigError::new_err(format!(
+                "max_message_bytes must be between 1 and {} bytes, got {max_message}",
+                MAX_BUDGET - FRAME_OVERHEAD
+            )));
+        }
+        let least = max_message + FRAME_OVERHEAD;
+        let incoming = match o.incoming_bytes {
+            Some(n) => {
+                budget("incoming_bytes", n)?;
+                if n < least {
+                    return Err(ConfigError::new_err(format!(
+                        "incoming_bytes ({n}) must hold one message of max_message_bytes \
+                         ({max_message}) plus {FRAME_OVERHEAD}: give at least {least}"
+                    )));
+                }
+                n
+            }
+            None => d.incoming_bytes.max(least),
+        };
+        let outgoing = match o.outgoing_bytes {
+            Some(n) => budget("outgoing_bytes", n)?,
+            None => d.outgoing_bytes,
+        };
+        Ok(Limits {
+            max_message,
+            incoming,
+            outgoing,
+            max_connections: o.max_connections,
+        })
+    }
+}
+
+/// A taken connection slot: one of the endpoint's and one of the server's, given back on drop.
+struct Slot {
+    endpoint: Arc<AtomicUsize>,
+    server: Arc<AtomicUsize>,
+}
+
+impl Slot {
+    /// A slot, or `None` (with why) when the endpoint's or the server's cap is full.
+    fn take(
+        server: &Arc<AtomicUsize>,
+        max_server: usize,
+        endpoint: &Arc<AtomicUsize>,
+        max_endpoint: Option<usize>,
+    ) -> Result<Slot, String> {
+        if server.fetch_add(1, Ordering::AcqRel) >= max_server {
+            server.fetch_sub(1, Ordering::AcqRel);
+            return Err(format!(
+                "too many connections: the server's Python endpoints take {max_server}"
+            ));
+        }
+        let mine = endpoint.fetch_add(1, Ordering::AcqRel);
+        if let Some(max) = max_endpoint
+            && mine >= max
+        {
+            endpoint.fetch_sub(1, Ordering::AcqRel);
+            server.fetch_sub(1, Ordering::AcqRel);
+            return Err(format!("too many connections: this endpoint takes {max}"));
+        }
+        Ok(Slot {
+            endpoint: endpoint.clone(),
+            server: server.clone(),
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.endpoint.fetch_sub(1, Ordering::AcqRel);
+        self.server.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Registry and routing
 
-/// A registered endpoint: the Python callable that starts a handler, and the loop it runs on.
+/// A registered endpoint: the Python callable that starts a handler, the loop it runs on, its
+/// limits and its open connections.
 struct Endpoint {
     callback: Py<PyAny>,
     event_loop: Py<PyAny>,
+    limits: Limits,
+    open: Arc<AtomicUsize>,
 }
 
-/// The Python WebSocket endpoints of one server by path, shared with its router.
+/// The Python WebSocket endpoints of one server by path, shared with its router, with the
+/// server-wide defaults and the count of open connections under the server-wide cap.
 #[derive(Clone, Default)]
-pub(crate) struct Registry(Arc<RwLock<HashMap<String, Arc<Endpoint>>>>);
+pub(crate) struct Registry {
+    endpoints: Arc<RwLock<HashMap<String, Arc<Endpoint>>>>,
+    defaults: Defaults,
+    open: Arc<AtomicUsize>,
+}
 
 impl Registry {
+    /// An empty registry with these server-wide defaults.
+    pub(crate) fn new(defaults: Defaults) -> Registry {
+        Registry {
+            defaults,
+            ..Registry::default()
+        }
+    }
+
     /// Mounts the registry on `server`'s fallback hook; `tls` picks the `wss` scheme.
     pub(crate) fn mount(&self, server: Server, tls: bool) -> Server {
         let ctx = Arc::new(Ctx {
@@ -81,9 +255,11 @@ impl Registry {
         path: &str,
         callback: Py<PyAny>,
         event_loop: Py<PyAny>,
+        options: Options,
     ) -> PyResult<()> {
         check_path(path)?;
-        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let limits = Limits::resolve(options, self.defaults)?;
+        let mut map = self.endpoints.write().unwrap_or_else(|p| p.into_inner());
         if map.contains_key(path) {
             return Err(ConfigError::new_err(format!(
                 "a WebSocket handler is already registered at {path}; remove_websocket({path:?}) first"
@@ -94,6 +270,8 @@ impl Registry {
             Arc::new(Endpoint {
                 callback,
                 event_loop,
+                limits,
+                open: Arc::new(AtomicUsize::new(0)),
             }),
         );
         Ok(())
@@ -103,7 +281,7 @@ impl Registry {
     pub(crate) fn remove(&self, path: &str) -> bool {
         // Dropped here, with the caller's GIL, rather than later on a runtime thread.
         let removed = self
-            .0
+            .endpoints
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(path);
@@ -111,7 +289,7 @@ impl Registry {
     }
 
     fn get(&self, path: &str) -> Option<Arc<Endpoint>> {
-        let map = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let map = self.endpoints.read().unwrap_or_else(|p| p.into_inner());
         map.get(path).cloned()
     }
 }
@@ -181,16 +359,23 @@ impl Ctx {
                 .map(|c| c.0.0),
             scheme: self.scheme,
         };
+        // Taken before the upgrade so that connections still upgrading count too.
+        let slot = Slot::take(
+            &self.registry.open,
+            self.registry.defaults.max_connections,
+            &endpoint.open,
+            endpoint.limits.max_connections,
+        );
+        let tuning = Tuning {
+            read_buffer: 8 * 1024,
+            write_buffer: 8 * 1024,
+            max_message: endpoint.limits.max_message,
+        };
         let ctx = self.clone();
-        Ok(upgrade
-            .read_buffer_size(8 * 1024)
-            .write_buffer_size(8 * 1024)
-            .max_message_size(MAX_MESSAGE)
-            .max_frame_size(MAX_MESSAGE)
-            .on_upgrade(move |socket| {
-                let tracker = ctx.tracker.clone();
-                tracker.track_future(run(ctx, endpoint, info, socket))
-            }))
+        Ok(tuning.apply(upgrade).on_upgrade(move |socket| {
+            let tracker = ctx.tracker.clone();
+            tracker.track_future(run(ctx, endpoint, info, socket, slot))
+        }))
     }
 }
 
@@ -243,6 +428,17 @@ enum Incoming {
     Disconnect(u16, String),
 }
 
+impl Incoming {
+    /// What it counts against the incoming budget.
+    fn cost(&self) -> usize {
+        match self {
+            Incoming::Text(t) => t.len() + FRAME_OVERHEAD,
+            Incoming::Binary(b) => b.len() + FRAME_OVERHEAD,
+            Incoming::Disconnect(..) => 0,
+        }
+    }
+}
+
 impl<'py> IntoPyObject<'py> for Incoming {
     type Target = PyDict;
     type Output = Bound<'py, PyDict>;
@@ -269,21 +465,29 @@ impl<'py> IntoPyObject<'py> for Incoming {
     }
 }
 
-/// What the handler queues for the socket.
+/// What the handler queues for the socket; a frame holds its share of the outgoing budget until
+/// it was written.
 enum Outgoing {
-    Frame(Message),
+    Frame(Message, OwnedSemaphorePermit),
     Close(CloseFrame),
 }
 
 /// The state a connection's socket tasks and its Python object share.
 struct Shared {
-    out: mpsc::Sender<Outgoing>,
-    incoming: tokio::sync::Mutex<mpsc::Receiver<Incoming>>,
+    out: mpsc::UnboundedSender<Outgoing>,
+    /// The outgoing budget in bytes: `send_*` takes a frame's cost from it, the writer gives it
+    /// back once the frame was written.
+    room: Arc<Semaphore>,
+    outgoing: usize,
+    incoming: tokio::sync::Mutex<mpsc::UnboundedReceiver<Incoming>>,
+    /// Bytes read from the peer and not yet received by the handler.
+    queued_in: AtomicUsize,
     /// Cancelled once the connection's end is decided (`end` holds why).
     ended: CancellationToken,
     end: Mutex<Option<(u16, String)>>,
     /// Cancelled to close now, without sending what is queued: server shutdown (a child of its
-    /// token), a read error, a full queue at close, the handler's object dropped.
+    /// token), a read error, an inbound overflow, a full queue at close, the handler's object
+    /// dropped.
     kill: CancellationToken,
     kill_frame: Mutex<Option<CloseFrame>>,
 }
@@ -317,25 +521,24 @@ impl Shared {
     }
 }
 
-fn close_frame(code: u16, reason: &str) -> CloseFrame {
-    let mut end = reason.len().min(MAX_REASON);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    CloseFrame {
-        code,
-        reason: reason[..end].into(),
-    }
-}
-
 /// Serves one upgraded connection: hands it to Python, then pumps frames both ways.
-async fn run(ctx: Arc<Ctx>, endpoint: Arc<Endpoint>, info: ConnInfo, socket: WebSocket) {
+async fn run(
+    ctx: Arc<Ctx>,
+    endpoint: Arc<Endpoint>,
+    info: ConnInfo,
+    socket: WebSocket,
+    slot: Result<Slot, String>,
+) {
     let (sink, stream) = socket.split();
-    let (out_tx, out_rx) = mpsc::channel(OUTGOING);
-    let (in_tx, in_rx) = mpsc::channel(INCOMING);
+    let limits = endpoint.limits;
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let (in_tx, in_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         out: out_tx,
+        room: Arc::new(Semaphore::new(limits.outgoing)),
+        outgoing: limits.outgoing,
         incoming: tokio::sync::Mutex::new(in_rx),
+        queued_in: AtomicUsize::new(0),
         ended: CancellationToken::new(),
         end: Mutex::new(None),
         kill: ctx.shutdown.child_token(),
@@ -343,6 +546,8 @@ async fn run(ctx: Arc<Ctx>, endpoint: Arc<Endpoint>, info: ConnInfo, socket: Web
     });
     let refused = if ctx.shutdown.is_cancelled() {
         Some(close_frame(close_code::AWAY, "server shutting down"))
+    } else if let Err(why) = &slot {
+        Some(close_frame(close_code::AGAIN, why))
     } else {
         let s = shared.clone();
         // The GIL may take a while: wait for it off the runtime's worker threads.
@@ -354,13 +559,13 @@ async fn run(ctx: Arc<Ctx>, endpoint: Arc<Endpoint>, info: ConnInfo, socket: Web
     };
     if let Some(frame) = refused {
         let mut sink = sink;
-        let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(frame)))).await;
+        socket::fail(&mut sink, frame).await;
         return;
     }
     let reader_done = CancellationToken::new();
     let close_sent = CancellationToken::new();
     tokio::join!(
-        read_loop(stream, in_tx, &shared, &reader_done, &close_sent),
+        read_loop(stream, in_tx, &shared, limits, &reader_done, &close_sent),
         write_loop(
             sink,
             out_rx,
@@ -370,6 +575,7 @@ async fn run(ctx: Arc<Ctx>, endpoint: Arc<Endpoint>, info: ConnInfo, socket: Web
             &close_sent
         ),
     );
+    drop(slot);
 }
 
 /// Schedules the endpoint's callback with a new `NativeWebSocket` on its loop; says why not.
@@ -413,29 +619,15 @@ fn log_warning(py: Python<'_>, message: &str) {
         .and_then(|l| l.call_method1(intern!(py, "warning"), (message,)));
 }
 
-/// The close frame for a read error: 1009 for a message over the limit, 1002 for a protocol
-/// error, 1011 otherwise.
-fn close_for(e: axum::Error) -> CloseFrame {
-    use tokio_tungstenite::tungstenite::Error as WsError;
-    let inner = e.into_inner();
-    match inner.downcast_ref::<WsError>() {
-        Some(WsError::Capacity(_)) => close_frame(
-            close_code::SIZE,
-            &format!("message exceeds {MAX_MESSAGE} bytes"),
-        ),
-        Some(WsError::Protocol(p)) => {
-            close_frame(close_code::PROTOCOL, &format!("protocol error: {p}"))
-        }
-        _ => close_frame(close_code::ERROR, "read error"),
-    }
-}
-
-/// Reads frames into the incoming queue until the peer closes, the stream ends, or the close
-/// handshake the writer began times out.
+/// Reads frames into the incoming queue until the peer closes (answered at once), the stream
+/// ends, the peer breaks the protocol (the connection is failed: dropped once the close frame is
+/// out), or the close handshake the writer began times out. A peer that overflows the incoming
+/// budget is closed with 1008; what it sends after that is read and dropped.
 async fn read_loop(
-    mut stream: SplitStream<WebSocket>,
-    tx: mpsc::Sender<Incoming>,
+    mut stream: WsStream,
+    tx: mpsc::UnboundedSender<Incoming>,
     shared: &Shared,
+    limits: Limits,
     reader_done: &CancellationToken,
     close_sent: &CancellationToken,
 ) {
@@ -445,54 +637,79 @@ async fn read_loop(
     };
     tokio::pin!(deadline);
     loop {
-        let msg = tokio::select! {
+        let read = tokio::select! {
             biased;
             _ = &mut deadline => break,
-            m = stream.next() => m,
+            r = socket::read(&mut stream, limits.max_message) => r,
         };
-        let item = match msg {
-            Some(Ok(Message::Text(t))) => Incoming::Text(t),
-            Some(Ok(Message::Binary(b))) => Incoming::Binary(b),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Close(frame))) => {
+        let item = match read {
+            Read::Text(t) => Incoming::Text(t),
+            Read::Binary(b) => Incoming::Binary(b),
+            Read::Closed(frame) => {
                 let (code, reason) = frame
                     .map(|f| (f.code, f.reason.as_str().to_owned()))
                     .unwrap_or((close_code::STATUS, String::new()));
                 shared.end(code, &reason);
-                // Read on: the next read sends tungstenite's close reply and ends the stream.
-                continue;
+                socket::answer_close(&mut stream).await;
+                break;
             }
-            None => {
+            Read::Gone => {
                 shared.end(close_code::ABNORMAL, "");
                 break;
             }
-            Some(Err(e)) => {
-                shared.abort(close_for(e));
-                // The peer may still be sending (e.g. the rest of an oversized frame): dropping
-                // the socket with unread data resets it, which can destroy the close frame in
-                // flight. Give the peer a moment to read it first.
+            Read::Failed(frame) => {
+                shared.abort(frame);
+                // Nothing more can be read: drop the connection once the close frame is out.
                 let _ = tokio::time::timeout(CLOSE_WAIT, close_sent.cancelled()).await;
-                tokio::time::sleep(LINGER).await;
                 break;
             }
         };
         if shared.ended.is_cancelled() {
-            continue; // after a close, frames are read (to finish the handshake) and dropped
+            continue; // after our close, frames are read (to finish the handshake) and dropped
         }
-        tokio::select! {
-            biased;
-            _ = shared.ended.cancelled() => {}
-            _ = tx.send(item) => {}
+        let cost = item.cost();
+        let queued = shared.queued_in.fetch_add(cost, Ordering::AcqRel) + cost;
+        if queued > limits.incoming {
+            shared.abort(close_frame(
+                close_code::POLICY,
+                &format!(
+                    "the handler is not reading: more than {} bytes queued",
+                    limits.incoming
+                ),
+            ));
+            continue;
         }
+        let _ = tx.send(item);
     }
     drop(tx);
     reader_done.cancel();
 }
 
+/// The queue's frames; their budget goes back once a batch was flushed.
+struct Frames {
+    written: Vec<OwnedSemaphorePermit>,
+}
+
+impl Batch for Frames {
+    type Item = Outgoing;
+    fn write(&mut self, item: Outgoing) -> Write {
+        match item {
+            Outgoing::Frame(m, permit) => {
+                self.written.push(permit);
+                Write::Frame(m)
+            }
+            Outgoing::Close(frame) => Write::Close(frame),
+        }
+    }
+    fn flushed(&mut self, _bytes: usize) {
+        self.written.clear();
+    }
+}
+
 /// Writes queued frames in batches; ends with the close frame the connection's end calls for.
 async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Outgoing>,
+    mut sink: WsSink,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
     shared: &Shared,
     shutdown: &CancellationToken,
     reader_done: &CancellationToken,
@@ -501,35 +718,25 @@ async fn write_loop(
     enum Stop {
         Kill,
         PeerGone,
-        Close(CloseFrame),
+        Closed,
         Failed,
     }
-    let work = async {
-        while let Some(first) = rx.recv().await {
-            let mut next = Some(first);
-            while let Some(item) = next {
-                match item {
-                    Outgoing::Frame(m) => sink.feed(m).await?,
-                    Outgoing::Close(frame) => return Ok(Some(frame)),
-                }
-                next = rx.try_recv().ok();
-            }
-            sink.flush().await?;
-        }
-        Ok::<_, axum::Error>(None)
+    let mut frames = Frames {
+        written: Vec::new(),
     };
     let stop = tokio::select! {
         biased;
         _ = shared.kill.cancelled() => Stop::Kill,
         _ = reader_done.cancelled() => Stop::PeerGone,
-        r = work => match r {
-            Ok(Some(frame)) => Stop::Close(frame),
-            Ok(None) => Stop::Kill,
+        r = socket::write_queue(&mut sink, &mut rx, &mut frames) => match r {
+            Ok(socket::Ended::Closed) => Stop::Closed,
+            Ok(socket::Ended::Drained) => Stop::Kill,
             Err(_) => Stop::Failed,
         },
     };
+    drop(frames);
     let frame = match stop {
-        Stop::Close(frame) => Some(frame),
+        Stop::Closed | Stop::PeerGone => None,
         Stop::Kill => Some(lock(&shared.kill_frame).take().unwrap_or_else(|| {
             if shutdown.is_cancelled() {
                 close_frame(close_code::AWAY, "server shutting down")
@@ -537,7 +744,6 @@ async fn write_loop(
                 close_frame(close_code::ERROR, "connection ended")
             }
         })),
-        Stop::PeerGone => None,
         Stop::Failed => {
             shared.end(close_code::ABNORMAL, "write failed");
             None
@@ -545,7 +751,7 @@ async fn write_loop(
     };
     if let Some(frame) = frame {
         shared.end(frame.code, frame.reason.as_str());
-        let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(frame)))).await;
+        let _ = tokio::time::timeout(CLOSE_FLUSH, sink.send(Message::Close(Some(frame)))).await;
     }
     close_sent.cancel();
 }
@@ -586,17 +792,31 @@ impl NativeWebSocket {
         }
     }
 
-    fn send<'py>(&self, py: Python<'py>, msg: Message) -> PyResult<Bound<'py, PyAny>> {
+    fn send<'py>(&self, py: Python<'py>, msg: Message, len: usize) -> PyResult<Bound<'py, PyAny>> {
+        let cost = len.saturating_add(FRAME_OVERHEAD);
+        if cost > self.shared.outgoing {
+            return Err(PyValueError::new_err(format!(
+                "a frame of {len} bytes cannot be sent: the endpoint's outgoing budget is {} \
+                 bytes ({FRAME_OVERHEAD} of them per frame); raise outgoing_bytes",
+                self.shared.outgoing
+            )));
+        }
         let shared = self.shared.clone();
         awaitable(py, async move {
             if shared.ended.is_cancelled() {
                 return Ok(false);
             }
-            Ok(tokio::select! {
+            // The budget is at most u32::MAX (checked at registration), and so is `cost`.
+            let want = u32::try_from(cost).unwrap_or(u32::MAX);
+            let permit = tokio::select! {
                 biased;
-                _ = shared.ended.cancelled() => false,
-                r = shared.out.send(Outgoing::Frame(msg)) => r.is_ok(),
-            })
+                _ = shared.ended.cancelled() => return Ok(false),
+                p = shared.room.clone().acquire_many_owned(want) => p,
+            };
+            match permit {
+                Ok(p) => Ok(shared.out.send(Outgoing::Frame(msg, p)).is_ok()),
+                Err(_) => Ok(false),
+            }
         })
     }
 }
@@ -622,23 +842,30 @@ impl NativeWebSocket {
                 m = rx.recv() => m,
                 _ = shared.ended.cancelled() => rx.try_recv().ok(),
             };
+            if let Some(m) = &msg {
+                shared.queued_in.fetch_sub(m.cost(), Ordering::AcqRel);
+            }
             Ok(msg.unwrap_or_else(|| shared.disconnect()))
         })
     }
 
-    /// An awaitable that queues a text frame, waiting for room; resolves to False once the
-    /// connection has ended (nothing is sent then).
+    /// An awaitable that queues a text frame, waiting while the outgoing budget is spent;
+    /// resolves to False once the connection has ended (nothing is sent then). Raises
+    /// ValueError for a frame bigger than the whole budget.
     fn send_text<'py>(&self, py: Python<'py>, data: String) -> PyResult<Bound<'py, PyAny>> {
-        self.send(py, Message::Text(data.into()))
+        let len = data.len();
+        self.send(py, Message::Text(data.into()), len)
     }
 
     /// An awaitable that queues a binary frame (bytes-like), like `send_text`.
     fn send_bytes<'py>(&self, py: Python<'py>, data: PyBackedBytes) -> PyResult<Bound<'py, PyAny>> {
-        self.send(py, Message::Binary(Bytes::copy_from_slice(&data)))
+        let len = data.len();
+        self.send(py, Message::Binary(Bytes::copy_from_slice(&data)), len)
     }
 
-    /// Closes with `code` and `reason` after the frames already queued (at once if the queue is
-    /// full). Returns False if the connection had already ended.
+    /// Closes with `code` and `reason` after the frames already queued (at once if the outgoing
+    /// budget is spent: the peer is not reading). Returns False if the connection had already
+    /// ended.
     #[pyo3(signature = (code = 1000, reason = ""))]
     fn close(&self, code: u16, reason: &str) -> PyResult<bool> {
         let valid = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
@@ -651,11 +878,13 @@ impl NativeWebSocket {
         if !self.shared.end(code, frame.reason.as_str()) {
             return Ok(false);
         }
-        if self
-            .shared
-            .out
-            .try_send(Outgoing::Close(frame.clone()))
-            .is_err()
+        let full = self.shared.room.available_permits() < FRAME_OVERHEAD;
+        if full
+            || self
+                .shared
+                .out
+                .send(Outgoing::Close(frame.clone()))
+                .is_err()
         {
             *lock(&self.shared.kill_frame) = Some(frame);
             self.shared.kill.cancel();

@@ -318,14 +318,30 @@ impl NativeServer {
     }
 
     /// Serves WebSocket connections to `path`: each is upgraded, then `callback(NativeWebSocket)`
-    /// is scheduled on `event_loop`. Raises `ConfigError` for a bad, built-in or taken path.
+    /// is scheduled on `event_loop`. The limits default to the server's (`None`). Raises
+    /// `ConfigError` for a bad, built-in or taken path and for limits that cannot work.
+    #[pyo3(signature = (
+        path, callback, event_loop, *, max_message_bytes = None, incoming_bytes = None,
+        outgoing_bytes = None, max_connections = None
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn add_websocket(
         &self,
         path: &str,
         callback: Py<PyAny>,
         event_loop: Py<PyAny>,
+        max_message_bytes: Option<i64>,
+        incoming_bytes: Option<i64>,
+        outgoing_bytes: Option<i64>,
+        max_connections: Option<i64>,
     ) -> PyResult<()> {
-        self.websockets.add(path, callback, event_loop)
+        let options = bridge::Options {
+            max_message_bytes: positive("max_message_bytes", max_message_bytes)?,
+            incoming_bytes: positive("incoming_bytes", incoming_bytes)?,
+            outgoing_bytes: positive("outgoing_bytes", outgoing_bytes)?,
+            max_connections: positive("max_connections", max_connections)?,
+        };
+        self.websockets.add(path, callback, event_loop, options)
     }
 
     /// Stops serving `path` (later requests get 404; open connections go on). False if nothing
@@ -371,7 +387,9 @@ fn positive(name: &str, v: Option<i64>) -> PyResult<Option<usize>> {
 #[pyo3(signature = (
     http = None, tcp = None, *, config = None, max_clients = None, max_message_length = None,
     max_rooms = None, queue_capacity = None, tls_cert = None, tls_key = None, shutdown_grace = None,
-    relay = None, allowed_origins = None, allowed_hosts = None
+    relay = None, allowed_origins = None, allowed_hosts = None,
+    websocket_max_connections = None, websocket_incoming_bytes = None,
+    websocket_outgoing_bytes = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn serve(
@@ -389,7 +407,15 @@ fn serve(
     relay: Option<&str>,
     allowed_origins: Option<Vec<String>>,
     allowed_hosts: Option<Vec<String>>,
+    websocket_max_connections: Option<i64>,
+    websocket_incoming_bytes: Option<i64>,
+    websocket_outgoing_bytes: Option<i64>,
 ) -> PyResult<NativeServer> {
+    let websocket_defaults = bridge::Defaults::new(
+        positive("websocket_max_connections", websocket_max_connections)?,
+        positive("websocket_incoming_bytes", websocket_incoming_bytes)?,
+        positive("websocket_outgoing_bytes", websocket_outgoing_bytes)?,
+    )?;
     let relay = relay
         .map(|r| {
             r.parse::<RelayAddr>().map_err(|e| {
@@ -436,7 +462,7 @@ fn serve(
     let tls = cfg.tls.is_some();
     let bound = py.detach(|| block_on(&h, Server::bind(cfg)))?;
     let server = bound.map_err(|e| ServerError::new_err(format!("{e:#}")))?;
-    let websockets = bridge::Registry::default();
+    let websockets = bridge::Registry::new(websocket_defaults);
     let server = websockets.mount(server, tls);
     let (http_addr, tcp_addr) = (
         server.http_addr().to_string(),

@@ -21,9 +21,11 @@ pub mod hooks;
 pub mod listen;
 pub mod relay;
 pub mod server;
+pub mod socket;
 pub mod sync;
 
 mod demo_sync;
+mod echo;
 mod exec;
 mod outgoing;
 mod rest;

@@ -24,6 +24,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::socket::{self, Batch, Read, Tuning, Write, WsSink};
+
 /// What a connection's writer receives.
 enum Out {
     Frame(Utf8Bytes),
@@ -267,39 +269,15 @@ async fn upgrade(
         Ok(Query(p)) => p.session.unwrap_or_default(),
         Err(e) => return (StatusCode::BAD_REQUEST, format!("bad query: {e}\n")).into_response(),
     };
-    let max = hub.max_frame;
-    ws.read_buffer_size(8 * 1024)
-        .write_buffer_size(16 * 1024)
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| {
-            let tracker = hub.tracker.clone();
-            tracker.track_future(run(hub, socket, session))
-        })
-}
-
-/// The close frame for a read error: 1009 over the size limit, 1007 for text that is not
-/// UTF-8, 1002 for other protocol errors, 1011 otherwise.
-fn close_for(e: axum::Error, max: usize) -> CloseFrame {
-    use tokio_tungstenite::tungstenite::Error as WsError;
-    let inner = e.into_inner();
-    let (code, reason) = match inner.downcast_ref::<WsError>() {
-        Some(WsError::Capacity(_)) => (
-            close::TOO_BIG,
-            format!("frame over the relay's limit of {max} bytes"),
-        ),
-        Some(WsError::Utf8(_)) => (
-            close::INVALID_PAYLOAD,
-            "text frame is not valid UTF-8".to_owned(),
-        ),
-        Some(WsError::Protocol(p)) => (1002, format!("protocol error: {p}")),
-        _ => (1011, "read error".to_owned()),
+    let tuning = Tuning {
+        read_buffer: 8 * 1024,
+        write_buffer: 16 * 1024,
+        max_message: hub.max_frame,
     };
-    tracing::debug!("relay read error: {inner}");
-    CloseFrame {
-        code,
-        reason: reason.into(),
-    }
+    tuning.apply(ws).on_upgrade(move |socket| {
+        let tracker = hub.tracker.clone();
+        tracker.track_future(run(hub, socket, session))
+    })
 }
 
 async fn run(hub: Arc<RelayHub>, socket: WebSocket, session: String) {
@@ -334,20 +312,24 @@ async fn run(hub: Arc<RelayHub>, socket: WebSocket, session: String) {
     ));
     let max = hub.max_frame;
     loop {
-        let msg = tokio::select! {
+        let read = tokio::select! {
             biased;
             _ = done.cancelled() => break,
-            m = stream.next() => m,
+            r = socket::read(&mut stream, max) => r,
         };
-        match msg {
-            Some(Ok(Message::Text(text))) => {
+        match read {
+            Read::Text(text) => {
                 hub.with(|r| r.handle_text(conn, text.as_str(), now_ms()));
             }
-            Some(Ok(Message::Binary(_))) => hub.with(|r| r.handle_binary(conn, now_ms())),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            Some(Ok(Message::Close(_))) | None => break,
-            Some(Err(e)) => {
-                let frame = close_for(e, max);
+            Read::Binary(_) => hub.with(|r| r.handle_binary(conn, now_ms())),
+            Read::Closed(_) => {
+                // Gone for the session now; the reply to its close goes out at once.
+                hub.with(|r| r.handle_close(conn, now_ms()));
+                socket::answer_close(&mut stream).await;
+                break;
+            }
+            Read::Gone => break,
+            Read::Failed(frame) => {
                 let mut core = hub.lock();
                 core.relay.handle_close(conn, now_ms());
                 if let Some(sink) = core.sinks.remove(&conn) {
@@ -376,7 +358,24 @@ async fn run(hub: Arc<RelayHub>, socket: WebSocket, session: String) {
     }
 }
 
-type WsSink = futures_util::stream::SplitSink<WebSocket, Message>;
+/// The relay's queue items, and what it learns from each flushed batch.
+struct Frames<'a> {
+    hub: &'a RelayHub,
+    conn: ConnId,
+}
+
+impl Batch for Frames<'_> {
+    type Item = Out;
+    fn write(&mut self, item: Out) -> Write {
+        match item {
+            Out::Frame(t) => Write::Frame(Message::Text(t)),
+            Out::Close(frame) => Write::Close(frame),
+        }
+    }
+    fn flushed(&mut self, bytes: usize) {
+        self.hub.with(|r| r.handle_sent(self.conn, bytes));
+    }
+}
 
 /// Writes queued frames in batches (`feed` each, one `flush`) and reports what it wrote, so the
 /// engine can tell a slow reader; ends with the close frame it was given.
@@ -388,39 +387,13 @@ async fn write_loop(
     done: CancellationToken,
     urgent: Arc<Mutex<Option<CloseFrame>>>,
 ) {
-    let work = async {
-        while let Some(first) = rx.recv().await {
-            let mut next = Some(first);
-            let mut bytes = 0usize;
-            let mut batch = 0;
-            while let Some(item) = next {
-                match item {
-                    Out::Frame(t) => {
-                        bytes += t.len();
-                        sink.feed(Message::Text(t)).await?;
-                    }
-                    Out::Close(frame) => {
-                        sink.send(Message::Close(Some(frame))).await?;
-                        return Ok(true);
-                    }
-                }
-                batch += 1;
-                // Report now and then so a long burst does not look like a stalled reader.
-                next = if batch < 256 {
-                    rx.try_recv().ok()
-                } else {
-                    None
-                };
-            }
-            sink.flush().await?;
-            hub.with(|r| r.handle_sent(conn, bytes));
-        }
-        Ok::<bool, axum::Error>(false)
-    };
+    let mut frames = Frames { hub: &hub, conn };
     let closed = tokio::select! {
         biased;
         _ = done.cancelled() => false,
-        r = work => r.unwrap_or(true),
+        r = socket::write_queue(&mut sink, &mut rx, &mut frames) => {
+            !matches!(r, Ok(socket::Ended::Drained))
+        }
     };
     if !closed {
         let frame = urgent.lock().ok().and_then(|mut s| s.take());
@@ -432,9 +405,9 @@ async fn write_loop(
                 )
                 .await;
             }
-            // The peer closed: answer its close (tungstenite queued the reply) and end.
+            // The peer went away or closed (its close was answered): flush what is left.
             None => {
-                let _ = tokio::time::timeout(Duration::from_millis(500), sink.close()).await;
+                let _ = tokio::time::timeout(socket::CLOSE_FLUSH, sink.close()).await;
             }
         }
     }
@@ -447,8 +420,6 @@ mod tests {
     fn close_reasons_fit_a_close_frame() {
         // A close reason is at most 123 bytes.
         for reason in [
-            format!("frame over the relay's limit of {} bytes", usize::MAX),
-            "text frame is not valid UTF-8".to_owned(),
             format!("too slow: more than {} bytes queued", usize::MAX),
             format!(
                 "too slow: the relay's outgoing budget of {} bytes is used up",

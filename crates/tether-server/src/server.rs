@@ -21,7 +21,7 @@ use crate::guard::Guard;
 use crate::listen::{Acceptor, Gate};
 use crate::relay::RelayHub;
 use crate::state::AppState;
-use crate::{demo_sync, exec, listen, rest, sync, tcp, tls, web, ws};
+use crate::{demo_sync, echo, exec, listen, rest, sync, tcp, tls, web, ws};
 
 /// A REST client that makes no call for this long is closed.
 const REST_IDLE: Duration = Duration::from_secs(600);
@@ -369,6 +369,17 @@ fn router_with(state: Arc<AppState>, fallback: Option<Fallback>) -> Router {
         .route("/ui/config", get(web::ui_config))
         .merge(rest::routes())
         .merge(exec::routes());
+    let app = match echo::enabled() {
+        Some(max) => {
+            tracing::warn!(
+                "{} is set: serving the test echo door at {} (messages up to {max} bytes)",
+                echo::ENV,
+                echo::PATH
+            );
+            app.route(echo::PATH, get(move |ws, st| echo::upgrade(ws, st, max)))
+        }
+        None => app,
+    };
     let app = match fallback {
         None => app.fallback(web::fallback),
         Some(f) => app.fallback(move |req: Request| {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use tether_rooms::{CloseReason, Door, ErrorCode, HubError, json};
@@ -12,18 +12,24 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::outgoing::Outgoing;
+use crate::socket::{self, Batch, Read, Tuning, Write, WsSink};
 use crate::state::{AppState, ws_reply};
 
 /// Largest accepted frame; a bigger one closes the connection with 1009.
 pub const MAX_FRAME: usize = 64 * 1024;
 
-/// Upgrades with small buffers: 4 KiB to read (tungstenite allocates 128 KiB by default) and a
-/// 2 KiB write threshold, since tungstenite keeps its write buffer at the largest batch it sent.
+/// Small buffers: 4 KiB to read (tungstenite allocates 128 KiB by default) and a 2 KiB write
+/// threshold, since tungstenite keeps its write buffer at the largest batch it sent.
+const TUNING: Tuning = Tuning {
+    read_buffer: 4 * 1024,
+    write_buffer: 2 * 1024,
+    max_message: MAX_FRAME,
+};
+
+/// Upgrades with [`TUNING`].
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
-    ws.read_buffer_size(4 * 1024)
-        .write_buffer_size(2 * 1024)
-        .max_message_size(MAX_FRAME)
-        .max_frame_size(MAX_FRAME)
+    TUNING
+        .apply(ws)
         .on_upgrade(move |socket| state.tracker.track_future(run(state.clone(), socket)))
 }
 
@@ -40,113 +46,90 @@ async fn run(state: Arc<AppState>, socket: WebSocket) {
         state.shutdown.clone(),
     ));
     loop {
-        let msg = tokio::select! {
+        let read = tokio::select! {
             biased;
             _ = conn.done.cancelled() => break,
-            m = stream.next() => m,
+            r = socket::read(&mut stream, MAX_FRAME) => r,
         };
-        match msg {
-            Some(Ok(Message::Text(text))) => {
+        match read {
+            Read::Text(text) => {
                 let req = json::parse_frame(text.as_bytes());
                 let cmd = state.through_hook(conn.id, req.command).await;
                 state.execute(conn.id, cmd, |r| ws_reply(&req.id, r));
             }
-            Some(Ok(Message::Binary(_))) => {
+            Read::Binary(_) => {
                 let err = HubError::new(
                     ErrorCode::BadFrame,
                     "binary frames are not part of this protocol: send JSON text frames",
                 );
                 state.execute(conn.id, Err(err), |r| ws_reply(&serde_json::Value::Null, r));
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            Some(Ok(Message::Close(_))) | None => break,
-            Some(Err(e)) => {
-                // Say why if the socket still takes a close frame.
-                let frame = close_for(e, MAX_FRAME);
+            Read::Closed(_) => {
+                // Leave first (the others hear it now, the name is free for a reconnect), then
+                // answer the close frame right away.
+                state.close(conn.id, CloseReason::Closed);
+                socket::answer_close(&mut stream).await;
+                break;
+            }
+            Read::Gone => break,
+            Read::Failed(frame) => {
+                // Written after what is queued; the writer ends there and the socket is dropped.
                 state.finish(conn.id, Some(frame));
                 break;
             }
         }
     }
-    if tokio::time::timeout(Duration::from_secs(2), conn.done.cancelled())
+    // The queue ends once the hub forgot the connection: the writer drains it and stops.
+    state.close(conn.id, CloseReason::Closed);
+    if tokio::time::timeout(socket::CLOSE_WAIT, conn.done.cancelled())
         .await
         .is_err()
     {
         conn.done.cancel();
     }
     let _ = writer.await;
-    state.close(conn.id, CloseReason::Closed);
 }
 
-/// The close frame for a read error: 1009 for a message over `max` bytes, 1002 for a protocol
-/// error, 1011 otherwise.
-pub fn close_for(e: axum::Error, max: usize) -> CloseFrame {
-    use tokio_tungstenite::tungstenite::Error as WsError;
-    let inner = e.into_inner();
-    let (code, reason) = match inner.downcast_ref::<WsError>() {
-        Some(WsError::Capacity(_)) => (close_code::SIZE, format!("message exceeds {max} bytes")),
-        Some(WsError::Protocol(p)) => (close_code::PROTOCOL, format!("protocol error: {p}")),
-        _ => (close_code::ERROR, "read error".to_string()),
-    };
-    tracing::debug!("ws read error: {inner}");
-    CloseFrame {
-        code,
-        reason: reason.into(),
+struct Items<'a> {
+    shutdown: &'a CancellationToken,
+}
+
+impl Batch for Items<'_> {
+    type Item = Outgoing;
+    fn write(&mut self, item: Outgoing) -> Write {
+        match item {
+            Outgoing::Text(t) => Write::Frame(Message::Text(*t)),
+            Outgoing::Push(p) => Write::Frame(Message::Text(p.text().clone())),
+            Outgoing::Line(_) => Write::Skip,
+            Outgoing::Close(frame) => Write::Close(frame.map(|f| *f).unwrap_or_else(|| {
+                if self.shutdown.is_cancelled() {
+                    socket::close_frame(close_code::AWAY, "server shutting down")
+                } else {
+                    socket::close_frame(close_code::NORMAL, "bye")
+                }
+            })),
+        }
     }
 }
 
-type WsSink = futures_util::stream::SplitSink<WebSocket, Message>;
-
-/// Writes queued items in batches (`feed` each, one `flush`), ends with the right close code.
+/// Writes queued items in batches until the close item or the end of the queue; a `done`
+/// cancelled before that means the queue overflowed: the client gets 1008 if it still reads.
 async fn write_loop(
     mut sink: WsSink,
     mut rx: mpsc::Receiver<Outgoing>,
     done: CancellationToken,
     shutdown: CancellationToken,
 ) {
-    let work = async {
-        while let Some(first) = rx.recv().await {
-            let mut next = Some(first);
-            while let Some(item) = next {
-                match item {
-                    Outgoing::Text(t) => sink.feed(Message::Text(*t)).await?,
-                    Outgoing::Push(p) => sink.feed(Message::Text(p.text().clone())).await?,
-                    Outgoing::Line(_) => {}
-                    Outgoing::Close(frame) => {
-                        let frame = frame.map(|f| *f).unwrap_or_else(|| {
-                            if shutdown.is_cancelled() {
-                                CloseFrame {
-                                    code: close_code::AWAY,
-                                    reason: "server shutting down".into(),
-                                }
-                            } else {
-                                CloseFrame {
-                                    code: close_code::NORMAL,
-                                    reason: "bye".into(),
-                                }
-                            }
-                        });
-                        sink.send(Message::Close(Some(frame))).await?;
-                        return Ok(true);
-                    }
-                }
-                next = rx.try_recv().ok();
-            }
-            sink.flush().await?;
-        }
-        Ok::<bool, axum::Error>(false)
+    let mut items = Items {
+        shutdown: &shutdown,
     };
-    let closed = tokio::select! {
+    let ended = tokio::select! {
         biased;
         _ = done.cancelled() => false,
-        r = work => r.unwrap_or(true),
+        _ = socket::write_queue(&mut sink, &mut rx, &mut items) => true,
     };
-    if !closed && !shutdown.is_cancelled() {
-        // Ended from outside: the queue overflowed. Tell the client if it still reads at all.
-        let frame = CloseFrame {
-            code: close_code::POLICY,
-            reason: "slow consumer: outbound queue full".into(),
-        };
+    if !ended && !shutdown.is_cancelled() {
+        let frame = socket::close_frame(close_code::POLICY, "slow consumer: outbound queue full");
         let _ = tokio::time::timeout(
             Duration::from_millis(100),
             sink.send(Message::Close(Some(frame))),

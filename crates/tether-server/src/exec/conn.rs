@@ -19,6 +19,7 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use super::{ExecHub, Slot, child};
+use crate::socket::{self, Read};
 
 /// Bytes read from stdout at once: one read becomes one batch of frames.
 const STDOUT_READ: usize = 64 * 1024;
@@ -63,7 +64,7 @@ impl Timers {
 /// What woke the loop up.
 enum Woke {
     Shutdown,
-    Client(Option<Result<Message, axum::Error>>),
+    Client(Read),
     Stdout(std::io::Result<usize>),
     Stderr(std::io::Result<usize>),
     Exited(std::io::Result<ExitStatus>),
@@ -138,13 +139,17 @@ pub async fn run(
                 t = fired(&mut c.timers) => Woke::Fired(t),
                 r = wait(child) => Woke::Exited(r),
                 // Before the pipes: a process that floods stdout must not hide the client's close.
-                m = stream.next(), if readable => Woke::Client(m),
+                r = socket::read(&mut stream, super::MAX_CLIENT_FRAME), if readable => Woke::Client(r),
                 r = read(stderr, &mut err_buf) => Woke::Stderr(r),
                 r = read(stdout, &mut out_buf) => Woke::Stdout(r),
             }
         };
-        if let Woke::Client(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) = &woke {
+        if let Woke::Client(Read::Closed(_) | Read::Gone | Read::Failed(_)) = &woke {
             readable = false;
+        }
+        if let Woke::Client(Read::Closed(_)) = &woke {
+            // Answer the client's close frame now, not after the process is gone.
+            socket::answer_close(&mut stream).await;
         }
         c.wake(woke, &mut fx, &out_buf, &err_buf);
     }
@@ -204,18 +209,16 @@ impl Conn {
                 }
                 s.handle(Event::StderrEof, fx);
             }
-            Woke::Client(Some(Ok(Message::Text(t)))) => s.handle(Event::Text(t.as_str()), fx),
-            Woke::Client(Some(Ok(Message::Binary(_)))) => s.handle(Event::Binary, fx),
-            Woke::Client(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
-            Woke::Client(Some(Err(e))) => {
-                // Say why if the socket still takes a close frame (1009 for a frame too big).
-                let frame = crate::ws::close_for(e, super::MAX_CLIENT_FRAME);
+            Woke::Client(Read::Text(t)) => s.handle(Event::Text(t.as_str()), fx),
+            Woke::Client(Read::Binary(_)) => s.handle(Event::Binary, fx),
+            Woke::Client(Read::Failed(frame)) => {
+                // Say why (1009 for a frame too big, 1002/1007 for a broken frame).
                 if self.writable && !s.is_done() {
                     self.outbox.push(Message::Close(Some(frame)));
                 }
                 s.handle(Event::ClientGone, fx);
             }
-            Woke::Client(None | Some(Ok(Message::Close(_)))) => s.handle(Event::ClientGone, fx),
+            Woke::Client(Read::Gone | Read::Closed(_)) => s.handle(Event::ClientGone, fx),
         }
     }
 
@@ -361,7 +364,7 @@ impl Conn {
             }
             Err(_) => {
                 self.writable = false;
-                Some(Woke::Client(None))
+                Some(Woke::Client(Read::Gone))
             }
         }
     }

@@ -29,6 +29,14 @@ use crate::state::AppState;
 /// the socket with 1009.
 pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
 
+/// 8 KiB to read, tungstenite's default write threshold, client frames up to
+/// [`MAX_CLIENT_FRAME`].
+const TUNING: crate::socket::Tuning = crate::socket::Tuning {
+    read_buffer: 8 * 1024,
+    write_buffer: 128 * 1024,
+    max_message: MAX_CLIENT_FRAME,
+};
+
 /// The endpoints, the process limits and the table of running processes.
 pub struct ExecHub {
     endpoints: Vec<Arc<Endpoint>>,
@@ -290,16 +298,13 @@ fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    ws.read_buffer_size(8 * 1024)
-        .max_message_size(MAX_CLIENT_FRAME)
-        .max_frame_size(MAX_CLIENT_FRAME)
-        .on_upgrade(move |socket| {
-            let hub = state.exec.clone();
-            let shutdown = state.shutdown.clone();
-            state
-                .tracker
-                .track_future(conn::run(hub, ep, socket, shutdown))
-        })
+    TUNING.apply(ws).on_upgrade(move |socket| {
+        let hub = state.exec.clone();
+        let shutdown = state.shutdown.clone();
+        state
+            .tracker
+            .track_future(conn::run(hub, ep, socket, shutdown))
+    })
 }
 
 /// `GET /exec`: the page that runs the endpoints (`web/exec.html`).

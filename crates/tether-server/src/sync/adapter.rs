@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Command, Ctx, HandlerResult, SyncApp, TaskEnd};
+use crate::socket::{self, Batch, Read, Tuning, Write, WsSink};
 use crate::state::AppState;
 
 /// Hard limit of a WebSocket message; bigger ones close the socket with 1009. Frames between
@@ -43,19 +44,22 @@ where
     )
 }
 
-/// Upgrades with the tunings of `/ws/rooms`: 8 KiB buffers, bounded messages.
+/// 8 KiB buffers, messages up to [`MAX_WS_MESSAGE`].
+const TUNING: Tuning = Tuning {
+    read_buffer: 8 * 1024,
+    write_buffer: 8 * 1024,
+    max_message: MAX_WS_MESSAGE,
+};
+
+/// Upgrades with [`TUNING`].
 fn upgrade<T>(ws: WebSocketUpgrade, state: Arc<AppState>, app: Arc<SyncApp<T>>) -> Response
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    ws.read_buffer_size(8 * 1024)
-        .write_buffer_size(8 * 1024)
-        .max_message_size(MAX_WS_MESSAGE)
-        .max_frame_size(MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| {
-            let tracker = state.tracker.clone();
-            tracker.track_future(run(app, state, socket))
-        })
+    TUNING.apply(ws).on_upgrade(move |socket| {
+        let tracker = state.tracker.clone();
+        tracker.track_future(run(app, state, socket))
+    })
 }
 
 /// One item of a connection's outbound queue.
@@ -140,22 +144,19 @@ where
                 changes.borrow_and_update();
                 conn.sync();
             }
-            msg = stream.next() => {
+            read = socket::read(&mut stream, MAX_WS_MESSAGE) => {
                 conn.sync();
-                match msg {
-                    Some(Ok(Message::Text(text))) => conn.session.handle_text(CONN, text.as_str()),
-                    Some(Ok(Message::Binary(data))) => conn.session.handle_binary(CONN, &data),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_))) => {
-                        conn.queue(Frame::Close(CloseFrame {
-                            code: close_code::NORMAL,
-                            reason: "bye".into(),
-                        }));
+                match read {
+                    Read::Text(text) => conn.session.handle_text(CONN, text.as_str()),
+                    Read::Binary(data) => conn.session.handle_binary(CONN, &data),
+                    Read::Closed(_) => {
+                        // Nothing more can be sent: answer the close now and end.
+                        socket::answer_close(&mut stream).await;
                         break;
                     }
-                    None => break,
-                    Some(Err(e)) => {
-                        conn.queue(Frame::Close(crate::ws::close_for(e, MAX_WS_MESSAGE)));
+                    Read::Gone => break,
+                    Read::Failed(frame) => {
+                        conn.queue(Frame::Close(frame));
                         break;
                     }
                 }
@@ -373,47 +374,38 @@ fn flatten(r: Result<HandlerResult, tokio::task::JoinError>) -> Result<(), Strin
     }
 }
 
-type WsSink = futures_util::stream::SplitSink<WebSocket, Message>;
+struct Frames;
 
-/// Writes queued frames in batches (`feed` each, one `flush`); a cancelled `done` means the
-/// queue overflowed: the client gets 1008 if it still reads.
-async fn write_loop(mut sink: WsSink, mut rx: mpsc::Receiver<Frame>, done: CancellationToken) {
-    let work = async {
-        while let Some(first) = rx.recv().await {
-            let mut next = Some(first);
-            while let Some(frame) = next {
-                match frame {
-                    Frame::Text(t) => sink.feed(Message::Text(t)).await?,
-                    Frame::Binary(b) => sink.feed(Message::Binary(b)).await?,
-                    Frame::Close(c) => {
-                        sink.send(Message::Close(Some(c))).await?;
-                        return Ok(());
-                    }
-                }
-                next = rx.try_recv().ok();
-            }
-            sink.flush().await?;
+impl Batch for Frames {
+    type Item = Frame;
+    fn write(&mut self, frame: Frame) -> Write {
+        match frame {
+            Frame::Text(t) => Write::Frame(Message::Text(t)),
+            Frame::Binary(b) => Write::Frame(Message::Binary(b)),
+            Frame::Close(c) => Write::Close(c),
         }
-        Ok::<(), axum::Error>(())
-    };
+    }
+}
+
+/// Writes queued frames in batches until the close frame or the end of the queue; a cancelled
+/// `done` means the queue overflowed: the client gets 1008 if it still reads.
+async fn write_loop(mut sink: WsSink, mut rx: mpsc::Receiver<Frame>, done: CancellationToken) {
+    let mut frames = Frames;
     let overflow = tokio::select! {
         biased;
         _ = done.cancelled() => true,
-        _ = work => false,
+        _ = socket::write_queue(&mut sink, &mut rx, &mut frames) => false,
     };
     if overflow {
-        let frame = CloseFrame {
-            code: close_code::POLICY,
-            reason: "slow consumer: outbound queue full".into(),
-        };
+        let frame = socket::close_frame(close_code::POLICY, "slow consumer: outbound queue full");
         let _ = tokio::time::timeout(
             Duration::from_millis(100),
             sink.send(Message::Close(Some(frame))),
         )
         .await;
     } else {
-        // Flushes a close reply tungstenite may still hold; sends a close if none was sent.
-        let _ = tokio::time::timeout(Duration::from_millis(500), sink.close()).await;
+        // Sends a close frame if none was sent (or flushes the one sent).
+        let _ = tokio::time::timeout(socket::CLOSE_FLUSH, sink.close()).await;
     }
     done.cancel();
 }

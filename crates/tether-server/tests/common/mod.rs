@@ -62,6 +62,7 @@ pub const TETHER_ENV: &[&str] = &[
     "TETHER_HEADER_TIMEOUT",
     "TETHER_MAX_CONNECTIONS",
     "TETHER_MAX_CONNECTIONS_PER_IP",
+    "TETHER_TEST_ECHO",
 ];
 
 pub fn bin() -> &'static str {
