@@ -44,7 +44,7 @@ const SERVE_HELP: &str = "Every option can also come from the environment (TETHE
     given with --config, whose keys are the option names with '_' for '-'\n\
     (http, tcp, relay, max_clients, max_message_length, max_rooms, queue_capacity, tls_cert,\n\
     tls_key, shutdown_grace, relay_max_frame, relay_log_bytes, relay_queue_bytes, hook, hook_timeout,\n\
-    hook_memory, exec_max_processes, exec_kill_grace) plus [[exec]] tables (file only) that define the\n\
+    hook_memory, exec_max_processes, exec_kill_grace, exec_close_grace) plus [[exec]] tables (file only) that define the\n\
     /ws/exec/<name> endpoints; without any [[exec]] table the built-in ones apply (claude, echo,\n\
     demo). See docs/protocol/exec.md.\n\
     Precedence: flag > environment > file > default.\n\n\
@@ -140,6 +140,10 @@ pub struct ServeArgs {
     /// Seconds between SIGTERM and SIGKILL when an exec process is stopped (timeout, client gone, shutdown) [default: 2]
     #[arg(long, env = "TETHER_EXEC_KILL_GRACE", value_name = "SECS")]
     pub exec_kill_grace: Option<f64>,
+
+    /// Seconds an exec socket closed by shutdown or its timeout may still take to send the output already queued for a slow client; then the rest is dropped and the close frame (1001/1011) sent [default: 1]
+    #[arg(long, env = "TETHER_EXEC_CLOSE_GRACE", value_name = "SECS")]
+    pub exec_close_grace: Option<f64>,
 
     /// The `[[exec]]` tables of the file: one WebSocket endpoint per command.
     #[arg(skip)]
@@ -267,6 +271,8 @@ pub struct Config {
     pub exec_max_processes: usize,
     /// SIGTERM → SIGKILL delay for exec processes.
     pub exec_kill_grace: std::time::Duration,
+    /// How long queued exec output may still be flushed once shutdown or a timeout closes.
+    pub exec_close_grace: std::time::Duration,
 }
 
 /// A configuration that cannot be used, with what to fix.
@@ -373,6 +379,15 @@ impl ServeArgs {
                 "exec_kill_grace {exec_kill_grace} must be in [0, 600] seconds"
             )));
         }
+        let exec_close_grace = self
+            .exec_close_grace
+            .or(file.exec_close_grace)
+            .unwrap_or(1.0);
+        if !(exec_close_grace.is_finite() && (0.0..=60.0).contains(&exec_close_grace)) {
+            return Err(ConfigError::Invalid(format!(
+                "exec_close_grace {exec_close_grace} must be in [0, 60] seconds"
+            )));
+        }
         let cfg = Config {
             http: self
                 .http
@@ -406,6 +421,7 @@ impl ServeArgs {
                 .or(file.exec_max_processes)
                 .unwrap_or(64),
             exec_kill_grace: std::time::Duration::from_secs_f64(exec_kill_grace),
+            exec_close_grace: std::time::Duration::from_secs_f64(exec_close_grace),
         };
         for (name, v) in [
             ("max_clients", cfg.max_clients),
@@ -548,12 +564,13 @@ mod tests {
         assert_eq!(names, ["claude", "echo", "demo"]);
         assert_eq!(cfg.exec_max_processes, 64);
         assert_eq!(cfg.exec_kill_grace, std::time::Duration::from_secs(2));
+        assert_eq!(cfg.exec_close_grace, std::time::Duration::from_secs(1));
         let dir = std::env::temp_dir().join(format!("tether-cfg4-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("t.toml");
         std::fs::write(
             &file,
-            "exec_kill_grace = 0.5\n\
+            "exec_kill_grace = 0.5\nexec_close_grace = 2.5\n\
              [[exec]]\nname = \"count\"\nargv = [\"seq\", \"{n}\"]\ntimeout = 5\n\
              [exec.params.n]\ntype = \"integer\"\nrequired = true\nmax = 100\n",
         )
@@ -567,6 +584,14 @@ mod tests {
         assert_eq!(cfg.exec.len(), 1);
         assert_eq!(cfg.exec[0].schema.info(), "send {n}");
         assert_eq!(cfg.exec_kill_grace, std::time::Duration::from_millis(500));
+        assert_eq!(cfg.exec_close_grace, std::time::Duration::from_millis(2500));
+        let err = ServeArgs {
+            exec_close_grace: Some(-1.0),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("exec_close_grace"), "{err}");
         std::fs::write(
             &file,
             "[[exec]]\nname = \"x\"\nargv = [\"a\"]\nshell = true\n",

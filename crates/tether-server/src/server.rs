@@ -261,6 +261,9 @@ impl Server {
             None => (None, None),
         };
         let reaper = tokio::spawn(reap_rest_clients(state.clone()));
+        // As a subreaper (the binary): zombies of adopted exec descendants, until the sweep.
+        let adopted_stop = CancellationToken::new();
+        let adopted = tokio::spawn(exec::reap_adopted(adopted_stop.clone()));
 
         let app =
             router_with(state.clone(), fallback).into_make_service_with_connect_info::<PeerAddr>();
@@ -296,6 +299,9 @@ impl Server {
         {
             tracing::warn!("some connections did not close within {grace:?}; dropping them");
         }
+        state.exec.sweep().await;
+        adopted_stop.cancel();
+        let _ = adopted.await;
         match tokio::time::timeout(grace, http_task).await {
             Ok(Ok(Err(e))) => tracing::warn!("http server ended with an error: {e}"),
             Err(_) => tracing::warn!("http connections did not close within {grace:?}"),

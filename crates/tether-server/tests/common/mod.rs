@@ -54,6 +54,7 @@ pub const TETHER_ENV: &[&str] = &[
     "TETHER_HOOK_MEMORY",
     "TETHER_EXEC_MAX_PROCESSES",
     "TETHER_EXEC_KILL_GRACE",
+    "TETHER_EXEC_CLOSE_GRACE",
 ];
 
 pub fn bin() -> &'static str {
