@@ -98,9 +98,9 @@ struct Conn {
     /// The socket can still be written to.
     writable: bool,
     shutdown_seen: bool,
-    /// A signal the group got in `apply`, still to reach the members outside it (a `/proc` scan,
-    /// done off the loop's thread), and whether the group took it.
-    pending_kill: Option<(Signal, bool)>,
+    /// A SIGTERM the group got in `apply`, still to reach the members outside it (a `/proc`
+    /// scan, done off the loop's thread), and whether the group took it.
+    pending_term: Option<bool>,
 }
 
 /// Serves one socket of endpoint `ep` until the session is done.
@@ -123,7 +123,7 @@ pub async fn run(
         cut: None,
         writable: true,
         shutdown_seen: false,
-        pending_kill: None,
+        pending_term: None,
     };
     let mut fx = Vec::new();
     c.session.open(&mut fx);
@@ -132,8 +132,8 @@ pub async fn run(
     let mut err_buf = vec![0u8; STDERR_READ];
     loop {
         c.apply(&mut fx);
-        if let Some((sig, delivered)) = c.pending_kill.take() {
-            c.signal_members(sig, delivered).await;
+        if let Some(counted) = c.pending_term.take() {
+            c.term_members(counted).await;
         }
         if c.writable && (c.unflushed || !c.outbox.is_empty()) {
             if let Some(woke) = c.write(&mut sink, &shutdown).await {
@@ -296,13 +296,12 @@ impl Conn {
                         if delivered {
                             count_kill(&self.ep.name, sig);
                         }
-                        // SIGKILL supersedes a SIGTERM still pending.
-                        let sig = match self.pending_kill {
-                            Some((Signal::Kill, _)) => Signal::Kill,
-                            _ => sig,
-                        };
-                        let counted = self.pending_kill.is_some_and(|(_, d)| d);
-                        self.pending_kill = Some((sig, delivered || counted));
+                        // SIGTERM reaches the members outside the group too; SIGKILL kills the
+                        // group (and its leader, whose reap starts the teardown, which SIGKILLs
+                        // the rest once the grace since the SIGTERM is over).
+                        if sig == Signal::Term {
+                            self.pending_term = Some(delivered);
+                        }
                     }
                 }
                 Effect::Arm(t, d) => *self.timers.slot(t) = Some(Box::pin(tokio::time::sleep(d))),
@@ -328,12 +327,12 @@ impl Conn {
         fx.clear();
     }
 
-    /// Sends `sig` to the tree's members outside the process group, and counts the signal if
-    /// they took it and the group (`counted`) did not.
-    async fn signal_members(&mut self, sig: Signal, counted: bool) {
+    /// Sends SIGTERM to the tree's members outside the process group, and counts it if they
+    /// took it and the group (`counted`) did not.
+    async fn term_members(&mut self, counted: bool) {
         let Some(p) = &mut self.proc else { return };
-        if p.tree.signal_members(sig).await && !counted {
-            count_kill(&self.ep.name, sig);
+        if p.tree.signal_members(Signal::Term).await && !counted {
+            count_kill(&self.ep.name, Signal::Term);
         }
     }
 

@@ -30,8 +30,11 @@ pub const MARK_VAR: &str = "TETHER_EXEC_CONN";
 /// After SIGKILL, how long a teardown waits for its processes to be gone before it gives up
 /// (a process in uninterruptible sleep) with a warning.
 const KILL_WAIT: Duration = Duration::from_secs(2);
-/// Longest pause between two looks at `/proc` while waiting for processes to die.
+/// Longest pause between two looks at `/proc` while waiting for processes to die (without
+/// pidfds, or for zombies whose parents are going).
 const POLL_MAX: Duration = Duration::from_millis(50);
+/// After a SIGCHLD, how long to wait before looking for adopted zombies.
+const REAP_DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// Set once this process is a child subreaper.
 static SUBREAPER: AtomicBool = AtomicBool::new(false);
@@ -96,25 +99,36 @@ pub struct ProcStat {
     pub start: u64,
 }
 
-/// Parses the text of `/proc/PID/stat`.
-fn parse_stat(pid: i32, text: &str) -> Option<ProcStat> {
+/// Parses `/proc/PID/stat` (bytes: the name in parentheses may be anything).
+fn parse_stat(pid: i32, raw: &[u8]) -> Option<ProcStat> {
     // "pid (comm) state ppid pgrp session tty tpgid flags … starttime …"; comm may hold
     // spaces and parentheses, so fields are counted from the last ')'.
-    let rest = &text[text.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
+    let close = raw.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&raw[close + 1..]).ok()?;
+    let mut f = rest.split_ascii_whitespace();
+    let state = f.next()?;
+    let ppid = f.next()?.parse().ok()?;
+    let pgrp = f.next()?.parse().ok()?;
+    // session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime cutime cstime
+    // priority nice num_threads itrealvalue, then starttime.
+    let start = f.nth(16)?.parse().ok()?;
     Some(ProcStat {
         pid,
-        zombie: f.first()?.starts_with(['Z', 'X']),
-        ppid: f.get(1)?.parse().ok()?,
-        pgrp: f.get(2)?.parse().ok()?,
-        start: f.get(19)?.parse().ok()?,
+        zombie: state.starts_with(['Z', 'X']),
+        ppid,
+        pgrp,
+        start,
     })
 }
 
-/// One process's stat, if it exists.
+/// One process's stat, if it exists. One open and one read (procfs hands the whole small file
+/// at once): a scan does this for every process, so it stays lean.
 fn stat_of(pid: i32) -> Option<ProcStat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(pid, &text)
+    use std::io::Read;
+    let mut buf = [0u8; 2048];
+    let mut f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let n = f.read(&mut buf).ok()?;
+    parse_stat(pid, &buf[..n])
 }
 
 /// Every process on the machine (visible in our `/proc`).
@@ -163,43 +177,103 @@ fn mark_of(pid: i32, entry: &[u8]) -> Mark {
     found
 }
 
-/// Sends `sig` to the process `p` names, unless its pid now names another process.
-fn send(p: &ProcStat, sig: libc::c_int) -> bool {
+/// A pidfd for the very process `p` names (checked against its start time after opening, so a
+/// pid reused since the scan is never touched); `None` if it is gone or pidfds are missing.
+fn pidfd(p: &ProcStat) -> Option<std::os::fd::OwnedFd> {
     #[cfg(target_os = "linux")]
     {
+        use std::os::fd::FromRawFd;
         // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, p.pid, 0) };
-        if fd >= 0 {
-            let fd = fd as libc::c_int;
-            // The fd holds the process it was opened for: if that is still the one scanned (same
-            // start time), the signal reaches it and no other.
-            let same = stat_of(p.pid).is_some_and(|now| now.start == p.start);
-            // SAFETY: a pidfd we own; the siginfo pointer may be null.
-            let ok = same
-                && unsafe {
-                    libc::syscall(
-                        libc::SYS_pidfd_send_signal,
-                        fd,
-                        sig,
-                        std::ptr::null::<libc::siginfo_t>(),
-                        0,
-                    )
-                } == 0;
-            // SAFETY: closing the fd we opened.
-            unsafe { libc::close(fd) };
-            return ok;
+        if fd < 0 {
+            return None;
         }
-        if std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
-            return false; // gone
+        // SAFETY: a fresh fd that nothing else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as libc::c_int) };
+        stat_of(p.pid)
+            .is_some_and(|now| now.start == p.start)
+            .then_some(fd)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = p;
+        None
+    }
+}
+
+/// Sends `sig` through a pidfd; true if delivered.
+fn signal_fd(fd: &std::os::fd::OwnedFd, sig: libc::c_int) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a pidfd we own; the siginfo pointer may be null.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            ) == 0
         }
     }
-    // No pidfd (an old kernel, no fd left): check, then signal; a narrow window for reuse
-    // remains.
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (fd, sig);
+        false
+    }
+}
+
+/// Sends `sig` to the process `p` names, unless its pid now names another process.
+fn send(p: &ProcStat, sig: libc::c_int) -> bool {
+    if let Some(fd) = pidfd(p) {
+        return signal_fd(&fd, sig);
+    }
+    // No pidfd (an old kernel, no fd left, or gone): check, then signal; a narrow window for
+    // reuse remains.
     if stat_of(p.pid).is_some_and(|now| now.start == p.start) {
         // SAFETY: kill(2) touches no memory.
         unsafe { libc::kill(p.pid, sig) == 0 }
     } else {
         false
+    }
+}
+
+/// Signals the processes `live` (if `sig`) and waits until they have all exited or `until`
+/// passed. Without pidfds, waits a little and lets the caller look again.
+async fn signal_and_wait(live: &[ProcStat], sig: Option<libc::c_int>, until: Instant) {
+    use tokio::io::unix::AsyncFd;
+    let mut exits = Vec::new();
+    let mut blind = false;
+    for p in live {
+        match pidfd(p) {
+            Some(fd) => {
+                if let Some(sig) = sig {
+                    signal_fd(&fd, sig);
+                }
+                // A pidfd turns readable when its process exits.
+                // SAFETY: an OwnedFd, moved in: it stays open and the same for the AsyncFd's life.
+                match unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+                {
+                    Ok(fd) => exits.push(fd),
+                    Err(_) => blind = true,
+                }
+            }
+            None => {
+                if let Some(sig) = sig {
+                    send(p, sig);
+                }
+                blind = blind || stat_of(p.pid).is_some_and(|now| now.start == p.start);
+            }
+        }
+    }
+    let until = tokio::time::Instant::from_std(until);
+    let all = futures_util::future::join_all(exits.iter().map(|fd| fd.readable()));
+    if blind {
+        let soon = tokio::time::Instant::now() + POLL_MAX;
+        let _ = tokio::time::timeout_at(until.min(soon), all).await;
+    } else {
+        let _ = tokio::time::timeout_at(until, all).await;
     }
 }
 
@@ -399,11 +473,10 @@ impl Tree {
 
     /// After the connection: SIGTERM to what is left (unless it had it), SIGKILL once `grace`
     /// has passed since the first SIGTERM, then reaps our adopted members, until none is left.
-    /// Returns how many processes it found still running.
+    /// Waits on pidfds between looks at `/proc`. Returns how many processes it found running.
     pub async fn teardown(mut self, grace: Duration) -> usize {
         let me = i32::try_from(std::process::id()).unwrap_or(0);
         let mut found: HashSet<(i32, u64)> = HashSet::new();
-        let mut pause = Duration::from_millis(5);
         let mut killed_at: Option<Instant> = None;
         loop {
             let mut live = Vec::new();
@@ -426,16 +499,14 @@ impl Tree {
                 return found.len();
             }
             let now = Instant::now();
-            match self.term_at {
+            let (sig, until) = match self.term_at {
                 None => {
                     self.term_at = Some(now);
-                    for p in &live {
-                        send(p, libc::SIGTERM);
-                    }
+                    (Some(libc::SIGTERM), now + grace)
                 }
-                Some(t) if now.duration_since(t) >= grace => {
+                Some(t) if now >= t + grace => {
                     let at = *killed_at.get_or_insert(now);
-                    if now.duration_since(at) > KILL_WAIT {
+                    if now > at + KILL_WAIT {
                         tracing::warn!(
                             "exec: {} process(es) of pid {} still there {KILL_WAIT:?} after SIGKILL",
                             live.len(),
@@ -444,14 +515,16 @@ impl Tree {
                         self.finished = true;
                         return found.len();
                     }
-                    for p in &live {
-                        send(p, libc::SIGKILL);
-                    }
+                    (Some(libc::SIGKILL), at + KILL_WAIT)
                 }
-                Some(_) => {}
+                Some(t) => (None, t + grace),
+            };
+            if live.is_empty() {
+                // Only zombies that are not ours to reap yet: their parents are going.
+                tokio::time::sleep(POLL_MAX).await;
+            } else {
+                signal_and_wait(&live, sig, until).await;
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(POLL_MAX);
         }
     }
 }
@@ -541,6 +614,9 @@ pub async fn reap_adopted(stop: tokio_util::sync::CancellationToken) {
             _ = stop.cancelled() => return,
             got = sigchld.recv() => if got.is_none() { return },
         }
+        // Let tokio reap the direct children first (most SIGCHLDs are theirs) and let a burst
+        // of exits come in: one look serves them all.
+        tokio::time::sleep(REAP_DEBOUNCE).await;
         let _ = tokio::task::spawn_blocking(reap_adopted_now).await;
     }
 }
@@ -628,7 +704,7 @@ mod tests {
     #[test]
     fn stat_lines_parse_even_with_odd_names() {
         let line =
-            "4242 (a b) (c)) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
+            b"4242 (a b) (c\xff)) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1 10";
         let p = parse_stat(4242, line).unwrap();
         assert_eq!(
             p,
@@ -640,9 +716,9 @@ mod tests {
                 start: 98765
             }
         );
-        let z = "7 (sleep) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0";
+        let z = b"7 (sleep) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0";
         assert!(parse_stat(7, z).unwrap().zombie);
-        assert_eq!(parse_stat(7, "7 (x) S 1"), None);
+        assert_eq!(parse_stat(7, b"7 (x) S 1"), None);
     }
 
     #[test]

@@ -266,9 +266,11 @@ pub fn processes() -> Vec<ProcStat> {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        // Lossy: a process name is not always UTF-8, and such a process must not be missed.
+        let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
             continue;
         };
+        let stat = String::from_utf8_lossy(&stat);
         // "pid (comm) state ppid pgrp …"; comm may hold spaces and parentheses.
         let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
             continue;
