@@ -227,3 +227,24 @@ async fn an_unmarked_escaped_descendant_is_stopped_at_shutdown_at_the_latest() {
         "survived the server: {escaped:?}"
     );
 }
+
+/// An unmarked descendant that left the session, still tied to the running command by its
+/// parent when the connection ends: the server looks before it signals, so it knows the
+/// descendant after its re-parenting and stops it with the connection.
+#[tokio::test]
+async fn an_unmarked_descendant_seen_while_attached_goes_with_its_connection() {
+    let server = start(&[]);
+    let spid = server.pid();
+    let c = started(&server, "/ws/exec/envless-attached").await;
+    let escaped = wait_for(spid, &["sleep", "308"], 1).await;
+    assert!(
+        marked_by(spid).iter().all(|p| p.pid != escaped[0].pid),
+        "it has no mark"
+    );
+    drop(c);
+    all_gone("the unmarked descendant stopped", &escaped).await;
+    wait_until("no child or zombie left", Duration::from_secs(5), || {
+        children_of(spid).is_empty()
+    })
+    .await;
+}

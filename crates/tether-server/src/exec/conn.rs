@@ -98,9 +98,9 @@ struct Conn {
     /// The socket can still be written to.
     writable: bool,
     shutdown_seen: bool,
-    /// A SIGTERM the group got in `apply`, still to reach the members outside it (a `/proc`
-    /// scan, done off the loop's thread), and whether the group took it.
-    pending_term: Option<bool>,
+    /// A SIGTERM asked for in `apply`, sent by the loop: it first looks for the tree's members
+    /// in `/proc` (off the loop's thread) while the leader still holds them, then signals.
+    pending_term: bool,
 }
 
 /// Serves one socket of endpoint `ep` until the session is done.
@@ -123,7 +123,7 @@ pub async fn run(
         cut: None,
         writable: true,
         shutdown_seen: false,
-        pending_term: None,
+        pending_term: false,
     };
     let mut fx = Vec::new();
     c.session.open(&mut fx);
@@ -132,8 +132,8 @@ pub async fn run(
     let mut err_buf = vec![0u8; STDERR_READ];
     loop {
         c.apply(&mut fx);
-        if let Some(counted) = c.pending_term.take() {
-            c.term_members(counted).await;
+        if std::mem::take(&mut c.pending_term) {
+            c.term_tree().await;
         }
         if c.writable && (c.unflushed || !c.outbox.is_empty()) {
             if let Some(woke) = c.write(&mut sink, &shutdown).await {
@@ -290,18 +290,15 @@ impl Conn {
                     self.cut.get_or_insert(Instant::now() + CLOSE_FRAME_WAIT);
                 }
                 Effect::Spawn(argv) => self.spawn(&argv, fx),
-                Effect::Kill(sig) => {
-                    if let Some(p) = &mut self.proc {
-                        let delivered = p.tree.signal_group(sig);
-                        if delivered {
-                            count_kill(&self.ep.name, sig);
-                        }
-                        // SIGTERM reaches the members outside the group too; SIGKILL kills the
-                        // group (and its leader, whose reap starts the teardown, which SIGKILLs
-                        // the rest once the grace since the SIGTERM is over).
-                        if sig == Signal::Term {
-                            self.pending_term = Some(delivered);
-                        }
+                // SIGTERM goes to the group and the members outside it (see `term_tree`);
+                // SIGKILL to the group at once: its leader's reap starts the teardown, which
+                // SIGKILLs the rest, the grace since the SIGTERM being over.
+                Effect::Kill(Signal::Term) => self.pending_term = self.proc.is_some(),
+                Effect::Kill(Signal::Kill) => {
+                    if let Some(p) = &mut self.proc
+                        && p.tree.signal_group(Signal::Kill)
+                    {
+                        count_kill(&self.ep.name, Signal::Kill);
                     }
                 }
                 Effect::Arm(t, d) => *self.timers.slot(t) = Some(Box::pin(tokio::time::sleep(d))),
@@ -327,11 +324,11 @@ impl Conn {
         fx.clear();
     }
 
-    /// Sends SIGTERM to the tree's members outside the process group, and counts it if they
-    /// took it and the group (`counted`) did not.
-    async fn term_members(&mut self, counted: bool) {
+    /// Sends SIGTERM to the process tree: looks for its members first, so that those only
+    /// the leader ties to it (no mark, out of the group) are known before it dies.
+    async fn term_tree(&mut self) {
         let Some(p) = &mut self.proc else { return };
-        if p.tree.signal_members(Signal::Term).await && !counted {
+        if p.tree.terminate().await {
             count_kill(&self.ep.name, Signal::Term);
         }
     }

@@ -451,7 +451,7 @@ impl Tree {
     }
 
     /// Signals the leader's process group (atomically, forks included) while the leader is
-    /// unreaped; true if delivered. [`Tree::signal_members`] reaches the rest.
+    /// unreaped; true if delivered.
     pub fn signal_group(&mut self, sig: Signal) -> bool {
         if sig == Signal::Term && self.term_at.is_none() {
             self.term_at = Some(Instant::now());
@@ -459,13 +459,15 @@ impl Tree {
         !self.id.leader_reaped && killpg(self.id.leader, sig)
     }
 
-    /// Signals every member outside the group too (a descendant that left it, or was
-    /// re-parented); true if any signal was delivered.
-    pub async fn signal_members(&mut self, sig: Signal) -> bool {
-        let mut any = false;
-        for p in self.look().await {
+    /// SIGTERM to the whole tree: looks for the members first (the leader, still alive, ties
+    /// its unmarked descendants to the tree, which then knows them after they are re-parented),
+    /// then signals the group and every member outside it. True if any signal was delivered.
+    pub async fn terminate(&mut self) -> bool {
+        let members = self.look().await;
+        let mut any = self.signal_group(Signal::Term);
+        for p in members {
             if !p.zombie && p.pid != self.id.leader {
-                any |= send(&p, signo(sig));
+                any |= send(&p, libc::SIGTERM);
             }
         }
         any

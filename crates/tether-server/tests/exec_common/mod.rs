@@ -132,6 +132,12 @@ argv = ["sh", "-c", "(trap '' TERM; sleep 303) >/dev/null 2>&1 & echo started"]
 name = "envless"
 argv = ["sh", "-c", "env -i setsid sh -c 'trap \"\" TERM; sleep 304' >/dev/null 2>&1 & echo started; read line"]
 stdin = true
+
+# The same descendant, but its parent (the command) still runs when the connection ends: the
+# server saw it tied to the command before the SIGTERM, and knows it after.
+[[exec]]
+name = "envless-attached"
+argv = ["sh", "-c", "env -i setsid sh -c 'trap \"\" TERM; sleep 308' >/dev/null 2>&1 & echo started; sleep 300"]
 "#
     )
 }
