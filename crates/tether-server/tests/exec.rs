@@ -491,6 +491,8 @@ fn serve_help_lists_the_exec_options() {
     for needle in [
         "--exec-max-processes",
         "--exec-kill-grace",
+        "--exec-close-grace",
+        "exec_close_grace",
         "[[exec]]",
         "docs/protocol/exec.md",
     ] {
