@@ -533,6 +533,9 @@ impl Tree {
 
 impl Drop for Tree {
     fn drop(&mut self) {
+        if let Some(d) = direct().as_mut() {
+            d.remove(&self.id.leader);
+        }
         if self.finished {
             return;
         }
@@ -551,9 +554,6 @@ impl Drop for Tree {
             } else if p.ppid == me {
                 reap(p.pid);
             }
-        }
-        if let Some(d) = direct().as_mut() {
-            d.remove(&self.id.leader);
         }
     }
 }
