@@ -1,7 +1,8 @@
 //! One connection's life as a state machine: socket and process events in, effects (frames to
 //! send, a process to spawn, signals, timers, the close frame) out. The adapter performs the
 //! effects; the rules (one process per connection, output drained before the close frame, the
-//! TERM-then-KILL sequence, which close code when) live here where they are unit-tested.
+//! TERM-then-KILL sequence, which close code when, how long a forced close waits for queued
+//! output) live here where they are unit-tested.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +49,9 @@ pub enum Timer {
     /// The process exited and its pipes gave nothing for this long, yet something (a
     /// grandchild) still holds them open.
     Drain,
+    /// A shutdown or the deadline asked for the close frame while output may still be queued
+    /// for a slow client: what is not written when this fires is dropped ([`Effect::DropUnsent`]).
+    Flush,
 }
 
 /// How the process ended.
@@ -106,8 +110,11 @@ pub enum Effect {
     Kill(Signal),
     /// Fire [`Event::Fired`] after this long (re-arming replaces the timer).
     Arm(Timer, Duration),
-    /// Send the close frame; nothing is sent after it.
+    /// Send the close frame after the frames queued before it; nothing is sent after it.
     Close(u16, String),
+    /// The flush grace is over: drop the frames queued but not written yet, so that the close
+    /// frame (already asked for) goes out next.
+    DropUnsent,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +134,7 @@ enum Phase {
 pub struct Session {
     endpoint: Arc<Endpoint>,
     kill_grace: Duration,
+    close_grace: Duration,
     phase: Phase,
     out: LineFramer,
     err: LineFramer,
@@ -138,17 +146,21 @@ pub struct Session {
     drain_progress: bool,
     /// The close frame was sent or the client is gone: nothing more is sent.
     closed: bool,
+    /// The flush grace is running (or over): the close is forced.
+    flush_armed: bool,
     stdin_open: bool,
 }
 
 impl Session {
-    /// A session for `endpoint`; `kill_grace` is the SIGTERM → SIGKILL delay.
-    pub fn new(endpoint: Arc<Endpoint>, kill_grace: Duration) -> Session {
+    /// A session for `endpoint`; `kill_grace` is the SIGTERM → SIGKILL delay, `close_grace`
+    /// how long queued output may still go out once a shutdown or the deadline closes.
+    pub fn new(endpoint: Arc<Endpoint>, kill_grace: Duration, close_grace: Duration) -> Session {
         let max = endpoint.max_line_bytes;
         let stdin_open = endpoint.stdin;
         Session {
             endpoint,
             kill_grace,
+            close_grace,
             phase: Phase::Waiting,
             out: LineFramer::new(max),
             err: LineFramer::new(max),
@@ -158,6 +170,7 @@ impl Session {
             killing: false,
             drain_progress: false,
             closed: false,
+            flush_armed: false,
             stdin_open,
         }
     }
@@ -270,7 +283,9 @@ impl Session {
                 } else if self.phase == Phase::Running {
                     self.drain_now(fx);
                 }
+                self.bound_flush(fx);
             }
+            Event::Fired(Timer::Flush) => fx.push(Effect::DropUnsent),
             Event::Fired(Timer::KillGrace) => {
                 if self.process_alive() {
                     fx.push(Effect::Kill(Signal::Kill));
@@ -296,6 +311,7 @@ impl Session {
                     self.kill(fx);
                 }
                 self.close(fx, CLOSE_AWAY, "server shutting down");
+                self.bound_flush(fx);
             }
         }
     }
@@ -350,6 +366,15 @@ impl Session {
         if !self.closed {
             self.closed = true;
             fx.push(Effect::Close(code, reason.to_owned()));
+        }
+    }
+
+    /// A forced close (shutdown, deadline): what is queued for the client gets the close grace,
+    /// then the close frame goes out without it. Armed once; a later shutdown does not extend it.
+    fn bound_flush(&mut self, fx: &mut Vec<Effect>) {
+        if !self.flush_armed {
+            self.flush_armed = true;
+            fx.push(Effect::Arm(Timer::Flush, self.close_grace));
         }
     }
 
@@ -427,7 +452,11 @@ mod tests {
     fn session(name: &str, tweak: impl FnOnce(&mut crate::spec::ExecSpec)) -> Session {
         let mut spec = defaults().into_iter().find(|s| s.name == name).unwrap();
         tweak(&mut spec);
-        Session::new(Arc::new(spec.compile().unwrap()), Duration::from_secs(2))
+        Session::new(
+            Arc::new(spec.compile().unwrap()),
+            Duration::from_secs(2),
+            Duration::from_secs(1),
+        )
     }
 
     fn run(s: &mut Session, ev: Event<'_>) -> Vec<Effect> {
@@ -556,7 +585,8 @@ mod tests {
             [
                 Effect::Kill(Signal::Term),
                 Effect::Arm(Timer::KillGrace, Duration::from_secs(2)),
-                Effect::Close(1011, "Timeout".into())
+                Effect::Close(1011, "Timeout".into()),
+                Effect::Arm(Timer::Flush, Duration::from_secs(1))
             ]
         );
         assert_eq!(run(&mut s, Event::Stdout(b"late\n")), []);
@@ -596,6 +626,56 @@ mod tests {
         let fx = run(&mut s, Event::Shutdown);
         assert_eq!(fx[0], Effect::Kill(Signal::Term));
         assert_eq!(fx[2], Effect::Close(1001, "server shutting down".into()));
+        assert_eq!(fx[3], Effect::Arm(Timer::Flush, Duration::from_secs(1)));
+        assert_eq!(fx.len(), 4);
+    }
+
+    #[test]
+    fn a_forced_close_gives_queued_output_the_flush_grace_once() {
+        // Shutdown after a normal close (output still queued for a slow client): the 1000 close
+        // stands, and the flush gets the grace.
+        let mut s = session("echo", |_| {});
+        started(&mut s, r#"{"text":"x"}"#);
+        run(&mut s, Event::Stdout(b"a\n"));
+        run(&mut s, Event::StdoutEof);
+        run(&mut s, Event::StderrEof);
+        assert_eq!(
+            run(&mut s, Event::Exited(Exit::Code(0))),
+            [Effect::Close(1000, String::new())]
+        );
+        assert_eq!(
+            run(&mut s, Event::Shutdown),
+            [Effect::Arm(Timer::Flush, Duration::from_secs(1))]
+        );
+        // Armed once: the deadline passing next does not extend it.
+        let fx = run(&mut s, Event::Fired(Timer::Deadline));
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Arm(..))), "{fx:?}");
+        assert_eq!(
+            run(&mut s, Event::Fired(Timer::Flush)),
+            [Effect::DropUnsent]
+        );
+
+        // The deadline while the process runs: Timeout, then the grace.
+        let mut s = session("echo", |_| {});
+        started(&mut s, r#"{"text":"x"}"#);
+        let fx = run(&mut s, Event::Fired(Timer::Deadline));
+        assert_eq!(
+            fx.last(),
+            Some(&Effect::Arm(Timer::Flush, Duration::from_secs(1)))
+        );
+        assert_eq!(run(&mut s, Event::Shutdown), []);
+        assert_eq!(
+            run(&mut s, Event::Fired(Timer::Flush)),
+            [Effect::DropUnsent]
+        );
+
+        // A normal end arms nothing.
+        let mut s = session("echo", |_| {});
+        started(&mut s, r#"{"text":"x"}"#);
+        run(&mut s, Event::StdoutEof);
+        run(&mut s, Event::StderrEof);
+        let fx = run(&mut s, Event::Exited(Exit::Code(0)));
+        assert_eq!(fx, [Effect::Close(1000, String::new())]);
     }
 
     #[test]

@@ -44,9 +44,9 @@ const SERVE_HELP: &str = "Every option can also come from the environment (TETHE
     given with --config, whose keys are the option names with '_' for '-'\n\
     (http, tcp, relay, max_clients, max_message_length, max_rooms, queue_capacity, tls_cert,\n\
     tls_key, shutdown_grace, relay_max_frame, relay_log_bytes, relay_queue_bytes, hook, hook_timeout,\n\
-    hook_memory, exec_max_processes, exec_kill_grace, relay_total_queue_bytes, relay_max_connections,\n\
-    relay_max_sessions, header_timeout, max_connections, max_connections_per_ip, allowed_origins,\n\
-    allowed_hosts; the last two as lists) plus [[exec]] tables (file only) that define the\n\
+    hook_memory, exec_max_processes, exec_kill_grace, exec_close_grace, relay_total_queue_bytes,\n\
+    relay_max_connections, relay_max_sessions, header_timeout, max_connections,\n\
+    max_connections_per_ip, allowed_origins, allowed_hosts; the last two as lists) plus [[exec]] tables (file only) that define the\n\
     /ws/exec/<name> endpoints (token_env = \"NAME\" makes one require a token); without any [[exec]]\n\
     table the built-in ones apply (claude, echo, demo). See docs/protocol/exec.md and\n\
     docs/protocol/common.md.\n\
@@ -156,6 +156,10 @@ pub struct ServeArgs {
     /// Seconds between SIGTERM and SIGKILL when an exec process is stopped (timeout, client gone, shutdown) [default: 2]
     #[arg(long, env = "TETHER_EXEC_KILL_GRACE", value_name = "SECS")]
     pub exec_kill_grace: Option<f64>,
+
+    /// Seconds an exec socket closed by shutdown or its timeout may still take to send the output already queued for a slow client; then the rest is dropped and the close frame (1001/1011) sent [default: 1]
+    #[arg(long, env = "TETHER_EXEC_CLOSE_GRACE", value_name = "SECS")]
+    pub exec_close_grace: Option<f64>,
 
     /// The `[[exec]]` tables of the file: one WebSocket endpoint per command.
     #[arg(skip)]
@@ -332,6 +336,8 @@ pub struct Config {
     pub relay_ipv6_loopback: bool,
     /// Timeouts and connection caps of the listeners.
     pub listen: crate::listen::Limits,
+    /// How long queued exec output may still be flushed once shutdown or a timeout closes.
+    pub exec_close_grace: std::time::Duration,
 }
 
 /// A configuration that cannot be used, with what to fix.
@@ -479,6 +485,15 @@ impl ServeArgs {
             self.max_connections_per_ip.or(file.max_connections_per_ip),
         )
         .map_err(ConfigError::Invalid)?;
+        let exec_close_grace = self
+            .exec_close_grace
+            .or(file.exec_close_grace)
+            .unwrap_or(1.0);
+        if !(exec_close_grace.is_finite() && (0.0..=60.0).contains(&exec_close_grace)) {
+            return Err(ConfigError::Invalid(format!(
+                "exec_close_grace {exec_close_grace} must be in [0, 60] seconds"
+            )));
+        }
         let cfg = Config {
             http: http_choice.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8700))),
             tcp: self
@@ -514,6 +529,7 @@ impl ServeArgs {
             http_ipv6_loopback: http_choice.is_none(),
             relay_ipv6_loopback: matches!(relay_choice, None | Some(RelayAddr::Localhost(_))),
             listen,
+            exec_close_grace: std::time::Duration::from_secs_f64(exec_close_grace),
         };
         for (name, v) in [
             ("max_clients", cfg.max_clients),
@@ -741,12 +757,13 @@ mod tests {
         assert_eq!(names, ["claude", "echo", "demo"]);
         assert_eq!(cfg.exec_max_processes, 64);
         assert_eq!(cfg.exec_kill_grace, std::time::Duration::from_secs(2));
+        assert_eq!(cfg.exec_close_grace, std::time::Duration::from_secs(1));
         let dir = std::env::temp_dir().join(format!("tether-cfg4-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("t.toml");
         std::fs::write(
             &file,
-            "exec_kill_grace = 0.5\n\
+            "exec_kill_grace = 0.5\nexec_close_grace = 2.5\n\
              [[exec]]\nname = \"count\"\nargv = [\"seq\", \"{n}\"]\ntimeout = 5\n\
              [exec.params.n]\ntype = \"integer\"\nrequired = true\nmax = 100\n",
         )
@@ -760,6 +777,14 @@ mod tests {
         assert_eq!(cfg.exec.len(), 1);
         assert_eq!(cfg.exec[0].schema.info(), "send {n}");
         assert_eq!(cfg.exec_kill_grace, std::time::Duration::from_millis(500));
+        assert_eq!(cfg.exec_close_grace, std::time::Duration::from_millis(2500));
+        let err = ServeArgs {
+            exec_close_grace: Some(-1.0),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("exec_close_grace"), "{err}");
         std::fs::write(
             &file,
             "[[exec]]\nname = \"x\"\nargv = [\"a\"]\nshell = true\n",

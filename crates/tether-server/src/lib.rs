@@ -34,3 +34,8 @@ mod tcp;
 mod tls;
 mod web;
 mod ws;
+
+/// For the `tether` binary only (its children are all exec processes): orphaned descendants of
+/// exec processes come back to this process to be killed and reaped. Not for embedders, whose
+/// own children's orphans would come back too.
+pub use exec::become_subreaper;

@@ -24,6 +24,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Every child of this process is an exec process: make their orphaned descendants come
+    // back here, where they are killed with their connection and reaped (docs/protocol/exec.md).
+    if let Err(e) = tether_server::become_subreaper() {
+        tracing::warn!(
+            "exec: not a child subreaper ({e}); escaped descendants are found by their mark only"
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

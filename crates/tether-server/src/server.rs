@@ -299,6 +299,9 @@ impl Server {
             None => (None, None),
         };
         let reaper = tokio::spawn(reap_rest_clients(state.clone()));
+        // As a subreaper (the binary): zombies of adopted exec descendants, until the sweep.
+        let adopted_stop = CancellationToken::new();
+        let adopted = tokio::spawn(exec::reap_adopted(adopted_stop.clone()));
 
         let http_gate = gate("http", limits.max_connections);
         let http_task = tokio::spawn(listen::serve_http(
@@ -321,6 +324,9 @@ impl Server {
         {
             tracing::warn!("some connections did not close within {grace:?}; dropping them");
         }
+        state.exec.sweep().await;
+        adopted_stop.cancel();
+        let _ = adopted.await;
         if tokio::time::timeout(grace, http_task).await.is_err() {
             tracing::warn!("http connections did not close within {grace:?}");
         }

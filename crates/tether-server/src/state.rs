@@ -103,6 +103,7 @@ impl AppState {
             config.exec.clone(),
             config.exec_max_processes,
             config.exec_kill_grace,
+            config.exec_close_grace,
         ));
         AppState {
             hooks,

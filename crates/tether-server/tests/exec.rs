@@ -491,6 +491,8 @@ fn serve_help_lists_the_exec_options() {
     for needle in [
         "--exec-max-processes",
         "--exec-kill-grace",
+        "--exec-close-grace",
+        "exec_close_grace",
         "[[exec]]",
         "docs/protocol/exec.md",
     ] {
@@ -570,10 +572,24 @@ async fn the_environment_is_cleared_but_the_allow_list_and_cwd_is_set() {
         .collect();
     for k in &keys {
         assert!(
-            ["PATH", "HOME", "LANG", "FAKE_CLAUDE", "TETHER_TEST_ALLOWED"].contains(k),
+            [
+                "PATH",
+                "HOME",
+                "LANG",
+                "FAKE_CLAUDE",
+                "TETHER_TEST_ALLOWED",
+                "TETHER_EXEC_CONN"
+            ]
+            .contains(k),
             "{k} leaked into the child: {frames:?}"
         );
     }
+    // The connection's mark: the server's pid and a sequence number.
+    let mark = format!("TETHER_EXEC_CONN={}.", server.pid());
+    assert!(
+        frames.iter().any(|f| f.starts_with(&mark)),
+        "{mark} missing: {frames:?}"
+    );
     assert!(
         frames.contains(&"TETHER_TEST_ALLOWED=yes\n".to_owned()),
         "{frames:?}"

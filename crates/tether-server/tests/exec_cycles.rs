@@ -1,12 +1,17 @@
-//! 1,000 connect/abort cycles against the exec endpoints leave no child, no zombie and no
-//! process slot behind, and the server's RSS stays within a bound.
+//! 1,000 connect/abort cycles against the exec endpoints leave no process behind (no child, no
+//! zombie, no descendant of the server, nothing anywhere carrying one of its connections' marks,
+//! including descendants that ignore SIGTERM or left their process group and session) and no
+//! process slot, and the server's RSS stays within a bound.
 
 mod common;
 mod exec_common;
 
 use std::time::{Duration, Instant};
 
-use exec_common::{ExecClient, Frame, children_of, rss_kib, running, start, wait_until};
+use exec_common::{
+    ExecClient, Frame, children_of, cpu_time, descendants_of, marked_by, rss_kib, running, start,
+    wait_until,
+};
 
 /// Cycles in all, spread over this many concurrent clients.
 const CYCLES: usize = 1000;
@@ -15,9 +20,9 @@ const CLIENTS: usize = 8;
 /// docs/protocol/exec.md).
 const RSS_BOUND_KIB: u64 = 20 * 1024;
 
-/// One cycle; `kind` picks where the client aborts.
+/// One cycle; `kind` picks the command and where the client aborts.
 async fn cycle(server: &common::Server, kind: usize) {
-    match kind % 4 {
+    match kind % 6 {
         // Before any request.
         0 => {
             let c = ExecClient::connect(server, "/ws/claude").await;
@@ -42,6 +47,29 @@ async fn cycle(server: &common::Server, kind: usize) {
                 ),
             }
             drop(c);
+        }
+        // A descendant that left the group and the session and ignores SIGTERM (`esc`), or a
+        // grandchild in the group that ignores SIGTERM (`bg`): an abort, or a polite close, once
+        // it runs.
+        4 | 5 => {
+            let path = if kind % 6 == 4 {
+                "/ws/exec/esc"
+            } else {
+                "/ws/exec/bg"
+            };
+            let mut c = ExecClient::connect(server, path).await;
+            let _info = c.next().await;
+            c.send("{}").await;
+            match c.next().await {
+                Frame::Text(t) => assert_eq!(t, "started\n"),
+                other => assert!(
+                    matches!(other, Frame::Close(1013, _)),
+                    "unexpected {other:?}"
+                ),
+            }
+            if kind % 6 == 5 {
+                let _ = c.ws.close(None).await;
+            }
         }
         // A polite close while the process runs.
         _ => {
@@ -73,6 +101,14 @@ async fn settled(server: &common::Server) {
         || children_of(pid).is_empty(),
     )
     .await;
+    // The grandchildren and the escaped trees too: nothing below the server, nothing marked by
+    // it anywhere (a process re-parented to init would be found here).
+    wait_until(
+        "no descendant and no marked process left",
+        Duration::from_secs(10),
+        || descendants_of(pid).is_empty() && marked_by(pid).is_empty(),
+    )
+    .await;
     for _ in 0..500 {
         if running(server).await.is_empty() {
             return;
@@ -89,11 +125,13 @@ async fn a_thousand_aborted_connections_leave_nothing_behind() {
     cycles(&server, 200).await;
     settled(&server).await;
     let before = rss_kib(server.pid());
+    let cpu0 = cpu_time(server.pid());
     let t0 = Instant::now();
     cycles(&server, CYCLES).await;
     settled(&server).await;
     let took = t0.elapsed();
     let after = rss_kib(server.pid());
+    let cpu = cpu_time(server.pid()).saturating_sub(cpu0);
     let zombies: Vec<_> = exec_common::processes()
         .into_iter()
         .filter(|p| p.state == 'Z' && p.ppid == server.pid())
@@ -101,7 +139,7 @@ async fn a_thousand_aborted_connections_leave_nothing_behind() {
     assert!(zombies.is_empty(), "{zombies:?}");
     let growth = after.saturating_sub(before);
     eprintln!(
-        "exec cycles: {CYCLES} in {took:?}; server RSS {before} KiB -> {after} KiB (+{growth} KiB)"
+        "exec cycles: {CYCLES} in {took:?} (server CPU {cpu:?}); server RSS {before} KiB -> {after} KiB (+{growth} KiB)"
     );
     assert!(
         growth <= RSS_BOUND_KIB,

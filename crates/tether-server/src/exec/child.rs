@@ -1,14 +1,18 @@
-//! Starting and signalling exec processes: no shell, a cleared environment, their own process
-//! group (so a signal reaches the grandchildren too), killed if the task holding them is dropped.
+//! Starting exec processes: no shell, a cleared environment (but for the allow-list and the
+//! connection's mark), their own process group, killed if the task holding them is dropped
+//! (with every descendant: see [`super::tree`]).
 
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 
-use tether_exec::{Endpoint, Exit, Signal};
+use tether_exec::{Endpoint, Exit};
 use tokio::process::{Child, Command};
 
-/// Spawns `argv` for `ep`. `argv` is never empty (templates refuse that).
-pub fn spawn(ep: &Endpoint, argv: &[String]) -> std::io::Result<Child> {
+use super::tree::{self, Tree};
+
+/// Spawns `argv` for `ep`, with the [`Tree`] that answers for everything it starts. `argv` is
+/// never empty (templates refuse that).
+pub fn spawn(ep: &Endpoint, argv: &[String]) -> std::io::Result<(Child, Tree)> {
     let Some((program, args)) = argv.split_first() else {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -36,7 +40,7 @@ pub fn spawn(ep: &Endpoint, argv: &[String]) -> std::io::Result<Child> {
     .stderr(Stdio::piped())
     .process_group(0)
     .kill_on_drop(true);
-    cmd.spawn()
+    tree::spawn(&mut cmd)
 }
 
 /// `program` looked up in `path` (the PATH the child gets) like execvp does: a name with a `/`
@@ -65,22 +69,6 @@ fn resolve(program: &str, path: Option<&std::ffi::OsStr>) -> PathBuf {
         }
     }
     PathBuf::from(program)
-}
-
-/// Signals the process group led by `pid`; false if it is already gone.
-pub fn killpg(pid: u32, sig: Signal) -> bool {
-    let Ok(pgid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if pgid <= 1 {
-        return false;
-    }
-    let signo = match sig {
-        Signal::Term => libc::SIGTERM,
-        Signal::Kill => libc::SIGKILL,
-    };
-    // SAFETY: kill(2) with a negative pid signals that process group; it touches no memory.
-    unsafe { libc::kill(-pgid, signo) == 0 }
 }
 
 /// The session's view of a wait status.

@@ -1,7 +1,10 @@
 //! One exec socket: reads the client, the process's pipes, its exit and the timers; hands each
 //! event to the [`Session`] and performs the effects it returns. Output frames are fed in batches
-//! with one flush per batch.
+//! with one flush per batch; a write that a shutdown or a timer interrupts keeps its unsent frames
+//! and resumes after the event (the session bounds it with the flush grace). When the session is
+//! done, the process tree is torn down ([`Tree::teardown`]) while the closing handshake finishes.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::process::ExitStatus;
 use std::sync::Arc;
@@ -15,9 +18,10 @@ use tether_exec::{Effect, Endpoint, Event, Session, Signal, Timer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStderr, ChildStdout};
 use tokio::sync::mpsc;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
+use super::tree::Tree;
 use super::{ExecHub, Slot, child};
 use crate::socket::{self, Read};
 
@@ -29,13 +33,17 @@ const STDERR_READ: usize = 8 * 1024;
 const STDIN_QUEUE: usize = 64;
 /// How long to wait for the client's half of the closing handshake.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// Once the flush grace is over ([`Effect::DropUnsent`]): how long the close frame (behind what
+/// the WebSocket layer already buffered) may take to be written before the socket is dropped.
+const CLOSE_FRAME_WAIT: Duration = Duration::from_millis(250);
 
 type WsSink = futures_util::stream::SplitSink<WebSocket, Message>;
 
 /// The running process and what is left of it.
 struct Proc {
     child: Child,
-    pid: u32,
+    /// Everything the process starts; torn down after the session, killed if dropped.
+    tree: Tree,
     stdout: Option<ChildStdout>,
     stderr: Option<ChildStderr>,
     stdin: Option<mpsc::Sender<Vec<u8>>>,
@@ -49,6 +57,7 @@ struct Timers {
     deadline: Option<Pin<Box<Sleep>>>,
     grace: Option<Pin<Box<Sleep>>>,
     drain: Option<Pin<Box<Sleep>>>,
+    flush: Option<Pin<Box<Sleep>>>,
 }
 
 impl Timers {
@@ -57,6 +66,7 @@ impl Timers {
             Timer::Deadline => &mut self.deadline,
             Timer::KillGrace => &mut self.grace,
             Timer::Drain => &mut self.drain,
+            Timer::Flush => &mut self.flush,
         }
     }
 }
@@ -78,11 +88,20 @@ struct Conn {
     session: Session,
     proc: Option<Proc>,
     timers: Timers,
-    /// Frames waiting to be written, in order.
-    outbox: Vec<Message>,
+    /// Frames waiting to be written, in order; nothing after a close frame.
+    outbox: VecDeque<Message>,
+    /// A close frame was queued: nothing more is.
+    close_queued: bool,
+    /// Frames were fed to the sink since its last completed flush.
+    unflushed: bool,
+    /// The flush grace is over: the close frame must be written by then, or the socket dropped.
+    cut: Option<Instant>,
     /// The socket can still be written to.
     writable: bool,
     shutdown_seen: bool,
+    /// A SIGTERM asked for in `apply`, sent by the loop: it first looks for the tree's members
+    /// in `/proc` (off the loop's thread) while the leader still holds them, then signals.
+    pending_term: bool,
 }
 
 /// Serves one socket of endpoint `ep` until the session is done.
@@ -94,14 +113,18 @@ pub async fn run(
 ) {
     let (mut sink, mut stream) = socket.split();
     let mut c = Conn {
-        session: Session::new(ep.clone(), hub.kill_grace),
+        session: Session::new(ep.clone(), hub.kill_grace, hub.close_grace),
         hub,
         ep,
         proc: None,
         timers: Timers::default(),
-        outbox: Vec::new(),
+        outbox: VecDeque::new(),
+        close_queued: false,
+        unflushed: false,
+        cut: None,
         writable: true,
         shutdown_seen: false,
+        pending_term: false,
     };
     let mut fx = Vec::new();
     c.session.open(&mut fx);
@@ -110,13 +133,14 @@ pub async fn run(
     let mut err_buf = vec![0u8; STDERR_READ];
     loop {
         c.apply(&mut fx);
-        if !c.outbox.is_empty() {
+        if std::mem::take(&mut c.pending_term) {
+            c.term_tree().await;
+        }
+        if c.writable && (c.unflushed || !c.outbox.is_empty()) {
             if let Some(woke) = c.write(&mut sink, &shutdown).await {
-                // The client stopped reading while something else happened: it is gone for us.
-                c.writable = false;
-                c.outbox.clear();
+                // Something happened while the client was slow to read: handle it, then write on
+                // (the session closes and bounds the rest with the flush grace if it must).
                 c.wake(woke, &mut fx, &out_buf, &err_buf);
-                c.session.handle(Event::ClientGone, &mut fx);
                 continue;
             }
         }
@@ -155,19 +179,39 @@ pub async fn run(
     }
     // Let the client's half of the closing handshake arrive so the close frame is not lost to
     // a reset; a client that does not answer gets no more than CLOSE_WAIT. When the client
-    // closed first, flush the reply tungstenite queued for its close frame.
-    if !readable && c.writable {
-        let _ = tokio::time::timeout(CLOSE_WAIT, sink.flush()).await;
-    } else if readable && c.writable {
-        let _ = tokio::time::timeout(CLOSE_WAIT, async {
-            while let Some(Ok(m)) = stream.next().await {
-                if matches!(m, Message::Close(_)) {
-                    break;
+    // closed first, flush the reply tungstenite queued for its close frame. Meanwhile, whatever
+    // the process started and left behind is stopped and reaped.
+    let writable = c.writable;
+    let handshake = async {
+        if !readable && writable {
+            let _ = tokio::time::timeout(CLOSE_WAIT, sink.flush()).await;
+        } else if readable && writable {
+            let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                while let Some(Ok(m)) = stream.next().await {
+                    if matches!(m, Message::Close(_)) {
+                        break;
+                    }
                 }
+            })
+            .await;
+        }
+    };
+    let name = c.ep.name.clone();
+    let grace = c.hub.kill_grace;
+    let tree = c.proc.take().map(|p| p.tree);
+    drop(c);
+    let teardown = async move {
+        if let Some(tree) = tree {
+            let pid = tree.pid();
+            let n = tree.teardown(grace).await;
+            if n > 0 {
+                counter!("tether_exec_descendants_stopped_total", "endpoint" => name.clone())
+                    .increment(n as u64);
+                tracing::debug!("exec {name}: stopped {n} process(es) left by pid {pid}");
             }
-        })
-        .await;
-    }
+        }
+    };
+    tokio::join!(handshake, teardown);
 }
 
 impl Conn {
@@ -190,6 +234,7 @@ impl Conn {
                 };
                 if let Some(p) = &mut self.proc {
                     p.reaped = true;
+                    p.tree.leader_reaped();
                     p.slot = None;
                     p.stdin = None;
                 }
@@ -213,12 +258,20 @@ impl Conn {
             Woke::Client(Read::Binary(_)) => s.handle(Event::Binary, fx),
             Woke::Client(Read::Failed(frame)) => {
                 // Say why (1009 for a frame too big, 1002/1007 for a broken frame).
-                if self.writable && !s.is_done() {
-                    self.outbox.push(Message::Close(Some(frame)));
+                if !s.is_done() {
+                    self.queue(Message::Close(Some(frame)));
                 }
-                s.handle(Event::ClientGone, fx);
+                self.session.handle(Event::ClientGone, fx);
             }
             Woke::Client(Read::Gone | Read::Closed(_)) => s.handle(Event::ClientGone, fx),
+        }
+    }
+
+    /// Queues a frame unless the socket is gone or closing.
+    fn queue(&mut self, m: Message) {
+        if self.writable && !self.close_queued {
+            self.close_queued = matches!(m, Message::Close(_));
+            self.outbox.push_back(m);
         }
     }
 
@@ -230,30 +283,25 @@ impl Conn {
             let effect = std::mem::replace(&mut fx[i], Effect::CloseStdin);
             i += 1;
             match effect {
-                Effect::Send(text) => {
-                    if self.writable {
-                        self.outbox.push(Message::Text(text.into()));
-                    }
-                }
-                Effect::Close(code, reason) => {
-                    if self.writable {
-                        self.outbox.push(Message::Close(Some(CloseFrame {
-                            code,
-                            reason: reason.into(),
-                        })));
-                    }
+                Effect::Send(text) => self.queue(Message::Text(text.into())),
+                Effect::Close(code, reason) => self.queue(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                }))),
+                Effect::DropUnsent => {
+                    self.outbox.retain(|m| matches!(m, Message::Close(_)));
+                    self.cut.get_or_insert(Instant::now() + CLOSE_FRAME_WAIT);
                 }
                 Effect::Spawn(argv) => self.spawn(&argv, fx),
-                Effect::Kill(sig) => {
-                    if let Some(p) = &self.proc {
-                        let name = match sig {
-                            Signal::Term => "TERM",
-                            Signal::Kill => "KILL",
-                        };
-                        if child::killpg(p.pid, sig) {
-                            counter!("tether_exec_killed_total", "endpoint" => self.ep.name.clone(), "signal" => name)
-                                .increment(1);
-                        }
+                // SIGTERM goes to the group and the members outside it (see `term_tree`);
+                // SIGKILL to the group at once: its leader's reap starts the teardown, which
+                // SIGKILLs the rest, the grace since the SIGTERM being over.
+                Effect::Kill(Signal::Term) => self.pending_term = self.proc.is_some(),
+                Effect::Kill(Signal::Kill) => {
+                    if let Some(p) = &mut self.proc
+                        && p.tree.signal_group(Signal::Kill)
+                    {
+                        count_kill(&self.ep.name, Signal::Kill);
                     }
                 }
                 Effect::Arm(t, d) => *self.timers.slot(t) = Some(Box::pin(tokio::time::sleep(d))),
@@ -262,11 +310,11 @@ impl Conn {
                         Some(tx) => tx.try_send(bytes).is_err(),
                         None => true,
                     };
-                    if full && self.writable {
+                    if full {
                         let msg = serde_json::json!({
                             "error": "stdin is not taking more: the process does not read it"
                         });
-                        self.outbox.push(Message::Text(msg.to_string().into()));
+                        self.queue(Message::Text(msg.to_string().into()));
                     }
                 }
                 Effect::CloseStdin => {
@@ -277,6 +325,15 @@ impl Conn {
             }
         }
         fx.clear();
+    }
+
+    /// Sends SIGTERM to the process tree: looks for its members first, so that those only
+    /// the leader ties to it (no mark, out of the group) are known before it dies.
+    async fn term_tree(&mut self) {
+        let Some(p) = &mut self.proc else { return };
+        if p.tree.terminate().await {
+            count_kill(&self.ep.name, Signal::Term);
+        }
     }
 
     fn spawn(&mut self, argv: &[String], fx: &mut Vec<Effect>) {
@@ -293,9 +350,8 @@ impl Conn {
                 let why = e.to_string();
                 self.session.handle(Event::SpawnFailed(&why), fx);
             }
-            Ok(mut ch) => {
-                let pid = ch.id().unwrap_or(0);
-                slot.started(pid);
+            Ok((mut ch, tree)) => {
+                slot.started(tree.pid());
                 let stdin = ch.stdin.take().map(|mut w| {
                     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(STDIN_QUEUE);
                     tokio::spawn(async move {
@@ -308,7 +364,7 @@ impl Conn {
                     tx
                 });
                 self.proc = Some(Proc {
-                    pid,
+                    tree,
                     stdout: ch.stdout.take(),
                     stderr: ch.stderr.take(),
                     stdin,
@@ -321,52 +377,82 @@ impl Conn {
         }
     }
 
-    /// Writes the outbox (feed each, one flush). Returns what interrupted it if the client
-    /// stopped reading while the server shut down or the deadline passed.
+    /// Writes the outbox (feed each, one flush). Returns early with what happened if the server
+    /// shuts down or a timer fires meanwhile (a slow client); the frames not fed yet stay queued.
+    /// Once the flush grace is over, a close frame that cannot be written by `cut` drops the
+    /// socket.
     async fn write(&mut self, sink: &mut WsSink, shutdown: &CancellationToken) -> Option<Woke> {
         let counter = self
             .proc
             .as_ref()
             .and_then(|p| p.slot.as_ref())
             .map(|s| s.bytes_out.clone());
-        let outbox = std::mem::take(&mut self.outbox);
+        let Conn {
+            outbox,
+            timers,
+            shutdown_seen,
+            cut,
+            unflushed,
+            ..
+        } = self;
         let send = async {
-            let mut bytes = 0u64;
-            for m in outbox {
-                let closing = matches!(m, Message::Close(_));
-                if let Message::Text(t) = &m {
-                    bytes += t.len() as u64;
+            // Cancel-safe: a frame leaves the outbox only once the sink has taken it.
+            while !outbox.is_empty() {
+                std::future::poll_fn(|cx| sink.poll_ready_unpin(cx)).await?;
+                let Some(m) = outbox.pop_front() else { break };
+                if let (Message::Text(t), Some(c)) = (&m, &counter) {
+                    c.fetch_add(t.len() as u64, Ordering::Relaxed);
                 }
-                sink.feed(m).await?;
-                if closing {
-                    break;
-                }
+                sink.start_send_unpin(m)?;
+                *unflushed = true;
             }
             sink.flush().await?;
-            Ok::<u64, axum::Error>(bytes)
+            *unflushed = false;
+            Ok(())
         };
-        let deadline = &mut self.timers.deadline;
         let res = tokio::select! {
             biased;
             r = send => r,
-            _ = shutdown.cancelled(), if !self.shutdown_seen => return Some(Woke::Shutdown),
-            _ = fire(deadline) => {
-                *deadline = None;
-                return Some(Woke::Fired(Timer::Deadline));
-            }
+            _ = shutdown.cancelled(), if !*shutdown_seen => return Some(Woke::Shutdown),
+            t = fired_while_writing(timers) => return Some(Woke::Fired(t)),
+            _ = until(*cut) => Err(axum::Error::new("the close frame was not taken in time")),
         };
         match res {
-            Ok(n) => {
-                if let Some(c) = counter {
-                    c.fetch_add(n, Ordering::Relaxed);
-                }
-                None
-            }
+            Ok(()) => None,
             Err(_) => {
                 self.writable = false;
+                self.unflushed = false;
+                self.outbox.clear();
                 Some(Woke::Client(Read::Gone))
             }
         }
+    }
+}
+
+/// Counts a signal delivered to a process tree.
+fn count_kill(endpoint: &str, sig: Signal) {
+    let name = match sig {
+        Signal::Term => "TERM",
+        Signal::Kill => "KILL",
+    };
+    counter!("tether_exec_killed_total", "endpoint" => endpoint.to_owned(), "signal" => name)
+        .increment(1);
+}
+
+/// The timers that matter while a write waits for a slow client: not the drain timer, which
+/// measures the process's silence and would mistake the client's slowness for it.
+async fn fired_while_writing(t: &mut Timers) -> Timer {
+    tokio::select! {
+        _ = fire(&mut t.deadline) => { t.deadline = None; Timer::Deadline }
+        _ = fire(&mut t.grace) => { t.grace = None; Timer::KillGrace }
+        _ = fire(&mut t.flush) => { t.flush = None; Timer::Flush }
+    }
+}
+
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -376,6 +462,7 @@ async fn fired(t: &mut Timers) -> Timer {
         _ = fire(&mut t.deadline) => { t.deadline = None; Timer::Deadline }
         _ = fire(&mut t.grace) => { t.grace = None; Timer::KillGrace }
         _ = fire(&mut t.drain) => { t.drain = None; Timer::Drain }
+        _ = fire(&mut t.flush) => { t.flush = None; Timer::Flush }
     }
 }
 

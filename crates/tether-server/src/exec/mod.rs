@@ -1,10 +1,14 @@
 //! `tether exec`: the `/ws/claude` and `/ws/exec/<name>` endpoints that run one configured
 //! command per WebSocket connection, plus `GET /exec/endpoints` and `GET /exec/processes`.
-//! The rules live in the sans-IO `tether-exec` crate; this module spawns, signals and reaps the
-//! processes ([`child`]) and drives one session per socket ([`conn`]).
+//! The rules live in the sans-IO `tether-exec` crate; this module spawns the processes
+//! ([`child`]), answers for every process they start until it is gone ([`tree`]) and drives one
+//! session per socket ([`conn`]).
 
 mod child;
 mod conn;
+mod tree;
+
+pub use tree::{become_subreaper, reap_adopted};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +46,7 @@ pub struct ExecHub {
     endpoints: Vec<Arc<Endpoint>>,
     max_processes: usize,
     kill_grace: Duration,
+    close_grace: Duration,
     table: Mutex<Table>,
 }
 
@@ -72,15 +77,31 @@ pub struct Slot {
 }
 
 impl ExecHub {
-    /// A hub for these endpoints and limits.
-    pub fn new(endpoints: Vec<Arc<Endpoint>>, max_processes: usize, kill_grace: Duration) -> Self {
+    /// A hub for these endpoints and limits; `kill_grace` is the SIGTERM → SIGKILL delay,
+    /// `close_grace` how long queued output may still go out once a shutdown or a timeout closes.
+    pub fn new(
+        endpoints: Vec<Arc<Endpoint>>,
+        max_processes: usize,
+        kill_grace: Duration,
+        close_grace: Duration,
+    ) -> Self {
         gauge!("tether_exec_running").increment(0.0); // listed from the start
         counter!("tether_refused_total", "reason" => "token", "listener" => "http").increment(0);
         ExecHub {
             endpoints,
             max_processes,
             kill_grace,
+            close_grace,
             table: Mutex::new(Table::default()),
+        }
+    }
+
+    /// On shutdown, once the connections are done: kills and reaps whatever exec descendants
+    /// are left (as a subreaper; see [`tree::sweep`]).
+    pub async fn sweep(&self) {
+        let n = tree::sweep(self.kill_grace).await;
+        if n > 0 {
+            tracing::info!("exec: stopped {n} leftover process(es) on shutdown");
         }
     }
 
@@ -341,6 +362,10 @@ pub fn describe_metrics() {
     describe_counter!(
         "tether_exec_killed_total",
         "Signals sent to exec process groups (TERM on timeout/close/shutdown, KILL after the grace), by endpoint and signal."
+    );
+    describe_counter!(
+        "tether_exec_descendants_stopped_total",
+        "Processes an exec command left behind (a background job, a descendant that left its process group) found still running after its connection and stopped, by endpoint."
     );
     describe_counter!(
         "tether_exec_refused_total",

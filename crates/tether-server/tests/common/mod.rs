@@ -63,6 +63,7 @@ pub const TETHER_ENV: &[&str] = &[
     "TETHER_MAX_CONNECTIONS",
     "TETHER_MAX_CONNECTIONS_PER_IP",
     "TETHER_TEST_ECHO",
+    "TETHER_EXEC_CLOSE_GRACE",
 ];
 
 pub fn bin() -> &'static str {

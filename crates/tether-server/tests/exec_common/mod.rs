@@ -94,6 +94,50 @@ type = "integer"
 required = true
 min = 1
 max = 10000000
+
+[[exec]]
+name = "seqshort"
+argv = ["seq", "{{n}}"]
+timeout = 2
+[exec.params.n]
+type = "integer"
+required = true
+min = 1
+max = 10000000
+
+# The issue's reproduction: a descendant that leaves the group and the session and ignores
+# SIGTERM, re-parented once its parent is killed.
+[[exec]]
+name = "esc"
+argv = ["sh", "-c", "(setsid sh -c 'trap \"\" TERM; sleep 301') & echo started; sleep 300"]
+
+# A grandchild in the command's group that ignores SIGTERM.
+[[exec]]
+name = "bg"
+argv = ["sh", "-c", "(trap '' TERM; sleep 302) & echo started; sleep 300"]
+
+# A descendant orphaned at once (adopted by the server) that exits on its own 2 s later.
+[[exec]]
+name = "orphan"
+argv = ["sh", "-c", "sh -c 'sleep 2 &'; echo started; sleep 300"]
+
+# Exits 0 at once, leaving a TERM-ignoring background job that holds no pipe.
+[[exec]]
+name = "leftover"
+argv = ["sh", "-c", "(trap '' TERM; sleep 303) >/dev/null 2>&1 & echo started"]
+
+# The documented limit: a descendant that clears its environment (no mark), leaves the session
+# and whose parent exits (when a line comes on stdin) before any teardown looked at it.
+[[exec]]
+name = "envless"
+argv = ["sh", "-c", "env -i setsid sh -c 'trap \"\" TERM; sleep 304' >/dev/null 2>&1 & echo started; read line"]
+stdin = true
+
+# The same descendant, but its parent (the command) still runs when the connection ends: the
+# server saw it tied to the command before the SIGTERM, and knows it after.
+[[exec]]
+name = "envless-attached"
+argv = ["sh", "-c", "env -i setsid sh -c 'trap \"\" TERM; sleep 308' >/dev/null 2>&1 & echo started; sleep 300"]
 "#
     )
 }
@@ -105,6 +149,11 @@ pub fn start(extra: &[&str]) -> Server {
 
 /// [`start`]'s builder, for tests that add environment variables.
 pub fn builder() -> ServerBuilder {
+    builder_with_kill_grace("0.3")
+}
+
+/// [`builder`] with another `--exec-kill-grace`.
+pub fn builder_with_kill_grace(secs: &str) -> ServerBuilder {
     let dir = std::env::temp_dir().join(format!(
         "tether-exec-test-{}-{}",
         std::process::id(),
@@ -117,7 +166,7 @@ pub fn builder() -> ServerBuilder {
     std::fs::write(&file, config_text()).expect("write config");
     Server::builder()
         .args(["--config", file.to_str().expect("utf-8 path")])
-        .args(["--exec-kill-grace", "0.3"])
+        .args(["--exec-kill-grace", secs])
 }
 
 /// What a server sent.
@@ -208,6 +257,9 @@ pub struct ProcStat {
     pub state: char,
     pub ppid: u32,
     pub pgrp: u32,
+    pub session: u32,
+    /// Clock ticks since boot: with the pid, names one process for good.
+    pub start: u64,
 }
 
 /// Every process on the machine.
@@ -220,15 +272,17 @@ pub fn processes() -> Vec<ProcStat> {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        // Lossy: a process name is not always UTF-8, and such a process must not be missed.
+        let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
             continue;
         };
+        let stat = String::from_utf8_lossy(&stat);
         // "pid (comm) state ppid pgrp …"; comm may hold spaces and parentheses.
         let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
             continue;
         };
         let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.len() < 3 {
+        if f.len() < 20 {
             continue;
         }
         out.push(ProcStat {
@@ -236,6 +290,8 @@ pub fn processes() -> Vec<ProcStat> {
             state: f[0].chars().next().unwrap_or('?'),
             ppid: f[1].parse().unwrap_or(0),
             pgrp: f[2].parse().unwrap_or(0),
+            session: f[3].parse().unwrap_or(0),
+            start: f[19].parse().unwrap_or(0),
         });
     }
     out
@@ -252,6 +308,88 @@ pub fn group_members(pgid: u32) -> Vec<ProcStat> {
         .into_iter()
         .filter(|p| p.pgrp == pgid && p.state != 'Z')
         .collect()
+}
+
+/// Every process below `pid` (children, their children, …), zombies included.
+pub fn descendants_of(pid: u32) -> Vec<ProcStat> {
+    let all = processes();
+    let mut below = std::collections::HashSet::from([pid]);
+    loop {
+        let before = below.len();
+        for p in &all {
+            if below.contains(&p.ppid) {
+                below.insert(p.pid);
+            }
+        }
+        if below.len() == before {
+            break;
+        }
+    }
+    all.into_iter()
+        .filter(|p| p.pid != pid && below.contains(&p.pid))
+        .collect()
+}
+
+/// The argv of `pid` (empty if gone or a zombie).
+pub fn cmdline(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Live processes anywhere on the machine whose environment carries a mark of the server
+/// `server_pid` (`TETHER_EXEC_CONN=<server_pid>.<n>`).
+pub fn marked_by(server_pid: u32) -> Vec<ProcStat> {
+    let needle = format!("TETHER_EXEC_CONN={server_pid}.");
+    processes()
+        .into_iter()
+        .filter(|p| p.state != 'Z')
+        .filter(|p| {
+            std::fs::read(format!("/proc/{}/environ", p.pid)).is_ok_and(|env| {
+                env.split(|&c| c == 0)
+                    .any(|v| v.starts_with(needle.as_bytes()))
+            })
+        })
+        .collect()
+}
+
+/// Whether the very process `p` names (same pid and start time) still runs (not a zombie).
+pub fn still_running(p: &ProcStat) -> bool {
+    processes()
+        .iter()
+        .any(|q| q.pid == p.pid && q.start == p.start && q.state != 'Z')
+}
+
+/// Whether `pid` is blocked writing to a full pipe (its reader, the server, stopped reading).
+pub fn blocked_on_pipe(pid: u32) -> bool {
+    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    if wchan.contains("pipe_write") {
+        return true;
+    }
+    // Without wchan (no kallsyms): a writer that does nothing but write sleeps only on the pipe.
+    (wchan.is_empty() || wchan == "0") && processes().iter().any(|p| p.pid == pid && p.state == 'S')
+}
+
+/// Connects with a small socket receive buffer, so that a client that does not read stalls
+/// the server's writes quickly.
+pub async fn connect_small_rcvbuf(server: &Server, path: &str, rcvbuf: u32) -> ExecClient {
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.set_recv_buffer_size(rcvbuf).expect("SO_RCVBUF");
+    let stream = tokio::time::timeout(TIMEOUT, sock.connect(server.http))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let url = format!("ws://{}{path}", server.http);
+    let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::client_async(url, stream))
+        .await
+        .expect("handshake in time")
+        .expect("handshake");
+    ExecClient { ws }
 }
 
 /// Whether `pid` exists and is not a zombie.
@@ -285,6 +423,21 @@ pub fn rss_kib(pid: u32) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// CPU time (user + system) `pid` has used so far.
+pub fn cpu_time(pid: u32) -> Duration {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = s[s.rfind(')')? + 1..].to_owned();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    // SAFETY: sysconf reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / hz)
 }
 
 /// `GET /exec/processes`.
