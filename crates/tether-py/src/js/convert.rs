@@ -57,8 +57,8 @@ pub(crate) fn to_py(py: Python<'_>, v: HostValue, state: &Arc<State>) -> PyResul
         HostValue::Date(ms) => date(py, ms)?,
         HostValue::Function(id) => Py::new(py, JsFunction::new(state.clone(), id))?.into_any(),
         HostValue::Stream { read, cancel } => {
-            let read = Py::new(py, JsFunction::new(state.clone(), read))?;
-            let cancel = Py::new(py, JsFunction::new(state.clone(), cancel))?;
+            let read = Py::new(py, JsFunction::for_stream(state.clone(), read))?;
+            let cancel = Py::new(py, JsFunction::for_stream(state.clone(), cancel))?;
             match STREAM_FACTORY.get(py) {
                 Some(f) => f.call1(py, (read, cancel))?,
                 None => return Err(PyRuntimeError::new_err("tether.js is not initialised")),

@@ -14,8 +14,9 @@ use super::runtime::{Done, State, deferred, future_reply, parse_timeout, running
 
 const PREFIX: &str = "Function call failed: ";
 
-/// A JS function (or method, with its `this`); calling it runs it in its runtime.
-#[pyclass(name = "JsFunction", module = "tether.js", frozen)]
+/// A JS function (or method, with its `this`); calling it runs it in its runtime. Weakly
+/// referenceable, as jsrun's is (libraries cache functions in weak mappings).
+#[pyclass(name = "JsFunction", module = "tether.js", frozen, weakref)]
 pub struct JsFunction {
     state: Arc<State>,
     id: u64,
@@ -23,8 +24,18 @@ pub struct JsFunction {
 }
 
 impl JsFunction {
+    /// A function handed to the user (counted by `_debug_tracked_function_count`).
     pub(crate) fn new(state: Arc<State>, id: u64) -> Self {
-        state.tracked.fetch_add(1, Ordering::SeqCst);
+        Self::tracked(state, id, true)
+    }
+
+    /// One of a `JsStream`'s reader functions (released like a function, but not counted).
+    pub(crate) fn for_stream(state: Arc<State>, id: u64) -> Self {
+        Self::tracked(state, id, false)
+    }
+
+    fn tracked(state: Arc<State>, id: u64, counted: bool) -> Self {
+        state.track(id, counted);
         JsFunction {
             state,
             id,
@@ -49,6 +60,9 @@ impl JsFunction {
         if self.closed.load(Ordering::SeqCst) {
             return Err(PyRuntimeError::new_err("Function has been closed"));
         }
+        if self.state.terminated.load(Ordering::SeqCst) {
+            return Err(self.state.terminated_error(PREFIX));
+        }
         if self.state.is_gone() {
             return Err(PyRuntimeError::new_err(format!(
                 "{PREFIX}Runtime has been shut down"
@@ -62,8 +76,11 @@ impl JsFunction {
     }
 
     fn release(&self) {
-        if !self.closed.swap(true, Ordering::SeqCst) {
-            self.state.tracked.fetch_sub(1, Ordering::SeqCst);
+        // A handle the runtime released when it closed needs nothing more.
+        if !self.closed.swap(true, Ordering::SeqCst)
+            && self.state.untrack(self.id)
+            && !self.state.is_gone()
+        {
             self.state.rt.release(self.id);
         }
     }
@@ -153,6 +170,9 @@ impl JsFunction {
     }
 
     fn __repr__(&self) -> String {
+        if self.closed.load(Ordering::SeqCst) {
+            return "<JsFunction (closed)>".into();
+        }
         format!("<JsFunction id={}>", self.id)
     }
 
@@ -172,3 +192,4 @@ impl JsFunction {
         Err(PyRuntimeError::new_err("JsFunction cannot be pickled"))
     }
 }
+

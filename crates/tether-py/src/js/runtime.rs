@@ -5,7 +5,8 @@
 //! thread settles through `loop.call_soon_threadsafe`. The runtime thread takes the GIL only to
 //! run Python callbacks and to convert values for them.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -29,7 +30,9 @@ pub(crate) struct State {
     pub uid: u64,
     pub max_depth: usize,
     pub max_bytes: usize,
-    pub tracked: AtomicUsize,
+    /// Handles Python objects hold (`true`: a `JsFunction` the user got; `false`: a stream's
+    /// reader function), all released when the runtime closes.
+    tracked: Mutex<HashMap<u64, bool>>,
     pub closed: AtomicBool,
     pub terminated: AtomicBool,
     /// Why it was terminated ("Terminated by host request", "Heap limit exceeded").
@@ -38,6 +41,32 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// Records a handle a Python object now holds.
+    pub fn track(&self, handle: u64, counted: bool) {
+        lock(&self.tracked).insert(handle, counted);
+    }
+
+    /// Gives a handle back: whether it was still tracked (not released by a close meanwhile).
+    pub fn untrack(&self, handle: u64) -> bool {
+        lock(&self.tracked).remove(&handle).is_some()
+    }
+
+    /// Forgets every handle (the runtime is gone, and with it what the handles pointed to) and
+    /// the event loop, so objects that outlive the runtime hold nothing of it.
+    fn release_all(&self) {
+        lock(&self.tracked).clear();
+        let lp = lock(&self.event_loop).take();
+        drop(lp);
+    }
+
+    /// `JsFunction`s the user holds (what `_debug_tracked_function_count` reports).
+    fn tracked_functions(&self) -> usize {
+        lock(&self.tracked)
+            .values()
+            .filter(|counted| **counted)
+            .count()
+    }
+
     /// Closed or terminated.
     pub fn is_gone(&self) -> bool {
         self.closed.load(Ordering::SeqCst) || self.terminated.load(Ordering::SeqCst)
@@ -72,6 +101,10 @@ impl State {
         let g = self.event_loop.lock().unwrap_or_else(|p| p.into_inner());
         g.as_ref().map(|l| l.clone_ref(py))
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// An awaitable that is already done (what `JsFunction.close()` returns).
@@ -619,7 +652,7 @@ impl Runtime {
                 uid: NEXT_UID.fetch_add(1, Ordering::SeqCst),
                 max_depth: max_serialization_depth,
                 max_bytes: max_serialization_bytes,
-                tracked: AtomicUsize::new(0),
+                tracked: Mutex::default(),
                 closed: AtomicBool::new(false),
                 terminated: AtomicBool::new(false),
                 reason: Mutex::new(None),
@@ -864,13 +897,15 @@ impl Runtime {
         self.state.uid
     }
 
-    /// Stops the runtime thread; idempotent. Later calls raise `RuntimeError`.
+    /// Stops the runtime thread and releases every handle Python still holds; idempotent.
+    /// Later calls raise `RuntimeError`.
     fn close(&self, py: Python<'_>) {
         if self.state.closed.swap(true, Ordering::SeqCst) {
             return;
         }
         let state = self.state.clone();
         py.detach(|| state.rt.close());
+        self.state.release_all();
     }
 
     /// Whether `close()` or `terminate()` ran.
@@ -891,19 +926,24 @@ impl Runtime {
             // Joining is quick: the interrupt handler stops JS within a few milliseconds.
             py.detach(|| state.rt.close());
         }
+        self.state.release_all();
     }
 
     /// Live `JsFunction` handles (for tests).
     fn _debug_tracked_function_count(&self) -> usize {
-        self.state.tracked.load(Ordering::SeqCst)
+        self.state.tracked_functions()
     }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
         if !self.state.closed.swap(true, Ordering::SeqCst) {
-            // No join here: the GIL may be held, and the thread may be waiting for it.
+            // No join here: the GIL may be held, and the thread may be waiting for it. Functions
+            // that outlive the runtime keep `state` (and a clone of the runtime), but not its
+            // thread or heap.
             self.state.rt.terminate();
+            self.state.rt.close_nowait();
+            self.state.release_all();
         }
     }
 }
