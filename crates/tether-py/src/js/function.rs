@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use tether_js::{Await, Request, Response};
+use tether_js::{Await, HostValue, Request, Response};
 
 use super::convert::{from_py, to_py};
 use super::errors::to_py_err;
@@ -169,6 +169,40 @@ impl JsFunction {
         Done
     }
 
+    /// Calls the function and forgets the call (no result, no error): what a finalizer can do,
+    /// on any thread, without a running event loop. Does nothing once released.
+    #[pyo3(signature = (*args))]
+    fn _call_detached(&self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        if self.check().is_err() {
+            return Ok(());
+        }
+        let args = self.args(args)?;
+        let req = Request::Call {
+            func: self.id,
+            args,
+            timeout: None,
+            wait: Await::No,
+        };
+        let rt = self.state.rt.clone();
+        let reply: tether_js::Reply = {
+            let rt = rt.clone();
+            Box::new(move |r| {
+                if let Ok(Response::Value(v)) = r {
+                    release_handles(&rt, v);
+                }
+            })
+        };
+        // Never block on a full queue while holding the GIL (the runtime thread may need it).
+        py.detach(|| rt.submit(req, reply));
+        Ok(())
+    }
+
+    /// Whether the runtime was closed (not terminated): a `JsStream` then says so as jsrun's does.
+    #[getter]
+    fn _runtime_closed(&self) -> bool {
+        self.state.closed.load(Ordering::SeqCst) && !self.state.terminated.load(Ordering::SeqCst)
+    }
+
     fn __repr__(&self) -> String {
         if self.closed.load(Ordering::SeqCst) {
             return "<JsFunction (closed)>".into();
@@ -193,3 +227,24 @@ impl JsFunction {
     }
 }
 
+/// Releases the handles inside a value nobody will see (the result of a detached call).
+fn release_handles(rt: &tether_js::Runtime, v: HostValue) {
+    match v {
+        HostValue::Function(id) => rt.release(id),
+        HostValue::Stream { read, cancel } => {
+            rt.release(read);
+            rt.release(cancel);
+        }
+        HostValue::Array(items) | HostValue::Set(items) => {
+            for item in items {
+                release_handles(rt, item);
+            }
+        }
+        HostValue::Object(props) => {
+            for (_, item) in props {
+                release_handles(rt, item);
+            }
+        }
+        _ => {}
+    }
+}
