@@ -423,8 +423,8 @@ class JsStream:
         return value
 
     def close(self) -> Awaitable[None]:
-        """Cancels the JS stream (at once when a loop is running; awaiting the result waits
-        for JS to finish). A no-op once the stream ended or its runtime closed."""
+        """Cancels the JS stream now; with a running loop, awaiting the result waits for the JS
+        `cancel()` to finish. A no-op once the stream ended or its runtime closed."""
         if self._closing is not None:
             return self._closing
         if self._done:
@@ -433,14 +433,17 @@ class JsStream:
         self._done = True
         self._finalizer.detach()
         try:
-            cancel = self._cancel.call_async()
-        except RuntimeError:  # the runtime is gone, and the stream with it
+            asyncio.get_running_loop()
+        except RuntimeError:
+            # No running loop (sync code): cancel now, as jsrun's close() does; nothing to await.
+            self._cancel._call_detached()
             self._finish()
             return _Done()
         try:
-            fut = asyncio.ensure_future(cancel)
-        except RuntimeError:
-            return self._cancel_later(cancel)
+            fut = asyncio.ensure_future(self._cancel.call_async())
+        except RuntimeError:  # the runtime is gone, and the stream with it
+            self._finish()
+            return _Done()
         fut.add_done_callback(_consume)
         fut.add_done_callback(lambda _f: self._finish())
         self._closing = fut
@@ -455,12 +458,6 @@ class JsStream:
         if self._done:
             return "<JsStream (closed)>"
         return f"<JsStream id={self._read._handle}>"
-
-    async def _cancel_later(self, cancel: Awaitable[Any]) -> None:
-        try:
-            await cancel
-        finally:
-            self._finish()
 
     def _finish(self) -> None:
         if self._released:

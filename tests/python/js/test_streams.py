@@ -254,6 +254,30 @@ async def test_js_stream_close_and_repr(rt: Any) -> None:
         await stream.__anext__()
 
 
+def test_js_stream_close_without_a_loop(js: ModuleType) -> None:
+    # From sync code (no running event loop) close() cancels at once, and warns about nothing.
+    rt = js.Runtime()
+    try:
+
+        async def first() -> Any:
+            stream = await rt.eval_async(CANCEL_LOG)
+            assert await stream.__anext__() == "tick"
+            return stream
+
+        stream = asyncio.run(first())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            stream.close()
+            gc.collect()
+        assert [str(w.message) for w in caught] == []
+        deadline = time.monotonic() + 5
+        while rt.eval("cancels.length") == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert rt.eval("cancels") == ["undefined"]
+    finally:
+        rt.close()
+
+
 async def test_js_stream_after_runtime_close(js: ModuleType) -> None:
     rt = js.Runtime()
     stream = await rt.eval_async(CANCEL_LOG)
