@@ -165,6 +165,35 @@ where
     Python::try_attach(f)
 }
 
+/// A Python object held by a runtime's closures (a host function, the resolver, the loader).
+/// Dropped while attached to the interpreter where it can be, so it goes when the runtime's heap
+/// does: pyo3 would otherwise defer the decref to its next attach in this process, which may
+/// not come soon.
+pub(crate) struct Owned(std::mem::ManuallyDrop<Py<PyAny>>);
+
+impl Owned {
+    pub(crate) fn new(obj: Py<PyAny>) -> Self {
+        Owned(std::mem::ManuallyDrop::new(obj))
+    }
+}
+
+impl std::ops::Deref for Owned {
+    type Target = Py<PyAny>;
+
+    fn deref(&self) -> &Py<PyAny> {
+        &self.0
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here; `self.0` is not used afterwards.
+        let obj = unsafe { std::mem::ManuallyDrop::take(&mut self.0) };
+        // Not attached (the interpreter is finalizing): the closure, and `obj`, drop deferred.
+        let _ = attach_worker(move |_| drop(obj));
+    }
+}
+
 /// Parses a timeout (seconds as int/float, or a timedelta) with jsrun's messages.
 pub(crate) fn parse_timeout(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
     let Some(obj) = obj.filter(|o| !o.is_none()) else {
@@ -370,6 +399,7 @@ impl OpDone {
 /// Wraps a Python handler as a host op (arguments positional, result converted back).
 pub(crate) fn make_op(state: &Arc<State>, handler: Py<PyAny>, is_async: bool) -> Op {
     let weak = Arc::downgrade(state);
+    let handler = Owned::new(handler);
     if !is_async {
         return Op::Sync(Arc::new(move |args| {
             attach_worker(|py| -> Result<HostValue, String> {
@@ -449,6 +479,7 @@ fn is_awaitable(obj: &Bound<'_, PyAny>) -> bool {
 }
 
 fn resolver_fn(resolver: Py<PyAny>) -> tether_js::ModuleResolver {
+    let resolver = Owned::new(resolver);
     Box::new(move |spec, referrer| {
         attach_worker(|py| {
             let r = resolver.bind(py).call1((spec, referrer)).map_err(|e| {
@@ -478,6 +509,7 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 }
 
 fn loader_fn(loader: Py<PyAny>, state: Weak<State>) -> tether_js::ModuleLoader {
+    let loader = Owned::new(loader);
     Box::new(move |spec, allow_async| {
         attach_worker(|py| {
             let fail = |e: PyErr| format!("Failed to call module loader: {}", describe(py, &e));
