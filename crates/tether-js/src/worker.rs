@@ -209,6 +209,8 @@ struct Inner {
     completions: Completions,
     terminate: Arc<AtomicBool>,
     closed: AtomicBool,
+    /// Set by [`Runtime::close_nowait`]: the worker stops after the message it is handling.
+    stop: Arc<AtomicBool>,
     next_op: AtomicU32,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The isolate (`None` before start and after shutdown).
@@ -302,6 +304,7 @@ impl Runtime {
             completions: completions.clone(),
             terminate: terminate.clone(),
             closed: AtomicBool::new(false),
+            stop: Arc::default(),
             next_op: AtomicU32::new(0),
             thread: Mutex::new(None),
             slot: Arc::new(Mutex::new(Shared {
@@ -315,6 +318,7 @@ impl Runtime {
             },
         });
         let (slot, key, queued) = (inner.slot.clone(), inner.key(), inner.queued.clone());
+        let stop = inner.stop.clone();
         let weak = Arc::downgrade(&inner);
         let sink: CompletionSink = Arc::new(move |call, result| {
             if let Some(inner) = weak.upgrade() {
@@ -340,7 +344,7 @@ impl Runtime {
                     Ok(iso) => {
                         lock(&slot).iso = Some(iso);
                         let _ = ready_tx.send(Ok(()));
-                        run(&slot, key, &queued, rx, completions);
+                        run(&slot, key, &queued, &stop, rx, completions);
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -688,12 +692,26 @@ impl Runtime {
             }
         }
     }
+
+    /// Stops the thread without waiting for it, for drop paths that may hold a lock the thread
+    /// needs first (the GIL, say): other clones of this runtime (handles kept by the host) no
+    /// longer keep the thread and its heap alive. Requests still queued fail; idempotent.
+    pub fn close_nowait(&self) {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // The flag first: if the queue is full, the worker is busy and sees it after its
+        // current message; otherwise the Close message wakes it.
+        self.inner.stop.store(true, Ordering::SeqCst);
+        let _ = self.inner.tx.try_send(Msg::Close);
+    }
 }
 
 fn run(
     slot: &Mutex<Shared>,
     key: usize,
     queued: &AtomicUsize,
+    stop: &AtomicBool,
     rx: Receiver<Msg>,
     completions: Completions,
 ) {
@@ -735,6 +753,14 @@ fn run(
         hot = matches!(msg, Some(Msg::Req(..)));
         // The isolate is locked only while handling; callers may run requests inline meanwhile.
         let mut held = Held::new(key, lock(slot));
+        if stop.load(Ordering::SeqCst) {
+            // Closed while this message waited (for the lock, say): answer it as closed.
+            if let Some(Msg::Req(_, reply)) = msg {
+                queued.fetch_sub(1, Ordering::SeqCst);
+                reply(Err(JsError::Closed));
+            }
+            break;
+        }
         let shared = &mut *held.0;
         let Some(iso) = shared.iso.as_mut() else {
             break;
@@ -747,6 +773,9 @@ fn run(
             }
             Some(Msg::Wake) | None => {}
             Some(Msg::Close) => break,
+        }
+        if stop.load(Ordering::SeqCst) {
+            break;
         }
         apply_completions(iso, &completions);
         next = if iso.is_dead() { None } else { iso.poll() };

@@ -388,3 +388,81 @@ fn hook_shaped_use_with_limits_and_a_callback() {
         serde_json::json!({"n": 6})
     );
 }
+
+/// Polls `done` for up to five seconds.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    done()
+}
+
+#[test]
+fn close_nowait_frees_the_isolate_while_clones_live() {
+    let rt = rt();
+    // What a host keeps for its function handles: another clone of the runtime.
+    let kept = rt.clone();
+    let marker = Arc::new(());
+    let weak = Arc::downgrade(&marker);
+    rt.register_op(
+        "held",
+        Op::Sync(Arc::new(move |_| {
+            let _ = &marker;
+            Ok(HostValue::Null)
+        })),
+    )
+    .unwrap();
+    let HostValue::Function(f) = rt.eval("() => 1").unwrap() else {
+        panic!("not a function")
+    };
+    assert_eq!(kept.call(f, vec![]).unwrap(), num(1.0));
+    rt.close_nowait();
+    // The isolate (with the op that holds `marker`) goes on the runtime's thread, although
+    // `kept` still refers to the runtime.
+    assert!(eventually(|| weak.upgrade().is_none()));
+    assert!(matches!(kept.call(f, vec![]), Err(JsError::Closed)));
+    assert!(kept.is_closed());
+    rt.close();
+}
+
+#[test]
+fn close_nowait_while_busy_fails_the_queued_requests() {
+    let rt = rt();
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let started_tx = std::sync::Mutex::new(started_tx);
+    rt.register_op(
+        "started",
+        Op::Sync(Arc::new(move |_| {
+            let _ = started_tx.lock().map(|tx| tx.send(()));
+            Ok(HostValue::Null)
+        })),
+    )
+    .unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let busy = rt.clone();
+    let busy = std::thread::spawn(move || {
+        busy.eval("__host_op_sync__(0); const t = Date.now(); while (Date.now() - t < 200) {} 1")
+    });
+    started_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("busy eval started");
+    for i in 0..3 {
+        let tx = done_tx.clone();
+        rt.call_with(0, vec![], move |r| {
+            let _ = tx.send((i, r));
+        });
+    }
+    rt.close_nowait();
+    // The running eval finishes; the requests queued behind it fail instead of running.
+    assert_eq!(busy.join().unwrap().unwrap(), num(1.0));
+    for _ in 0..3 {
+        let (_, r) = done_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("answered");
+        assert!(matches!(r, Err(JsError::Closed)), "{r:?}");
+    }
+}

@@ -13,8 +13,10 @@ GIL released; async calls (`eval_async`, `JsFunction.call_async`, `eval_module_a
 asyncio awaitables. Differences from jsrun, on purpose: the engine is QuickJS-NG (no `Intl`,
 `Temporal`, `WebAssembly` or inspector), a sync `JsFunction` call that reaches back into Python
 does not deadlock, the runtime stays usable after a pending-promise timeout, no internals are
-reachable from JS, Python ints beyond ±2**53 become BigInt, and a host callback may call back
-into JS (a `JsFunction` it was given, or `rt.eval`) inline.
+reachable from JS, Python ints beyond ±2**53 become BigInt, a host callback may call back
+into JS (a `JsFunction` it was given, or `rt.eval`) inline, and a `Runtime` garbage-collected
+without `close()` is terminated (jsrun keeps it running until the program exits). `JsStream`
+also has `aclose()`.
 
 `InspectorConfig` is accepted but QuickJS has no debugger protocol: `inspector_endpoints()`
 returns None (with a RuntimeWarning when an inspector was configured).
@@ -27,9 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import contextvars
 import threading
 import warnings
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar, overload
@@ -361,24 +365,51 @@ def _consume(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
+class _Done:
+    """An awaitable that is already done (what closing a finished stream returns)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Any:
+        return iter(())
+
+
+def _cancel_dropped(cancel: JsFunction, stats: dict[str, int]) -> None:
+    """A `JsStream` was garbage-collected before its end: cancel the JS stream, as jsrun does."""
+    stats["active_js_streams"] -= 1
+    # Fire and forget (a finalizer can neither wait nor raise); a no-op once the runtime is gone.
+    with contextlib.suppress(Exception):
+        cancel._call_detached()
+
+
 class JsStream:
-    """A JS `ReadableStream` returned to Python: iterate it with `async for`."""
+    """A JS `ReadableStream` returned to Python: iterate it with `async for`.
+
+    Leaving it before its end cancels the JS stream (the source's `cancel()` runs, with no
+    reason, as in jsrun): `close()` or `aclose()` at once, and a stream nobody holds any more
+    (after a `break`, say) when it is garbage-collected.
+    """
 
     def __init__(self, read: JsFunction, cancel: JsFunction) -> None:
         self._read = read
         self._cancel = cancel
         self._done = False
         self._released = False
+        self._closing: Awaitable[None] | None = None
         self._stats = _stream_counters(read._runtime_uid)
         self._stats["active_js_streams"] += 1
         self._stats["total_js_streams"] += 1
+        self._finalizer = weakref.finalize(self, _cancel_dropped, cancel, self._stats)
+        self._finalizer.atexit = False
 
     def __aiter__(self) -> JsStream:
         return self
 
     async def __anext__(self) -> Any:
         if self._done:
-            raise StopAsyncIteration
+            raise StopAsyncIteration("Stream closed")
+        if self._read._runtime_closed:
+            raise RuntimeError("Runtime has been shut down")
         try:
             result = await self._read.call_async()
         except BaseException:
@@ -392,32 +423,48 @@ class JsStream:
         return value
 
     def close(self) -> Awaitable[None]:
-        """Cancels the JS stream (at once when a loop is running; awaiting the result waits
-        for JS to finish)."""
+        """Cancels the JS stream now; with a running loop, awaiting the result waits for the JS
+        `cancel()` to finish. A no-op once the stream ended or its runtime closed."""
+        if self._closing is not None:
+            return self._closing
         if self._done:
             self._finish()
-            return _await(_js.JsFunction.close(self._read))
+            return _Done()
         self._done = True
-        cancel = self._cancel.call_async()
+        self._finalizer.detach()
         try:
-            fut = asyncio.ensure_future(cancel)
+            asyncio.get_running_loop()
         except RuntimeError:
-            return self._cancel_later(cancel)
+            # No running loop (sync code): cancel now, as jsrun's close() does; nothing to await.
+            self._cancel._call_detached()
+            self._finish()
+            return _Done()
+        try:
+            fut = asyncio.ensure_future(self._cancel.call_async())
+        except RuntimeError:  # the runtime is gone, and the stream with it
+            self._finish()
+            return _Done()
         fut.add_done_callback(_consume)
         fut.add_done_callback(lambda _f: self._finish())
+        self._closing = fut
         return fut
 
-    async def _cancel_later(self, cancel: Awaitable[Any]) -> None:
-        try:
-            await cancel
-        finally:
-            self._finish()
+    async def aclose(self) -> None:
+        """Cancels the JS stream and waits until its `cancel()` has finished (so
+        `contextlib.aclosing(stream)` works)."""
+        await self.close()
+
+    def __repr__(self) -> str:
+        if self._done:
+            return "<JsStream (closed)>"
+        return f"<JsStream id={self._read._handle}>"
 
     def _finish(self) -> None:
         if self._released:
             return
         self._released = True
         self._done = True
+        self._finalizer.detach()
         self._stats["active_js_streams"] -= 1
         self._read.close()
         self._cancel.close()
@@ -439,6 +486,10 @@ class PyStreamSource:
     def __init__(self, runtime: Runtime, iterable: AsyncIterable[Any]) -> None:
         self._iterator: AsyncIterator[Any] = aiter(iterable)
         self._closed = False
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
         stats = _stream_counters(runtime._uid)
         stats["active_py_streams"] += 1
         stats["total_py_streams"] += 1
@@ -464,6 +515,7 @@ class PyStreamSource:
         pull_id = runtime.register_op("__stream_pull", pull, mode="async")
         cancel_id = runtime.register_op("__stream_cancel", cancel, mode="async")
         self._tether_stream_ops = (runtime._uid, pull_id, cancel_id)
+        runtime._py_streams.add(self)
 
     def _end(self) -> None:
         if not self._closed:
@@ -482,6 +534,27 @@ class PyStreamSource:
     def close(self) -> None:
         """Stops producing chunks (JS sees the end of the stream)."""
         self._end()
+
+    def _runtime_closed(self) -> None:
+        """Closes the Python iterator because its runtime closed (as jsrun does), on the loop
+        the source was made on."""
+        if self._closed:
+            return
+        self._end()
+        close = getattr(self._iterator, "aclose", None)
+        if close is None:
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        loop = self._loop or running
+        if loop is None or loop.is_closed():
+            return  # no loop to run it on: the iterator is closed when it is collected
+        if loop is running:
+            loop.create_task(close()).add_done_callback(_consume)
+        else:
+            asyncio.run_coroutine_threadsafe(close(), loop)
 
 
 class Runtime(_js.Runtime):
@@ -507,6 +580,7 @@ class Runtime(_js.Runtime):
             max_serialization_bytes=config.max_serialization_bytes,
         )
         self._inspector = config.inspector
+        self._py_streams: weakref.WeakSet[PyStreamSource] = weakref.WeakSet()
         return self
 
     def __init__(self, config: RuntimeConfig | None = None) -> None:
@@ -537,6 +611,23 @@ class Runtime(_js.Runtime):
     def stream_from_async_iterable(self, iterable: AsyncIterable[Any]) -> PyStreamSource:
         """Wraps a Python async iterable; passed into JS it becomes a `ReadableStream`."""
         return PyStreamSource(self, iterable)
+
+    def close(self) -> None:
+        """Stops the runtime and releases what Python still holds of it: `JsFunction`s and
+        `JsStream`s raise when used, and Python iterables handed to JS are closed. Idempotent."""
+        super().close()
+        self._release_streams()
+
+    def terminate(self) -> None:
+        """Interrupts running JS and closes the runtime; later calls raise `RuntimeTerminated`."""
+        super().terminate()
+        self._release_streams()
+
+    def _release_streams(self) -> None:
+        for source in list(self._py_streams):
+            source._runtime_closed()
+        self._py_streams.clear()
+        _stream_stats.pop(self._uid, None)
 
     def get_stats(self) -> RuntimeStats:
         """Counters and heap figures."""

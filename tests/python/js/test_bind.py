@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 from types import ModuleType
 from typing import Any
 
@@ -317,3 +318,66 @@ def test_op_exception_message(js: ModuleType, rt: Any) -> None:
     op = rt.register_op("deny", deny)
     msg = rt.eval(f"try {{ __host_op_sync__({op}) }} catch (e) {{ e.message }}")
     assert "Permission denied" in msg
+
+
+BLOB_OVER = "RuntimeError: Size (5000 bytes) exceeded maximum limit of 1000 bytes"
+CATCH = "try {{ {call}; 'no error' }} catch (e) {{ [e instanceof Error, e.name, e.message] }}"
+
+
+def test_op_result_over_size_limit_is_a_js_error(js: ModuleType, make_rt: Any) -> None:
+    rt = make_rt(max_serialization_bytes=1000)
+    rt.bind_function("blob", lambda: b"x" * 5000)
+    rt.bind_function("rows", lambda: ["x" * 600, "y" * 600])
+    rt.bind_function("text", lambda: "z" * 5000)
+    rt.bind_function("small", lambda: b"x" * 900)
+    op = rt.register_op("blob_op", lambda: bytearray(5000))
+    # JS can catch it: an Error (jsrun's TypeError, with the Python error named in the message).
+    assert rt.eval(CATCH.format(call="blob()")) == [True, "TypeError", BLOB_OVER]
+    assert rt.eval(CATCH.format(call=f"__host_op_sync__({op})")) == [True, "TypeError", BLOB_OVER]
+    caught = rt.eval(CATCH.format(call="rows()"))
+    assert caught[:2] == [True, "TypeError"]
+    assert re.fullmatch(
+        r"RuntimeError: Size \(\d+ bytes\) exceeded maximum limit of 1000 bytes", caught[2]
+    )
+    assert rt.eval(CATCH.format(call="text()")) == [
+        True,
+        "TypeError",
+        "RuntimeError: String size limit exceeded: 5000 > 1000",
+    ]
+    # Uncaught, it reaches Python as a JavaScriptError, and the runtime stays usable.
+    with pytest.raises(js.JavaScriptError) as info:
+        rt.eval("blob()")
+    assert info.value.name == "TypeError"
+    assert info.value.message == BLOB_OVER
+    assert rt.eval("small().length") == 900
+
+
+async def test_async_op_result_over_size_limit_is_a_js_error(js: ModuleType, make_rt: Any) -> None:
+    rt = make_rt(max_serialization_bytes=1000)
+
+    async def blob() -> bytes:
+        await asyncio.sleep(0)
+        return b"a" * 5000
+
+    async def small() -> bytes:
+        return b"a" * 900
+
+    rt.bind_function("blob", blob)
+    rt.bind_function("small", small)
+    op = rt.register_op("blob_op", blob, mode="async")
+    rejected = "{call}.then(() => 'no error', e => [e instanceof Error, e.name, e.message])"
+    assert await rt.eval_async(rejected.format(call="blob()")) == [True, "TypeError", BLOB_OVER]
+    assert await rt.eval_async(rejected.format(call=f"__host_op_async__({op})")) == [
+        True,
+        "TypeError",
+        BLOB_OVER,
+    ]
+    awaited = (
+        "(async () => { try { await blob(); return 'no error' } catch (e) { return e.name } })()"
+    )
+    assert await rt.eval_async(awaited) == "TypeError"
+    with pytest.raises(js.JavaScriptError) as info:
+        await rt.eval_async("blob()")
+    assert info.value.name == "TypeError"
+    assert info.value.message == BLOB_OVER
+    assert await rt.eval_async("small().then(b => b.length)") == 900

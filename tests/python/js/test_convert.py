@@ -347,6 +347,29 @@ def test_python_string_size_limit(make_rt: Any) -> None:
         echo("x" * 200)
 
 
+def test_python_size_limit_counts_the_whole_value(make_rt: Any) -> None:
+    # jsrun counts every value's bytes (bytes, containers, numbers...), not only single strings.
+    rt = make_rt(max_serialization_bytes=1000)
+    length = rt.eval("(v) => v.length")
+    over = r"^Size \((\d+) bytes\) exceeded maximum limit of 1000 bytes$"
+    with pytest.raises(RuntimeError, match=r"^Size \(5000 bytes\) exceeded maximum limit of 1000"):
+        length(b"x" * 5000)
+    with pytest.raises(RuntimeError, match=over):
+        length(bytearray(5000))
+    with pytest.raises(RuntimeError, match=over):
+        length(["x" * 600, "y" * 600])
+    with pytest.raises(RuntimeError, match=over):
+        length({"a": "x" * 600, "b": "y" * 600})
+    with pytest.raises(RuntimeError, match=over):
+        length(list(range(200)))
+    with pytest.raises(RuntimeError, match=over):
+        rt.bind_object("o", {"blob": b"x" * 5000})
+    assert length(b"x" * 900) == 900
+    assert length(["x" * 400, "y" * 400]) == 2
+    # The limit applies to each argument on its own.
+    assert rt.eval("(...a) => a.length")(*(["x" * 400] * 3)) == 3
+
+
 def test_python_depth_limit(make_rt: Any) -> None:
     rt = make_rt(max_serialization_depth=5)
     echo = rt.eval("(v) => 1")

@@ -5,10 +5,16 @@ from __future__ import annotations
 import gc
 import inspect
 import re
+import time
+import weakref
 from types import ModuleType
 from typing import Any
 
 import pytest
+
+from .conftest import is_tether
+
+SHUT_DOWN = r"^Function call failed: Runtime has been shut down$"
 
 
 def test_call_returns_value(js: ModuleType, rt: Any) -> None:
@@ -159,3 +165,140 @@ def test_many_arguments_and_return_types(js: ModuleType, rt: Any) -> None:
     fn = rt.eval("(...a) => a")
     assert fn() == []
     assert fn(1, None, js.undefined, "s") == [1, None, js.undefined, "s"]
+
+
+def test_function_is_weak_referenceable(rt: Any) -> None:
+    # Libraries cache JS functions in weak mappings: weakref.ref, WeakValueDictionary and
+    # WeakKeyDictionary must all work, and die with the function (releasing its handle).
+    gc.collect()
+    base = rt._debug_tracked_function_count()
+    fn = rt.eval("(x) => x + 1")
+    ref = weakref.ref(fn)
+    by_name = weakref.WeakValueDictionary({"inc": fn})
+    by_fn = weakref.WeakKeyDictionary({fn: "inc"})
+    assert ref() is fn
+    assert by_name["inc"](1) == 2
+    assert by_fn[fn] == "inc"
+    assert rt._debug_tracked_function_count() == base + 1
+    del fn
+    gc.collect()
+    assert ref() is None
+    assert "inc" not in by_name
+    assert len(by_fn) == 0
+    assert rt._debug_tracked_function_count() == base
+
+
+async def test_runtime_close_releases_held_functions(js: ModuleType) -> None:
+    rt = js.Runtime()
+    add = rt.eval("(a, b) => a + b")
+    method = rt.eval("({ v: 41, get() { return this.v + 1 } })")["get"]
+    pending = rt.eval("() => new Promise(() => {})")
+    assert method() == 42
+    assert rt._debug_tracked_function_count() == 3
+    rt.close()
+    # Close released every handle Python still holds...
+    assert rt._debug_tracked_function_count() == 0
+    # ...and a released function says why it cannot run, sync or async.
+    for fn in (add, method, pending):
+        with pytest.raises(RuntimeError, match=SHUT_DOWN):
+            fn(1, 2)
+        with pytest.raises(RuntimeError, match=SHUT_DOWN):
+            await fn.call_async(1, 2)
+    take = js.Runtime()
+    try:
+        with pytest.raises(RuntimeError):
+            take.eval("(f) => typeof f")(add)
+    finally:
+        take.close()
+    refs = [weakref.ref(f) for f in (add, method, pending)]
+    del add, method, pending, fn
+    gc.collect()
+    assert [r() for r in refs] == [None, None, None]
+
+
+@pytest.mark.tether_only(
+    "jsrun 0.3.0: a JsFunction held after close() keeps the runtime's host functions alive"
+)
+def test_runtime_close_frees_what_held_functions_reach(js: ModuleType) -> None:
+    # A held JsFunction must not keep its runtime's JS heap (and what that references on the
+    # Python side, like a bound handler) alive after close().
+    class Handler:
+        def __call__(self) -> int:
+            return 7
+
+    handler = Handler()
+    handler_ref = weakref.ref(handler)
+    rt = js.Runtime()
+    rt.bind_function("host", handler)
+    del handler
+    fn = rt.eval("() => host()")
+    assert rt.eval("host()") == 7
+    rt.close()
+    gc.collect()
+    assert handler_ref() is None
+    with pytest.raises(RuntimeError, match=SHUT_DOWN):
+        fn()
+
+
+def test_terminate_releases_held_functions(js: ModuleType) -> None:
+    rt = js.Runtime()
+    fn = rt.eval("() => 1")
+    rt.terminate()
+    with pytest.raises(
+        js.RuntimeTerminated, match=r"^Function call failed: Terminated by host request$"
+    ):
+        fn()
+    if is_tether(js):
+        # jsrun 0.3.0 keeps counting it after terminate() (only close() drains the handles).
+        assert rt._debug_tracked_function_count() == 0
+    rt.close()
+    assert rt._debug_tracked_function_count() == 0
+
+
+async def test_closed_function_repr(rt: Any) -> None:
+    fn = rt.eval("() => 1")
+    assert re.fullmatch(r"<JsFunction id=\d+>", repr(fn))
+    await fn.close()
+    assert repr(fn) == "<JsFunction (closed)>"
+
+
+@pytest.mark.tether_only(
+    "jsrun 0.3.0: a Runtime runs until close() (its docs: not released until the program exits)"
+)
+def test_dropped_runtime_stops_although_its_functions_live(js: ModuleType) -> None:
+    # tether.js terminates a Runtime that is garbage-collected without close(). Functions that
+    # outlive it must not keep its thread and JS heap alive (they did, until the last one went):
+    # the heap holds the bound handler, so the handler goes when the heap does.
+    class Handler:
+        def __call__(self) -> int:
+            return 7
+
+    handler = Handler()
+    handler_ref = weakref.ref(handler)
+    rt = js.Runtime()
+    rt.bind_function("host", handler)
+    del handler
+    fn = rt.eval("() => host()")
+    assert fn() == 7
+    del rt
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while handler_ref() is not None and time.monotonic() < deadline:
+        time.sleep(0.005)
+        gc.collect()
+    assert handler_ref() is None
+    with pytest.raises(RuntimeError, match=SHUT_DOWN):
+        fn()
+
+
+@pytest.mark.tether_only(
+    "jsrun 0.3.0: raises 'Failed to release function: Runtime has been shut down'"
+)
+async def test_function_close_after_runtime_close_is_a_no_op(js: ModuleType) -> None:
+    rt = js.Runtime()
+    fn = rt.eval("() => 1")
+    rt.close()
+    await fn.close()  # already released by the runtime's close()
+    await fn.close()
+    with pytest.raises(RuntimeError, match="^Function has been closed$"):
+        fn()

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import re
+import time
+import warnings
+import weakref
 from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any
@@ -165,3 +171,145 @@ async def test_stream_stats(rt: Any) -> None:
     assert after.total_py_streams == before.total_py_streams + 1
     assert after.bytes_streamed_js_to_py >= before.bytes_streamed_js_to_py
     assert after.bytes_streamed_py_to_js >= before.bytes_streamed_py_to_js
+
+
+# A stream that never ends; its cancel() logs the reason it got (jsrun passes none: undefined).
+CANCEL_LOG = """
+globalThis.cancels = [];
+new ReadableStream({
+  pull(c) { c.enqueue('tick') },
+  cancel(reason) { cancels.push(reason === undefined ? 'undefined' : String(reason)) }
+})
+"""
+
+
+async def until(rt: Any, code: str, want: Any, seconds: float = 5) -> Any:
+    """Evaluates `code` until it gives `want` or the deadline passes; returns the last value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        got = await rt.eval_async(code)
+        if got == want or time.monotonic() > deadline:
+            return got
+        await asyncio.sleep(0.005)
+
+
+async def test_js_stream_dropped_after_break_runs_cancel(rt: Any) -> None:
+    active = rt.get_stats().active_js_streams
+    # Breaking out of `async for` over a stream nobody else holds drops it: cancel() runs.
+    async for chunk in await rt.eval_async(CANCEL_LOG):
+        assert chunk == "tick"
+        break
+    gc.collect()
+    assert await until(rt, "cancels", ["undefined"]) == ["undefined"]
+    # A stream kept in a variable is cancelled when it goes away.
+    stream = await rt.eval_async(CANCEL_LOG)
+    ref = weakref.ref(stream)
+    async for chunk in stream:
+        assert chunk == "tick"
+        break
+    del stream
+    gc.collect()
+    assert ref() is None
+    assert await until(rt, "cancels", ["undefined"]) == ["undefined"]
+    assert rt.get_stats().active_js_streams == active
+
+
+@pytest.mark.tether_only("jsrun 0.3.0: JsStream has no aclose()")
+async def test_js_stream_aclose_runs_cancel(rt: Any) -> None:
+    code = """
+    globalThis.cancels = [];
+    new ReadableStream({
+      pull(c) { c.enqueue('tick') },
+      async cancel(reason) {
+        await new Promise(r => setTimeout(r, 5));
+        cancels.push(reason === undefined ? 'undefined' : String(reason));
+      }
+    })
+    """
+    stream = await rt.eval_async(code)
+    assert await stream.__anext__() == "tick"
+    await stream.aclose()
+    # aclose() returns once the JS cancel() (here async) has finished.
+    assert await rt.eval_async("cancels") == ["undefined"]
+    with pytest.raises(StopAsyncIteration):
+        await stream.__anext__()
+    await stream.aclose()
+    assert await rt.eval_async("cancels") == ["undefined"]
+    # So contextlib.aclosing() cancels a stream left early.
+    async with contextlib.aclosing(await rt.eval_async(code)) as stream:
+        async for chunk in stream:
+            assert chunk == "tick"
+            break
+    assert await rt.eval_async("cancels") == ["undefined"]
+
+
+async def test_js_stream_close_and_repr(rt: Any) -> None:
+    stream = await rt.eval_async(CANCEL_LOG)
+    assert re.fullmatch(r"<JsStream id=\d+>", repr(stream))
+    assert await stream.__anext__() == "tick"
+    stream.close()
+    assert await until(rt, "cancels", ["undefined"]) == ["undefined"]
+    assert repr(stream) == "<JsStream (closed)>"
+    with pytest.raises(StopAsyncIteration):
+        await stream.__anext__()
+
+
+def test_js_stream_close_without_a_loop(js: ModuleType) -> None:
+    # From sync code (no running event loop) close() cancels at once, and warns about nothing.
+    rt = js.Runtime()
+    try:
+
+        async def first() -> Any:
+            stream = await rt.eval_async(CANCEL_LOG)
+            assert await stream.__anext__() == "tick"
+            return stream
+
+        stream = asyncio.run(first())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            stream.close()
+            gc.collect()
+        assert [str(w.message) for w in caught] == []
+        deadline = time.monotonic() + 5
+        while rt.eval("cancels.length") == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert rt.eval("cancels") == ["undefined"]
+    finally:
+        rt.close()
+
+
+async def test_js_stream_after_runtime_close(js: ModuleType) -> None:
+    rt = js.Runtime()
+    stream = await rt.eval_async(CANCEL_LOG)
+    assert await stream.__anext__() == "tick"
+    rt.close()
+    with pytest.raises(RuntimeError, match=r"^Runtime has been shut down$"):
+        await stream.__anext__()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stream.close()  # a no-op now; jsrun returns None, and nothing may warn if not awaited
+        del stream
+        gc.collect()
+    assert [str(w.message) for w in caught] == []
+
+
+async def test_runtime_close_closes_python_streams(js: ModuleType) -> None:
+    rt = js.Runtime()
+    closed = asyncio.Event()
+
+    async def endless() -> AsyncIterator[int]:
+        try:
+            n = 0
+            while True:
+                n += 1
+                yield n
+        finally:
+            closed.set()
+
+    source = rt.stream_from_async_iterable(endless())
+    first = rt.eval("(s) => { globalThis.r = s.getReader(); return r.read().then(v => v.value) }")
+    assert await first.call_async(source) == 1
+    rt.close()
+    # The Python iterator is closed by close(), not only when the source is garbage-collected.
+    await asyncio.wait_for(closed.wait(), 5)
+    assert weakref.ref(source)() is source

@@ -57,8 +57,8 @@ pub(crate) fn to_py(py: Python<'_>, v: HostValue, state: &Arc<State>) -> PyResul
         HostValue::Date(ms) => date(py, ms)?,
         HostValue::Function(id) => Py::new(py, JsFunction::new(state.clone(), id))?.into_any(),
         HostValue::Stream { read, cancel } => {
-            let read = Py::new(py, JsFunction::new(state.clone(), read))?;
-            let cancel = Py::new(py, JsFunction::new(state.clone(), cancel))?;
+            let read = Py::new(py, JsFunction::for_stream(state.clone(), read))?;
+            let cancel = Py::new(py, JsFunction::for_stream(state.clone(), cancel))?;
             match STREAM_FACTORY.get(py) {
                 Some(f) => f.call1(py, (read, cancel))?,
                 None => return Err(PyRuntimeError::new_err("tether.js is not initialised")),
@@ -96,7 +96,9 @@ fn date(py: Python<'_>, ms: f64) -> PyResult<Py<PyAny>> {
     }
 }
 
-/// Walks a Python value into a host value, enforcing depth, size and cycle rules.
+/// Walks a Python value into a host value, enforcing depth, size and cycle rules. The size of a
+/// value is counted as jsrun counts it (bytes of strings and binary data plus a fixed cost per
+/// scalar, container and entry), so the same values pass and fail.
 pub(crate) struct FromPy<'a> {
     state: &'a Arc<State>,
     path: Vec<*mut ffi::PyObject>,
@@ -111,6 +113,19 @@ impl<'a> FromPy<'a> {
             path: Vec::new(),
             bytes: 0,
         }
+    }
+
+    /// Counts `n` more bytes of the value against `max_serialization_bytes`.
+    fn add(&mut self, n: usize) -> PyResult<()> {
+        self.bytes = self.bytes.saturating_add(n);
+        let max = self.state.max_bytes;
+        if self.bytes > max {
+            return Err(PyRuntimeError::new_err(format!(
+                "Size ({} bytes) exceeded maximum limit of {max} bytes",
+                self.bytes
+            )));
+        }
+        Ok(())
     }
 
     fn enter(&mut self, obj: &Bound<'_, PyAny>, kind: &str) -> PyResult<()> {
@@ -134,53 +149,68 @@ impl<'a> FromPy<'a> {
     pub fn convert(&mut self, obj: &Bound<'_, PyAny>) -> PyResult<HostValue> {
         let py = obj.py();
         if obj.is_none() {
+            self.add(4)?;
             return Ok(HostValue::Null);
         }
         if obj.is_instance_of::<JsUndefined>() {
             return Ok(HostValue::Undefined);
         }
         if let Ok(b) = obj.cast::<PyBool>() {
+            self.add(1)?;
             return Ok(HostValue::Bool(b.is_true()));
         }
         if obj.is_instance_of::<PyInt>() {
             if let Ok(i) = obj.extract::<i64>() {
+                self.add(8)?;
                 if (-MAX_SAFE..=MAX_SAFE).contains(&i) {
                     return Ok(HostValue::Number(i as f64));
                 }
+            } else {
+                // jsrun counts a big int by its magnitude's bytes.
+                let bits: usize = obj.call_method0(intern!(py, "bit_length"))?.extract()?;
+                self.add(bits.div_ceil(8))?;
             }
             return Ok(HostValue::BigInt(obj.str()?.to_string()));
         }
         if let Ok(f) = obj.cast::<PyFloat>() {
+            self.add(8)?;
             return Ok(HostValue::Number(f.value()));
         }
         if let Ok(s) = obj.cast::<PyString>() {
             let s = py_str(s)?;
             let max = self.state.max_bytes;
-            self.bytes += s.len();
             if s.len() > max {
                 return Err(PyRuntimeError::new_err(format!(
                     "String size limit exceeded: {} > {max}",
                     s.len()
                 )));
             }
+            self.add(s.len().saturating_add(16))?;
             return Ok(HostValue::String(s));
         }
         if let Ok(b) = obj.cast::<PyBytes>() {
+            self.add(b.as_bytes().len())?;
             return Ok(HostValue::Bytes(b.as_bytes().to_vec()));
         }
         if let Ok(b) = obj.cast::<PyByteArray>() {
+            self.add(b.len())?;
             return Ok(HostValue::Bytes(b.to_vec()));
         }
         if obj.is_instance_of::<PyMemoryView>() {
             let b = py.get_type::<PyBytes>().call1((obj,))?;
-            return Ok(HostValue::Bytes(b.cast::<PyBytes>()?.as_bytes().to_vec()));
+            let b = b.cast::<PyBytes>()?.as_bytes();
+            self.add(b.len())?;
+            return Ok(HostValue::Bytes(b.to_vec()));
         }
         if let Ok(f) = obj.cast::<JsFunction>() {
             let f = f.borrow();
-            return f.handle_for(self.state).map(HostValue::Function);
+            let id = f.handle_for(self.state)?;
+            self.add(8)?;
+            return Ok(HostValue::Function(id));
         }
         if let Ok(l) = obj.cast::<PyList>() {
             self.enter(obj, "list")?;
+            self.add(16usize.saturating_add(l.len().saturating_mul(8)))?;
             let mut out = Vec::with_capacity(l.len());
             for item in l.iter() {
                 out.push(self.convert(&item)?);
@@ -193,6 +223,7 @@ impl<'a> FromPy<'a> {
         }
         if let Ok(d) = obj.cast::<PyDict>() {
             self.enter(obj, "dict")?;
+            self.add(24usize.saturating_add(d.len().saturating_mul(16)))?;
             let mut out = Vec::with_capacity(d.len());
             for (k, v) in d.iter() {
                 let key = match k.cast::<PyString>() {
@@ -204,6 +235,7 @@ impl<'a> FromPy<'a> {
                         )));
                     }
                 };
+                self.add(key.len().saturating_add(8))?;
                 out.push((key, self.convert(&v)?));
             }
             self.path.pop();
@@ -211,6 +243,7 @@ impl<'a> FromPy<'a> {
         }
         if obj.is_instance_of::<PySet>() || obj.is_instance_of::<PyFrozenSet>() {
             self.enter(obj, "set")?;
+            self.add(24usize.saturating_add(obj.len()?.saturating_mul(8)))?;
             let mut out = Vec::new();
             for item in obj.try_iter()? {
                 out.push(self.convert(&item?)?);
@@ -231,6 +264,7 @@ impl<'a> FromPy<'a> {
                 obj.clone()
             };
             let ts: f64 = obj.call_method0(intern!(py, "timestamp"))?.extract()?;
+            self.add(16)?;
             return Ok(HostValue::Date((ts * 1000.0).round()));
         }
         if let Ok(ops) = obj.getattr(intern!(py, "_tether_stream_ops")) {
@@ -240,6 +274,7 @@ impl<'a> FromPy<'a> {
                     "This stream source belongs to another runtime",
                 ));
             }
+            self.add(4)?;
             return Ok(HostValue::HostStream { pull, cancel });
         }
         Err(PyRuntimeError::new_err(UNSUPPORTED))

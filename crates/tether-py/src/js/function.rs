@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use tether_js::{Await, Request, Response};
+use tether_js::{Await, HostValue, Request, Response};
 
 use super::convert::{from_py, to_py};
 use super::errors::to_py_err;
@@ -14,8 +14,9 @@ use super::runtime::{Done, State, deferred, future_reply, parse_timeout, running
 
 const PREFIX: &str = "Function call failed: ";
 
-/// A JS function (or method, with its `this`); calling it runs it in its runtime.
-#[pyclass(name = "JsFunction", module = "tether.js", frozen)]
+/// A JS function (or method, with its `this`); calling it runs it in its runtime. Weakly
+/// referenceable, as jsrun's is (libraries cache functions in weak mappings).
+#[pyclass(name = "JsFunction", module = "tether.js", frozen, weakref)]
 pub struct JsFunction {
     state: Arc<State>,
     id: u64,
@@ -23,8 +24,18 @@ pub struct JsFunction {
 }
 
 impl JsFunction {
+    /// A function handed to the user (counted by `_debug_tracked_function_count`).
     pub(crate) fn new(state: Arc<State>, id: u64) -> Self {
-        state.tracked.fetch_add(1, Ordering::SeqCst);
+        Self::tracked(state, id, true)
+    }
+
+    /// One of a `JsStream`'s reader functions (released like a function, but not counted).
+    pub(crate) fn for_stream(state: Arc<State>, id: u64) -> Self {
+        Self::tracked(state, id, false)
+    }
+
+    fn tracked(state: Arc<State>, id: u64, counted: bool) -> Self {
+        state.track(id, counted);
         JsFunction {
             state,
             id,
@@ -49,6 +60,9 @@ impl JsFunction {
         if self.closed.load(Ordering::SeqCst) {
             return Err(PyRuntimeError::new_err("Function has been closed"));
         }
+        if self.state.terminated.load(Ordering::SeqCst) {
+            return Err(self.state.terminated_error(PREFIX));
+        }
         if self.state.is_gone() {
             return Err(PyRuntimeError::new_err(format!(
                 "{PREFIX}Runtime has been shut down"
@@ -62,8 +76,11 @@ impl JsFunction {
     }
 
     fn release(&self) {
-        if !self.closed.swap(true, Ordering::SeqCst) {
-            self.state.tracked.fetch_sub(1, Ordering::SeqCst);
+        // A handle the runtime released when it closed needs nothing more.
+        if !self.closed.swap(true, Ordering::SeqCst)
+            && self.state.untrack(self.id)
+            && !self.state.is_gone()
+        {
             self.state.rt.release(self.id);
         }
     }
@@ -152,7 +169,44 @@ impl JsFunction {
         Done
     }
 
+    /// Calls the function and forgets the call (no result, no error): what a finalizer can do,
+    /// on any thread, without a running event loop. Does nothing once released.
+    #[pyo3(signature = (*args))]
+    fn _call_detached(&self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        if self.check().is_err() {
+            return Ok(());
+        }
+        let args = self.args(args)?;
+        let req = Request::Call {
+            func: self.id,
+            args,
+            timeout: None,
+            wait: Await::No,
+        };
+        let rt = self.state.rt.clone();
+        let reply: tether_js::Reply = {
+            let rt = rt.clone();
+            Box::new(move |r| {
+                if let Ok(Response::Value(v)) = r {
+                    release_handles(&rt, v);
+                }
+            })
+        };
+        // Never block on a full queue while holding the GIL (the runtime thread may need it).
+        py.detach(|| rt.submit(req, reply));
+        Ok(())
+    }
+
+    /// Whether the runtime was closed (not terminated): a `JsStream` then says so as jsrun's does.
+    #[getter]
+    fn _runtime_closed(&self) -> bool {
+        self.state.closed.load(Ordering::SeqCst) && !self.state.terminated.load(Ordering::SeqCst)
+    }
+
     fn __repr__(&self) -> String {
+        if self.closed.load(Ordering::SeqCst) {
+            return "<JsFunction (closed)>".into();
+        }
         format!("<JsFunction id={}>", self.id)
     }
 
@@ -170,5 +224,27 @@ impl JsFunction {
     fn __reduce__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let _ = PyDict::new(py);
         Err(PyRuntimeError::new_err("JsFunction cannot be pickled"))
+    }
+}
+
+/// Releases the handles inside a value nobody will see (the result of a detached call).
+fn release_handles(rt: &tether_js::Runtime, v: HostValue) {
+    match v {
+        HostValue::Function(id) => rt.release(id),
+        HostValue::Stream { read, cancel } => {
+            rt.release(read);
+            rt.release(cancel);
+        }
+        HostValue::Array(items) | HostValue::Set(items) => {
+            for item in items {
+                release_handles(rt, item);
+            }
+        }
+        HostValue::Object(props) => {
+            for (_, item) in props {
+                release_handles(rt, item);
+            }
+        }
+        _ => {}
     }
 }

@@ -5,7 +5,8 @@
 //! thread settles through `loop.call_soon_threadsafe`. The runtime thread takes the GIL only to
 //! run Python callbacks and to convert values for them.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -29,7 +30,9 @@ pub(crate) struct State {
     pub uid: u64,
     pub max_depth: usize,
     pub max_bytes: usize,
-    pub tracked: AtomicUsize,
+    /// Handles Python objects hold (`true`: a `JsFunction` the user got; `false`: a stream's
+    /// reader function), all released when the runtime closes.
+    tracked: Mutex<HashMap<u64, bool>>,
     pub closed: AtomicBool,
     pub terminated: AtomicBool,
     /// Why it was terminated ("Terminated by host request", "Heap limit exceeded").
@@ -38,6 +41,32 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// Records a handle a Python object now holds.
+    pub fn track(&self, handle: u64, counted: bool) {
+        lock(&self.tracked).insert(handle, counted);
+    }
+
+    /// Gives a handle back: whether it was still tracked (not released by a close meanwhile).
+    pub fn untrack(&self, handle: u64) -> bool {
+        lock(&self.tracked).remove(&handle).is_some()
+    }
+
+    /// Forgets every handle (the runtime is gone, and with it what the handles pointed to) and
+    /// the event loop, so objects that outlive the runtime hold nothing of it.
+    fn release_all(&self) {
+        lock(&self.tracked).clear();
+        let lp = lock(&self.event_loop).take();
+        drop(lp);
+    }
+
+    /// `JsFunction`s the user holds (what `_debug_tracked_function_count` reports).
+    fn tracked_functions(&self) -> usize {
+        lock(&self.tracked)
+            .values()
+            .filter(|counted| **counted)
+            .count()
+    }
+
     /// Closed or terminated.
     pub fn is_gone(&self) -> bool {
         self.closed.load(Ordering::SeqCst) || self.terminated.load(Ordering::SeqCst)
@@ -72,6 +101,10 @@ impl State {
         let g = self.event_loop.lock().unwrap_or_else(|p| p.into_inner());
         g.as_ref().map(|l| l.clone_ref(py))
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// An awaitable that is already done (what `JsFunction.close()` returns).
@@ -130,6 +163,35 @@ where
         });
     }
     Python::try_attach(f)
+}
+
+/// A Python object held by a runtime's closures (a host function, the resolver, the loader).
+/// Dropped while attached to the interpreter where it can be, so it goes when the runtime's heap
+/// does: pyo3 would otherwise defer the decref to its next attach in this process, which may
+/// not come soon.
+pub(crate) struct Owned(std::mem::ManuallyDrop<Py<PyAny>>);
+
+impl Owned {
+    pub(crate) fn new(obj: Py<PyAny>) -> Self {
+        Owned(std::mem::ManuallyDrop::new(obj))
+    }
+}
+
+impl std::ops::Deref for Owned {
+    type Target = Py<PyAny>;
+
+    fn deref(&self) -> &Py<PyAny> {
+        &self.0
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here; `self.0` is not used afterwards.
+        let obj = unsafe { std::mem::ManuallyDrop::take(&mut self.0) };
+        // Not attached (the interpreter is finalizing): the closure, and `obj`, drop deferred.
+        let _ = attach_worker(move |_| drop(obj));
+    }
 }
 
 /// Parses a timeout (seconds as int/float, or a timedelta) with jsrun's messages.
@@ -337,6 +399,7 @@ impl OpDone {
 /// Wraps a Python handler as a host op (arguments positional, result converted back).
 pub(crate) fn make_op(state: &Arc<State>, handler: Py<PyAny>, is_async: bool) -> Op {
     let weak = Arc::downgrade(state);
+    let handler = Owned::new(handler);
     if !is_async {
         return Op::Sync(Arc::new(move |args| {
             attach_worker(|py| -> Result<HostValue, String> {
@@ -416,6 +479,7 @@ fn is_awaitable(obj: &Bound<'_, PyAny>) -> bool {
 }
 
 fn resolver_fn(resolver: Py<PyAny>) -> tether_js::ModuleResolver {
+    let resolver = Owned::new(resolver);
     Box::new(move |spec, referrer| {
         attach_worker(|py| {
             let r = resolver.bind(py).call1((spec, referrer)).map_err(|e| {
@@ -445,6 +509,7 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 }
 
 fn loader_fn(loader: Py<PyAny>, state: Weak<State>) -> tether_js::ModuleLoader {
+    let loader = Owned::new(loader);
     Box::new(move |spec, allow_async| {
         attach_worker(|py| {
             let fail = |e: PyErr| format!("Failed to call module loader: {}", describe(py, &e));
@@ -619,7 +684,7 @@ impl Runtime {
                 uid: NEXT_UID.fetch_add(1, Ordering::SeqCst),
                 max_depth: max_serialization_depth,
                 max_bytes: max_serialization_bytes,
-                tracked: AtomicUsize::new(0),
+                tracked: Mutex::default(),
                 closed: AtomicBool::new(false),
                 terminated: AtomicBool::new(false),
                 reason: Mutex::new(None),
@@ -864,13 +929,15 @@ impl Runtime {
         self.state.uid
     }
 
-    /// Stops the runtime thread; idempotent. Later calls raise `RuntimeError`.
+    /// Stops the runtime thread and releases every handle Python still holds; idempotent.
+    /// Later calls raise `RuntimeError`.
     fn close(&self, py: Python<'_>) {
         if self.state.closed.swap(true, Ordering::SeqCst) {
             return;
         }
         let state = self.state.clone();
         py.detach(|| state.rt.close());
+        self.state.release_all();
     }
 
     /// Whether `close()` or `terminate()` ran.
@@ -891,19 +958,24 @@ impl Runtime {
             // Joining is quick: the interrupt handler stops JS within a few milliseconds.
             py.detach(|| state.rt.close());
         }
+        self.state.release_all();
     }
 
     /// Live `JsFunction` handles (for tests).
     fn _debug_tracked_function_count(&self) -> usize {
-        self.state.tracked.load(Ordering::SeqCst)
+        self.state.tracked_functions()
     }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
         if !self.state.closed.swap(true, Ordering::SeqCst) {
-            // No join here: the GIL may be held, and the thread may be waiting for it.
+            // No join here: the GIL may be held, and the thread may be waiting for it. Functions
+            // that outlive the runtime keep `state` (and a clone of the runtime), but not its
+            // thread or heap.
             self.state.rt.terminate();
+            self.state.rt.close_nowait();
+            self.state.release_all();
         }
     }
 }
