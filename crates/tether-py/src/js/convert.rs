@@ -143,10 +143,10 @@ impl<'a> FromPy<'a> {
             return Ok(HostValue::Bool(b.is_true()));
         }
         if obj.is_instance_of::<PyInt>() {
-            if let Ok(i) = obj.extract::<i64>() {
-                if (-MAX_SAFE..=MAX_SAFE).contains(&i) {
-                    return Ok(HostValue::Number(i as f64));
-                }
+            if let Ok(i) = obj.extract::<i64>()
+                && (-MAX_SAFE..=MAX_SAFE).contains(&i)
+            {
+                return Ok(HostValue::Number(i as f64));
             }
             return Ok(HostValue::BigInt(obj.str()?.to_string()));
         }

@@ -109,15 +109,15 @@ pub async fn run(
     let mut err_buf = vec![0u8; STDERR_READ];
     loop {
         c.apply(&mut fx);
-        if !c.outbox.is_empty() {
-            if let Some(woke) = c.write(&mut sink, &shutdown).await {
-                // The client stopped reading while something else happened: it is gone for us.
-                c.writable = false;
-                c.outbox.clear();
-                c.wake(woke, &mut fx, &out_buf, &err_buf);
-                c.session.handle(Event::ClientGone, &mut fx);
-                continue;
-            }
+        if !c.outbox.is_empty()
+            && let Some(woke) = c.write(&mut sink, &shutdown).await
+        {
+            // The client stopped reading while something else happened: it is gone for us.
+            c.writable = false;
+            c.outbox.clear();
+            c.wake(woke, &mut fx, &out_buf, &err_buf);
+            c.session.handle(Event::ClientGone, &mut fx);
+            continue;
         }
         if c.session.is_done() {
             break;
