@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import require_peer
 
 from .conftest import MODULES
 
@@ -202,10 +203,7 @@ def test_module_eval_errors(js: ModuleType) -> None:
 @pytest.fixture(params=sorted(MODULES))
 def cli(request: pytest.FixtureRequest) -> list[str]:
     module = MODULES[request.param]
-    try:
-        __import__(module)
-    except ImportError:
-        pytest.skip(f"{module} is not installed")
+    require_peer(module)
     return [sys.executable, "-m", module]
 
 

@@ -9,6 +9,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import require_peer
 
 from .conftest import MODULES
 
@@ -173,10 +174,7 @@ rt.close()
 @pytest.mark.parametrize("backend", sorted(MODULES))
 def test_console_output_on_and_off(backend: str) -> None:
     module = MODULES[backend]
-    try:
-        __import__(module)
-    except ImportError:
-        pytest.skip(f"{module} is not installed")
+    require_peer(module)
     off = _run_console_script(module, False)
     assert "to-stdout" not in off.stdout + off.stderr
     assert "to-stderr" not in off.stdout + off.stderr

@@ -62,7 +62,7 @@ def test_a_frame_over_the_relay_limit_raises(tui: Any) -> None:
 
 
 def test_reconnects_without_clear_all_and_delivers_what_was_queued(
-    tui: Any, make_ui: Any, proxy: Any, session_id: str, relay: Any
+    tui: Any, make_ui: Any, proxy: Any, session_id: str
 ) -> None:
     ui = make_ui()
     tui.set_url(f"{proxy.url}/?session={session_id}")
@@ -82,11 +82,11 @@ def test_reconnects_without_clear_all_and_delivers_what_was_queued(
     assert [f["type"] for f in frames if f["component"] == "global"] == ["clearAll"]  # once
     online = hero_announces(ui, "online")
     assert len(online) == 2 and online[0]["payload"]["peerId"] == online[1]["payload"]["peerId"]
-    if relay.kind.startswith("real"):  # its replay log restores a UI opened now
-        late = make_ui()
-        late.wait_for(lambda f: f.get("payload", {}).get("options", {}).get("text") == "after")
-        label_frames = [f for f in late.hero_frames() if f["component"] == "label"]
-        assert label_frames[0]["type"] == "spawn"  # (the log may fold the setTexts)
+    # The relay's replay log restores a UI opened now.
+    late = make_ui()
+    late.wait_for(lambda f: f.get("payload", {}).get("options", {}).get("text") == "after")
+    label_frames = [f for f in late.hero_frames() if f["component"] == "label"]
+    assert label_frames[0]["type"] == "spawn"  # (the log may fold the setTexts)
 
 
 def test_run_forever_raises_when_the_connection_is_gone_for_good(
@@ -174,22 +174,18 @@ async def test_the_asyncio_api(tui: Any, make_ui: Any) -> None:
 
 
 def test_a_script_without_run_forever_still_reaches_the_relay(
-    relay: Any, make_ui: Any, session_url: str, tmp_path: Any
+    make_ui: Any, session_url: str, tmp_path: Any
 ) -> None:
     script = tmp_path / "exit_script.py"
     script.write_text(
         "import sys\nfrom tether import ui\nui.set_url(sys.argv[1])\n"
         "ui.Label('drawn then exited', instance_id='exit-lbl')\n"
     )
-    if relay.kind.startswith("real"):  # no UI yet: the relay's replay log keeps it
-        done = run_script(script, session_url)
-        assert done.returncode == 0, done.stderr
-        assert "never delivered" not in done.stderr
-        ui = make_ui()
-    else:
-        ui = make_ui()
-        done = run_script(script, session_url)
-        assert done.returncode == 0, done.stderr
+    # No UI yet: the relay's replay log keeps it.
+    done = run_script(script, session_url)
+    assert done.returncode == 0, done.stderr
+    assert "never delivered" not in done.stderr
+    ui = make_ui()
     ui.wait_for(is_("label", "spawn", target="exit-lbl"))
     # Nothing reachable: the loss is reported, not silent.
     done = run_script(script, f"ws://127.0.0.1:{free_port()}")
