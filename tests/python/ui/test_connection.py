@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from typing import Any
@@ -62,8 +63,9 @@ def test_a_frame_over_the_relay_limit_raises(tui: Any) -> None:
 
 
 def test_reconnects_without_clear_all_and_delivers_what_was_queued(
-    tui: Any, make_ui: Any, proxy: Any, session_id: str
+    tui: Any, make_ui: Any, proxy: Any, session_id: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="tether.ui")
     ui = make_ui()
     tui.set_url(f"{proxy.url}/?session={session_id}")
     label = tui.Label("one", instance_id="rc-lbl")
@@ -73,7 +75,14 @@ def test_reconnects_without_clear_all_and_delivers_what_was_queued(
     proxy.cut()
     ui.wait_for(is_("system", "announce", status="offline"), what="synthesized hero offline")
     label.text = "while down"  # queued, not dropped
-    time.sleep(0.5)  # a few failed attempts (backoff)
+
+    def failed_attempts() -> int:
+        return sum("cannot reach the tether relay" in r.getMessage() for r in caplog.records)
+
+    deadline = time.monotonic() + 10  # a few failed attempts (backoff) before the relay is back
+    while failed_attempts() < 2:
+        assert time.monotonic() < deadline, f"{failed_attempts()} failed attempts logged"
+        time.sleep(0.02)
     proxy.accept()
     ui.wait_for(lambda f: f.get("payload", {}).get("options", {}).get("text") == "while down")
     label.text = "after"
@@ -163,10 +172,14 @@ def test_shutdown_announces_offline_and_run_forever_returns(tui: Any, make_ui: A
 
 async def test_the_asyncio_api(tui: Any, make_ui: Any) -> None:
     ui = make_ui()
-    tui.Label("async", instance_id="a-lbl")
+    label = tui.Label("async", instance_id="a-lbl")
     await tui.wait_for_connection_async(10)
     runner = asyncio.ensure_future(tui.run_forever_async())
-    await asyncio.sleep(0.1)
+    # The marker: a frame sent after run_forever_async started reaches the UI; it is still running.
+    label.text = "running"
+    await asyncio.to_thread(
+        ui.wait_for, lambda f: f.get("payload", {}).get("options", {}).get("text") == "running"
+    )
     assert not runner.done()
     tui.shutdown()
     await asyncio.wait_for(runner, 10)
