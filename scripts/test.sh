@@ -13,15 +13,37 @@ export CARGO_TERM_COLOR=never
 step() { printf '\n== %s\n' "$*"; }
 
 step "system packages"
+# What the steps below run and a bare Debian machine may lack: a C toolchain (cc builds QuickJS for
+# tether-js and ring for rustls), pkg-config, a Python that can make venvs (the Python package,
+# the patch peers, stock sidekick-py), Node.js with npm (browser tests, fast-json-patch), Debian's
+# chromium (headless browser tests) and procps (`kill` in the Rust server tests).
 missing=()
+{ command -v cc && command -v make && dpkg -s build-essential; } >/dev/null 2>&1 || missing+=(build-essential)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+command -v python3 >/dev/null || missing+=(python3)
+# `python3` may be a pyenv build (venv and ensurepip built in) or Debian's (python3-venv).
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs npm)
+command -v kill >/dev/null || missing+=(procps)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# `node --test --test-concurrency` (tests/browser) needs Node.js 20.10 or later; Debian 12's own
+# nodejs is 18, so a machine without a newer one cannot run the browser tests.
+node_version=$(node -p 'process.versions.node')
+if ! node -e '
+  const [major, minor] = process.versions.node.split(".").map(Number);
+  process.exit(major > 20 || (major === 20 && minor >= 10) ? 0 : 1);'; then
+  echo "test.sh: Node.js $node_version is too old: the browser tests need Node.js >= 20.10" \
+    "(node --test --test-concurrency); install a newer nodejs (e.g. NodeSource's 20.x) and rerun" >&2
+  exit 1
+fi
+echo "node $node_version, npm $(npm --version), $(python3 --version), $(cargo --version)"
+# The toolchain and its components come from rust-toolchain.toml (already on this kind of machine).
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 step "format and lint"

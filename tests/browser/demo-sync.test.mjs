@@ -13,7 +13,9 @@ import {
   cancelEdit,
   editTodo,
   openDemo,
+  progressLog,
   progressValue,
+  recordProgress,
   storeState,
   toasts,
   waitProgress,
@@ -100,8 +102,20 @@ test('demo page: two pages share the list, a task, a server restart', { timeout:
     await waitToast(a.page, 'info', 'count cancelled', aToasts);
     for (const { page } of [a, b]) await waitProgress(page, 'v === 0');
     await waitRunning(a.page, '');
-    await a.page.waitForTimeout(350); // three steps: nothing of the cancelled task arrives
-    for (const { page, label } of [a, b]) assert.equal(await progressValue(page), 0, `${label}: progress stays 0`);
+    for (const { page, label } of [a, b]) assert.equal(await progressValue(page), 0, `${label}: progress 0`);
+    // Nothing of the cancelled task arrives afterwards; a short COUNT is the marker: every progress
+    // value from here on is one of its three steps (the cancelled COUNT of 100 would show k/100).
+    for (const { page } of [a, b]) await recordProgress(page);
+    const markerToasts = (await toasts(a.page)).length;
+    await a.page.fill('#count-n', '3');
+    await a.page.click('#count');
+    await waitToast(a.page, 'success', 'counted to 3', markerToasts);
+    for (const { page, label } of [a, b]) {
+      await waitProgress(page, 'v === 1');
+      const seen = await progressLog(page);
+      assert.ok(seen.length > 0 && seen.every((v) => [1 / 3, 2 / 3, 1].includes(v)), `${label}: progress after the cancel: ${JSON.stringify(seen)}`);
+    }
+    await waitRunning(a.page, '');
 
     // ---- restart on the same port ------------------------------------------------------------
     const stopped = await first.stop('SIGTERM');

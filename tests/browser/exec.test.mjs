@@ -229,7 +229,8 @@ describe('/exec in chromium', () => {
     await o.context.close();
   });
 
-  test('claude (fake): text, tool use, tool result and the result line', { skip: !existsSync(FAKE_CLAUDE) && 'tests/fixtures/exec/fake-claude is missing' }, async () => {
+  test('claude (fake): text, tool use, tool result and the result line', async () => {
+    assert.ok(existsSync(FAKE_CLAUDE), 'tests/fixtures/exec/fake-claude is missing');
     const o = await openExec(custom, 'claude');
     const { page } = o;
     await page.fill('#param-prompt', 'List the files, please tool lines=2');
@@ -260,7 +261,8 @@ describe('/exec in chromium', () => {
     await o.context.close();
   });
 
-  test('a flood of 20,000 lines: every line counted, the DOM stays bounded', { skip: !existsSync(FAKE_CLAUDE) && 'tests/fixtures/exec/fake-claude is missing' }, async () => {
+  test('a flood of 20,000 lines: every line counted, the DOM stays bounded', async () => {
+    assert.ok(existsSync(FAKE_CLAUDE), 'tests/fixtures/exec/fake-claude is missing');
     const o = await openExec(custom, 'claude');
     const { page } = o;
     await page.fill('#param-prompt', 'flood=20000');

@@ -122,9 +122,6 @@ export async function startScriptedServer() {
   };
 }
 
-/** @param {number} ms */
-export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /**
  * An in-process WebSocket for replaying scripted frames into a `Session` without a network.
  * Every instance is recorded in `FakeWebSocket.instances`; the test drives it with `open()`,

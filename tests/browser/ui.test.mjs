@@ -673,7 +673,16 @@ describe('reconnect', () => {
       hero.close();
       await page.locator('#status[data-state="reconnecting"]').waitFor();
       assert.equal(await page.locator('[data-sk-id="before"]').count(), 1, 'the last state stays on screen while disconnected');
-      await new Promise((r) => setTimeout(r, 4200));
+      // Down until the page has retried four times (250 + 500 + 1000 + 2000 ms of backoff).
+      await waitUntil(
+        () =>
+          page.evaluate(() => {
+            const w = /** @type {any} */ (window);
+            return w.dials.filter((/** @type {[string, number]} */ [, t]) => t > w.closes[0]).length >= 4;
+          }),
+        'four retries while the server is down',
+        15_000,
+      );
       server = await tether(addrs);
       await page.locator('#status[data-state="connected"]').waitFor({ timeout: 15_000 });
       /** @type {[string, number][]} */

@@ -1,12 +1,35 @@
-"""Shared helpers: a server on ephemeral ports, and line/HTTP clients over asyncio streams."""
+"""Shared helpers: a server on ephemeral ports, line/HTTP clients over asyncio streams, and
+`require_peer` for the real peers the suites compare against."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
+import os
 from collections.abc import AsyncIterator
+from types import ModuleType
+from typing import NoReturn
 
 import pytest
 import tether
+
+
+def missing_peer(reason: str) -> NoReturn:
+    """A real peer (jsrun, ws-sync, stock sidekick-py, ...) is not there: a skip on a developer's
+    machine, a failure when `CI` is set, so CI can never pass by not running the comparison."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: a missing peer is a failure)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def require_peer(module: str, hint: str = "pip install '.[test]'") -> ModuleType:
+    """Imports `module` (a real peer, or the optional part of tether a file tests), or calls
+    `missing_peer` with how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        missing_peer(f"{module} is not installed ({exc}); {hint}")
+
 
 EPHEMERAL = {"http": "127.0.0.1:0", "tcp": "127.0.0.1:0", "relay": "127.0.0.1:0"}
 

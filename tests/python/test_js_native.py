@@ -10,8 +10,9 @@ import threading
 import time
 
 import pytest
+from conftest import require_peer
 
-js = pytest.importorskip("tether.js")
+js = require_peer("tether.js")
 
 
 def test_gil_is_released_while_js_runs() -> None:

@@ -85,6 +85,31 @@ export async function progressValue(page) {
 }
 
 /**
+ * Record every `progress` value the page's store takes from now on (read with `progressLog`):
+ * how a test sees that nothing of a cancelled task arrives, up to a later task as the marker.
+ * @param {import('playwright-core').Page} page
+ */
+export async function recordProgress(page) {
+  await page.evaluate(() => {
+    const w = /** @type {any} */ (window);
+    w.progressLog = [];
+    let last = w.demo.store.state.progress;
+    w.demo.store.subscribe((/** @type {any} */ state) => {
+      if (state.progress !== last) w.progressLog.push((last = state.progress));
+    });
+  });
+}
+
+/**
+ * The `progress` values recorded since `recordProgress`, in order.
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<number[]>}
+ */
+export function progressLog(page) {
+  return page.evaluate(() => /** @type {any} */ (window).progressLog);
+}
+
+/**
  * Wait until `#progress[data-value]` satisfies `pred`; returns the value.
  * @param {import('playwright-core').Page} page
  * @param {string} predSrc a JS expression over `v` (a number), e.g. "v > 0.2"

@@ -2,7 +2,7 @@
 //! QuickJS's stack limit): timers, promises, host ops, re-entry, limits and termination still
 //! behave as through the runtime's thread.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,30 @@ fn thread_probe(rt: &Runtime, name: &str) -> Arc<Mutex<Option<ThreadId>>> {
     seen
 }
 
+/// Registers a sync op (as global `name`) that sends on the returned channel each time JS calls
+/// it: how a test learns that JS got somewhere without evaluating anything itself.
+fn signal(rt: &Runtime, name: &str) -> mpsc::Receiver<()> {
+    let (tx, rx) = mpsc::channel();
+    let op = rt
+        .register_op(
+            name,
+            Op::Sync(Arc::new(move |_| {
+                let _ = tx.send(());
+                Ok(HostValue::Null)
+            })),
+        )
+        .expect("op");
+    rt.set_global(
+        name,
+        HostValue::HostFunction {
+            op,
+            name: name.into(),
+        },
+    )
+    .expect("global");
+    rx
+}
+
 #[test]
 fn sync_requests_run_on_the_callers_thread_with_room() {
     big_stack(|| {
@@ -72,10 +96,13 @@ fn sync_requests_run_on_the_callers_thread_with_room() {
 fn timers_and_promises_started_inline_are_driven_by_the_worker() {
     big_stack(|| {
         let rt = Runtime::new(Config::default()).expect("runtime");
-        rt.eval("globalThis.hit = 0; setTimeout(() => { hit = 1 }, 10)")
+        let fired = signal(&rt, "fired");
+        rt.eval("globalThis.hit = 0; setTimeout(() => { hit = 1; fired() }, 10)")
             .expect("eval");
-        std::thread::sleep(Duration::from_millis(80));
-        // The worker fired the timer while we slept.
+        // The worker fires the timer while nothing is evaluated here.
+        fired
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the timer fired");
         assert_eq!(rt.eval("hit").expect("eval"), num(1.0));
         let v = rt
             .eval_async(
@@ -180,11 +207,14 @@ fn limits_and_terminate_hold_inline() {
         assert!(t.elapsed() < Duration::from_millis(600));
         assert_eq!(rt.eval("1").expect("eval"), num(1.0));
         let term = rt.terminator();
+        let looping = signal(&rt, "looping");
         let h = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(30));
+            looping
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the loop started");
             term.terminate();
         });
-        let err = Runtime::eval(&rt, "for (;;) {}").unwrap_err();
+        let err = Runtime::eval(&rt, "looping(); for (;;) {}").unwrap_err();
         h.join().expect("join");
         // The timeout or the terminate flag stops it, whichever comes first.
         assert!(

@@ -1,7 +1,7 @@
 //! Behaviour of `tether_js::Runtime` from Rust: eval, promises, timers, host ops, modules,
 //! snapshots, limits and termination.
 
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use tether_js::{Config, HostValue, JsError, Op, Runtime, SnapshotBuilder};
@@ -12,6 +12,30 @@ fn rt() -> Runtime {
 
 fn num(v: f64) -> HostValue {
     HostValue::Number(v)
+}
+
+/// Registers a sync op (as global `name`) that sends on the returned channel each time JS calls
+/// it: how a test learns that JS got somewhere without evaluating anything itself.
+fn signal(rt: &Runtime, name: &str) -> mpsc::Receiver<()> {
+    let (tx, rx) = mpsc::channel();
+    let op = rt
+        .register_op(
+            name,
+            Op::Sync(Arc::new(move |_| {
+                let _ = tx.send(());
+                Ok(HostValue::Null)
+            })),
+        )
+        .expect("op");
+    rt.set_global(
+        name,
+        HostValue::HostFunction {
+            op,
+            name: name.into(),
+        },
+    )
+    .expect("global");
+    rx
 }
 
 #[test]
@@ -65,10 +89,13 @@ fn eval_async_drives_promises_and_timers() {
         )
         .unwrap();
     assert_eq!(v, num(7.0));
-    // A timer set in one eval has fired by a later one.
-    rt.eval("globalThis.hit = 0; setTimeout(() => { hit = 1 }, 10)")
+    // A timer set in one eval fires after it returned, and a later eval sees its effect.
+    let fired = signal(&rt, "fired");
+    rt.eval("globalThis.hit = 0; setTimeout(() => { hit = 1; fired() }, 10)")
         .unwrap();
-    std::thread::sleep(Duration::from_millis(60));
+    fired
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the timer fired");
     assert_eq!(rt.eval("hit").unwrap(), num(1.0));
     let v = rt
         .eval_async(
@@ -119,11 +146,15 @@ fn cpu_loop_times_out_and_runtime_stays_usable() {
 fn terminate_from_another_thread() {
     let rt = rt();
     let term = rt.terminator();
+    let looping = signal(&rt, "looping");
     let h = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
+        // Terminate the loop once it runs (a terminate before the eval would also fail it).
+        looping
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the loop started");
         term.terminate();
     });
-    let err = rt.eval("while (true) {}").unwrap_err();
+    let err = rt.eval("looping(); while (true) {}").unwrap_err();
     h.join().unwrap();
     assert!(
         matches!(err, JsError::Terminated(ref m) if m.contains("host request")),

@@ -168,7 +168,7 @@ fn item(i: u64) -> Item {
         id: i,
         text: format!("item {i}"),
         kind,
-        note: (i % 2 == 0).then(|| "n".to_owned()),
+        note: i.is_multiple_of(2).then(|| "n".to_owned()),
     }
 }
 

@@ -48,7 +48,7 @@ async fn read_slowly(c: &mut ExecClient) -> (usize, Frame) {
             Frame::Text(t) => {
                 n += 1;
                 assert_eq!(t, format!("{n}\n"), "line {n} missing or out of order");
-                if n % 256 == 0 {
+                if n.is_multiple_of(256) {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             }

@@ -127,10 +127,20 @@ impl Peer {
         }
     }
 
-    /// Nothing arrives for a while.
-    async fn silent(&mut self) {
-        if let Some(got) = self.next_within(Duration::from_millis(300)).await {
-            panic!("expected nothing, got {got:?}");
+    /// Nothing arrives before a later marker: a new UI joining the session at `path`, whose
+    /// online announce every peer there hears, after what the relay routed before (earlier
+    /// markers' announces are let through).
+    async fn silent(&mut self, relay: SocketAddr, path: &str) -> Peer {
+        static MARKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MARKERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("sidekick-marker-{n}");
+        let marker = Peer::join(relay, path, &name, "sidekick").await;
+        loop {
+            match self.next().await {
+                Got::Text(t) if t.contains(&format!("\"{name}\"")) => return marker,
+                Got::Text(t) if t.contains("\"announce\"") && t.contains("sidekick-marker-") => {}
+                got => panic!("expected nothing before the marker's announce, got {got:?}"),
+            }
         }
     }
 }
@@ -172,9 +182,9 @@ async fn routes_hero_frames_to_uis_and_ui_frames_to_heroes_verbatim() {
         r#"{"id":0,"component":"button","type":"event","src":"btn","payload":{"event":"click"}}"#;
     ui.send(click).await;
     assert_eq!(hero.text().await, click);
-    ui2.silent().await;
-    ui.silent().await;
-    hero.silent().await;
+    ui2.silent(relay, "/").await;
+    ui.silent(relay, "/").await;
+    hero.silent(relay, "/").await;
 }
 
 #[tokio::test]
@@ -187,7 +197,7 @@ async fn any_path_and_session_query_and_pings() {
     assert!(ui.text().await.contains("hero-1"));
     hero.send(&spawn("a", "x")).await;
     assert!(ui.content().await.contains(r#""target": "a""#));
-    other.silent().await;
+    other.silent(relay, "/?session=s2").await;
     // Pings are answered.
     hero.send_message(Message::Ping(b"are you there".to_vec().into()))
         .await;
@@ -243,7 +253,7 @@ async fn a_late_ui_and_a_reloaded_ui_get_the_page() {
     );
     let got = vec![late.text().await, late.text().await, late.text().await];
     assert_eq!(got, expected);
-    late.silent().await;
+    let _marker = late.silent(relay, "/").await;
     // Reload: the page goes away and comes back with the same peer id.
     drop(late);
     let mut reloaded = Peer::join(relay, "/", "sidekick-late", "sidekick").await;

@@ -91,11 +91,18 @@ impl Sync {
         )
     }
 
-    /// Nothing arrives within `d`.
-    async fn quiet(&mut self, d: Duration) {
-        if let Ok(got) = tokio::time::timeout(d, self.next()).await {
-            panic!("expected silence, got {got:?}");
-        }
+    /// Nothing arrives before the answer to a later marker: an `ADD` with empty text, which the
+    /// app answers with an error toast and no change, after everything it was sent before.
+    async fn quiet(&mut self) {
+        self.action(json!({"type": "ADD", "text": ""})).await;
+        let v = self.json().await;
+        assert!(
+            v["type"] == "_TOAST"
+                && v["data"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("text must not be empty")),
+            "expected nothing before the marker's error toast, got {v}"
+        );
     }
 }
 
@@ -155,7 +162,7 @@ async fn actions_add_toggle_remove_clear_done() {
         .await;
     // A no-op action sends nothing.
     c.action(json!({"type": "TOGGLE", "id": 99})).await;
-    c.quiet(Duration::from_millis(200)).await;
+    c.quiet().await;
     let (_, state) = Sync::connect(&server).await;
     assert_eq!(
         state,
@@ -249,8 +256,8 @@ async fn cancel_after_start_resets_progress_with_an_info_toast() {
     assert_eq!(c.toast().await, ("info".into(), "count cancelled".into()));
     c.expect(patch(json!([{"op": "remove", "path": "/running_tasks/0"}])))
         .await;
-    c.quiet(Duration::from_millis(300)).await;
-    // Cancelling what does not run is ignored; the task can start again.
+    // Cancelling what does not run is ignored; the task can start again. Its frames, in order,
+    // are the marker that nothing of the cancelled task came after the cancel.
     c.send("_TASK_CANCEL:TODOS", json!({"type": "COUNT"})).await;
     c.send("_TASK_START:TODOS", json!({"type": "COUNT", "n": 1}))
         .await;
@@ -258,8 +265,11 @@ async fn cancel_after_start_resets_progress_with_an_info_toast() {
         json!([{"op": "add", "path": "/running_tasks/0", "value": "COUNT"}]),
     ))
     .await;
-    c.wait("counted to 1", |v| v["data"]["message"] == "counted to 1")
-        .await;
+    c.expect(patch(
+        json!([{"op": "replace", "path": "/progress", "value": 1.0}]),
+    ))
+    .await;
+    assert_eq!(c.toast().await, ("success".into(), "counted to 1".into()));
 }
 
 #[tokio::test]
@@ -301,7 +311,7 @@ async fn a_client_patch_is_kept_and_seen_by_the_other_connection() {
     ))
     .await;
     // No echo to the sender.
-    a.quiet(Duration::from_millis(200)).await;
+    a.quiet().await;
     let (_, state) = Sync::connect(&server).await;
     assert_eq!(state["todos"][0]["text"], "edited");
     // A client `_SET` is adopted too.
@@ -331,7 +341,7 @@ async fn an_invalid_client_patch_is_refused_and_corrected() {
         json!([{"op": "replace", "path": "/next_id", "value": 2}]),
     ))
     .await;
-    b.quiet(Duration::from_millis(200)).await;
+    b.quiet().await;
     let (_, state) = Sync::connect(&server).await;
     assert_eq!(state, initial());
 }

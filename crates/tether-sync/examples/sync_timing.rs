@@ -31,7 +31,7 @@ fn item(i: u64) -> Item {
         name: format!("item {i}"),
         v: i as f64 * 0.5,
         tags: ["a".into(), format!("t{}", i % 7)],
-        ok: i % 2 == 0,
+        ok: i.is_multiple_of(2),
     }
 }
 

@@ -357,10 +357,10 @@ fn fixtures_cover_every_event_of_the_protocol() {
             } else {
                 None
             };
-            if let Some((set, frame)) = frame {
-                if let Some(t) = frame.get("type").and_then(Value::as_str) {
-                    set.insert(t.split(':').next().unwrap_or(t).to_owned());
-                }
+            if let Some((set, frame)) = frame
+                && let Some(t) = frame.get("type").and_then(Value::as_str)
+            {
+                set.insert(t.split(':').next().unwrap_or(t).to_owned());
             }
         }
     }

@@ -1,7 +1,8 @@
 """Fixtures for the tether.js suite: most tests run on both backends, proving compatibility.
 
 * ``js``: the module under test, ``jsrun`` (the real jsrun 0.3.0 from PyPI, the ground truth
-  for the compatible behaviour) and ``tether.js``. A backend that is not installed is skipped.
+  for the compatible behaviour) and ``tether.js``. A backend that is not installed is skipped,
+  or fails when ``CI`` is set (``require_peer``).
 * ``rt``: a ``js.Runtime()`` closed at teardown (jsrun's idle runtimes busy-poll a core, so
   every test closes what it opens).
 * ``@pytest.mark.tether_only("jsrun 0.3.0: <the bug>")``: skipped on jsrun with that reason (a
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import importlib
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import require_peer
 
 BACKENDS = ["jsrun", "tether"]
 MODULES = {"jsrun": "jsrun", "tether": "tether.js"}
@@ -47,10 +48,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def load_backend(name: str) -> ModuleType:
-    try:
-        return importlib.import_module(MODULES[name])
-    except ImportError as exc:
-        pytest.skip(f"{MODULES[name]} is not installed: {exc}")
+    return require_peer(MODULES[name])
 
 
 @pytest.fixture(params=BACKENDS)

@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import require_peer
 
 from .conftest import MODULES
 
@@ -117,10 +118,14 @@ def test_close_without_runtime_is_noop(js: ModuleType) -> None:
 
 
 async def test_default_runtime_per_task(js: ModuleType) -> None:
+    wrote = [asyncio.Event(), asyncio.Event()]
+
     async def task_body(value: int) -> tuple[Any, int]:
         rt = js.get_default_runtime()
         await js.eval_async(f"globalThis.v = {value}")
-        await asyncio.sleep(0.01)
+        wrote[value - 1].set()
+        for ev in wrote:  # both tasks wrote `v` before either reads it back
+            await asyncio.wait_for(ev.wait(), 10)
         return rt, await js.eval_async("v")
 
     (rt1, v1), (rt2, v2) = await asyncio.gather(
@@ -202,10 +207,7 @@ def test_module_eval_errors(js: ModuleType) -> None:
 @pytest.fixture(params=sorted(MODULES))
 def cli(request: pytest.FixtureRequest) -> list[str]:
     module = MODULES[request.param]
-    try:
-        __import__(module)
-    except ImportError:
-        pytest.skip(f"{module} is not installed")
+    require_peer(module)
     return [sys.executable, "-m", module]
 
 

@@ -4,8 +4,8 @@
   (``build(m, session)`` creates the synced objects); apps and clients close at teardown.
 * ``@pytest.mark.tether_only(reason)``: skipped on ``ws_sync`` with `reason` (a behaviour
   ws-sync 0.6.9 gets wrong or lacks; see the ``R*`` reasons in harness.py).
-* ``@pytest.mark.pydantic``: needs pydantic validation; skipped on ``ws_sync`` (reason 4) and
-  everywhere when pydantic is not installed.
+* ``@pytest.mark.pydantic``: needs pydantic validation; skipped on ``ws_sync`` (reason 4).
+  pydantic is a test extra: a missing one fails the import, it is never skipped.
 
 ``SYNC_TESTS_RUN_SKIPPED=1`` runs the tether-only tests on ws_sync too, to see them fail there.
 """
@@ -26,7 +26,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "tether_only(reason): skip on the ws_sync backend (0.6.9 bug or missing feature)"
     )
     config.addinivalue_line(
-        "markers", "pydantic: needs pydantic validation (skipped on ws_sync, and without pydantic)"
+        "markers", "pydantic: needs pydantic validation (skipped on ws_sync, reason 4)"
     )
 
 

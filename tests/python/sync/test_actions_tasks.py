@@ -44,12 +44,15 @@ async def test_actions_are_serialized_per_session(make_app) -> None:
     slow_started, gate = app.event(), app.event()
     c = await app.connect("s1")
     await c.expect("_SET:SEQ")
+    other = await app.connect("s2")
+    await other.expect("_SET:SEQ")
     await c.action("SEQ", "SLOW")
     await c.action("SEQ", "FAST")
     await app.wait_event(slow_started, "SLOW to start")
-    # Grace period, not a timing assertion: a server that ran actions concurrently would run
-    # FAST now; a correct one cannot read FAST before SLOW returns, however long we wait.
-    await asyncio.sleep(0.2)
+    # The marker: a _GET on another session, sent after FAST and answered by the same event loop.
+    # A server that read FAST while SLOW runs and ran it beside SLOW would have started it by then
+    # (both backends read nothing more on a socket while its action runs).
+    await other.get("SEQ")
     assert log == ["slow start"]
     gate.set()
     await c.wait_state("SEQ", lambda s: s["done"] == ["slow", "fast"], "both actions done")

@@ -1,9 +1,10 @@
 """Fixtures for tether.ui: a relay, fake UI peers, a TCP proxy that cuts connections, and a
 runner for hero scripts in a subprocess (the stock sidekick-py client is a process singleton).
 
-The relay is the real tether relay when one is available (`tether.serve(relay=...)`, or a
-`tether` binary whose help lists `--relay`); otherwise a stand-in written here. Force either with
-TETHER_UI_RELAY=real|standin.
+The relay is always the real tether relay: the embedded server's (`tether.serve(relay=...)`), or
+with TETHER_UI_RELAY=binary the `tether` binary's (`tether serve --relay`, found as $TETHER_BIN,
+on PATH or in $CARGO_TARGET_DIR). The stock sidekick-py 0.0.7 that some tests compare with lives
+in the venv `tests/ui/setup.sh` makes; a missing one skips those tests, or fails them under CI.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import missing_peer
 
 HERE = Path(__file__).parent
 REPO = HERE.parents[2]
@@ -59,109 +61,6 @@ class LoopThread:
 
 
 # --- the relay ----------------------------------------------------------------------------------
-
-
-class StandinRelay:
-    """# TEMP until the tether relay lands: a websockets server with the relay's forwarding
-    semantics (docs: reference §3 MUST list): any path, `?session=` as the session key, text
-    frames forwarded verbatim by role (hero -> UIs, UI -> heroes, never echoed), announces
-    tracked, online peers replayed to a newcomer after its own online announce, offline
-    announces relayed or synthesized when a socket closes without one. No replay log."""
-
-    kind = "standin"
-
-    def __init__(self) -> None:
-        self._lt = LoopThread("standin-relay")
-        self._server: Any = None
-        # session -> {conn: {"role":..., "announce": dict|None, "offline_sent": bool}}
-        self._sessions: dict[str, dict[Any, dict[str, Any]]] = {}
-        self.port = self._lt.run(self._start())
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    async def _start(self) -> int:
-        from websockets.asyncio.server import serve
-
-        self._server = await serve(self._handle, "127.0.0.1", 0, max_size=None)
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def _handle(self, ws: Any) -> None:
-        from urllib.parse import parse_qs, urlparse
-
-        query = parse_qs(urlparse(ws.request.path).query)
-        session = self._sessions.setdefault(query.get("session", [""])[0], {})
-        peer: dict[str, Any] = {"role": None, "announce": None, "offline": False}
-        session[ws] = peer
-        try:
-            with contextlib.suppress(Exception):
-                async for raw in ws:
-                    if not isinstance(raw, str):
-                        continue
-                    await self._on_text(session, ws, peer, raw)
-        finally:
-            session.pop(ws, None)
-            if peer["announce"] is not None and not peer["offline"]:
-                payload = dict(peer["announce"]["payload"])
-                payload["status"] = "offline"
-                payload["timestamp"] = int(time.time() * 1000)
-                frame = json.dumps(
-                    {"id": 0, "component": "system", "type": "announce", "payload": payload}
-                )
-                await self._broadcast(session, ws, frame)
-
-    async def _on_text(
-        self, session: dict[Any, Any], ws: Any, peer: dict[str, Any], raw: str
-    ) -> None:
-        try:
-            msg = json.loads(raw)
-        except ValueError:
-            msg = None
-        if (
-            isinstance(msg, dict)
-            and msg.get("component") == "system"
-            and msg.get("type") == "announce"
-            and isinstance(msg.get("payload"), dict)
-        ):
-            payload = msg["payload"]
-            if payload.get("status") == "online":
-                peer["role"] = payload.get("role")
-                for other, info in list(session.items()):
-                    if other is not ws and info["announce"] is not None and not info["offline"]:
-                        await self._send(other, ws, json.dumps(info["announce"]))
-                peer["announce"] = msg
-                peer["offline"] = False
-                await self._broadcast(session, ws, raw)
-            else:
-                peer["offline"] = True
-                await self._broadcast(session, ws, raw)
-            return
-        await self._broadcast(session, ws, raw, route=True)
-
-    async def _send(self, _src: Any, dst: Any, frame: str) -> None:
-        with contextlib.suppress(Exception):
-            await dst.send(frame)
-
-    async def _broadcast(
-        self, session: dict[Any, Any], src: Any, frame: str, route: bool = False
-    ) -> None:
-        role = session.get(src, {}).get("role")
-        for other, info in list(session.items()):
-            if other is src:
-                continue
-            if route and role is not None and info["role"] == role:
-                continue  # hero -> UIs, UI -> heroes
-            await self._send(src, other, frame)
-
-    def close(self) -> None:
-        async def stop() -> None:
-            self._server.close()
-            await self._server.wait_closed()
-
-        with contextlib.suppress(Exception):
-            self._lt.run(stop())
-        self._lt.close()
 
 
 class EmbeddedRelay:
@@ -239,53 +138,33 @@ class ProcessRelay:
             self._proc.kill()
 
 
-def _binary_with_relay() -> str | None:
+def _binary_with_relay() -> str:
     target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/tether-target"))
     candidates = [os.environ.get("TETHER_BIN"), shutil.which("tether")]
     candidates += [str(target / profile / "tether") for profile in ("release", "debug")]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
-            try:
-                help_text = subprocess.run(
-                    [candidate, "serve", "--help"],
-                    check=False,
-                    capture_output=True,
-                    text=True,
-                    timeout=20,
-                ).stdout
-            except (OSError, subprocess.SubprocessError):
-                continue
-            if "--relay" in help_text:
-                return candidate
-    return None
-
-
-def _start_real_relay() -> Any:
-    import tether
-
-    try:
-        server = tether.serve(http="127.0.0.1:0", tcp="127.0.0.1:0", relay="127.0.0.1:0")
-    except (TypeError, tether.TetherError):
-        server = None
-    if server is not None:
-        addr = getattr(server, "relay_addr", None) or getattr(server._native, "relay_addr", None)
-        if addr:
-            return EmbeddedRelay(server, addr)
-        server.close(5)
-    binary = _binary_with_relay()
-    if binary is not None:
-        return ProcessRelay(binary)
-    return None
+            return candidate
+    pytest.fail(
+        "TETHER_UI_RELAY=binary but no tether binary: set TETHER_BIN or run "
+        "`cargo build -p tether-server`",
+        pytrace=False,
+    )
 
 
 @pytest.fixture(scope="session")
 def relay() -> Iterator[Any]:
-    mode = os.environ.get("TETHER_UI_RELAY", "auto")
-    server = None if mode == "standin" else _start_real_relay()
-    if server is None:
-        if mode == "real":
-            pytest.fail("TETHER_UI_RELAY=real but no tether relay is available")
-        server = StandinRelay()  # TEMP until the tether relay lands
+    import tether
+
+    mode = os.environ.get("TETHER_UI_RELAY", "embedded")
+    if mode == "binary":
+        server: Any = ProcessRelay(_binary_with_relay())
+    elif mode == "embedded":
+        embedded = tether.serve(http="127.0.0.1:0", tcp="127.0.0.1:0", relay="127.0.0.1:0")
+        assert embedded.relay_addr, "tether.serve(relay=...) reported no relay address"
+        server = EmbeddedRelay(embedded, embedded.relay_addr)
+    else:
+        pytest.fail(f"TETHER_UI_RELAY={mode!r}: expected 'embedded' or 'binary'", pytrace=False)
     sys.stderr.write(f"\ntether.ui tests: relay = {server.kind} at {server.url}\n")
     yield server
     server.close()
@@ -562,6 +441,14 @@ def _stock_python() -> str | None:
 
 STOCK_PYTHON = _stock_python()
 """Runs stock sidekick-py scripts; `bash tests/ui/setup.sh` provides it (scripts/test.sh does)."""
+
+
+@pytest.fixture
+def stock_python() -> str:
+    """The Python with stock sidekick-py 0.0.7; without one the test skips, or fails under CI."""
+    if STOCK_PYTHON is None:
+        missing_peer("stock sidekick-py 0.0.7 not found: run bash tests/ui/setup.sh")
+    return STOCK_PYTHON
 
 
 def run_script(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,10 +11,6 @@ from typing import Any
 import pytest
 import tether
 from tether import ui
-
-from .conftest import STOCK_PYTHON
-
-HAVE_SIDEKICK = importlib.util.find_spec("sidekick") is not None
 
 SIDEKICK_ALL = [
     "__version__", "logger", "set_url", "activate_connection", "wait_for_connection",
@@ -32,10 +27,7 @@ def test_every_sidekick_name_is_there() -> None:
     missing = [name for name in SIDEKICK_ALL if not hasattr(ui, name)]
     assert missing == []
     assert set(SIDEKICK_ALL) <= set(ui.__all__)
-    if HAVE_SIDEKICK:
-        import sidekick
-
-        assert set(sidekick.__all__) == set(SIDEKICK_ALL)
+    # that SIDEKICK_ALL is stock sidekick-py's __all__: test_signatures_match_sidekick_py
 
 
 def test_exceptions_keep_the_hierarchy_under_tether_error() -> None:
@@ -61,11 +53,7 @@ def test_events_are_the_same_dataclasses() -> None:
     assert fields["GridClickEvent"] == ["instance_id", "type", "x", "y"]
     assert fields["ErrorEvent"] == ["instance_id", "type", "message"]
     assert issubclass(ui.ButtonClickEvent, ui.BaseSidekickEvent)
-    if HAVE_SIDEKICK:
-        import sidekick
-
-        for cls, names in fields.items():
-            assert names == [f.name for f in dataclasses.fields(getattr(sidekick, cls))], cls
+    # the same fields as stock sidekick-py's dataclasses: test_signatures_match_sidekick_py
 
 
 # Describes a module's public API as JSON, run here for tether.ui and in the stock sidekick-py's
@@ -110,12 +98,8 @@ def describe(python: str, module: str) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
-@pytest.mark.skipif(
-    STOCK_PYTHON is None, reason="stock sidekick-py 0.0.7 not found: run bash tests/ui/setup.sh"
-)
-def test_signatures_match_sidekick_py() -> None:
-    assert STOCK_PYTHON is not None
-    theirs = describe(STOCK_PYTHON, "sidekick")
+def test_signatures_match_sidekick_py(stock_python: str) -> None:
+    theirs = describe(stock_python, "sidekick")
     ours = describe(sys.executable, "tether.ui")
     assert set(theirs["__all__"]) == set(SIDEKICK_ALL)
     assert set(SIDEKICK_ALL) <= set(ours["__all__"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from typing import Any
@@ -62,8 +63,9 @@ def test_a_frame_over_the_relay_limit_raises(tui: Any) -> None:
 
 
 def test_reconnects_without_clear_all_and_delivers_what_was_queued(
-    tui: Any, make_ui: Any, proxy: Any, session_id: str, relay: Any
+    tui: Any, make_ui: Any, proxy: Any, session_id: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="tether.ui")
     ui = make_ui()
     tui.set_url(f"{proxy.url}/?session={session_id}")
     label = tui.Label("one", instance_id="rc-lbl")
@@ -73,7 +75,14 @@ def test_reconnects_without_clear_all_and_delivers_what_was_queued(
     proxy.cut()
     ui.wait_for(is_("system", "announce", status="offline"), what="synthesized hero offline")
     label.text = "while down"  # queued, not dropped
-    time.sleep(0.5)  # a few failed attempts (backoff)
+
+    def failed_attempts() -> int:
+        return sum("cannot reach the tether relay" in r.getMessage() for r in caplog.records)
+
+    deadline = time.monotonic() + 10  # a few failed attempts (backoff) before the relay is back
+    while failed_attempts() < 2:
+        assert time.monotonic() < deadline, f"{failed_attempts()} failed attempts logged"
+        time.sleep(0.02)
     proxy.accept()
     ui.wait_for(lambda f: f.get("payload", {}).get("options", {}).get("text") == "while down")
     label.text = "after"
@@ -82,11 +91,11 @@ def test_reconnects_without_clear_all_and_delivers_what_was_queued(
     assert [f["type"] for f in frames if f["component"] == "global"] == ["clearAll"]  # once
     online = hero_announces(ui, "online")
     assert len(online) == 2 and online[0]["payload"]["peerId"] == online[1]["payload"]["peerId"]
-    if relay.kind.startswith("real"):  # its replay log restores a UI opened now
-        late = make_ui()
-        late.wait_for(lambda f: f.get("payload", {}).get("options", {}).get("text") == "after")
-        label_frames = [f for f in late.hero_frames() if f["component"] == "label"]
-        assert label_frames[0]["type"] == "spawn"  # (the log may fold the setTexts)
+    # The relay's replay log restores a UI opened now.
+    late = make_ui()
+    late.wait_for(lambda f: f.get("payload", {}).get("options", {}).get("text") == "after")
+    label_frames = [f for f in late.hero_frames() if f["component"] == "label"]
+    assert label_frames[0]["type"] == "spawn"  # (the log may fold the setTexts)
 
 
 def test_run_forever_raises_when_the_connection_is_gone_for_good(
@@ -163,10 +172,14 @@ def test_shutdown_announces_offline_and_run_forever_returns(tui: Any, make_ui: A
 
 async def test_the_asyncio_api(tui: Any, make_ui: Any) -> None:
     ui = make_ui()
-    tui.Label("async", instance_id="a-lbl")
+    label = tui.Label("async", instance_id="a-lbl")
     await tui.wait_for_connection_async(10)
     runner = asyncio.ensure_future(tui.run_forever_async())
-    await asyncio.sleep(0.1)
+    # The marker: a frame sent after run_forever_async started reaches the UI; it is still running.
+    label.text = "running"
+    await asyncio.to_thread(
+        ui.wait_for, lambda f: f.get("payload", {}).get("options", {}).get("text") == "running"
+    )
     assert not runner.done()
     tui.shutdown()
     await asyncio.wait_for(runner, 10)
@@ -174,22 +187,18 @@ async def test_the_asyncio_api(tui: Any, make_ui: Any) -> None:
 
 
 def test_a_script_without_run_forever_still_reaches_the_relay(
-    relay: Any, make_ui: Any, session_url: str, tmp_path: Any
+    make_ui: Any, session_url: str, tmp_path: Any
 ) -> None:
     script = tmp_path / "exit_script.py"
     script.write_text(
         "import sys\nfrom tether import ui\nui.set_url(sys.argv[1])\n"
         "ui.Label('drawn then exited', instance_id='exit-lbl')\n"
     )
-    if relay.kind.startswith("real"):  # no UI yet: the relay's replay log keeps it
-        done = run_script(script, session_url)
-        assert done.returncode == 0, done.stderr
-        assert "never delivered" not in done.stderr
-        ui = make_ui()
-    else:
-        ui = make_ui()
-        done = run_script(script, session_url)
-        assert done.returncode == 0, done.stderr
+    # No UI yet: the relay's replay log keeps it.
+    done = run_script(script, session_url)
+    assert done.returncode == 0, done.stderr
+    assert "never delivered" not in done.stderr
+    ui = make_ui()
     ui.wait_for(is_("label", "spawn", target="exit-lbl"))
     # Nothing reachable: the loss is reported, not silent.
     done = run_script(script, f"ws://127.0.0.1:{free_port()}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from typing import Any
 
 from .conftest import is_
@@ -28,7 +27,12 @@ class Calls:
 
 
 def test_every_event_reaches_its_callback(tui: Any, make_ui: Any) -> None:
+    # One callback thread: callbacks run in the order their frames came, so the marker's running
+    # means every earlier frame was handled (or ignored).
+    tui.configure(callback_workers=1)
     calls = Calls()
+    end = threading.Event()
+    tui.Button("end", instance_id="e-end", on_click=lambda _e: end.set())
     btn = tui.Button("b", instance_id="e-btn", on_click=calls.add)
     tb = tui.Textbox(instance_id="e-tb", on_submit=calls.add)
     con = tui.Console(show_input=True, instance_id="e-con")
@@ -53,8 +57,9 @@ def test_every_event_reaches_its_callback(tui: Any, make_ui: Any) -> None:
     ui.event("canvas", "e-cv", {"event": "click", "x": 4, "y": 5})
     ui.event("button", "e-btn", {"message": "bad"}, kind="error")
     ui.event("button", "nobody", {"event": "click"})  # unknown src: ignored
+    ui.event("button", "e-end", {"event": "click"})  # the marker: after all of the above
     got = calls.wait(6)
-    time.sleep(0.2)
+    assert end.wait(10)
     events = sorted((repr(e) for e, _ in calls.items))
     assert events == sorted(
         [
@@ -154,6 +159,7 @@ def test_global_handler_sees_every_frame_in_order(tui: Any, make_ui: Any) -> Non
 
 
 def test_removed_component_gets_no_more_events(tui: Any, make_ui: Any) -> None:
+    tui.configure(callback_workers=1)  # callbacks in frame order: the second click is the marker
     calls = Calls()
     btn = tui.Button("b", instance_id="r-btn", on_click=calls.add)
     other = tui.Button("o", instance_id="r-other", on_click=calls.add)
@@ -164,6 +170,5 @@ def test_removed_component_gets_no_more_events(tui: Any, make_ui: Any) -> None:
     ui.event("button", "r-btn", {"event": "click"})
     ui.event("button", "r-other", {"event": "click"})
     got = calls.wait(1)
-    time.sleep(0.2)
     assert [e.instance_id for e, _ in calls.items] == ["r-other"]
     assert got and other.instance_id == "r-other"

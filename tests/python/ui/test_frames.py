@@ -11,11 +11,10 @@ from typing import Any
 
 import pytest
 
-from .conftest import HERE, STOCK_PYTHON, FakeUI, is_, run_script
+from .conftest import HERE, FakeUI, is_, run_script
 
 TRACE = HERE.parents[1] / "fixtures" / "ui" / "sidekick-trace-0.0.7.jsonl"
 
-HAVE_SIDEKICK = STOCK_PYTHON is not None
 NESTED_APPEND = {
     "id": 0,
     "component": "viz",
@@ -70,8 +69,8 @@ def hero_frames(ui: FakeUI) -> list[dict[str, Any]]:
     return [mask(f) for f in ui.hero_frames()]
 
 
-def run_hero(which: str, url: str, *extra: str) -> str:
-    python = STOCK_PYTHON if which == "sidekick" else None
+def run_hero(which: str, url: str, *extra: str, python: str | None = None) -> str:
+    """Runs hero_all.py with `which` client: tether.ui here, stock sidekick-py in `python`."""
     done = run_script(HERE / "hero_all.py", which, url, *extra, python=python)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
@@ -79,12 +78,11 @@ def run_hero(which: str, url: str, *extra: str) -> str:
 
 @pytest.mark.parametrize("which", ["tether", "sidekick"])
 def test_the_trace_script_sends_the_traced_frames(
-    which: str, make_ui: Any, session_url: str
+    which: str, make_ui: Any, session_url: str, request: pytest.FixtureRequest
 ) -> None:
-    if which == "sidekick" and not HAVE_SIDEKICK:
-        pytest.skip("stock sidekick-py 0.0.7 not found: run bash tests/ui/setup.sh")
+    python = request.getfixturevalue("stock_python") if which == "sidekick" else None
     ui = make_ui()
-    run_hero(which, session_url)
+    run_hero(which, session_url, python=python)
     ui.wait_for(is_("system", "announce", status="offline"), what="hero offline")
     sent = hero_frames(ui)
     expected = trace_frames()
@@ -100,18 +98,21 @@ def test_the_trace_script_sends_the_traced_frames(
     assert sent == expected
 
 
-@pytest.mark.skipif(
-    not HAVE_SIDEKICK, reason="stock sidekick-py 0.0.7 not found: run bash tests/ui/setup.sh"
-)
-def test_same_frames_and_events_as_stock_sidekick_py(relay: Any, session_id: str) -> None:
+def test_same_frames_and_events_as_stock_sidekick_py(
+    relay: Any, session_id: str, stock_python: str
+) -> None:
     runs = {}
     for which in ("sidekick", "tether"):
         url = f"{relay.url}/?session={session_id}-{which}"
         ui = FakeUI(url)
         out: dict[str, str] = {}
 
-        def hero_run(url: str = url, which: str = which, out: dict[str, str] = out) -> None:
-            out["stdout"] = run_hero(which, url, "--events")
+        python = stock_python if which == "sidekick" else None
+
+        def hero_run(
+            url: str = url, which: str = which, out: dict[str, str] = out, python: Any = python
+        ) -> None:
+            out["stdout"] = run_hero(which, url, "--events", python=python)
 
         hero = threading.Thread(target=hero_run)
         hero.start()

@@ -797,10 +797,8 @@ impl Runtime {
             return Err(PyTypeError::new_err("handler must be callable"));
         }
         let is_async = is_coroutine_function(handler.bind(py))?;
-        if is_async {
-            if let Ok(lp) = running_loop(py) {
-                self.state.remember_loop(&lp);
-            }
+        if is_async && let Ok(lp) = running_loop(py) {
+            self.state.remember_loop(&lp);
         }
         let op = self.register(py, name, handler, is_async)?;
         let value = HostValue::HostFunction {
@@ -832,10 +830,8 @@ impl Runtime {
                 .into_owned();
             let value = if v.is_callable() && !v.is_instance_of::<super::function::JsFunction>() {
                 let is_async = is_coroutine_function(&v)?;
-                if is_async {
-                    if let Ok(lp) = running_loop(py) {
-                        state.remember_loop(&lp);
-                    }
+                if is_async && let Ok(lp) = running_loop(py) {
+                    state.remember_loop(&lp);
                 }
                 let op = self.register(py, &key, v.clone().unbind(), is_async)?;
                 HostValue::HostFunction {

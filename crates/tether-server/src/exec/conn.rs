@@ -136,13 +136,14 @@ pub async fn run(
         if std::mem::take(&mut c.pending_term) {
             c.term_tree().await;
         }
-        if c.writable && (c.unflushed || !c.outbox.is_empty()) {
-            if let Some(woke) = c.write(&mut sink, &shutdown).await {
-                // Something happened while the client was slow to read: handle it, then write on
-                // (the session closes and bounds the rest with the flush grace if it must).
-                c.wake(woke, &mut fx, &out_buf, &err_buf);
-                continue;
-            }
+        if c.writable
+            && (c.unflushed || !c.outbox.is_empty())
+            && let Some(woke) = c.write(&mut sink, &shutdown).await
+        {
+            // Something happened while the client was slow to read: handle it, then write on
+            // (the session closes and bounds the rest with the flush grace if it must).
+            c.wake(woke, &mut fx, &out_buf, &err_buf);
+            continue;
         }
         if c.session.is_done() {
             break;
