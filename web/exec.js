@@ -40,6 +40,7 @@ import { resolveWsUrl } from './tether-client.js';
  * @property {number} [timeout_s]
  * @property {number} [timeout_secs]
  * @property {string} [stderr]
+ * @property {boolean} [token]   whether the upgrade needs a token (`token_env` in its table)
  */
 
 /**
@@ -432,8 +433,9 @@ class Run {
    * @param {Output} output
    * @param {(state: string, label: string, outcome?: Outcome) => void} onState
    * @param {() => void} onCount
+   * @param {string} [token]  sent as `?token=` (browsers cannot set `Authorization` on a WebSocket)
    */
-  constructor(ep, request, output, onState, onCount) {
+  constructor(ep, request, output, onState, onCount, token) {
     this.output = output;
     this.onState = onState;
     this.onCount = onCount;
@@ -449,10 +451,14 @@ class Run {
       this.stderrLines++;
       output.add({ kind: 'stderr', text: line });
     });
-    const url = resolveWsUrl(endpointPath(ep), '/ws/exec');
+    const url = new URL(resolveWsUrl(endpointPath(ep), '/ws/exec'));
+    if (token) url.searchParams.set('token', token);
+    this.needsToken = Boolean(ep.token);
+    this.opened = false;
     onState('connecting', 'connecting…');
     this.ws = new WebSocket(url);
     this.ws.addEventListener('open', () => {
+      this.opened = true;
       this.ws.send(JSON.stringify(request));
       onState('running', 'running…');
     });
@@ -494,6 +500,10 @@ class Run {
     // Everything received is on the page before the final status shows.
     this.output.flush();
     const outcome = describeClose(code, reason, this.stoppedByUser);
+    if (!this.opened && this.needsToken && !this.stoppedByUser) {
+      // The server answered the upgrade with 401; a browser only reports 1006.
+      outcome.label = 'refused: missing or wrong token';
+    }
     this.onCount();
     this.onState(outcome.state, outcome.label, outcome);
   }
@@ -625,6 +635,9 @@ function main() {
   const stdinSend = /** @type {HTMLButtonElement} */ (byId('stdin-send'));
   const stdinEof = /** @type {HTMLButtonElement} */ (byId('stdin-eof'));
   const output = new Output(byId('output'));
+  const tokenRow = byId('token-row');
+  const tokenInput = /** @type {HTMLInputElement} */ (byId('token'));
+  tokenInput.value = new URL(location.href).searchParams.get('token') ?? '';
   /** @type {Endpoint[]} */
   let endpoints = [];
   /** @type {Run | null} */
@@ -662,6 +675,7 @@ function main() {
     info.textContent = bits.join(' · ');
     for (const [name, spec] of Object.entries(ep.params ?? {})) params.append(paramControl(name, spec ?? {}));
     stdinForm.hidden = !ep.stdin;
+    tokenRow.hidden = !ep.token;
     const url = new URL(location.href);
     url.searchParams.set('endpoint', ep.name);
     history.replaceState(null, '', url);
@@ -702,7 +716,8 @@ function main() {
     output.clear();
     exit.hidden = true;
     delete exit.dataset.exit;
-    run = new Run(ep, readRequest(params, ep), output, setState, showCounts);
+    const token = ep.token ? tokenInput.value : undefined;
+    run = new Run(ep, readRequest(params, ep), output, setState, showCounts, token);
     showCounts();
   });
   params.addEventListener('keydown', (ev) => {

@@ -12,7 +12,9 @@
 //   5. a non-zero exit (1011 `exit 3`) and a spawn failure are shown as failures;
 //   6. stdin: lines typed in the page go to `cat`, EOF ends it;
 //   7. Stop: a running process (a shell with a `sleep` grandchild) is listed by the dashboard and
-//      `GET /exec/processes`; Stop closes the socket, both processes die and the lists empty.
+//      `GET /exec/processes`; Stop closes the socket, both processes die and the lists empty;
+//   8. an endpoint with `token_env`: the page shows a token field, filled from `/exec?token=`; a
+//      wrong token is refused (nothing runs, the page says why), the right one runs.
 //
 //   TETHER_BIN=/path/to/tether node --test tests/browser/exec.test.mjs
 import { after, before, describe, test } from 'node:test';
@@ -34,6 +36,8 @@ let plain;
 /** @type {import('./helpers.mjs').Server} test config: fake claude, sleepy, fail, cat, missing */
 let custom;
 const tmp = mkdtempSync(join(tmpdir(), 'tether-exec-test-'));
+
+const GUARD_TOKEN = 'page-token-0123456789';
 
 /** A TOML string literal. @param {string} s */
 const toml = (s) => JSON.stringify(s);
@@ -63,11 +67,17 @@ before(async () => {
       'stdin = true',
       '',
       '[[exec]]',
+      'name = "guarded"',
+      `argv = ["sh", "-c", ${toml(`echo guarded ran >> ${join(tmp, 'guarded-runs')}; echo guarded ran`)}]`,
+      'token_env = "TETHER_TEST_EXEC_TOKEN"',
+      '',
+      '[[exec]]',
       'name = "missing"',
       'argv = ["/nonexistent/tether-test-program"]',
       '',
     ].join('\n'),
   );
+  process.env.TETHER_TEST_EXEC_TOKEN = GUARD_TOKEN; // read by the server for `guarded`
   [plain, custom] = await Promise.all([startServer(), startServer(['--config', config])]);
   browser = await launchChromium();
 });
@@ -312,6 +322,33 @@ describe('/exec in chromium', () => {
     assert.deepEqual(await outputLines(page), ['first line', '{"json": "as text"}']);
     assertNoPageErrors(o);
     await o.context.close();
+  });
+
+  test('a token endpoint: the field comes from ?token=, a wrong token runs nothing, the right one runs', async () => {
+    const runs = join(tmp, 'guarded-runs');
+    const wrong = await openPage(browser, `${custom.httpUrl}/exec?endpoint=guarded&token=nope`, 'exec:guarded', WAIT_MS);
+    await wrong.page.waitForSelector('#run:not([disabled])');
+    assert.equal(await wrong.page.isVisible('#token'), true, 'the token field shows for token endpoints');
+    assert.equal(await wrong.page.inputValue('#token'), 'nope', 'filled in from ?token=');
+    await wrong.page.click('#run');
+    await wrong.page.waitForSelector('#status[data-state="error"]');
+    assert.equal(await wrong.page.textContent('#status'), 'refused: missing or wrong token');
+    assert.equal(existsSync(runs), false, 'nothing ran with a wrong token');
+    await wrong.context.close();
+
+    const right = await openExec(custom, 'guarded');
+    assert.equal(await right.page.inputValue('#token'), '', 'no token in the URL: the field is empty');
+    await right.page.fill('#token', GUARD_TOKEN);
+    await right.page.click('#run');
+    await right.page.waitForSelector('#status[data-state="done"]');
+    assert.deepEqual(await outputLines(right.page), ['guarded ran']);
+    assert.equal(readFileSync(runs, 'utf8'), 'guarded ran\n');
+    assertNoPageErrors(right);
+    await right.context.close();
+
+    const other = await openExec(custom, 'cat');
+    assert.equal(await other.page.isVisible('#token'), false, 'no token field for endpoints without one');
+    await other.context.close();
   });
 
   test('Stop kills the process and its child; the dashboard lists it, then not', async () => {
