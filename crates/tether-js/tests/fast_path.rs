@@ -2,9 +2,12 @@
 //! QuickJS's stack limit): timers, promises, host ops, re-entry, limits and termination still
 //! behave as through the runtime's thread.
 
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::signal;
 
 use tether_js::{Config, HostValue, JsError, Op, Runtime};
 
@@ -27,48 +30,11 @@ fn big_stack(f: impl FnOnce() + Send + 'static) {
 fn thread_probe(rt: &Runtime, name: &str) -> Arc<Mutex<Option<ThreadId>>> {
     let seen: Arc<Mutex<Option<ThreadId>>> = Arc::default();
     let s = seen.clone();
-    let op = rt
-        .register_op(
-            name,
-            Op::Sync(Arc::new(move |_| {
-                *s.lock().expect("lock") = Some(std::thread::current().id());
-                Ok(HostValue::Null)
-            })),
-        )
-        .expect("op");
-    rt.set_global(
-        name,
-        HostValue::HostFunction {
-            op,
-            name: name.into(),
-        },
-    )
-    .expect("global");
+    common::global_op(rt, name, move |_| {
+        *s.lock().expect("lock") = Some(std::thread::current().id());
+        Ok(HostValue::Null)
+    });
     seen
-}
-
-/// Registers a sync op (as global `name`) that sends on the returned channel each time JS calls
-/// it: how a test learns that JS got somewhere without evaluating anything itself.
-fn signal(rt: &Runtime, name: &str) -> mpsc::Receiver<()> {
-    let (tx, rx) = mpsc::channel();
-    let op = rt
-        .register_op(
-            name,
-            Op::Sync(Arc::new(move |_| {
-                let _ = tx.send(());
-                Ok(HostValue::Null)
-            })),
-        )
-        .expect("op");
-    rt.set_global(
-        name,
-        HostValue::HostFunction {
-            op,
-            name: name.into(),
-        },
-    )
-    .expect("global");
-    rx
 }
 
 #[test]

@@ -1,8 +1,11 @@
 //! Behaviour of `tether_js::Runtime` from Rust: eval, promises, timers, host ops, modules,
 //! snapshots, limits and termination.
 
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::signal;
 
 use tether_js::{Config, HostValue, JsError, Op, Runtime, SnapshotBuilder};
 
@@ -12,30 +15,6 @@ fn rt() -> Runtime {
 
 fn num(v: f64) -> HostValue {
     HostValue::Number(v)
-}
-
-/// Registers a sync op (as global `name`) that sends on the returned channel each time JS calls
-/// it: how a test learns that JS got somewhere without evaluating anything itself.
-fn signal(rt: &Runtime, name: &str) -> mpsc::Receiver<()> {
-    let (tx, rx) = mpsc::channel();
-    let op = rt
-        .register_op(
-            name,
-            Op::Sync(Arc::new(move |_| {
-                let _ = tx.send(());
-                Ok(HostValue::Null)
-            })),
-        )
-        .expect("op");
-    rt.set_global(
-        name,
-        HostValue::HostFunction {
-            op,
-            name: name.into(),
-        },
-    )
-    .expect("global");
-    rx
 }
 
 #[test]
