@@ -17,6 +17,10 @@ pub enum Outgoing {
     Text(Box<Utf8Bytes>),
     /// A push shared by all its recipients.
     Push(Arc<EncodedPush>),
+    /// A room's presence batch shared by all its recipients, from this event on (a member that
+    /// joined while it gathered gets only the events after its join). The writer expands it into
+    /// the same lines / frames the events make one by one.
+    Batch(Arc<EncodedBatch>, u32),
     /// Close after writing what came before; WebSocket close frame if given.
     Close(Option<Box<CloseFrame>>),
 }
@@ -56,6 +60,66 @@ impl EncodedPush {
     pub fn text(&self) -> &Utf8Bytes {
         self.text
             .get_or_init(|| utf8(json::encode_push(&self.push)))
+    }
+}
+
+/// A room's presence events (joins and leaves, in order) handed to every member as one queue
+/// item; each event is encoded once per door, the TCP lines once as one block.
+pub struct EncodedBatch {
+    pushes: Box<[Arc<EncodedPush>]>,
+    /// The lines of all events, and where each one starts.
+    lines: OnceLock<(Bytes, Box<[usize]>)>,
+}
+
+impl EncodedBatch {
+    /// Wraps the events; nothing is encoded yet.
+    pub fn new(pushes: Vec<Push>) -> EncodedBatch {
+        EncodedBatch {
+            pushes: pushes
+                .into_iter()
+                .map(|p| Arc::new(EncodedPush::new(p)))
+                .collect(),
+            lines: OnceLock::new(),
+        }
+    }
+
+    /// How many events it holds.
+    pub fn len(&self) -> usize {
+        self.pushes.len()
+    }
+
+    /// Whether it holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.pushes.is_empty()
+    }
+
+    /// The events from `from` on (for the REST mailbox, which keeps them one by one).
+    pub fn pushes(&self, from: u32) -> &[Arc<EncodedPush>] {
+        self.pushes.get(from as usize..).unwrap_or_default()
+    }
+
+    /// The TCP lines of the events from `from` on, as one block.
+    pub fn lines(&self, from: u32) -> Bytes {
+        let (block, starts) = self.lines.get_or_init(|| {
+            let mut block = bytes::BytesMut::new();
+            let mut starts = Vec::with_capacity(self.pushes.len());
+            for p in self.pushes.iter() {
+                starts.push(block.len());
+                if let Some(line) = line::encode_push(p.push()) {
+                    block.extend_from_slice(&line);
+                }
+            }
+            (block.freeze(), starts.into_boxed_slice())
+        });
+        match starts.get(from as usize) {
+            Some(&at) => block.slice(at..),
+            None => Bytes::new(),
+        }
+    }
+
+    /// The WebSocket text frames of the events from `from` on.
+    pub fn texts(&self, from: u32) -> impl Iterator<Item = &Utf8Bytes> {
+        self.pushes(from).iter().map(|p| p.text())
     }
 }
 

@@ -261,6 +261,7 @@ impl Server {
             None => (None, None),
         };
         let reaper = tokio::spawn(reap_rest_clients(state.clone()));
+        let presence = tokio::spawn(crate::state::presence_timer(state.clone()));
 
         let app =
             router_with(state.clone(), fallback).into_make_service_with_connect_info::<PeerAddr>();
@@ -307,6 +308,7 @@ impl Server {
             let _ = tokio::time::timeout(Duration::from_millis(200), task).await;
         }
         let _ = reaper.await;
+        let _ = presence.await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -111,6 +111,11 @@ async fn write_loop(
                 match item {
                     Outgoing::Text(t) => sink.feed(Message::Text(*t)).await?,
                     Outgoing::Push(p) => sink.feed(Message::Text(p.text().clone())).await?,
+                    Outgoing::Batch(b, from) => {
+                        for t in b.texts(from) {
+                            sink.feed(Message::Text(t.clone())).await?;
+                        }
+                    }
                     Outgoing::Line(_) => {}
                     Outgoing::Close(frame) => {
                         let frame = frame.map(|f| *f).unwrap_or_else(|| {
