@@ -5,7 +5,7 @@
 #   bench/fanout/join-storm.sh                       # the release build of this checkout
 #   TETHER=/path/to/other/tether bench/fanout/join-storm.sh   # e.g. a build of an older commit
 #
-# Knobs: SUBS=10000 PROTOS="ws tcp" REPS=1 CONCURRENCY=64 TIMEOUT_S=120
+# Knobs: SUBS=10000 PROTOS="ws ws-batch tcp" (ws-batch: /ws/rooms?presence=batch) REPS=1 CONCURRENCY=64 TIMEOUT_S=120
 #   SERVER_CPU=0 CLIENT_CPU=1 (taskset; skipped on 1 core)  CARGO_TARGET_DIR SKIP_BUILD=0
 # One JSON line per run on stdout (`join-storm --help` explains the fields).
 set -euo pipefail
@@ -14,7 +14,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/root/.cache/tether-target}
 SUBS=${SUBS:-10000}
-PROTOS=${PROTOS:-ws tcp}
+PROTOS=${PROTOS:-ws ws-batch tcp}
 REPS=${REPS:-1}
 CONCURRENCY=${CONCURRENCY:-64}
 TIMEOUT_S=${TIMEOUT_S:-120}
@@ -52,9 +52,10 @@ for rep in $(seq "$REPS"); do
     http=$(sed -n 's/^listening http //p' "$WORK/server.log")
     tcp=$(sed -n 's/^listening tcp //p' "$WORK/server.log")
     [ -n "$http" ] && [ -n "$tcp" ] || { cat "$WORK/server.log" >&2; exit 1; }
-    addr=$http
-    [ "$proto" = tcp ] && addr=$tcp
-    "${PIN_CLIENT[@]}" "$CLIENT" --proto "$proto" --addr "$addr" --http "$http" --subs "$SUBS" \
+    addr=$http flags=(--proto ws)
+    [ "$proto" = tcp ] && addr=$tcp flags=(--proto tcp)
+    [ "$proto" = ws-batch ] && flags=(--proto ws --batch)
+    "${PIN_CLIENT[@]}" "$CLIENT" "${flags[@]}" --addr "$addr" --http "$http" --subs "$SUBS" \
       --concurrency "$CONCURRENCY" --server-pid "$SERVER" --timeout-s "$TIMEOUT_S" \
       --label "rep$rep" || echo "{\"proto\":\"$proto\",\"label\":\"rep$rep\",\"failed\":true}"
     kill "$SERVER" 2>/dev/null || true

@@ -58,6 +58,10 @@ struct Args {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout_s: u64,
+    /// WebSocket: ask for `presence_batch` frames (`/ws/rooms?presence=batch`) instead of one
+    /// `join` frame per join.
+    #[arg(long)]
+    batch: bool,
     /// A label copied into the output.
     #[arg(long, default_value = "")]
     label: String,
@@ -113,7 +117,8 @@ async fn ws_sub(
     answered: &mut bool,
 ) -> Result<()> {
     let mut permit = Some(sem.acquire().await?);
-    let url = format!("ws://{}/ws/rooms", args.addr);
+    let query = if args.batch { "?presence=batch" } else { "" };
+    let url = format!("ws://{}/ws/rooms{query}", args.addr);
     let cfg = WebSocketConfig::default().read_buffer_size(64 * 1024);
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(cfg), true)
         .await
@@ -126,6 +131,10 @@ async fn ws_sub(
                 let b = t.as_bytes();
                 if b.starts_with(br#"{"type":"join""#) {
                     sh.join_pushes.fetch_add(1, Ordering::Relaxed);
+                    sh.progress.notify_one();
+                } else if b.starts_with(br#"{"type":"presence_batch""#) {
+                    let joins = b.windows(6).filter(|w| w == br#""join""#).count();
+                    sh.join_pushes.fetch_add(joins as u64, Ordering::Relaxed);
                     sh.progress.notify_one();
                 } else if !*answered && b.starts_with(br#"{"id""#) {
                     if !b.windows(9).any(|w| w == br#""ok":true"#) {
@@ -152,7 +161,9 @@ async fn tcp_sub(
     answered: &mut bool,
 ) -> Result<()> {
     let permit = sem.acquire().await?;
-    let mut s = TcpStream::connect(&args.addr).await.context("tcp connect")?;
+    let mut s = TcpStream::connect(&args.addr)
+        .await
+        .context("tcp connect")?;
     s.set_nodelay(true)?;
     s.write_all(format!("HELLO {}:{name}\n", args.room).as_bytes())
         .await?;
@@ -241,6 +252,7 @@ async fn run(args: Arc<Args>) -> Result<serde_json::Value> {
     Ok(serde_json::json!({
         "label": args.label,
         "proto": format!("{:?}", args.proto).to_lowercase(),
+        "batch": args.batch,
         "subs": args.subs,
         "joined": sh.joined.load(Ordering::Relaxed),
         "join_s": join_s.map(r2),

@@ -90,6 +90,9 @@ pub enum Output {
         to: Vec<(ConnId, usize)>,
         /// The events, oldest first.
         pushes: Vec<Push>,
+        /// The room's member count once these events happened (what every recipient's view of
+        /// the room adds up to after the batch).
+        count: usize,
     },
     /// Close this connection once what is queued for it is written.
     Close {
@@ -763,7 +766,9 @@ impl Hub {
             })
             .collect();
         if !to.is_empty() {
-            self.out.push_back(Output::DeliverBatch { to, pushes });
+            let count = r.members.len();
+            self.out
+                .push_back(Output::DeliverBatch { to, pushes, count });
         }
     }
 

@@ -17,7 +17,7 @@
 //! while let Some(out) = hub.poll_output() {
 //!     match out {
 //!         Output::Deliver { to, push } if to == [b] => to_b.extend(line::encode_push(&push)),
-//!         Output::DeliverBatch { to, pushes } if to == [(a, 0)] => {
+//!         Output::DeliverBatch { to, pushes, .. } if to == [(a, 0)] => {
 //!             to_a.extend(pushes.iter().filter_map(line::encode_push))
 //!         }
 //!         _ => {}

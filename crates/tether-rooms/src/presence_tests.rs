@@ -80,7 +80,7 @@ fn a_storm_of_joins_costs_each_member_one_item_per_tick() {
     w.advance(PRESENCE_TICK / 2);
     let mut batches = 0;
     while let Some(out) = w.hub.poll_output() {
-        let Output::DeliverBatch { to, pushes } = out else {
+        let Output::DeliverBatch { to, pushes, .. } = out else {
             panic!("only the batch is due: {out:?}");
         };
         batches += 1;
@@ -339,7 +339,7 @@ mod fuzz {
                         apply(c, &push)?;
                     }
                 }
-                Output::DeliverBatch { to, pushes } => {
+                Output::DeliverBatch { to, pushes, .. } => {
                     for (c, from) in to {
                         prop_assert!(from < pushes.len());
                         for p in &pushes[from..] {

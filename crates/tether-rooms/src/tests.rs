@@ -47,7 +47,7 @@ impl World {
                         }
                     }
                 }
-                Output::DeliverBatch { to, pushes } => {
+                Output::DeliverBatch { to, pushes, .. } => {
                     for (c, from) in to {
                         assert!(from < pushes.len(), "empty share of a batch for {c:?}");
                         for p in &pushes[from..] {

@@ -64,22 +64,37 @@ impl EncodedPush {
 }
 
 /// A room's presence events (joins and leaves, in order) handed to every member as one queue
-/// item; each event is encoded once per door, the TCP lines once as one block.
+/// item; each event is encoded once per door, the TCP lines once as one block, and the
+/// `presence_batch` frame once for every member that gets the whole batch.
 pub struct EncodedBatch {
     pushes: Box<[Arc<EncodedPush>]>,
+    /// The room's member count after the batch.
+    count: usize,
     /// The lines of all events, and where each one starts.
     lines: OnceLock<(Bytes, Box<[usize]>)>,
+    /// The `presence_batch` frame: its head, its comma-separated events and where each starts,
+    /// and the whole frame.
+    frame: OnceLock<BatchFrame>,
+}
+
+struct BatchFrame {
+    head: Bytes,
+    events: Bytes,
+    starts: Box<[usize]>,
+    whole: Utf8Bytes,
 }
 
 impl EncodedBatch {
-    /// Wraps the events; nothing is encoded yet.
-    pub fn new(pushes: Vec<Push>) -> EncodedBatch {
+    /// Wraps the events of one room and its member count after them; nothing is encoded yet.
+    pub fn new(pushes: Vec<Push>, count: usize) -> EncodedBatch {
         EncodedBatch {
             pushes: pushes
                 .into_iter()
                 .map(|p| Arc::new(EncodedPush::new(p)))
                 .collect(),
+            count,
             lines: OnceLock::new(),
+            frame: OnceLock::new(),
         }
     }
 
@@ -121,6 +136,48 @@ impl EncodedBatch {
     pub fn texts(&self, from: u32) -> impl Iterator<Item = &Utf8Bytes> {
         self.pushes(from).iter().map(|p| p.text())
     }
+
+    /// The events from `from` on as one `presence_batch` frame (for connections that asked for
+    /// batches). Members that get the whole batch share one frame.
+    pub fn batch_frame(&self, from: u32) -> Utf8Bytes {
+        let f = self.frame.get_or_init(|| {
+            let room = match self.pushes.first().map(|p| p.push()) {
+                Some(Push::Join { room, .. } | Push::Leave { room, .. }) => room.clone(),
+                _ => tether_rooms::name::main_room(),
+            };
+            let head = json::batch_head(&room, self.count);
+            let mut events = bytes::BytesMut::new();
+            let mut starts = Vec::with_capacity(self.pushes.len());
+            for (i, p) in self.pushes.iter().enumerate() {
+                if i > 0 {
+                    events.extend_from_slice(b",");
+                }
+                starts.push(events.len());
+                events.extend_from_slice(&json::batch_event(p.push()));
+            }
+            let events = events.freeze();
+            let whole = frame_of(&head, &events);
+            BatchFrame {
+                head,
+                events,
+                starts: starts.into_boxed_slice(),
+                whole,
+            }
+        });
+        match f.starts.get(from as usize) {
+            Some(0) => f.whole.clone(),
+            Some(&at) => frame_of(&f.head, &f.events[at..]),
+            None => frame_of(&f.head, b""),
+        }
+    }
+}
+
+fn frame_of(head: &[u8], events: &[u8]) -> Utf8Bytes {
+    let mut b = bytes::BytesMut::with_capacity(head.len() + events.len() + json::BATCH_TAIL.len());
+    b.extend_from_slice(head);
+    b.extend_from_slice(events);
+    b.extend_from_slice(json::BATCH_TAIL);
+    utf8(b.freeze())
 }
 
 /// Wraps JSON we produced (always UTF-8) as a WebSocket text payload.

@@ -414,8 +414,8 @@ impl Core {
                             }
                         }
                     }
-                    Output::DeliverBatch { to, pushes } => {
-                        let batch = Arc::new(EncodedBatch::new(pushes));
+                    Output::DeliverBatch { to, pushes, count } => {
+                        let batch = Arc::new(EncodedBatch::new(pushes, count));
                         let len = batch.len();
                         for (conn, from) in to {
                             // The hub keeps `from` below the batch size, itself at most

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::response::Response;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use tether_rooms::{CloseReason, Door, ErrorCode, HubError, json};
 use tokio::sync::mpsc;
@@ -17,17 +18,41 @@ use crate::state::{AppState, ws_reply};
 /// Largest accepted frame; a bigger one closes the connection with 1009.
 pub const MAX_FRAME: usize = 64 * 1024;
 
+/// The query of `/ws/rooms`.
+#[derive(serde::Deserialize)]
+pub struct RoomsQuery {
+    /// `batch`: a room's joins and leaves of one tick arrive as one `presence_batch` frame;
+    /// `events` (the default): as one `join` / `leave` frame each.
+    presence: Option<String>,
+}
+
 /// Upgrades with small buffers: 4 KiB to read (tungstenite allocates 128 KiB by default) and a
 /// 2 KiB write threshold, since tungstenite keeps its write buffer at the largest batch it sent.
-pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    Query(query): Query<RoomsQuery>,
+    State(state): State<Arc<AppState>>,
+) -> Response {
+    let batches = match query.presence.as_deref() {
+        None | Some("events") => false,
+        Some("batch") => true,
+        Some(_) => {
+            let msg = "presence must be 'events' (one frame per join/leave) or 'batch'";
+            return (StatusCode::BAD_REQUEST, msg).into_response();
+        }
+    };
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(2 * 1024)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| state.tracker.track_future(run(state.clone(), socket)))
+        .on_upgrade(move |socket| {
+            state
+                .tracker
+                .track_future(run(state.clone(), socket, batches))
+        })
 }
 
-async fn run(state: Arc<AppState>, socket: WebSocket) {
+async fn run(state: Arc<AppState>, socket: WebSocket, batches: bool) {
     if state.shutdown.is_cancelled() {
         return;
     }
@@ -38,6 +63,7 @@ async fn run(state: Arc<AppState>, socket: WebSocket) {
         conn.rx,
         conn.done.clone(),
         state.shutdown.clone(),
+        batches,
     ));
     loop {
         let msg = tokio::select! {
@@ -103,6 +129,7 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Outgoing>,
     done: CancellationToken,
     shutdown: CancellationToken,
+    batches: bool,
 ) {
     let work = async {
         while let Some(first) = rx.recv().await {
@@ -111,6 +138,9 @@ async fn write_loop(
                 match item {
                     Outgoing::Text(t) => sink.feed(Message::Text(*t)).await?,
                     Outgoing::Push(p) => sink.feed(Message::Text(p.text().clone())).await?,
+                    Outgoing::Batch(b, from) if batches => {
+                        sink.feed(Message::Text(b.batch_frame(from))).await?
+                    }
                     Outgoing::Batch(b, from) => {
                         for t in b.texts(from) {
                             sink.feed(Message::Text(t.clone())).await?;
