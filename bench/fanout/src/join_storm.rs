@@ -71,6 +71,8 @@ struct Args {
 struct Shared {
     joined: AtomicUsize,
     join_pushes: AtomicU64,
+    /// Frames that carried join pushes (one per push, or one per `presence_batch`).
+    join_frames: AtomicU64,
     disconnects: AtomicUsize,
     errors: AtomicUsize,
     progress: Notify,
@@ -131,10 +133,12 @@ async fn ws_sub(
                 let b = t.as_bytes();
                 if b.starts_with(br#"{"type":"join""#) {
                     sh.join_pushes.fetch_add(1, Ordering::Relaxed);
+                    sh.join_frames.fetch_add(1, Ordering::Relaxed);
                     sh.progress.notify_one();
                 } else if b.starts_with(br#"{"type":"presence_batch""#) {
                     let joins = b.windows(6).filter(|w| w == br#""join""#).count();
                     sh.join_pushes.fetch_add(joins as u64, Ordering::Relaxed);
+                    sh.join_frames.fetch_add(1, Ordering::Relaxed);
                     sh.progress.notify_one();
                 } else if !*answered && b.starts_with(br#"{"id""#) {
                     if !b.windows(9).any(|w| w == br#""ok":true"#) {
@@ -259,6 +263,7 @@ async fn run(args: Arc<Args>) -> Result<serde_json::Value> {
         "settled_s": settled_s.map(r2),
         "join_pushes": sh.join_pushes.load(Ordering::Relaxed),
         "join_pushes_expected": want_pushes,
+        "join_frames": sh.join_frames.load(Ordering::Relaxed),
         "errors": sh.errors.load(Ordering::Relaxed),
         "disconnects": sh.disconnects.load(Ordering::Relaxed),
         "first_error": sh.first_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),

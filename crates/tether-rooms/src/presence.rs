@@ -12,9 +12,11 @@ use crate::event::Push;
 /// items a second per member: the default queue of 1,024 items then lasts 20 s of storm.
 pub const PRESENCE_TICK: Duration = Duration::from_millis(20);
 
-/// Most events one batch holds; a full batch goes out before the tick. Bounds the size of one
-/// queue item (a batch is shared by all members, but each member's writer expands all of it).
-pub const PRESENCE_BATCH_MAX: usize = 1024;
+/// Most events one batch holds; a full batch goes out before the tick. Bounds one queue item
+/// (a few hundred bytes per event with the longest names, about 150 KiB a batch), so a member's
+/// queue stays bounded in bytes, not only in items, while 256 still covers 12,800 events a second
+/// per room in one batch per tick.
+pub const PRESENCE_BATCH_MAX: usize = 256;
 
 /// What the hub must do after an event was recorded.
 #[derive(Debug, PartialEq, Eq)]

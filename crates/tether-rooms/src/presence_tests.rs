@@ -63,8 +63,8 @@ fn a_storm_of_joins_costs_each_member_one_item_per_tick() {
     let first = hello(&mut w, "main", "m000");
     w.ready();
     let mut conns = vec![first];
-    // 300 joins within one tick: the first goes out at once, the rest gather.
-    for i in 1..300 {
+    // 200 joins within one tick: the first goes out at once, the rest gather.
+    for i in 1..200 {
         conns.push(hello(&mut w, "main", &format!("m{i:03}")));
     }
     let due = w.hub.poll_timeout().expect("the storm waits for the tick");
@@ -84,9 +84,9 @@ fn a_storm_of_joins_costs_each_member_one_item_per_tick() {
             panic!("only the batch is due: {out:?}");
         };
         batches += 1;
-        assert_eq!(pushes.len(), 298, "joins of m002..m299");
+        assert_eq!(pushes.len(), 198, "joins of m002..m199");
         // m000 and m001 were in before the batch; m(i) sees the joins after its own.
-        assert_eq!(to.len(), 299, "all but m299, whose own join is the last");
+        assert_eq!(to.len(), 199, "all but m199, whose own join is the last");
         for (k, (c, from)) in to.iter().enumerate() {
             assert_eq!((*c, *from), (conns[k], k.saturating_sub(1)));
         }
@@ -424,4 +424,66 @@ mod fuzz {
             })
             .unwrap();
     }
+}
+
+#[test]
+fn a_presence_batch_frame_lists_the_events_without_their_room() {
+    let (room, bob, eve) = (
+        Name::parse("main").unwrap(),
+        Name::parse("bob").unwrap(),
+        Name::parse("eve").unwrap(),
+    );
+    let events = [
+        Push::Join {
+            room: room.clone(),
+            client: bob.clone(),
+        },
+        Push::Leave {
+            room: room.clone(),
+            client: eve,
+        },
+    ];
+    let frame: serde_json::Value =
+        serde_json::from_slice(&json::encode_presence_batch(&room, 7, &events)).unwrap();
+    assert_eq!(
+        frame,
+        serde_json::json!({"type": "presence_batch", "room": "main", "count": 7, "events": [
+            {"type": "join", "client": "bob"}, {"type": "leave", "client": "eve"}]})
+    );
+    // The head / events / tail split the frame is built from (for suffixes) is the same frame.
+    let mut pieces = json::batch_head(&room, 7).to_vec();
+    pieces.extend_from_slice(&json::batch_event(&events[0]));
+    pieces.extend_from_slice(b",");
+    pieces.extend_from_slice(&json::batch_event(&events[1]));
+    pieces.extend_from_slice(json::BATCH_TAIL);
+    assert_eq!(
+        pieces,
+        json::encode_presence_batch(&room, 7, &events).to_vec()
+    );
+    // Each event is the single push's object minus its room.
+    let mut single = json::push_value(&events[0]);
+    single.as_object_mut().unwrap().shift_remove("room");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&json::batch_event(&events[0])).unwrap(),
+        single
+    );
+}
+
+#[test]
+fn batches_carry_the_room_count_after_them() {
+    let mut w = world(100);
+    hello(&mut w, "main", "alice");
+    hello(&mut w, "main", "bob");
+    w.ready();
+    let c = hello(&mut w, "main", "carol");
+    hello(&mut w, "main", "dave");
+    w.run(c, "QUIT main:carol");
+    w.drain_ticks();
+    let mut counts = Vec::new();
+    while let Some(out) = w.hub.poll_output() {
+        if let Output::DeliverBatch { pushes, count, .. } = out {
+            counts.push((pushes.len(), count));
+        }
+    }
+    assert_eq!(counts, [(3, 3)]);
 }

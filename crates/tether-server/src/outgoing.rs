@@ -184,3 +184,67 @@ fn frame_of(head: &[u8], events: &[u8]) -> Utf8Bytes {
 pub fn utf8(bytes: Bytes) -> Utf8Bytes {
     Utf8Bytes::try_from(bytes).unwrap_or_else(|_| Utf8Bytes::from_static("{}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tether_rooms::Name;
+
+    fn events() -> Vec<Push> {
+        let room = Name::parse("r1").unwrap();
+        ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let client = Name::parse(c).unwrap();
+                let room = room.clone();
+                if i == 1 {
+                    Push::Leave { room, client }
+                } else {
+                    Push::Join { room, client }
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_share_of_a_batch_encodes_like_its_events_one_by_one() {
+        let pushes = events();
+        let batch = EncodedBatch::new(pushes.clone(), 5);
+        assert_eq!(std::mem::size_of::<Outgoing>(), 16);
+        for from in 0..pushes.len() {
+            let tail = &pushes[from..];
+            let lines: Vec<u8> = tail
+                .iter()
+                .flat_map(|p| line::encode_push(p).unwrap().to_vec())
+                .collect();
+            assert_eq!(
+                batch.lines(from as u32).to_vec(),
+                lines,
+                "lines from {from}"
+            );
+            let texts: Vec<&str> = batch.texts(from as u32).map(|t| t.as_str()).collect();
+            let want: Vec<String> = tail
+                .iter()
+                .map(|p| String::from_utf8(json::encode_push(p).to_vec()).unwrap())
+                .collect();
+            assert_eq!(texts, want, "frames from {from}");
+            let room = Name::parse("r1").unwrap();
+            assert_eq!(
+                batch.batch_frame(from as u32).as_bytes(),
+                &json::encode_presence_batch(&room, 5, tail)[..],
+                "batch frame from {from}"
+            );
+            assert_eq!(batch.pushes(from as u32).len(), tail.len());
+        }
+        assert_eq!(
+            batch.lines(0).as_ref(),
+            b"JOINED r1:a\nLEFT r1:b\nJOINED r1:c\n"
+        );
+        // The whole-batch frame is encoded once and shared.
+        assert_eq!(
+            batch.batch_frame(0).as_bytes().as_ptr(),
+            batch.batch_frame(0).as_bytes().as_ptr()
+        );
+    }
+}

@@ -1,4 +1,4 @@
-//! Presence under load (docs/protocol/rooms.md §4.1): a room's joins and leaves are handed out in
+//! Presence under load (docs/protocol/rooms.md §10): a room's joins and leaves are handed out in
 //! one batch per tick, so a storm of joins or leaves in one big room costs every member one queue
 //! item per tick. Members that keep reading are never evicted with the default queue, and every
 //! door still shows each join and leave, in order, before any message of the client concerned.
@@ -398,10 +398,10 @@ async fn join_and_leave_storms_in_one_room_evict_no_reader() {
     // The join storm: 50 waves of 100 hellos, one wave every 20 ms (about a second in all).
     let t1 = Instant::now();
     let mut pace = tokio::time::interval(Duration::from_millis(20));
-    for wave in 0..STORM / 100 {
+    for (wave, group) in writers.chunks_mut(100).enumerate() {
         pace.tick().await;
-        for i in wave * 100..(wave + 1) * 100 {
-            writers[i].hello(&name_of(i)).await;
+        for (k, w) in group.iter_mut().enumerate() {
+            w.hello(&name_of(wave * 100 + k)).await;
         }
     }
     let sent = t1.elapsed();
@@ -740,4 +740,30 @@ async fn a_burst_reads_the_same_on_every_door() {
         "{} events in {wsb_frames} presence_batch frames",
         on_wsb.len()
     );
+}
+
+/// `?presence=` takes `events` (the default) or `batch`; anything else is refused before the
+/// upgrade, with the reason.
+#[tokio::test]
+async fn an_unknown_presence_mode_is_refused() {
+    let server = Server::start(&[]);
+    let url = format!("ws://{}/ws/rooms?presence=bunch", server.http);
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 400);
+            let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default());
+            assert!(body.contains("'batch'"), "{body}");
+        }
+        other => panic!("expected HTTP 400, got {other:?}"),
+    }
+    // The explicit default works like no query at all.
+    let mut ws = ws_open(server.http, "?presence=events").await;
+    ws.send(Message::text(
+        json!({"id": 1, "cmd": "hello", "room": "main", "client": "a"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let reply: Value =
+        serde_json::from_str(ws.next().await.unwrap().unwrap().to_text().unwrap()).unwrap();
+    assert_eq!(reply["ok"], true, "{reply}");
 }
