@@ -48,7 +48,10 @@ for rep in $(seq "$REPS"); do
     "${PIN_SERVER[@]}" "$TETHER" serve --http 127.0.0.1:0 --tcp 127.0.0.1:0 --relay off \
       --max-clients $((SUBS + 10)) --shutdown-grace 1 >"$WORK/server.log" 2>&1 &
     SERVER=$!
-    for _ in $(seq 100); do grep -q '^listening tcp' "$WORK/server.log" && break; sleep 0.1; done
+    for _ in $(seq 100); do
+      grep -q '^listening http' "$WORK/server.log" && grep -q '^listening tcp' "$WORK/server.log" && break
+      sleep 0.1
+    done
     http=$(sed -n 's/^listening http //p' "$WORK/server.log")
     tcp=$(sed -n 's/^listening tcp //p' "$WORK/server.log")
     [ -n "$http" ] && [ -n "$tcp" ] || { cat "$WORK/server.log" >&2; exit 1; }

@@ -540,13 +540,7 @@ impl Hub {
     ) -> Result<Reply, HubError> {
         let name = self.acting_client(conn, client)?;
         let text = self.check_text(text)?;
-        let r = self.member_room(&room, &name)?;
-        if !r.members.contains_key(&target) {
-            return Err(HubError::new(
-                ErrorCode::NoSuchClient,
-                format!("client '{target}' is not in room '{room}'"),
-            ));
-        }
+        self.member_room(&room, &name)?;
         // The target sees the joins and leaves that came before the message first.
         self.flush_presence(&room, now);
         let r = self.member_room(&room, &name)?;
