@@ -456,6 +456,7 @@ impl Hub {
                     client: name.clone(),
                 },
                 now,
+                r.members.len() + 1,
             )
         });
         r.members.insert(
@@ -724,6 +725,7 @@ impl Hub {
                 client: name.clone(),
             },
             now,
+            r.members.len(),
         );
         self.schedule_presence(room, next, now);
     }

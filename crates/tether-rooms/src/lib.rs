@@ -43,7 +43,9 @@ pub use error::{ErrorCode, HubError};
 pub use event::{MemberInfo, Push, Reply, RoomInfo};
 pub use hub::{CloseReason, ConnId, Door, Hub, Limits, Output, PRESENCE_LIMIT};
 pub use name::Name;
-pub use presence::{PRESENCE_BATCH_MAX, PRESENCE_TICK};
+pub use presence::{
+    PRESENCE_BATCH_MAX, PRESENCE_TICK, PRESENCE_TICK_MAX, PRESENCE_TICK_PER_MEMBER, presence_tick,
+};
 pub use status::Status;
 
 #[cfg(test)]

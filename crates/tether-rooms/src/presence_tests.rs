@@ -487,3 +487,19 @@ fn batches_carry_the_room_count_after_them() {
     }
     assert_eq!(counts, [(3, 3)]);
 }
+
+#[test]
+fn a_big_room_waits_longer_between_batches() {
+    let mut w = world(5000);
+    for i in 0..4000 {
+        hello(&mut w, "main", &format!("m{i:04}"));
+    }
+    w.drain();
+    w.advance(PRESENCE_TICK_MAX);
+    hello(&mut w, "main", "late1"); // at once: the room was quiet
+    assert_eq!(w.hub.poll_timeout(), None);
+    hello(&mut w, "main", "late2");
+    // 4,002 members: 80 ms rather than the 50 ms of a small room.
+    assert_eq!(presence_tick(4002), Duration::from_micros(80_040));
+    assert_eq!(w.hub.poll_timeout(), Some(w.now + presence_tick(4002)));
+}
