@@ -348,8 +348,8 @@ fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
         .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))
 }
 
-/// One router for REST, WebSocket, pages and metrics. Serving it without [`Server::serve`] needs
-/// [`crate::state::presence_timer`] running too, or rooms' presence batches wait for a message.
+/// One router for REST, WebSocket, pages and metrics. [`Server::serve`] also runs the presence
+/// timer (`state::presence_timer`); without it, busy rooms' presence batches wait for a message.
 pub fn router(state: Arc<AppState>) -> Router {
     router_with(state, None)
 }
