@@ -2,11 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::command::{Command, ListType, Register};
 use crate::error::{ErrorCode, HubError};
 use crate::event::{MemberInfo, Push, Reply, RoomInfo};
 use crate::name::{Name, main_room};
+use crate::presence::{Gather, Next};
 use crate::status::Status;
 
 /// Most members a join reply or a presence push lists; `count` gives the total. Large rooms
@@ -80,6 +82,18 @@ pub enum Output {
         /// What they receive.
         push: Push,
     },
+    /// Hand each recipient the presence events (`Join` / `Leave` of one room, in order) of
+    /// `pushes` from its own index on: a member that joined while the batch gathered gets only
+    /// the events after its own join. One batch per room per tick (see [`crate::presence`]).
+    DeliverBatch {
+        /// Recipients, each with the index of the first event it gets (always in range).
+        to: Vec<(ConnId, usize)>,
+        /// The events, oldest first.
+        pushes: Vec<Push>,
+        /// The room's member count once these events happened (what every recipient's view of
+        /// the room adds up to after the batch).
+        count: usize,
+    },
     /// Close this connection once what is queued for it is written.
     Close {
         /// The connection.
@@ -98,11 +112,15 @@ struct Member {
     status: Status,
     /// What RESUME restores.
     resume_to: Status,
+    /// Number of the first presence event of the room this membership sees.
+    since: u64,
 }
 
 #[derive(Default)]
 struct Room {
     members: BTreeMap<Name, Member>,
+    /// Join and leave events not handed out yet.
+    presence: Gather,
 }
 
 struct Client {
@@ -118,6 +136,8 @@ pub struct Hub {
     conns: HashMap<ConnId, Conn>,
     clients: HashMap<Name, Client>,
     rooms: BTreeMap<Name, Room>,
+    /// Rooms whose presence batch waits for its tick, by deadline.
+    due: BTreeSet<(Instant, Name)>,
     out: VecDeque<Output>,
 }
 
@@ -132,6 +152,7 @@ impl Hub {
             conns: HashMap::new(),
             clients: HashMap::new(),
             rooms,
+            due: BTreeSet::new(),
             out: VecDeque::new(),
         }
     }
@@ -213,7 +234,7 @@ impl Hub {
 
     /// The connection is gone: its client leaves every room (members get `Leave`) and its name is
     /// freed. Idempotent.
-    pub fn handle_close(&mut self, conn: ConnId, reason: CloseReason) {
+    pub fn handle_close(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
         let Some(mut c) = self.conns.remove(&conn) else {
             return;
         };
@@ -222,12 +243,17 @@ impl Hub {
             CloseReason::Failed => Status::Error,
         };
         if let Some(name) = c.client.take() {
-            self.unregister(&name);
+            self.unregister(&name, now);
         }
     }
 
-    /// Tells every connection the server is going away and asks the adapter to close them all.
-    pub fn shutdown(&mut self, reason: &str) {
+    /// Tells every connection the server is going away and asks the adapter to close them all
+    /// (after the presence batches still gathering).
+    pub fn shutdown(&mut self, reason: &str, now: Instant) {
+        let gathering: Vec<Name> = self.due.iter().map(|(_, room)| room.clone()).collect();
+        for room in &gathering {
+            self.flush_presence(room, now);
+        }
         let mut to: Vec<ConnId> = self.conns.keys().copied().collect();
         to.sort();
         for c in self.conns.values_mut() {
@@ -248,10 +274,33 @@ impl Hub {
         self.out.pop_front()
     }
 
+    /// When [`Hub::handle_timeout`] must next be called: the earliest presence batch waiting
+    /// for its tick. `None` while nothing waits.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.due.first().map(|(at, _)| *at)
+    }
+
+    /// Time passed: hands out every presence batch due by `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((at, room)) = self.due.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.flush_presence(&room, now);
+        }
+    }
+
     // ---- commands ----
 
-    /// Runs one command for `conn`. Pushes it causes are queued for [`Hub::poll_output`].
-    pub fn handle_command(&mut self, conn: ConnId, cmd: Command) -> Result<Reply, HubError> {
+    /// Runs one command for `conn` at `now`. Pushes it causes are queued for
+    /// [`Hub::poll_output`]; presence events may wait for their room's tick
+    /// ([`Hub::poll_timeout`]).
+    pub fn handle_command(
+        &mut self,
+        conn: ConnId,
+        cmd: Command,
+        now: Instant,
+    ) -> Result<Reply, HubError> {
         if !self.conns.contains_key(&conn) {
             return Err(HubError::new(
                 ErrorCode::NotRegistered,
@@ -259,19 +308,21 @@ impl Hub {
             ));
         }
         match cmd {
-            Command::Register { kind, room, client } => self.register(conn, kind, room, client),
-            Command::Send { room, client, text } => self.send(conn, room, client, text),
+            Command::Register { kind, room, client } => {
+                self.register(conn, kind, room, client, now)
+            }
+            Command::Send { room, client, text } => self.send(conn, room, client, text, now),
             Command::To {
                 room,
                 client,
                 target,
                 text,
-            } => self.direct(conn, room, client, target, text),
+            } => self.direct(conn, room, client, target, text, now),
             Command::List { kind, arg } => self.list(kind, arg),
             Command::Pause { room, client } => self.pause(conn, room, client, true),
             Command::Resume { room, client } => self.pause(conn, room, client, false),
-            Command::Leave { room, client } => self.leave(conn, room, client),
-            Command::Quit { client } => self.quit(conn, client),
+            Command::Leave { room, client } => self.leave(conn, room, client, now),
+            Command::Quit { client } => self.quit(conn, client, now),
         }
     }
 
@@ -292,7 +343,11 @@ impl Hub {
                 format!("room '{room}' still has {} members", r.members.len()),
             ));
         }
-        self.rooms.remove(room);
+        if let Some((name, r)) = self.rooms.remove_entry(room)
+            && let Some(at) = r.presence.due()
+        {
+            self.due.remove(&(at, name));
+        }
         Ok(())
     }
 
@@ -302,6 +357,7 @@ impl Hub {
         kind: Register,
         room: Name,
         client: Option<Name>,
+        now: Instant,
     ) -> Result<Reply, HubError> {
         let bound = self.conns.get(&conn).and_then(|c| c.client.clone());
         let name = match (&bound, client) {
@@ -391,13 +447,25 @@ impl Hub {
             }
         }
         let r = self.rooms.entry(room.clone()).or_default();
-        let others: Vec<ConnId> = r.members.values().map(|m| m.conn).collect();
+        // The others learn of the join in the room's next presence batch; the joiner's own
+        // membership sees only the events after it (the member list covers the rest).
+        let next = (!r.members.is_empty()).then(|| {
+            r.presence.record(
+                Push::Join {
+                    room: room.clone(),
+                    client: name.clone(),
+                },
+                now,
+                r.members.len() + 1,
+            )
+        });
         r.members.insert(
             name.clone(),
             Member {
                 conn,
                 status: Status::Connected,
                 resume_to: Status::Connected,
+                since: r.presence.next_number(),
             },
         );
         let (members, count) = (member_sample(r), r.members.len());
@@ -412,14 +480,8 @@ impl Hub {
                 count,
             },
         });
-        if !others.is_empty() {
-            self.out.push_back(Output::Deliver {
-                to: others,
-                push: Push::Join {
-                    room: room.clone(),
-                    client: name.clone(),
-                },
-            });
+        if let Some(next) = next {
+            self.schedule_presence(&room, next, now);
         }
         Ok(Reply::Registered {
             kind,
@@ -436,9 +498,13 @@ impl Hub {
         room: Name,
         client: Option<Name>,
         text: String,
+        now: Instant,
     ) -> Result<Reply, HubError> {
         let name = self.acting_client(conn, client)?;
         let text = self.check_text(text)?;
+        self.member_room(&room, &name)?;
+        // Members see the joins and leaves that came before the message first.
+        self.flush_presence(&room, now);
         let r = self.member_room(&room, &name)?;
         if let Some(m) = r.members.get_mut(&name) {
             m.status = Status::Active;
@@ -471,9 +537,13 @@ impl Hub {
         client: Option<Name>,
         target: Name,
         text: String,
+        now: Instant,
     ) -> Result<Reply, HubError> {
         let name = self.acting_client(conn, client)?;
         let text = self.check_text(text)?;
+        self.member_room(&room, &name)?;
+        // The target sees the joins and leaves that came before the message first.
+        self.flush_presence(&room, now);
         let r = self.member_room(&room, &name)?;
         let Some(t) = r.members.get(&target) else {
             return Err(HubError::new(
@@ -593,17 +663,28 @@ impl Hub {
         })
     }
 
-    fn leave(&mut self, conn: ConnId, room: Name, client: Option<Name>) -> Result<Reply, HubError> {
+    fn leave(
+        &mut self,
+        conn: ConnId,
+        room: Name,
+        client: Option<Name>,
+        now: Instant,
+    ) -> Result<Reply, HubError> {
         let name = self.acting_client(conn, client)?;
         self.member_room(&room, &name)?;
-        self.remove_member(&room, &name);
+        self.remove_member(&room, &name, now);
         if let Some(c) = self.clients.get_mut(&name) {
             c.rooms.remove(&room);
         }
         Ok(Reply::Left { room, client: name })
     }
 
-    fn quit(&mut self, conn: ConnId, client: Option<Name>) -> Result<Reply, HubError> {
+    fn quit(
+        &mut self,
+        conn: ConnId,
+        client: Option<Name>,
+        now: Instant,
+    ) -> Result<Reply, HubError> {
         let bound = self.conns.get(&conn).and_then(|c| c.client.clone());
         if let (Some(b), Some(given)) = (&bound, &client)
             && b != given
@@ -611,7 +692,7 @@ impl Hub {
             return Err(identity(b, given));
         }
         if let Some(name) = bound {
-            self.unregister(&name);
+            self.unregister(&name, now);
         }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.client = None;
@@ -623,30 +704,67 @@ impl Hub {
 
     // ---- helpers ----
 
-    fn unregister(&mut self, name: &Name) {
+    fn unregister(&mut self, name: &Name, now: Instant) {
         if let Some(c) = self.clients.remove(name) {
             for room in &c.rooms {
-                self.remove_member(room, name);
+                self.remove_member(room, name, now);
             }
         }
     }
 
-    fn remove_member(&mut self, room: &Name, name: &Name) {
+    fn remove_member(&mut self, room: &Name, name: &Name, now: Instant) {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
-        if r.members.remove(name).is_none() {
+        if r.members.remove(name).is_none() || r.members.is_empty() {
             return;
         }
-        let to: Vec<ConnId> = r.members.values().map(|m| m.conn).collect();
+        let next = r.presence.record(
+            Push::Leave {
+                room: room.clone(),
+                client: name.clone(),
+            },
+            now,
+            r.members.len(),
+        );
+        self.schedule_presence(room, next, now);
+    }
+
+    /// Acts on what recording a presence event in `room` asked for.
+    fn schedule_presence(&mut self, room: &Name, next: Next, now: Instant) {
+        match next {
+            Next::Now => self.flush_presence(room, now),
+            Next::At(at) => {
+                self.due.insert((at, room.clone()));
+            }
+            Next::Wait => {}
+        }
+    }
+
+    /// Hands out `room`'s gathered presence events now, as one batch.
+    fn flush_presence(&mut self, room: &Name, now: Instant) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if let Some(at) = r.presence.due() {
+            self.due.remove(&(at, room.clone()));
+        }
+        let Some((first, pushes)) = r.presence.take(now) else {
+            return;
+        };
+        let len = pushes.len();
+        let to: Vec<(ConnId, usize)> = r
+            .members
+            .values()
+            .filter_map(|m| {
+                let from = usize::try_from(m.since.saturating_sub(first)).unwrap_or(usize::MAX);
+                (from < len).then_some((m.conn, from))
+            })
+            .collect();
         if !to.is_empty() {
-            self.out.push_back(Output::Deliver {
-                to,
-                push: Push::Leave {
-                    room: room.clone(),
-                    client: name.clone(),
-                },
-            });
+            let count = r.members.len();
+            self.out
+                .push_back(Output::DeliverBatch { to, pushes, count });
         }
     }
 

@@ -233,3 +233,41 @@ pub fn push_value(push: &Push) -> Value {
 pub fn encode_push(push: &Push) -> Bytes {
     to_bytes(&push_value(push))
 }
+
+/// The start of a `presence_batch` frame (for connections that asked for batches), up to and
+/// including the `[` of its events: the events follow, separated by commas, then
+/// [`BATCH_TAIL`]. Split this way so that a member that joined mid-batch gets a frame built from
+/// the same encoded events.
+pub fn batch_head(room: &Name, count: usize) -> Bytes {
+    let room = serde_json::to_string(room.as_str()).unwrap_or_default();
+    Bytes::from(format!(
+        r#"{{"type":"presence_batch","room":{room},"count":{count},"events":["#
+    ))
+}
+
+/// The end of a `presence_batch` frame, after its events.
+pub const BATCH_TAIL: &[u8] = b"]}";
+
+/// One event of a `presence_batch` frame: the push's object without its `room` (the batch's),
+/// e.g. `{"type":"join","client":"bob"}`.
+pub fn batch_event(push: &Push) -> Bytes {
+    to_bytes(&match push {
+        Push::Join { client, .. } => json!({"type": "join", "client": client}),
+        Push::Leave { client, .. } => json!({"type": "leave", "client": client}),
+        other => push_value(other),
+    })
+}
+
+/// A whole `presence_batch` frame: `events` (joins and leaves of `room`, oldest first) and the
+/// room's member `count` after them.
+pub fn encode_presence_batch(room: &Name, count: usize, events: &[Push]) -> Bytes {
+    let mut b = bytes::BytesMut::from(&batch_head(room, count)[..]);
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            b.extend_from_slice(b",");
+        }
+        b.extend_from_slice(&batch_event(e));
+    }
+    b.extend_from_slice(BATCH_TAIL);
+    b.freeze()
+}

@@ -1,31 +1,42 @@
 //! Unit tests of the hub and codecs together, driven through the line protocol.
 
+use std::time::{Duration, Instant};
+
 use crate::line::{LineEvent, LineSplitter, encode_push, encode_reply, parse_line};
 use crate::*;
 
-struct World {
-    hub: Hub,
+pub(crate) struct World {
+    pub(crate) hub: Hub,
+    /// The hub's clock: moves only when a test says so (or when `drain` runs the due ticks).
+    pub(crate) now: Instant,
 }
 
 impl World {
-    fn new(limits: Limits) -> World {
+    pub(crate) fn new(limits: Limits) -> World {
         World {
             hub: Hub::new(limits),
+            now: Instant::now(),
         }
     }
 
     /// Runs a line and returns the reply text.
-    fn run(&mut self, conn: ConnId, text: &str) -> String {
+    pub(crate) fn run(&mut self, conn: ConnId, text: &str) -> String {
         let result = match parse_line(text) {
-            Ok(Some(cmd)) => self.hub.handle_command(conn, cmd),
+            Ok(Some(cmd)) => self.hub.handle_command(conn, cmd, self.now),
             Ok(None) => return String::new(),
             Err(e) => Err(e),
         };
         String::from_utf8(encode_reply(&result).to_vec()).unwrap()
     }
 
-    /// Drains deliveries and returns the lines each connection got, plus closes.
-    fn drain(&mut self) -> (Vec<(ConnId, String)>, Vec<ConnId>) {
+    /// Moves the clock on by `d` and runs the presence ticks due by then.
+    pub(crate) fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.hub.handle_timeout(self.now);
+    }
+
+    /// Drains what is ready now, without running any tick.
+    pub(crate) fn ready(&mut self) -> (Vec<(ConnId, String)>, Vec<ConnId>) {
         let (mut got, mut closed) = (Vec::new(), Vec::new());
         while let Some(out) = self.hub.poll_output() {
             match out {
@@ -36,14 +47,42 @@ impl World {
                         }
                     }
                 }
+                Output::DeliverBatch { to, pushes, .. } => {
+                    for (c, from) in to {
+                        assert!(from < pushes.len(), "empty share of a batch for {c:?}");
+                        for p in &pushes[from..] {
+                            let b = encode_push(p).unwrap();
+                            got.push((c, String::from_utf8(b.to_vec()).unwrap()));
+                        }
+                    }
+                }
                 Output::Close { conn } => closed.push(conn),
             }
         }
         (got, closed)
     }
+
+    /// Runs every pending presence tick (moving the clock to it), then drains deliveries and
+    /// returns the lines each connection got, plus closes.
+    pub(crate) fn drain(&mut self) -> (Vec<(ConnId, String)>, Vec<ConnId>) {
+        self.drain_ticks();
+        self.ready()
+    }
+
+    /// Moves the clock to each pending presence tick in turn and runs it; says how many ran.
+    pub(crate) fn drain_ticks(&mut self) -> usize {
+        let mut ticks = 0;
+        while let Some(at) = self.hub.poll_timeout() {
+            assert!(at > self.now, "a tick due by now was not run");
+            self.now = at;
+            self.hub.handle_timeout(self.now);
+            ticks += 1;
+        }
+        ticks
+    }
 }
 
-fn lines_for(got: &[(ConnId, String)], c: ConnId) -> Vec<&str> {
+pub(crate) fn lines_for(got: &[(ConnId, String)], c: ConnId) -> Vec<&str> {
     got.iter()
         .filter(|(to, _)| *to == c)
         .map(|(_, l)| l.trim_end())
@@ -155,12 +194,12 @@ fn max_clients_is_exact_and_never_drifts() {
         );
         let (_, closed) = w.drain();
         assert_eq!(closed, [c]);
-        w.hub.handle_close(c, CloseReason::Closed);
+        w.hub.handle_close(c, CloseReason::Closed, w.now);
         assert_eq!(w.hub.client_count(), 2);
         w.run(a, &format!("QUIT main:a{round}"));
-        w.hub.handle_close(a, CloseReason::Closed);
-        w.hub.handle_close(b, CloseReason::Failed);
-        w.hub.handle_close(b, CloseReason::Failed);
+        w.hub.handle_close(a, CloseReason::Closed, w.now);
+        w.hub.handle_close(b, CloseReason::Failed, w.now);
+        w.hub.handle_close(b, CloseReason::Failed, w.now);
         assert_eq!(w.hub.client_count(), 0);
         w.drain();
     }
@@ -250,7 +289,7 @@ fn rooms_stay_until_deleted_empty() {
         w.hub.delete_room("r1").unwrap_err().code,
         ErrorCode::RoomNotEmpty
     );
-    w.hub.handle_close(a, CloseReason::Closed);
+    w.hub.handle_close(a, CloseReason::Closed, w.now);
     assert_eq!(w.hub.room_count(), 2);
     w.hub.delete_room("r1").unwrap();
     assert_eq!(w.hub.room_count(), 1);
@@ -291,7 +330,7 @@ fn shutdown_says_bye_and_closes_everyone() {
     let (a, b) = (w.hub.connect(Door::Tcp), w.hub.connect(Door::Ws));
     w.run(a, "HELLO main:alice");
     w.drain();
-    w.hub.shutdown("server shutting down");
+    w.hub.shutdown("server shutting down", w.now);
     let (got, closed) = w.drain();
     assert_eq!(lines_for(&got, a), ["BYE server shutting down"]);
     assert_eq!(lines_for(&got, b), ["BYE server shutting down"]);
@@ -458,7 +497,7 @@ fn presence_lists_are_capped_with_the_total_count() {
     let late = w.hub.connect(Door::Ws);
     let reply = w
         .hub
-        .handle_command(late, parse_line("HELLO main:late").unwrap().unwrap())
+        .handle_command(late, parse_line("HELLO main:late").unwrap().unwrap(), w.now)
         .unwrap();
     let Reply::Registered { members, count, .. } = reply else {
         panic!("not a registration: {reply:?}");

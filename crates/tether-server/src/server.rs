@@ -302,6 +302,7 @@ impl Server {
         // As a subreaper (the binary): zombies of adopted exec descendants, until the sweep.
         let adopted_stop = CancellationToken::new();
         let adopted = tokio::spawn(exec::reap_adopted(adopted_stop.clone()));
+        let presence = tokio::spawn(crate::state::presence_timer(state.clone()));
 
         let http_gate = gate("http", limits.max_connections);
         let http_task = tokio::spawn(listen::serve_http(
@@ -336,6 +337,7 @@ impl Server {
             let _ = tokio::time::timeout(Duration::from_millis(200), task).await;
         }
         let _ = reaper.await;
+        let _ = presence.await;
         tracing::info!("stopped");
         Ok(())
     }
@@ -357,7 +359,8 @@ fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
         .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))
 }
 
-/// One router for REST, WebSocket, pages and metrics.
+/// One router for REST, WebSocket, pages and metrics. [`Server::serve`] also runs the presence
+/// timer (`state::presence_timer`); without it, busy rooms' presence batches wait for a message.
 pub fn router(state: Arc<AppState>) -> Router {
     router_with(state, None)
 }

@@ -182,6 +182,9 @@ impl<T: Send> Queue for mpsc::UnboundedReceiver<T> {
 pub enum Write {
     /// Feed this message.
     Frame(Message),
+    /// Feed these messages, in order (one queue item that stands for several frames, such as a
+    /// tick's presence batch).
+    Frames(Vec<Message>),
     /// Send this close frame after what came before, and stop.
     Close(CloseFrame),
     /// Nothing for this door.
@@ -207,6 +210,15 @@ pub enum Ended {
     Drained,
 }
 
+/// The bytes of a data message (0 for control frames).
+fn payload_len(m: &Message) -> usize {
+    match m {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) => b.len(),
+        _ => 0,
+    }
+}
+
 /// Writes the queue in batches (feeds every ready item, up to 256, then one flush) until a close
 /// item was sent or the queue ended. An error means the socket is gone (or already closed).
 pub async fn write_queue<Q, B>(
@@ -225,12 +237,14 @@ where
         while let Some(item) = next {
             match batch.write(item) {
                 Write::Frame(m) => {
-                    bytes += match &m {
-                        Message::Text(t) => t.len(),
-                        Message::Binary(b) => b.len(),
-                        _ => 0,
-                    };
+                    bytes += payload_len(&m);
                     sink.feed(m).await?;
+                }
+                Write::Frames(ms) => {
+                    for m in ms {
+                        bytes += payload_len(&m);
+                        sink.feed(m).await?;
+                    }
                 }
                 Write::Close(frame) => {
                     sink.send(Message::Close(Some(frame))).await?;

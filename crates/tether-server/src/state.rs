@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use metrics::{counter, gauge};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tether_rooms::{CloseReason, Command, ConnId, Door, Hub, HubError, Limits, Output, Reply};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::hooks::Hooks;
-use crate::outgoing::{EncodedPush, Outgoing};
+use crate::outgoing::{EncodedBatch, EncodedPush, Outgoing};
 
 /// Entries a REST client's mailbox keeps; older ones are dropped and counted.
 pub const MAILBOX_CAPACITY: usize = 1000;
@@ -49,6 +49,10 @@ pub struct Core {
     /// The rooms engine.
     pub hub: Hub,
     sinks: HashMap<ConnId, Sink>,
+    /// The hub deadline the presence timer sleeps towards.
+    armed: Option<Instant>,
+    /// Wakes the presence timer when the hub wants the time earlier than `armed`.
+    wake: Arc<Notify>,
 }
 
 /// Everything the adapters share.
@@ -72,6 +76,8 @@ pub struct AppState {
     pub hooks: Hooks,
     /// The exec endpoints and their running processes.
     pub exec: Arc<crate::exec::ExecHub>,
+    /// Wakes [`presence_timer`] when the hub's next deadline moved earlier.
+    presence_wake: Arc<Notify>,
 }
 
 /// The receiving end a socket adapter gets for a new connection.
@@ -105,13 +111,17 @@ impl AppState {
             config.exec_kill_grace,
             config.exec_close_grace,
         ));
+        let presence_wake = Arc::new(Notify::new());
         AppState {
             hooks,
             exec,
             core: Mutex::new(Core {
                 hub,
                 sinks: HashMap::new(),
+                armed: None,
+                wake: presence_wake.clone(),
             }),
+            presence_wake,
             config,
             tcp_addr,
             http_addr,
@@ -194,7 +204,7 @@ impl AppState {
         let door = core.hub.door_of(conn);
         let result = cmd.and_then(|cmd| {
             count_in(door, &cmd);
-            core.hub.handle_command(conn, cmd)
+            core.hub.handle_command(conn, cmd, Instant::now())
         });
         if let Err(e) = &result {
             counter!("tether_errors_total", "code" => e.code.as_str()).increment(1);
@@ -208,7 +218,7 @@ impl AppState {
     pub fn execute_rest(&self, conn: ConnId, cmd: Command) -> Result<Reply, HubError> {
         let mut core = self.lock();
         count_in(Some(Door::Rest), &cmd);
-        let result = core.hub.handle_command(conn, cmd);
+        let result = core.hub.handle_command(conn, cmd, Instant::now());
         if let Err(e) = &result {
             counter!("tether_errors_total", "code" => e.code.as_str()).increment(1);
         }
@@ -243,7 +253,7 @@ impl AppState {
     pub fn shutdown_all(&self) {
         self.shutdown.cancel();
         let mut core = self.lock();
-        core.hub.shutdown("server shutting down");
+        core.hub.shutdown("server shutting down", Instant::now());
         core.flush();
     }
 
@@ -305,6 +315,43 @@ impl AppState {
     }
 }
 
+impl Mailbox {
+    /// Keeps a push, dropping (and counting) the oldest when full.
+    fn push(&mut self, item: Arc<EncodedPush>) {
+        if self.items.len() >= MAILBOX_CAPACITY {
+            self.items.pop_front();
+            self.dropped += 1;
+            counter!("tether_dropped_total", "reason" => "mailbox").increment(1);
+        }
+        self.items.push_back(item);
+    }
+}
+
+/// Drives the hub's presence ticks: sleeps until [`Hub::poll_timeout`], then hands out the
+/// batches due ([`Hub::handle_timeout`]); woken early when a command sets an earlier deadline.
+/// Runs until shutdown (the hub hands out what still gathers with its `bye`).
+pub async fn presence_timer(state: Arc<AppState>) {
+    loop {
+        let next = {
+            let mut core = state.lock();
+            let next = core.hub.poll_timeout();
+            core.armed = next;
+            next
+        };
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = state.shutdown.cancelled() => break,
+            _ = state.presence_wake.notified() => {}
+            _ = sleep => state.mutate(|core| core.hub.handle_timeout(Instant::now())),
+        }
+    }
+}
+
 fn count_in(door: Option<Door>, cmd: &Command) {
     if matches!(cmd, Command::Send { .. } | Command::To { .. }) {
         let door = door.map_or("unknown", Door::as_str);
@@ -338,7 +385,7 @@ impl Core {
                 done.cancel();
             }
         }
-        self.hub.handle_close(conn, reason);
+        self.hub.handle_close(conn, reason, Instant::now());
     }
 
     /// Delivers everything the hub has queued. A stream whose queue is full is failed on the
@@ -361,14 +408,34 @@ impl Core {
                                     }
                                 }
                                 Some(Sink::Mailbox(m)) => {
-                                    if m.items.len() >= MAILBOX_CAPACITY {
-                                        m.items.pop_front();
-                                        m.dropped += 1;
-                                        counter!("tether_dropped_total", "reason" => "mailbox")
-                                            .increment(1);
-                                    }
-                                    m.items.push_back(enc.clone());
+                                    m.push(enc.clone());
                                     delivered += 1;
+                                }
+                                None => {}
+                            }
+                        }
+                    }
+                    Output::DeliverBatch { to, pushes, count } => {
+                        let batch = Arc::new(EncodedBatch::new(pushes, count));
+                        let len = batch.len();
+                        for (conn, from) in to {
+                            // The hub keeps `from` below the batch size, itself at most
+                            // PRESENCE_BATCH_MAX.
+                            let from32 = u32::try_from(from).unwrap_or(u32::MAX);
+                            let n = len.saturating_sub(from) as u64;
+                            match self.sinks.get_mut(&conn) {
+                                Some(Sink::Stream { tx, .. }) => {
+                                    match tx.try_send(Outgoing::Batch(batch.clone(), from32)) {
+                                        Ok(()) => delivered += n,
+                                        Err(mpsc::error::TrySendError::Full(_)) => slow.push(conn),
+                                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                                    }
+                                }
+                                Some(Sink::Mailbox(m)) => {
+                                    for p in batch.pushes(from32) {
+                                        m.push(p.clone());
+                                    }
+                                    delivered += n;
                                 }
                                 None => {}
                             }
@@ -398,6 +465,11 @@ impl Core {
         }
         if delivered > 0 {
             counter!("tether_messages_out_total").increment(delivered);
+        }
+        let next = self.hub.poll_timeout();
+        if next.is_some_and(|t| self.armed.is_none_or(|armed| t < armed)) {
+            self.armed = next;
+            self.wake.notify_one();
         }
         gauge!("tether_clients").set(self.hub.client_count() as f64);
         gauge!("tether_rooms").set(self.hub.room_count() as f64);

@@ -138,6 +138,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                             w.write_all(b).await?;
                         }
                     }
+                    Outgoing::Batch(b, from) => w.write_all(&b.lines(from)).await?,
                     Outgoing::Text(_) => {}
                     Outgoing::Close(_) => {
                         closing = true;

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::response::Response;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use tether_rooms::{CloseReason, Door, ErrorCode, HubError, json};
 use tokio::sync::mpsc;
@@ -26,14 +27,36 @@ const TUNING: Tuning = Tuning {
     max_message: MAX_FRAME,
 };
 
-/// Upgrades with [`TUNING`].
-pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
-    TUNING
-        .apply(ws)
-        .on_upgrade(move |socket| state.tracker.track_future(run(state.clone(), socket)))
+/// The query of `/ws/rooms`.
+#[derive(serde::Deserialize)]
+pub struct RoomsQuery {
+    /// `batch`: a room's joins and leaves of one tick arrive as one `presence_batch` frame;
+    /// `events` (the default): as one `join` / `leave` frame each.
+    presence: Option<String>,
 }
 
-async fn run(state: Arc<AppState>, socket: WebSocket) {
+/// Upgrades with [`TUNING`], after checking the presence mode.
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    Query(query): Query<RoomsQuery>,
+    State(state): State<Arc<AppState>>,
+) -> Response {
+    let batches = match query.presence.as_deref() {
+        None | Some("events") => false,
+        Some("batch") => true,
+        Some(_) => {
+            let msg = "presence must be 'events' (one frame per join/leave) or 'batch'";
+            return (StatusCode::BAD_REQUEST, msg).into_response();
+        }
+    };
+    TUNING.apply(ws).on_upgrade(move |socket| {
+        state
+            .tracker
+            .track_future(run(state.clone(), socket, batches))
+    })
+}
+
+async fn run(state: Arc<AppState>, socket: WebSocket, batches: bool) {
     if state.shutdown.is_cancelled() {
         return;
     }
@@ -44,6 +67,7 @@ async fn run(state: Arc<AppState>, socket: WebSocket) {
         conn.rx,
         conn.done.clone(),
         state.shutdown.clone(),
+        batches,
     ));
     loop {
         let read = tokio::select! {
@@ -90,8 +114,11 @@ async fn run(state: Arc<AppState>, socket: WebSocket) {
     let _ = writer.await;
 }
 
+/// How `/ws/rooms` writes its queue's items.
 struct Items<'a> {
     shutdown: &'a CancellationToken,
+    /// The client asked for `presence_batch` frames (`?presence=batch`).
+    batches: bool,
 }
 
 impl Batch for Items<'_> {
@@ -100,6 +127,12 @@ impl Batch for Items<'_> {
         match item {
             Outgoing::Text(t) => Write::Frame(Message::Text(*t)),
             Outgoing::Push(p) => Write::Frame(Message::Text(p.text().clone())),
+            Outgoing::Batch(b, from) if self.batches => {
+                Write::Frame(Message::Text(b.batch_frame(from)))
+            }
+            Outgoing::Batch(b, from) => {
+                Write::Frames(b.texts(from).map(|t| Message::Text(t.clone())).collect())
+            }
             Outgoing::Line(_) => Write::Skip,
             Outgoing::Close(frame) => Write::Close(frame.map(|f| *f).unwrap_or_else(|| {
                 if self.shutdown.is_cancelled() {
@@ -119,9 +152,11 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Outgoing>,
     done: CancellationToken,
     shutdown: CancellationToken,
+    batches: bool,
 ) {
     let mut items = Items {
         shutdown: &shutdown,
+        batches,
     };
     let ended = tokio::select! {
         biased;
