@@ -395,6 +395,10 @@ class ReconnectingSocket {
  * @property {number} [timeout] ms before a request is rejected with `TIMEOUT`; 0 for none (default 15000)
  * @property {number} [minDelay] first reconnect delay in ms (default 250)
  * @property {number} [maxDelay] reconnect delay cap in ms (default 10000)
+ * @property {'batch' | 'events'} [presence] how the server sends joins and leaves: `batch` (default)
+ *   asks for one `presence_batch` frame per room and tick (`?presence=batch`), which the client
+ *   hands to `join` / `leave` listeners one event at a time, as `events` would; a URL that already
+ *   says `presence=` keeps its choice
  */
 
 /**
@@ -434,8 +438,10 @@ export class RoomsClient extends Emitter {
     super();
     const WS = options.WebSocket ?? /** @type {WebSocketCtor | undefined} */ (globalThis.WebSocket);
     if (!WS) throw new TypeError('tether-client: no WebSocket implementation: pass options.WebSocket');
+    const u = new URL(resolveWsUrl(url, '/ws/rooms'));
+    if (!u.searchParams.has('presence')) u.searchParams.set('presence', options.presence ?? 'batch');
     /** @readonly */
-    this.url = resolveWsUrl(url, '/ws/rooms');
+    this.url = u.href;
     this._maxPending = options.maxPending ?? 256;
     this._timeout = options.timeout ?? 15000;
     this._socket = new ReconnectingSocket(
@@ -734,6 +740,17 @@ export class RoomsClient extends Emitter {
       case 'bye':
         this.emit(frame.type, /** @type {any} */ (frame));
         return;
+      case 'presence_batch': {
+        // One tick's joins and leaves of a room (rooms.md §10), handed out as the events were.
+        const room = String(frame.room);
+        const events = Array.isArray(frame.events) ? frame.events : [];
+        for (const e of events) {
+          if (e && (e.type === 'join' || e.type === 'leave') && typeof e.client === 'string') {
+            this.emit(e.type, { type: e.type, room, client: e.client });
+          }
+        }
+        return;
+      }
       default:
         this.emit('error', new TetherError(LocalErrors.BAD_REPLY, `unexpected frame: ${JSON.stringify(frame).slice(0, 200)}`, frame));
     }

@@ -257,6 +257,40 @@ describe('RoomsClient against the server', () => {
     rb.off();
   });
 
+  test('a burst of joins arrives as presence_batch frames, handed out as join events in order', async () => {
+    // Count what reaches the socket: the client asks for batches and expands them itself.
+    /** @type {string[]} */
+    const frames = [];
+    class Spy extends WebSocket {
+      /** @param {ConstructorParameters<typeof WebSocket>} args */
+      constructor(...args) {
+        super(...args);
+        this.on('message', (/** @type {Buffer} */ data) => frames.push(data.toString()));
+      }
+    }
+    const a = client(undefined, { WebSocket: /** @type {any} */ (Spy) });
+    assert.match(a.url, /[?&]presence=batch\b/, 'the client asks for batches');
+    const ra = record(a);
+    await a.hello('main', 'b_watcher');
+    await a.newRoom('burst');
+    const names = Array.from({ length: 30 }, (_, i) => `b_${String(i).padStart(2, '0')}`);
+    // One after the other (each join answered before the next), so the order is known; they all
+    // fall within a few ticks, so most come in batches.
+    for (const name of names) {
+      const c = client();
+      await c.hello('main', name);
+      await c.join('burst');
+    }
+    const joins = () => ra.of('join').filter((e) => e.room === 'burst');
+    await waitUntil(() => joins().length >= names.length, `${names.length} join events`);
+    assert.deepEqual(joins(), names.map((client) => ({ type: 'join', room: 'burst', client })));
+    const batches = frames.map((f) => JSON.parse(f)).filter((f) => f.type === 'presence_batch' && f.room === 'burst');
+    assert.ok(batches.length > 0, `at least one presence_batch frame (frames: ${frames.length})`);
+    assert.ok(batches.length < names.length, 'fewer batches than joins');
+    assert.equal(frames.map((f) => JSON.parse(f)).filter((f) => f.type === 'join').length, 0, 'no single join frames');
+    ra.off();
+  });
+
   test('reconnects with backoff and re-registers its rooms after the connection drops', async () => {
     const proxy = await startProxy(server.httpPort);
     proxies.push(proxy);
