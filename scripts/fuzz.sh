@@ -22,6 +22,12 @@ for spec in tether-rooms:line_parser:4096 tether-rooms:json_frame:4096 tether-re
   echo "fuzz: $crate/$target for ${secs}s"
   mkdir -p "corpus/$target"
   log=$(mktemp)
+  # The fuzz crates are outside the workspace: a changed engine API shows up here first.
+  if ! cargo fuzz build --sanitizer none "$target" >"$log" 2>&1; then
+    grep -E "^(error|warning)" -A12 "$log" | head -60
+    echo "fuzz: $crate/$target does not build (crates/$crate/fuzz/fuzz_targets/$target.rs)"
+    exit 1
+  fi
   if ! cargo fuzz run --sanitizer none "$target" "corpus/$target" "corpus-seed/$target" -- \
       -max_total_time="$secs" -max_len="$max_len" -print_final_stats=1 >"$log" 2>&1; then
     tail -40 "$log"

@@ -1,6 +1,9 @@
 //! Arbitrary bytes through the line splitter, the parser and the hub: no panic, every reply
-//! one `OK`/`ERROR` block, the splitter never holding more than one line.
+//! one `OK`/`ERROR` block, the splitter never holding more than one line. The hub's clock moves
+//! by a data-chosen step per line, so presence batches are gathered and handed out too.
 #![no_main]
+
+use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use tether_rooms::line::{LineEvent, LineSplitter, encode_reply, event_error, parse_line};
@@ -8,6 +11,7 @@ use tether_rooms::{Door, Hub, Limits};
 
 fuzz_target!(|data: &[u8]| {
     let mut hub = Hub::new(Limits::default());
+    let mut now = Instant::now();
     let conns = [hub.connect(Door::Tcp), hub.connect(Door::Tcp)];
     let mut splitter = LineSplitter::new(256);
     // Split the input in two chunks at a data-chosen point to exercise partial lines.
@@ -17,9 +21,13 @@ fuzz_target!(|data: &[u8]| {
     events.extend(splitter.push(&data[cut..]));
     events.extend(splitter.finish());
     for (i, ev) in events.into_iter().enumerate() {
+        now += Duration::from_millis(u64::from(data.get(i).copied().unwrap_or(0) % 64));
+        if hub.poll_timeout().is_some_and(|at| at <= now) {
+            hub.handle_timeout(now);
+        }
         let result = match &ev {
             LineEvent::Line(l) => match parse_line(l) {
-                Ok(Some(cmd)) => hub.handle_command(conns[i % 2], cmd),
+                Ok(Some(cmd)) => hub.handle_command(conns[i % 2], cmd, now),
                 Ok(None) => continue,
                 Err(e) => Err(e),
             },
@@ -28,6 +36,10 @@ fuzz_target!(|data: &[u8]| {
         let reply = encode_reply(&result);
         assert!(reply.starts_with(b"OK") || reply.starts_with(b"ERROR "));
         assert!(reply.ends_with(b"\n"));
-        while hub.poll_output().is_some() {}
+        while let Some(out) = hub.poll_output() {
+            if let tether_rooms::Output::DeliverBatch { to, pushes, .. } = out {
+                assert!(to.iter().all(|(_, from)| *from < pushes.len()));
+            }
+        }
     }
 });
