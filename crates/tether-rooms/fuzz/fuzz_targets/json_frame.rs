@@ -17,7 +17,9 @@ fuzz_target!(|data: &[u8]| {
             hub.handle_timeout(now);
         }
         let req = json::parse_frame(frame);
-        let result = req.command.and_then(|cmd| hub.handle_command(conn, cmd, now));
+        let result = req
+            .command
+            .and_then(|cmd| hub.handle_command(conn, cmd, now));
         let out = json::encode_reply(&req.id, &result);
         let v: serde_json::Value = serde_json::from_slice(&out).expect("replies are JSON");
         assert!(v.get("ok").is_some());
