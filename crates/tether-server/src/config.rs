@@ -15,8 +15,8 @@ use serde::Deserialize;
     about = "One server for live apps: chat/pub-sub rooms over TCP lines, WebSocket and REST.",
     long_about = "One server for live apps: chat/pub-sub rooms over TCP lines, WebSocket and REST.\n\n\
         Run `tether serve` to start with embedded defaults: HTTP (REST, WebSocket, pages, /metrics)\n\
-        on 127.0.0.1:8700 and [::1]:8700, the rooms TCP line protocol on 127.0.0.1:10010 and the UI relay for\n\
-        sidekick clients on localhost:5163 (127.0.0.1 and [::1]).\n\
+        on 127.0.0.1:8700 and [::1]:8700, the rooms TCP line protocol on 127.0.0.1:10010 and the\n\
+        UI relay for sidekick clients on localhost:5163 (127.0.0.1 and [::1]).\n\
         The wire contracts are in docs/protocol/."
 )]
 #[command(args_conflicts_with_subcommands = true, after_help = SERVE_HELP)]
@@ -46,10 +46,10 @@ const SERVE_HELP: &str = "Every option can also come from the environment (TETHE
     tls_key, shutdown_grace, relay_max_frame, relay_log_bytes, relay_queue_bytes, hook, hook_timeout,\n\
     hook_memory, exec_max_processes, exec_kill_grace, exec_close_grace, relay_total_queue_bytes,\n\
     relay_max_connections, relay_max_sessions, header_timeout, max_connections,\n\
-    max_connections_per_ip, allowed_origins, allowed_hosts; the last two as lists) plus [[exec]] tables (file only) that define the\n\
-    /ws/exec/<name> endpoints (token_env = \"NAME\" makes one require a token); without any [[exec]]\n\
-    table the built-in ones apply (claude, echo, demo). See docs/protocol/exec.md and\n\
-    docs/protocol/common.md.\n\
+    max_connections_per_ip, allowed_origins, allowed_hosts; the last two as lists) plus [[exec]]\n\
+    tables (file only) that define the /ws/exec/<name> endpoints (token_env = \"NAME\" makes one\n\
+    require a token); without any [[exec]] table the built-in ones apply (claude, echo, demo).\n\
+    See docs/protocol/exec.md and docs/protocol/common.md.\n\
     Precedence: flag > environment > file > default.\n\n\
     Examples:\n  tether serve\n  tether serve --http 0.0.0.0:8700 --max-clients 1000\n  \
     tether serve --tls-cert cert.pem --tls-key key.pem\n  \
@@ -457,12 +457,11 @@ impl ServeArgs {
             .into_iter()
             .map(std::sync::Arc::new)
             .collect();
-        let exec_kill_grace = self.exec_kill_grace.or(file.exec_kill_grace).unwrap_or(2.0);
-        if !(exec_kill_grace.is_finite() && (0.0..=600.0).contains(&exec_kill_grace)) {
-            return Err(ConfigError::Invalid(format!(
-                "exec_kill_grace {exec_kill_grace} must be in [0, 600] seconds"
-            )));
-        }
+        let exec_kill_grace = seconds(
+            "exec_kill_grace",
+            self.exec_kill_grace.or(file.exec_kill_grace).unwrap_or(2.0),
+            600.0,
+        )?;
         let guard = crate::guard::Policy {
             allowed_origins: self
                 .allowed_origins
@@ -485,15 +484,13 @@ impl ServeArgs {
             self.max_connections_per_ip.or(file.max_connections_per_ip),
         )
         .map_err(ConfigError::Invalid)?;
-        let exec_close_grace = self
-            .exec_close_grace
-            .or(file.exec_close_grace)
-            .unwrap_or(1.0);
-        if !(exec_close_grace.is_finite() && (0.0..=60.0).contains(&exec_close_grace)) {
-            return Err(ConfigError::Invalid(format!(
-                "exec_close_grace {exec_close_grace} must be in [0, 60] seconds"
-            )));
-        }
+        let exec_close_grace = seconds(
+            "exec_close_grace",
+            self.exec_close_grace
+                .or(file.exec_close_grace)
+                .unwrap_or(1.0),
+            60.0,
+        )?;
         let cfg = Config {
             http: http_choice.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8700))),
             tcp: self
@@ -524,12 +521,12 @@ impl ServeArgs {
                 .exec_max_processes
                 .or(file.exec_max_processes)
                 .unwrap_or(64),
-            exec_kill_grace: std::time::Duration::from_secs_f64(exec_kill_grace),
+            exec_kill_grace,
             guard,
             http_ipv6_loopback: http_choice.is_none(),
             relay_ipv6_loopback: matches!(relay_choice, None | Some(RelayAddr::Localhost(_))),
             listen,
-            exec_close_grace: std::time::Duration::from_secs_f64(exec_close_grace),
+            exec_close_grace,
         };
         for (name, v) in [
             ("max_clients", cfg.max_clients),
@@ -543,6 +540,17 @@ impl ServeArgs {
             }
         }
         Ok(cfg)
+    }
+}
+
+/// A number of seconds in `[0, max]` as a duration, or the error naming the setting.
+fn seconds(name: &str, v: f64, max: f64) -> Result<std::time::Duration, ConfigError> {
+    if v.is_finite() && (0.0..=max).contains(&v) {
+        Ok(std::time::Duration::from_secs_f64(v))
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "{name} {v} must be in [0, {max}] seconds"
+        )))
     }
 }
 
