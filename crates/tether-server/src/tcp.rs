@@ -11,9 +11,10 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::listen::{Acceptor, HANDSHAKE_TIMEOUT};
+use crate::listen::Acceptor;
 use crate::outgoing::Outgoing;
 use crate::state::{AppState, line_reply};
+use crate::tls;
 
 /// How long a client that half-closed gets to read its last replies.
 const LINGER: Duration = Duration::from_secs(10);
@@ -33,10 +34,8 @@ pub async fn serve(state: Arc<AppState>, mut acceptor: Acceptor, tls: Option<Tls
             match tls {
                 None => run(state2, sock).await,
                 Some(acc) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acc.accept(sock)).await {
-                        Ok(Ok(s)) => run(state2, s).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, "tcp tls handshake failed: {e}"),
-                        Err(_) => tracing::debug!(%peer, "tcp tls handshake timed out"),
+                    if let Some(s) = tls::handshake(&acc, sock, peer, "tcp").await {
+                        run(state2, s).await;
                     }
                 }
             }

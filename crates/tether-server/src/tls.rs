@@ -1,12 +1,17 @@
 //! TLS for every listener: rustls (ring provider) from PEM files.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::listen::HANDSHAKE_TIMEOUT;
 
 /// A certificate or key that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -57,4 +62,28 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
         .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Finishes the TLS handshake of an accepted connection within [`HANDSHAKE_TIMEOUT`]; `None`
+/// (logged at debug level, naming the `listener`) when it fails or takes too long.
+pub async fn handshake<IO>(
+    acceptor: &TlsAcceptor,
+    io: IO,
+    peer: SocketAddr,
+    listener: &str,
+) -> Option<TlsStream<IO>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "{listener} TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "{listener} TLS handshake timed out");
+            None
+        }
+    }
 }

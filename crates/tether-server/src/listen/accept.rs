@@ -39,6 +39,11 @@ impl Acceptor {
         }
     }
 
+    /// The listener's name (`http`, `relay`, `tcp`), for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        self.gate.name()
+    }
+
     /// The next connection the gate admits, with its permit. Never fails: refused sockets are
     /// closed at once, errors are logged (at most every 10 s) and waited out.
     pub async fn accept(&mut self) -> (TcpStream, SocketAddr, Permit) {

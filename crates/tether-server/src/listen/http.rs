@@ -18,10 +18,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
-use super::HANDSHAKE_TIMEOUT;
 use super::accept::Acceptor;
 use super::gate::Guarded;
 use crate::server::PeerAddr;
+use crate::tls;
 
 /// Serves `app` on every acceptor (one listener may be bound on 127.0.0.1 and [::1]) until
 /// `stop` is cancelled; then stops accepting, lets requests in progress finish and closes idle
@@ -45,15 +45,14 @@ pub async fn serve_http(
                     c = acceptor.accept() => c,
                 };
                 let io = Guarded::new(sock, permit);
+                let listener = acceptor.name();
                 let (tls, app, stop) = (tls.clone(), app.clone(), stop.clone());
                 conns.spawn(async move {
                     match tls {
                         None => connection(io, peer, app, header_timeout, stop).await,
                         Some(acc) => {
-                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acc.accept(io)).await {
-                                Ok(Ok(s)) => connection(s, peer, app, header_timeout, stop).await,
-                                Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                            if let Some(s) = tls::handshake(&acc, io, peer, listener).await {
+                                connection(s, peer, app, header_timeout, stop).await;
                             }
                         }
                     }
