@@ -302,8 +302,9 @@ fn parse_authority(text: &str) -> Option<(String, Option<u16>)> {
     Some((host, port))
 }
 
-/// Whether `host` (as [`parse_authority`] returns it) names this machine's loopback interface.
-fn is_loopback_host(host: &str) -> bool {
+/// Whether `host` (lower case, as [`parse_authority`] returns it) names this machine's loopback
+/// interface.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     if host == "localhost" || host.ends_with(".localhost") {
         return true;
     }
@@ -617,6 +618,21 @@ mod tests {
 
     fn http_guard(policy: &Policy) -> Guard {
         Guard::http(policy, "127.0.0.1:8700".parse().unwrap(), false)
+    }
+
+    #[test]
+    fn loopback_names_in_any_case() {
+        for h in ["localhost", "LOCALHOST", "127.0.0.1", "127.0.0.2", "[::1]"] {
+            assert!(is_loopback_host(&h.to_ascii_lowercase()), "{h}");
+        }
+        for h in [
+            "example.com",
+            "10.0.0.1",
+            "[2001:db8::1]",
+            "localhost.example",
+        ] {
+            assert!(!is_loopback_host(&h.to_ascii_lowercase()), "{h}");
+        }
     }
 
     #[test]

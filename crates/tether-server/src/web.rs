@@ -73,7 +73,13 @@ pub async fn ui_config(
         let host = match page_host {
             Some(page) if addr.ip().is_unspecified() => page,
             None if addr.ip().is_unspecified() => "127.0.0.1".to_owned(),
-            Some(page) if tls && addr.ip().is_loopback() && is_loopback_name(&page) => page,
+            Some(page)
+                if tls
+                    && addr.ip().is_loopback()
+                    && crate::guard::is_loopback_host(&page.to_ascii_lowercase()) =>
+            {
+                page
+            }
             _ => match addr.ip() {
                 std::net::IpAddr::V6(ip) => format!("[{ip}]"),
                 ip => ip.to_string(),
@@ -87,16 +93,6 @@ pub async fn ui_config(
         "port": state.relay_addr.map(|a| a.port()),
     }))
     .into_response()
-}
-
-/// `localhost`, `127.0.0.1`, `[::1]`…
-fn is_loopback_name(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `example.com:8700` → `example.com`, `[::1]:8700` → `[::1]`.
@@ -118,7 +114,7 @@ pub async fn fallback(uri: Uri) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::{host_only, is_loopback_name};
+    use super::host_only;
 
     #[test]
     fn host_only_strips_the_port() {
@@ -126,20 +122,5 @@ mod tests {
         assert_eq!(host_only("[::1]:8700"), "[::1]");
         assert_eq!(host_only("[::1]"), "[::1]");
         assert_eq!(host_only("localhost"), "localhost");
-    }
-
-    #[test]
-    fn loopback_names() {
-        for h in ["localhost", "LOCALHOST", "127.0.0.1", "127.0.0.2", "[::1]"] {
-            assert!(is_loopback_name(h), "{h}");
-        }
-        for h in [
-            "example.com",
-            "10.0.0.1",
-            "[2001:db8::1]",
-            "localhost.example",
-        ] {
-            assert!(!is_loopback_name(h), "{h}");
-        }
     }
 }
