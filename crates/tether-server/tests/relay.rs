@@ -352,6 +352,23 @@ async fn oversized_binary_and_invalid_utf8_frames_close_only_their_socket() {
     assert_eq!(ui.content().await, spawn("ok", "still here"));
 }
 
+/// Sends 2,000 console appends of 8 KB each from `hero` as fast as the socket takes them (until
+/// it is closed); the task gives the peer back.
+fn flood(mut hero: Peer) -> tokio::task::JoinHandle<Peer> {
+    tokio::spawn(async move {
+        let text = format!(
+            r#"{{"id": 0, "component": "console", "type": "update", "target": "c", "payload": {{"action": "append", "options": {{"text": "{}"}}}}}}"#,
+            "x".repeat(8000)
+        );
+        for _ in 0..2000 {
+            if hero.ws.send(Message::text(text.clone())).await.is_err() {
+                break;
+            }
+        }
+        hero
+    })
+}
+
 #[tokio::test]
 async fn a_flood_in_one_session_leaves_another_alone() {
     let server = Server::start(&[
@@ -364,7 +381,7 @@ async fn a_flood_in_one_session_leaves_another_alone() {
     ]);
     let relay = relay_of(&server);
     // Session "flood": a hero that sends as fast as it can, and a UI that never reads.
-    let mut flood_hero = Peer::join(relay, "/?session=flood", "hero-f", "hero").await;
+    let flood_hero = Peer::join(relay, "/?session=flood", "hero-f", "hero").await;
     let _stuck_ui = Peer::join(relay, "/?session=flood", "sidekick-f", "sidekick").await;
     // Session "calm": a hero and a UI that do a round trip while the flood runs.
     let mut calm_hero = Peer::join(relay, "/?session=calm", "hero-c", "hero").await;
@@ -372,23 +389,7 @@ async fn a_flood_in_one_session_leaves_another_alone() {
     calm_ui.text().await;
     calm_hero.text().await;
 
-    let flood = tokio::spawn(async move {
-        let text = format!(
-            r#"{{"id": 0, "component": "console", "type": "update", "target": "c", "payload": {{"action": "append", "options": {{"text": "{}"}}}}}}"#,
-            "x".repeat(8000)
-        );
-        for _ in 0..2000 {
-            if flood_hero
-                .ws
-                .send(Message::text(text.clone()))
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        flood_hero
-    });
+    let flood = flood(flood_hero);
     let mut worst = Duration::ZERO;
     for i in 0..50 {
         let f = set_text("lab", &format!("t{i}"));
@@ -568,30 +569,14 @@ async fn a_relay_over_its_global_budget_closes_the_reader_holding_the_most() {
         "4194304",
     ]);
     let relay = relay_of(&server);
-    let mut flood_hero = Peer::join(relay, "/?session=flood", "hero-f", "hero").await;
+    let flood_hero = Peer::join(relay, "/?session=flood", "hero-f", "hero").await;
     let _stuck_1 = Peer::join(relay, "/?session=flood", "sidekick-1", "sidekick").await;
     let _stuck_2 = Peer::join(relay, "/?session=flood", "sidekick-2", "sidekick").await;
     let mut calm_hero = Peer::join(relay, "/?session=calm", "hero-c", "hero").await;
     let mut calm_ui = Peer::join(relay, "/?session=calm", "sidekick-c", "sidekick").await;
     calm_ui.text().await;
     calm_hero.text().await;
-    let flood = tokio::spawn(async move {
-        let text = format!(
-            r#"{{"id": 0, "component": "console", "type": "update", "target": "c", "payload": {{"action": "append", "options": {{"text": "{}"}}}}}}"#,
-            "x".repeat(8000)
-        );
-        for _ in 0..2000 {
-            if flood_hero
-                .ws
-                .send(Message::text(text.clone()))
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        flood_hero
-    });
+    let flood = flood(flood_hero);
     common::eventually("a close for the budget", || async {
         (metric(
             &server,
