@@ -40,6 +40,19 @@ async fn connect_from(src: Ipv4Addr, to: SocketAddr, bytes: &[u8]) -> io::Result
     Ok(s)
 }
 
+/// `GET /health` from `src`: whether it answered 200 within [`TIMEOUT`].
+async fn health_from(src: Ipv4Addr, to: SocketAddr) -> io::Result<bool> {
+    let mut s = connect_from(
+        src,
+        to,
+        b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await?;
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(TIMEOUT, s.read_to_end(&mut reply)).await;
+    Ok(reply.starts_with(b"HTTP/1.1 200"))
+}
+
 /// What became of a connection the test left waiting.
 #[derive(Debug)]
 enum Fate {
@@ -155,19 +168,12 @@ async fn partial_requests_do_not_stop_a_normal_client_on_http() {
         "{stderr}"
     );
     // Its connections gone, the address is served again.
-    let mut s = connect_from(
-        loopback(2),
-        server.http,
-        b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-    )
-    .await
-    .expect("connect");
-    let mut reply = Vec::new();
-    tokio::time::timeout(TIMEOUT, s.read_to_end(&mut reply))
-        .await
-        .expect("reply in time")
-        .expect("read");
-    assert!(reply.starts_with(b"HTTP/1.1 200"), "{reply:?}");
+    assert!(
+        health_from(loopback(2), server.http)
+            .await
+            .expect("connect"),
+        "/health answers 200"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,18 +326,7 @@ async fn websockets_outlive_the_header_timeout_and_hold_their_place_under_the_ca
     let http = server.http();
     eventually("a place for 127.0.0.2 again", || {
         let http = http.clone();
-        async move {
-            let mut s = connect_from(
-                attacker,
-                http.addr,
-                b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-            )
-            .await
-            .ok()?;
-            let mut reply = Vec::new();
-            let _ = tokio::time::timeout(TIMEOUT, s.read_to_end(&mut reply)).await;
-            reply.starts_with(b"HTTP/1.1 200").then_some(())
-        }
+        async move { health_from(attacker, http.addr).await.ok()?.then_some(()) }
     })
     .await;
 }
@@ -464,18 +459,7 @@ async fn out_of_descriptors_the_listener_refuses_at_once_and_recovers() {
     let http = server.http();
     eventually("/health after the flood", || {
         let addr = server.http;
-        async move {
-            let mut s = connect_from(
-                loopback(1),
-                addr,
-                b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-            )
-            .await
-            .ok()?;
-            let mut reply = Vec::new();
-            let _ = tokio::time::timeout(TIMEOUT, s.read_to_end(&mut reply)).await;
-            reply.starts_with(b"HTTP/1.1 200").then_some(())
-        }
+        async move { health_from(loopback(1), addr).await.ok()?.then_some(()) }
     })
     .await;
     let shed = metric(
