@@ -176,14 +176,7 @@ async fn relay_answers_a_close_at_once() {
 async fn exec_answers_a_close_before_the_process_is_gone() {
     // A 5 s kill grace and a process that ignores SIGTERM: the close used to be answered only
     // once the process was reaped.
-    let dir = std::env::temp_dir().join(format!("tether-close-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("exec.toml");
-    std::fs::write(&file, exec_common::config_text()).expect("write config");
-    let server = Server::builder()
-        .args(["--config", file.to_str().expect("utf-8 path")])
-        .args(["--exec-kill-grace", "5"])
-        .start();
+    let server = exec_common::builder_with_kill_grace("5").start();
     let mut ws = connect(server.http, "/ws/claude").await;
     let info = tokio::time::timeout(TIMEOUT, ws.next())
         .await
@@ -284,12 +277,8 @@ async fn fails_bad_frames(door: &str, addr: SocketAddr, path: &str, hang_up: Dur
 
 #[tokio::test]
 async fn every_door_fails_bad_frames_with_1002_or_1007_and_hangs_up() {
-    let dir = std::env::temp_dir().join(format!("tether-bad-frames-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("exec.toml");
-    std::fs::write(&file, exec_common::config_text()).expect("write config");
-    let server = Server::builder()
-        .args(["--config", file.to_str().expect("utf-8 path")])
+    // The default kill grace (2 s), as a server without the flag has.
+    let server = exec_common::builder_with_kill_grace("2")
         .env("TETHER_TEST_ECHO", "1")
         .start();
     let relay = server.relay.expect("the relay runs");
