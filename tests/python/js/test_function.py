@@ -216,12 +216,10 @@ async def test_runtime_close_releases_held_functions(js: ModuleType) -> None:
     assert [r() for r in refs] == [None, None, None]
 
 
-@pytest.mark.tether_only(
-    "jsrun 0.3.0: a JsFunction held after close() keeps the runtime's host functions alive"
-)
-def test_runtime_close_frees_what_held_functions_reach(js: ModuleType) -> None:
-    # A held JsFunction must not keep its runtime's JS heap (and what that references on the
-    # Python side, like a bound handler) alive after close().
+def runtime_with_handler(js: ModuleType) -> tuple[Any, weakref.ref[Any]]:
+    """A Runtime with a Python handler bound as `host()` (returning 7) that only the runtime
+    holds, and a weak reference that tells when the handler is freed."""
+
     class Handler:
         def __call__(self) -> int:
             return 7
@@ -230,7 +228,16 @@ def test_runtime_close_frees_what_held_functions_reach(js: ModuleType) -> None:
     handler_ref = weakref.ref(handler)
     rt = js.Runtime()
     rt.bind_function("host", handler)
-    del handler
+    return rt, handler_ref
+
+
+@pytest.mark.tether_only(
+    "jsrun 0.3.0: a JsFunction held after close() keeps the runtime's host functions alive"
+)
+def test_runtime_close_frees_what_held_functions_reach(js: ModuleType) -> None:
+    # A held JsFunction must not keep its runtime's JS heap (and what that references on the
+    # Python side, like a bound handler) alive after close().
+    rt, handler_ref = runtime_with_handler(js)
     fn = rt.eval("() => host()")
     assert rt.eval("host()") == 7
     rt.close()
@@ -269,15 +276,7 @@ def test_dropped_runtime_stops_although_its_functions_live(js: ModuleType) -> No
     # tether.js terminates a Runtime that is garbage-collected without close(). Functions that
     # outlive it must not keep its thread and JS heap alive (they did, until the last one went):
     # the heap holds the bound handler, so the handler goes when the heap does.
-    class Handler:
-        def __call__(self) -> int:
-            return 7
-
-    handler = Handler()
-    handler_ref = weakref.ref(handler)
-    rt = js.Runtime()
-    rt.bind_function("host", handler)
-    del handler
+    rt, handler_ref = runtime_with_handler(js)
     fn = rt.eval("() => host()")
     assert fn() == 7
     del rt
