@@ -14,7 +14,7 @@ use pyo3::{ffi, intern};
 use tether_js::HostValue;
 
 use super::function::JsFunction;
-use super::runtime::State;
+use super::state::State;
 use super::undefined::{JsUndefined, undefined};
 
 /// `tether.js.JsStream`, registered by the Python package (`_set_stream_factory`).
