@@ -16,7 +16,8 @@ Rules (each failure names the rule and the files or crates involved):
      builds; `tether.js` uses its `js` submodule): no other compiled module, ctypes or cffi;
   5. web/ has no build step: no package.json or bundler config, `tsc` only type-checks
      (`noEmit`), and every import is a relative path to a file that exists;
-  6. no file-level import circle among the Rust files of each crates/*/src (edges: `mod x;`,
+  6. docs/architecture.md's Mermaid crate graph is the one in the Cargo.toml files;
+  7. no file-level import circle among the Rust files of each crates/*/src (edges: `mod x;`,
      `crate::…`, `super::…`, `self::…` paths) or among the modules of python/tether (every
      import statement, wherever it is, but not under `if TYPE_CHECKING:`); a circle is printed
      file by file.
@@ -174,6 +175,63 @@ def check_engine_sources(root: Path, report: Report) -> None:
                     "engines-sans-io",
                     f"{path.relative_to(root)}:{line}: `{match.group(0)}` in an engine",
                 )
+
+
+# --- the crate graph in docs/architecture.md -------------------------------------------------
+
+
+def crate_edges(meta: dict) -> set[tuple[str, str]]:
+    """(crate, tether crate it depends on) for the crates under crates/ (normal dependencies)."""
+    members = set(meta["workspace_members"])
+    edges = set()
+    for package in meta["packages"]:
+        if package["id"] not in members or "/crates/" not in package["manifest_path"]:
+            continue
+        for dep in package["dependencies"]:
+            if dep["name"].startswith("tether") and (dep.get("kind") or "normal") == "normal":
+                edges.add((package["name"], dep["name"]))
+    return edges
+
+
+def mermaid_graph(meta: dict) -> str:
+    """The Mermaid block docs/architecture.md shows (`--graph` prints it)."""
+    edges = crate_edges(meta)
+    names = sorted({name for edge in edges for name in edge})
+    engines = [name for name in names if name in ENGINES or name == "tether-patch"]
+    lines = ["```mermaid", "flowchart TD"]
+    lines += [f"  {n.replace('-', '_')}[{n}]" for n in names if n not in engines]
+    lines.append(
+        '  subgraph engines["engines: no sockets, no await, never tether-server or tether-py"]'
+    )
+    lines += [f"    {n.replace('-', '_')}[{n}]" for n in engines]
+    lines.append("  end")
+    lines += [f"  {a.replace('-', '_')} --> {b.replace('-', '_')}" for a, b in sorted(edges)]
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def check_doc_graph(root: Path, meta: dict, report: Report) -> None:
+    doc = root / "docs" / "architecture.md"
+    if not doc.exists():
+        report.fail("doc-graph", "docs/architecture.md is missing")
+        return
+    block = re.search(r"```mermaid\n.*?```", doc.read_text(), re.DOTALL)
+    shown = (
+        set(re.findall(r"^\s*(\w+) --> (\w+)\s*$", block.group(0), re.MULTILINE))
+        if block
+        else set()
+    )
+    shown = {(a.replace("_", "-"), b.replace("_", "-")) for a, b in shown}
+    actual = crate_edges(meta)
+    if shown != actual:
+        missing = ", ".join(f"{a} -> {b}" for a, b in sorted(actual - shown)) or "none"
+        extra = ", ".join(f"{a} -> {b}" for a, b in sorted(shown - actual)) or "none"
+        report.fail(
+            "doc-graph",
+            f"docs/architecture.md's crate graph is not cargo metadata's (missing: {missing}; "
+            f"not in Cargo.toml: {extra}); regenerate it with "
+            "`python3 scripts/check-architecture.py --graph`",
+        )
 
 
 # --- python/tether reaches Rust only through tether._native ---------------------------------
@@ -677,6 +735,7 @@ def self_test() -> int:
                 {
                     "id": ids[n],
                     "name": n,
+                    "manifest_path": f"/repo/crates/{n}/Cargo.toml",
                     "dependencies": [{"name": d, "kind": k} for d, k in deps.get(n, [])],
                 }
                 for n in ids
@@ -717,6 +776,18 @@ def self_test() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        graph_meta = meta(dict(clean, **{"tether-server": [("tether-rooms", None)]}), {})
+        (root / "docs").mkdir()
+        (root / "docs" / "architecture.md").write_text(mermaid_graph(graph_meta))
+        report = Report()
+        check_doc_graph(root, graph_meta, report)
+        expect("docs/architecture.md showing the graph --graph prints", report, None)
+        stale = meta(
+            dict(clean, **{"tether-server": [("tether-rooms", None), ("tether-js", None)]}), {}
+        )
+        report = Report()
+        check_doc_graph(root, stale, report)
+        expect("docs/architecture.md missing a dependency", report, "doc-graph")
         src = root / "crates" / "demo" / "src"
         (src / "net").mkdir(parents=True)
         (src / "lib.rs").write_text("mod a;\nmod b;\nmod c;\nmod net;\npub use a::A;\n")
@@ -796,12 +867,18 @@ def self_test() -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--self-test", action="store_true", help="run the checks on fixtures")
+    parser.add_argument("--graph", action="store_true", help="print the crate graph as Mermaid")
     args = parser.parse_args()
     if args.self_test:
         return self_test()
     root = Path(__file__).resolve().parent.parent
+    meta = cargo_metadata(root)
+    if args.graph:
+        print(mermaid_graph(meta))
+        return 0
     report = Report()
-    check_crate_graph(cargo_metadata(root), report)
+    check_crate_graph(meta, report)
+    check_doc_graph(root, meta, report)
     check_engine_sources(root, report)
     check_python_native(root, report)
     check_web(root, report)
