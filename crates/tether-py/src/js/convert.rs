@@ -1,4 +1,4 @@
-//! Python objects to [`HostValue`] and back, with jsrun's rules (§1.12 of the reference) and two
+//! Python objects to [`HostValue`] and back, with jsrun 0.3.0's conversion rules (docs/js.md) and two
 //! fixes: ints beyond ±2^53 become BigInt, and nothing internal is reachable.
 
 use std::sync::Arc;
