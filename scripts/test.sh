@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test, from a fresh machine: installs what is missing (Debian packages, npm packages,
-# cargo-fuzz, a Python venv for the patch peers), then runs lint, Rust unit + integration tests,
-# the JS type check, the browser tests against the real binary, the cross-language JSON Patch
+# cargo-fuzz, a Python venv for the patch peers), then checks the architecture rules, runs lint,
+# Rust unit + integration tests, the JS type check, the browser tests against the real binary, the cross-language JSON Patch
 # checks, the Python package's tests, the Autobahn WebSocket compliance run, and a bounded fuzz
 # run. Exits non-zero on any failure.
 #   FUZZ_SECONDS=N  seconds per fuzz target (default 20; 0 skips fuzzing)
@@ -45,6 +45,10 @@ fi
 echo "node $node_version, npm $(npm --version), $(python3 --version), $(cargo --version)"
 # The toolchain and its components come from rust-toolchain.toml (already on this kind of machine).
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "architecture rules (docs/architecture.md): crate graph, sans-IO engines, no import circles"
+python3 scripts/check-architecture.py --self-test
+python3 scripts/check-architecture.py
 
 step "format and lint"
 cargo fmt --all -- --check

@@ -1,6 +1,6 @@
 // @ts-check
 /**
- * ui-components.js: the component tree of /ui and its ten component types (reference §2.3–2.5).
+ * ui-components.js: the component tree of /ui and its ten component types (sidekick-py 0.0.7's).
  *
  * `Renderer` keeps `id → component` and applies the hero's frames: `spawn` (appended to
  * `payload.parent`, default the root), `update` (`changeParent` moves the element itself, so a

@@ -1,7 +1,7 @@
 // @ts-check
 /**
  * ui-protocol.js: the sidekick wire format as the /ui page speaks it (sidekick-py 0.0.7; the
- * envelope and payloads are in docs/protocol/ui.md and ../shared/reference/sidekick.md §2).
+ * envelope and payloads are in docs/protocol/ui.md; they are sidekick-py 0.0.7's).
  *
  * Every frame is one JSON object `{id: 0, component, type, target?, src?, payload?}`. The page
  * receives `system/announce`, `global/clearAll` and `<component>/spawn|update|remove`, and sends
@@ -118,7 +118,7 @@ export function newPeerId() {
 }
 
 /**
- * The page's presence announce (reference §2.2): no `target`/`src`, `role: "sidekick"`.
+ * The page's presence announce (as sidekick-py 0.0.7's page sends it): no `target`/`src`, `role: "sidekick"`.
  * @param {string} peerId
  * @param {'online' | 'offline'} status
  */
@@ -132,7 +132,7 @@ export function announceFrame(peerId, status) {
 }
 
 /**
- * A UI → hero event, key order as the stock UI writes it (reference §2.5).
+ * A UI → hero event, key order as the stock UI writes it.
  * @param {string} component
  * @param {string} src the instance id
  * @param {Obj} payload `{event: "click" | "submit", …}`

@@ -3,7 +3,7 @@
  * ui-viz.js: the `viz` component of /ui, a live tree of Python variables.
  *
  * The hero sends `update {action, variableName, options: {path, valueRepresentation?,
- * keyRepresentation?, length?}}` (reference §2.4). Each variable is a representation node
+ * keyRepresentation?, length?}}` (sidekick-py 0.0.7's). Each variable is a representation node
  * `{id, type, observableTracked, value, length?}`; the page applies the action at `path`, renders
  * the variables sorted by name (type and `[length]` on every node, containers expand and
  * collapse, the top level starts expanded, an ObservableValue's node has the class
@@ -22,7 +22,7 @@ import { isObj, str } from './ui-protocol.js';
 /** @typedef {string | number | boolean} Segment */
 
 /**
- * A representation node (reference §2.4). `value` is a primitive, an array of nodes (list, set),
+ * A representation node (sidekick-py 0.0.7's). `value` is a primitive, an array of nodes (list, set),
  * an array of `{key, value}` pairs (dict) or an object of nodes (object attributes).
  * @typedef {object} Rep
  * @property {string} [id]
@@ -234,7 +234,7 @@ export function applyVizAction(current, action, path, options) {
         const known = items.some((x) => (isRep(x) && rep.id !== undefined && x.id === rep.id) || samePrimitive(x, rep));
         if (!known) items.push(rep);
       } else {
-        // 0.0.7 sends a representation of None here, not of the discarded item (reference §7.7):
+        // 0.0.7 sends a representation of None here, not of the discarded item:
         // remove a matching item when there is one, else keep the items and mark them stale.
         const k = isRep(rep) ? items.findIndex((x) => (isRep(x) && rep.type !== 'NoneType' && x.id === rep.id) || (isRep(rep) && rep.type !== 'NoneType' && samePrimitive(x, rep))) : -1;
         if (k >= 0) items.splice(k, 1);

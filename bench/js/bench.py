@@ -26,7 +26,7 @@ N_RT = int(os.environ.get("N_RT", "100"))
 BIG_N = int(os.environ.get("BIG_N", "1000"))
 
 FIB = "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2) }"
-# 8000 records, about 0.95 MB as JSON (the payload of jsrun.md §3)
+# 8000 records, about 0.95 MB as JSON (the payload jsrun 0.3.0 was first measured with)
 RECORDS_JS = (
     "globalThis.records = Array.from({length: 8000}, (_, i) => ({id: i, name: 'user' + i,"
     " email: 'user' + i + '@example.com', active: i % 2 === 0, score: i * 1.5,"

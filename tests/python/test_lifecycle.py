@@ -1,5 +1,5 @@
 """Lifecycle: a process that imports tether, starts a server, awaits Rust futures and exits
-must exit 0 every time (pyo3-async-runtimes crashes at exit otherwise, stack.md §3), and
+must exit 0 every time (pyo3-async-runtimes crashes at exit when a task outlives the interpreter), and
 `python -m tether serve` drains and exits 0 on SIGTERM/SIGINT."""
 
 from __future__ import annotations

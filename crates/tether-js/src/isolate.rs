@@ -1,6 +1,8 @@
 //! [`Isolate`]: one QuickJS runtime and context with its timers, host ops, handles, modules and
-//! pending evaluations. It does no I/O and owns no thread: the adapter in `worker.rs` feeds it
-//! [`Request`]s and calls [`Isolate::poll`] when the deadline it returned passes.
+//! pending evaluations. It owns no thread: the adapter in `worker.rs` feeds it [`Request`]s and
+//! calls [`Isolate::poll`] when the deadline it returned passes. It reads the clock and prints
+//! console output itself (the crate doc says why). Its request types are in `request.rs`, its
+//! module hooks in `modules.rs`.
 
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
@@ -12,14 +14,15 @@ use std::time::{Duration, Instant};
 
 use rquickjs::context::EvalOptions;
 use rquickjs::function::Rest;
-use rquickjs::loader::{ImportAttributes, Loader, Resolver};
-use rquickjs::module::Declared;
 use rquickjs::promise::PromiseState;
 use rquickjs::{Coerced, Context, Ctx, Function, Module, Object, Persistent, Promise, Value};
 
 use crate::convert::{FromHost, Handles, Helpers, Limits, ToHost, call_with_this};
 use crate::error::{Exception, JsError, parse_frames};
-use crate::snapshot::Snapshot;
+use crate::modules::{ModuleLoaderGlue, ModuleResolverGlue, Modules};
+use crate::request::{
+    Await, Completion, CompletionSink, Config, Op, Reply, Request, Response, Stats,
+};
 use crate::value::HostValue;
 
 const BOOTSTRAP: &str = include_str!("bootstrap.js");
@@ -58,234 +61,6 @@ fn bootstrap_function<'js>(ctx: &Ctx<'js>) -> Result<Function<'js>, JsError> {
         .ok_or_else(|| JsError::Other("bootstrap did not return a function".into()))
 }
 
-/// The URL prefix of modules added with `add_static_module`.
-pub const STATIC_PREFIX: &str = "jsrun://static/";
-
-/// How a runtime is set up, so hosts can bound what JS may use.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Heap limit in bytes; reaching it terminates the runtime.
-    pub memory_limit: Option<usize>,
-    /// Heap size the garbage collector lets the heap grow to before its first run (jsrun's
-    /// `initial_heap_size`).
-    pub gc_threshold: Option<usize>,
-    /// JS stack limit in bytes (deep recursion becomes a RangeError).
-    pub max_stack_size: usize,
-    /// Default time limit for every evaluation.
-    pub timeout: Option<Duration>,
-    /// Whether `console.*` prints (to stdout/stderr); otherwise it is silent.
-    pub console: bool,
-    /// JS → host conversion limits.
-    pub limits: Limits,
-    /// Scripts replayed at start (from a [`Snapshot`]).
-    pub snapshot: Option<Snapshot>,
-    /// A classic script run at start.
-    pub bootstrap: Option<String>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            memory_limit: None,
-            gc_threshold: None,
-            max_stack_size: 2 * 1024 * 1024,
-            timeout: None,
-            console: false,
-            limits: Limits::default(),
-            snapshot: None,
-            bootstrap: None,
-        }
-    }
-}
-
-/// A synchronous host op: JS arguments in, a value or an error message (thrown as a TypeError)
-/// out.
-pub type SyncOp = Arc<dyn Fn(Vec<HostValue>) -> Result<HostValue, String> + Send + Sync>;
-/// An asynchronous host op: it must eventually call [`Completion::complete`] (from any thread).
-pub type AsyncOp = Arc<dyn Fn(Vec<HostValue>, Completion) + Send + Sync>;
-
-/// A host op registered with [`Request::RegisterOp`].
-#[derive(Clone)]
-pub enum Op {
-    /// Runs on the runtime's thread and returns at once.
-    Sync(SyncOp),
-    /// Returns a JS promise settled by the [`Completion`].
-    Async(AsyncOp),
-}
-
-/// Where completions of async ops go (the adapter turns them into [`Request::Complete`]).
-pub type CompletionSink = Arc<dyn Fn(u64, Result<HostValue, String>) + Send + Sync>;
-
-/// The promise of one async op call; settle it exactly once (dropping it leaves the promise
-/// pending).
-pub struct Completion {
-    call: u64,
-    sink: CompletionSink,
-}
-
-impl Completion {
-    /// Settles the JS promise: `Ok` resolves it, `Err(message)` rejects it with a TypeError.
-    pub fn complete(self, result: Result<HostValue, String>) {
-        (self.sink)(self.call, result);
-    }
-}
-
-/// Resolves `(specifier, referrer)` to a URL, or `None` to fall back to the static modules; an
-/// error message is shown as it is.
-pub type ModuleResolver = Box<dyn FnMut(&str, &str) -> Result<Option<String>, String> + Send>;
-/// Loads a resolved URL's source; the flag says whether the caller awaits (so the loader may
-/// block on async work).
-pub type ModuleLoader = Box<dyn FnMut(&str, bool) -> Result<String, String> + Send>;
-
-/// What to do with a promise result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Await {
-    /// Return the value as it is (a promise converts to `{}`).
-    No,
-    /// Wait for a promise to settle (up to the timeout).
-    Yes,
-    /// Return a settled promise's value; keep a pending one as a handle ([`Response::Pending`]).
-    IfSettled,
-}
-
-/// A request to the isolate.
-pub enum Request {
-    /// Evaluates a classic script and returns its completion value.
-    Eval {
-        /// Source.
-        code: String,
-        /// Time limit (falls back to the config's).
-        timeout: Option<Duration>,
-        /// Promise handling.
-        wait: Await,
-    },
-    /// Imports a module (resolver, loader, static modules) and returns its namespace.
-    EvalModule {
-        /// Specifier as given by the host.
-        specifier: String,
-        /// Time limit.
-        timeout: Option<Duration>,
-        /// Whether the host awaits (allows async loaders).
-        is_async: bool,
-    },
-    /// Calls a function handle.
-    Call {
-        /// The handle.
-        func: u64,
-        /// Arguments.
-        args: Vec<HostValue>,
-        /// Time limit.
-        timeout: Option<Duration>,
-        /// Promise handling.
-        wait: Await,
-    },
-    /// Waits for a promise handle from [`Response::Pending`] (and releases it).
-    AwaitHandle {
-        /// The handle.
-        handle: u64,
-        /// Time limit.
-        timeout: Option<Duration>,
-    },
-    /// Sets `globalThis[name]`.
-    SetGlobal {
-        /// Property name (any string).
-        name: String,
-        /// Value.
-        value: HostValue,
-    },
-    /// Registers a host op under an id the host chose.
-    RegisterOp {
-        /// The id JS passes to `__host_op_sync__`/`__host_op_async__`.
-        id: u32,
-        /// Display name (for errors).
-        name: String,
-        /// The op.
-        op: Op,
-    },
-    /// Settles an async op call.
-    Complete {
-        /// The call id from [`Completion`].
-        call: u64,
-        /// The value or an error message.
-        result: Result<HostValue, String>,
-    },
-    /// Drops a handle.
-    Release(u64),
-    /// Adds a module importable as `name`, `static:name` or `jsrun://static/name`.
-    AddStaticModule {
-        /// Name.
-        name: String,
-        /// ES module source.
-        source: String,
-    },
-    /// Sets (or clears) the module resolver.
-    SetResolver(Option<ModuleResolver>),
-    /// Sets (or clears) the module loader.
-    SetLoader(Option<ModuleLoader>),
-    /// Reports counters and heap figures.
-    Stats,
-    /// Compiles a classic script to bytecode, then runs it (for [`crate::SnapshotBuilder`]).
-    RunScript {
-        /// Script name (for stack traces).
-        name: String,
-        /// Source.
-        source: String,
-    },
-}
-
-/// A successful answer.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Response {
-    /// A value.
-    Value(HostValue),
-    /// A still-pending promise, kept as this handle (see [`Request::AwaitHandle`]).
-    Pending(u64),
-    /// Statistics.
-    Stats(Stats),
-    /// Nothing to return.
-    Done,
-    /// Compiled bytecode.
-    Bytecode(Vec<u8>),
-}
-
-/// The callback that receives a request's answer (exactly once).
-pub type Reply = Box<dyn FnOnce(Result<Response, JsError>) + Send>;
-
-/// Counters and heap figures, so hosts can watch a runtime.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Stats {
-    /// Bytes allocated by the engine.
-    pub heap_used_bytes: u64,
-    /// Bytes the engine's allocator holds (malloc limit when set, else used).
-    pub heap_total_bytes: u64,
-    /// Milliseconds spent running JS in total.
-    pub total_execution_time_ms: u64,
-    /// Milliseconds of the last request.
-    pub last_execution_time_ms: u64,
-    /// Kind of the last request (`eval_sync`, `eval_async`, …).
-    pub last_execution_kind: Option<&'static str>,
-    /// Number of sync evals.
-    pub eval_sync_count: u64,
-    /// Number of async evals.
-    pub eval_async_count: u64,
-    /// Number of sync module evals.
-    pub eval_module_sync_count: u64,
-    /// Number of async module evals.
-    pub eval_module_async_count: u64,
-    /// Number of sync function calls.
-    pub call_function_sync_count: u64,
-    /// Number of async function calls.
-    pub call_function_async_count: u64,
-    /// Async op calls not yet settled.
-    pub active_async_ops: u64,
-    /// Handles held by the host.
-    pub open_resources: u64,
-    /// Pending `setTimeout`s.
-    pub active_timers: u64,
-    /// Live `setInterval`s.
-    pub active_intervals: u64,
-}
-
 /// What an evaluation produced before any waiting.
 enum Outcome {
     /// A converted value.
@@ -304,15 +79,6 @@ struct Waiter {
     ms: u64,
     module: Option<String>,
     reply: Reply,
-}
-
-#[derive(Default)]
-struct Modules {
-    statics: HashMap<String, String>,
-    resolver: Option<ModuleResolver>,
-    loader: Option<ModuleLoader>,
-    allow_async: bool,
-    last_error: Option<String>,
 }
 
 /// Why the interrupt handler stopped JS.
@@ -336,7 +102,7 @@ struct Core {
     timer_seq: Cell<u64>,
     handles: RefCell<Handles>,
     internals: RefCell<Option<Persistent<Object<'static>>>>,
-    modules: RefCell<Modules>,
+    modules: Rc<RefCell<Modules>>,
     limits: Limits,
     deadline: Rc<Cell<Option<Instant>>>,
     stop: Rc<Cell<Stop>>,
@@ -402,14 +168,14 @@ impl Isolate {
             timer_seq: Cell::new(0),
             handles: RefCell::default(),
             internals: RefCell::new(None),
-            modules: RefCell::default(),
+            modules: Rc::default(),
             limits: config.limits,
             deadline,
             stop,
         });
         rt.set_loader(
-            ModuleResolverGlue(Rc::downgrade(&core)),
-            ModuleLoaderGlue(Rc::downgrade(&core)),
+            ModuleResolverGlue(Rc::downgrade(&core.modules)),
+            ModuleLoaderGlue(Rc::downgrade(&core.modules)),
         );
         let mut iso = Isolate {
             core,
@@ -1414,111 +1180,6 @@ fn is_oom(ex: &Value<'_>) -> bool {
 /// The namespace object of an imported module (the import promise resolves to it already).
 fn namespace_of<'js>(_ctx: &Ctx<'js>, v: Value<'js>) -> Value<'js> {
     v
-}
-
-// ---------------------------------------------------------------------------------------------
-// Module resolution and loading
-
-struct ModuleResolverGlue(std::rc::Weak<Core>);
-struct ModuleLoaderGlue(std::rc::Weak<Core>);
-
-fn static_name(spec: &str) -> &str {
-    let s = spec.strip_prefix("jsrun://runtime/").unwrap_or(spec);
-    let s = s.strip_prefix(STATIC_PREFIX).unwrap_or(s);
-    s.strip_prefix("static:").unwrap_or(s)
-}
-
-impl Resolver for ModuleResolverGlue {
-    fn resolve<'js>(
-        &mut self,
-        ctx: &Ctx<'js>,
-        base: &str,
-        name: &str,
-        _attributes: Option<ImportAttributes<'js>>,
-    ) -> rquickjs::Result<String> {
-        let Some(core) = self.0.upgrade() else {
-            return Err(rquickjs::Error::new_resolving(base, name));
-        };
-        let mut m = core.modules.borrow_mut();
-        let (resolved, had_resolver) = match m.resolver.as_mut() {
-            Some(r) => match r(name, base) {
-                Ok(Some(url)) if !url.is_empty() => (Some(url), true),
-                Ok(_) => (None, true),
-                Err(msg) => {
-                    // The host's message is final (e.g. "Module resolution failed for x: …").
-                    m.last_error = Some(msg.clone());
-                    return Err(rquickjs::Exception::throw_type(ctx, &msg));
-                }
-            },
-            None => (None, false),
-        };
-        if let Some(url) = resolved {
-            return Ok(url);
-        }
-        // `jsrun://static/x` names are what resolution produces; only bare names and
-        // `static:` names resolve here (as jsrun does).
-        let key = if name.starts_with(STATIC_PREFIX) {
-            name
-        } else {
-            static_name(name)
-        };
-        if m.statics.contains_key(key) {
-            return Ok(format!("{STATIC_PREFIX}{key}"));
-        }
-        if base.starts_with(STATIC_PREFIX) && name.starts_with(STATIC_PREFIX) {
-            let k = &name[STATIC_PREFIX.len()..];
-            if m.statics.contains_key(k) {
-                return Ok(name.to_string());
-            }
-        }
-        let msg = if had_resolver {
-            format!(
-                "Module resolution denied for {name}. Resolver returned None and no static module was found."
-            )
-        } else {
-            format!("Module resolution denied for {name}. Did you call add_static_module()?")
-        };
-        m.last_error = Some(msg.clone());
-        Err(rquickjs::Exception::throw_type(ctx, &msg))
-    }
-}
-
-impl Loader for ModuleLoaderGlue {
-    fn load<'js>(
-        &mut self,
-        ctx: &Ctx<'js>,
-        name: &str,
-        _attributes: Option<ImportAttributes<'js>>,
-    ) -> rquickjs::Result<Module<'js, Declared>> {
-        let Some(core) = self.0.upgrade() else {
-            return Err(rquickjs::Error::new_loading(name));
-        };
-        let source = {
-            let mut m = core.modules.borrow_mut();
-            let stat = name
-                .strip_prefix(STATIC_PREFIX)
-                .and_then(|k| m.statics.get(k).cloned());
-            match stat {
-                Some(s) => Ok(s),
-                None => {
-                    let allow_async = m.allow_async;
-                    match m.loader.as_mut() {
-                        Some(l) => l(name, allow_async),
-                        None => Err(format!(
-                            "Module loading denied for {name}. Did you call set_module_loader()?"
-                        )),
-                    }
-                }
-            }
-        };
-        match source {
-            Ok(src) => Module::declare(ctx.clone(), name, src),
-            Err(msg) => {
-                core.modules.borrow_mut().last_error = Some(msg.clone());
-                Err(rquickjs::Exception::throw_type(ctx, &msg))
-            }
-        }
-    }
 }
 
 #[allow(dead_code)]

@@ -1,7 +1,7 @@
 //! `tether-js`: a JavaScript runtime per isolate on QuickJS-NG (through `rquickjs`).
 //!
-//! [`Isolate`] is the engine (sans-IO: [`Request`]s in, [`Reply`] callbacks out, and
-//! [`Isolate::poll`] for timers and promises). [`Runtime`] runs one on its own thread, which
+//! [`Isolate`] is the engine ([`Request`]s in, [`Reply`] callbacks out, and [`Isolate::poll`]
+//! for timers and promises). [`Runtime`] runs one on its own thread, which
 //! blocks on a bounded channel (with a timeout at the next timer or promise deadline), so an
 //! idle runtime uses no CPU. A blocking request made while that thread is idle and nothing is
 //! queued runs on the caller's thread instead (no thread hand-off). A runtime costs about 0.45 ms to create and close, and about
@@ -23,6 +23,23 @@
 //! Host callbacks (and [`Reply`] callbacks) run on whichever thread holds the isolate: the
 //! runtime's own, or a caller's running a request inline. One that calls back into its own
 //! runtime ([`Runtime::request`] with a call or an eval) runs inline rather than deadlocking.
+//!
+//! Not sans-IO, unlike the other engines (rooms, sync, relay, exec), which take time from the
+//! caller and return their outputs to be drained: an [`Isolate`] runs JavaScript, and three
+//! things happen in the middle of one run, where no caller can step in:
+//! - the clock: the evaluation time limit is enforced by QuickJS's interrupt handler, which
+//!   reads `Instant::now()` while JS runs (`while(true){}` never returns to a caller), and a
+//!   `setTimeout` called from JS is due relative to the moment JS calls it, not to the start of
+//!   the request;
+//! - the console: with [`Config::console`], `console.log` writes to stdout (`console.error`
+//!   and `console.warn` to stderr) at the moment it is called, as jsrun does, so its lines
+//!   interleave with what host functions called by the same script print; collecting them as
+//!   outputs until the request ends would reorder them;
+//! - host ops and module loaders are called synchronously from JS (an async op settles later
+//!   through [`Completion`]).
+//!
+//! What it leaves to the adapter: the isolate owns no thread, socket or channel;
+//! [`Isolate::poll`] returns the next deadline and [`Runtime`] (`worker.rs`) does the waiting.
 //!
 //! For per-room hooks (a module exporting `onMessage(msg)`), block with [`Runtime::call_json`]
 //! or get a callback with [`Runtime::call_json_with`] (with tokio, forward it through a
@@ -52,15 +69,18 @@
 mod convert;
 mod error;
 mod isolate;
+mod modules;
+mod request;
 mod snapshot;
 mod value;
 mod worker;
 
 pub use convert::Limits;
 pub use error::{Exception, Frame, JsError, parse_frames};
-pub use isolate::{
-    AsyncOp, Await, Completion, CompletionSink, Config, Isolate, ModuleLoader, ModuleResolver, Op,
-    Reply, Request, Response, STATIC_PREFIX, Stats, SyncOp,
+pub use isolate::Isolate;
+pub use request::{
+    AsyncOp, Await, Completion, CompletionSink, Config, ModuleLoader, ModuleResolver, Op, Reply,
+    Request, Response, STATIC_PREFIX, Stats, SyncOp,
 };
 pub use snapshot::Snapshot;
 pub use value::HostValue;

@@ -11,9 +11,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::JsError;
-use crate::isolate::{
-    Await, CompletionSink, Config, Isolate, ModuleLoader, ModuleResolver, Op, Reply, Request,
-    Response, Stats,
+use crate::isolate::Isolate;
+use crate::request::{
+    Await, CompletionSink, Config, ModuleLoader, ModuleResolver, Op, Reply, Request, Response,
+    Stats,
 };
 use crate::snapshot::Snapshot;
 use crate::value::HostValue;

@@ -4,7 +4,7 @@
 //! package also registers with `atexit`), and starts the `tether-server` app in-process on it.
 //! Awaitables handed to asyncio run on that runtime through pyo3-async-runtimes' generic API, so
 //! that `close()` can join every task before the interpreter finalizes (a task still running
-//! then is the known exit crash, see `reference/stack.md` §3).
+//! then crashes the process at exit: pyo3-async-runtimes' tokio runtime outlives the interpreter).
 //!
 //! ```python
 //! from tether import _native

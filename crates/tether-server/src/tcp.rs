@@ -123,7 +123,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut rx: mpsc::Receiver<Outgoing>,
     done: CancellationToken,
 ) {
-    // Small buffers: an idle connection should cost little (DESIGN.md); batches still coalesce.
+    // Small buffers: an idle connection should cost a few KB of memory; batches still coalesce.
     let mut w = BufWriter::with_capacity(4 * 1024, wr);
     let work = async {
         while let Some(first) = rx.recv().await {

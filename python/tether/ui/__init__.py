@@ -32,14 +32,13 @@ from __future__ import annotations
 import atexit
 
 from .. import __version__
-from ._client import (
+from ._client import _at_exit, logger
+from ._settings import (
     DEFAULT_MAX_QUEUE_BYTES,
     DEFAULT_RECONNECT_TIMEOUT,
     DEFAULT_URL,
     PROTOCOL_VERSION,
     URL_ENV,
-    _at_exit,
-    logger,
 )
 from .canvas import Canvas
 from .component import Component

@@ -16,27 +16,29 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import contextlib
-import functools
 import inspect
 import ipaddress
 import json
 import logging
-import math
-import operator
-import os
 import random
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
+from urllib.parse import urlparse
 
+from ._callbacks import Callbacks
+from ._frames import _CLEAR_ALL, _announce, dumps
+from ._settings import (
+    DEFAULT_URL,
+    URL_ENV,
+    _settings,
+    resolve_url,
+)
 from .exceptions import (
     SidekickConnectionError,
     SidekickConnectionRefusedError,
@@ -47,21 +49,6 @@ from .exceptions import (
 )
 
 logger = logging.getLogger("tether.ui")
-
-#: The sidekick-py release whose wire protocol `tether.ui` speaks; sent as `version` in announces.
-PROTOCOL_VERSION = "0.0.7"
-#: Where the client connects unless `set_url()` or `$TETHER_UI_URL` say otherwise.
-DEFAULT_URL = "ws://127.0.0.1:5163"
-#: Environment variable with the relay URL (`ws://` or `wss://`, may carry `?session=`).
-URL_ENV = "TETHER_UI_URL"
-
-DEFAULT_MAX_QUEUE_BYTES = 16 * 1024 * 1024
-#: The tether relay's default frame limit (it closes a connection with 1009 over it).
-DEFAULT_MAX_FRAME_BYTES = 1024 * 1024
-DEFAULT_RECONNECT_TIMEOUT = 30.0
-DEFAULT_CALLBACK_WORKERS = 8
-#: `wait_for_connection(None)` waits this long for a UI (sidekick-py's 180 s).
-DEFAULT_CONNECTION_WAIT = 180.0
 
 # WebSocket parameters of sidekick-py 0.0.7 (websockets 13.1 client).
 _OPEN_TIMEOUT = 5.0
@@ -74,164 +61,10 @@ _BACKOFF_MAX = 5.0
 _STABLE_SECONDS = 2.0
 # At shutdown, queued frames get this long to reach the relay before the offline announce.
 _FLUSH_TIMEOUT = 5.0
-# The reader stops reading (backpressure) while this many callbacks are pending.
-_MAX_PENDING_CALLBACKS = 1024
 # Close codes that mean "the relay refuses what we send": retrying would repeat the refusal.
 _FATAL_CLOSE_CODES = {1003: "unsupported data", 1008: "policy violation", 1009: "message too big"}
 
 T = TypeVar("T")
-
-
-@dataclass
-class _Settings:
-    max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
-    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
-    reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT
-    callback_workers: int = DEFAULT_CALLBACK_WORKERS
-
-
-_settings = _Settings()
-_user_url: str | None = None
-_user_session: str | None = None
-
-
-def configure(
-    *,
-    max_queue_bytes: int | None = None,
-    max_frame_bytes: int | None = None,
-    reconnect_timeout: float | None = None,
-    callback_workers: int | None = None,
-) -> None:
-    """Tunes the client; arguments left as `None` keep their current value.
-
-    * `max_queue_bytes` (default 16 MiB): bound of the outbox, the frames not yet written to the
-      relay (everything sent before a UI is online or while reconnecting). A send that would
-      exceed it raises `SidekickQueueFullError`; while connected to a UI, a send from a thread
-      other than the I/O loop instead waits for room (backpressure).
-    * `max_frame_bytes` (default 1 MiB, the tether relay's limit): a bigger frame raises
-      `SidekickError` at the call instead of making the relay close the connection (1009).
-    * `reconnect_timeout` (default 30 s): how long the client keeps trying to (re)connect to the
-      relay, with exponential backoff (0.2 s doubling up to 5 s), before the connection is gone
-      for good: `run_forever()` then raises, later sends raise `SidekickDisconnectedError`.
-      `0` gives up at the first failure.
-    * `callback_workers` (default 8): threads that run plain `def` callbacks; applies to clients
-      started afterwards.
-    """
-    if max_queue_bytes is not None:
-        if not isinstance(max_queue_bytes, int) or max_queue_bytes <= 0:
-            raise ValueError("max_queue_bytes must be a positive int")
-        _settings.max_queue_bytes = max_queue_bytes
-    if max_frame_bytes is not None:
-        if not isinstance(max_frame_bytes, int) or max_frame_bytes <= 0:
-            raise ValueError("max_frame_bytes must be a positive int")
-        _settings.max_frame_bytes = max_frame_bytes
-    if reconnect_timeout is not None:
-        if not isinstance(reconnect_timeout, (int, float)) or reconnect_timeout < 0:
-            raise ValueError("reconnect_timeout must be a non-negative number of seconds")
-        _settings.reconnect_timeout = float(reconnect_timeout)
-    if callback_workers is not None:
-        if not isinstance(callback_workers, int) or callback_workers <= 0:
-            raise ValueError("callback_workers must be a positive int")
-        _settings.callback_workers = callback_workers
-
-
-def _check_ws_url(url: object, origin: str) -> str:
-    if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
-        raise ValueError(
-            f"Invalid WebSocket URL from {origin}: {url!r}. "
-            "URL must be a string starting with 'ws://' or 'wss://'."
-        )
-    return url
-
-
-def set_url(url: str | None, *, session: str | None = None) -> None:
-    """Sets the relay URL used at the next connection (call it before creating components).
-
-    `url` must start with `ws://` or `wss://` (else `ValueError`); `None` restores the default,
-    `$TETHER_UI_URL` or else `ws://127.0.0.1:5163`. `session` adds (or replaces) `?session=<id>`,
-    the relay's session key; a URL may also carry it itself. There is no fallback to any other
-    server: if the relay cannot be reached, the connection fails (see `configure`).
-    """
-    global _user_url, _user_session
-    if url is not None:
-        _check_ws_url(url, "set_url()")
-    if session is not None:
-        if not isinstance(session, str) or not session.strip():
-            raise ValueError("session must be a non-empty string")
-        session = session.strip()
-    _user_url = url
-    _user_session = session
-    logger.info("relay URL set to %s (session %s)", url or "the default", session)
-
-
-def _with_session(url: str, session: str) -> str:
-    parts = urlparse(url)
-    query = parse_qs(parts.query, keep_blank_values=True)
-    query["session"] = [session]
-    return urlunparse(parts._replace(query=urlencode(query, doseq=True)))
-
-
-def resolve_url() -> str:
-    """The URL the next connection uses: `set_url()`, else `$TETHER_UI_URL`, else the default."""
-    if _user_url is not None:
-        url = _user_url
-    elif os.environ.get(URL_ENV):
-        url = _check_ws_url(os.environ[URL_ENV], f"${URL_ENV}")
-    else:
-        url = DEFAULT_URL
-    return _with_session(url, _user_session) if _user_session else url
-
-
-# --- JSON: never a bare NaN or Infinity -------------------------------------------------------
-
-
-def _json_default(obj: object) -> object:
-    # numpy scalars and the like: ints by __index__, floats by __float__ (non-finite -> null).
-    if hasattr(obj, "__index__"):
-        return operator.index(obj)
-    if hasattr(obj, "__float__"):
-        value = float(obj)
-        return value if math.isfinite(value) else None
-    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {key: _finite(value) for key, value in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(value) for value in obj]
-    return obj
-
-
-def dumps(message: dict[str, Any]) -> str:
-    """`json.dumps` with sidekick-py's separators and key order, but strict JSON: a non-finite
-    float (NaN, ±Infinity) becomes `null` instead of a bare `NaN` literal."""
-    try:
-        return json.dumps(message, allow_nan=False, default=_json_default)
-    except ValueError:
-        return json.dumps(_finite(message), allow_nan=False, default=_json_default)
-
-
-def _announce(peer_id: str, status: str) -> str:
-    return json.dumps(
-        {
-            "id": 0,
-            "component": "system",
-            "type": "announce",
-            "payload": {
-                "peerId": peer_id,
-                "role": "hero",
-                "status": status,
-                "version": PROTOCOL_VERSION,
-                "timestamp": int(time.time() * 1000),
-            },
-        }
-    )
-
-
-_CLEAR_ALL = json.dumps({"id": 0, "component": "global", "type": "clearAll"})
 
 
 # --- the client -------------------------------------------------------------------------------
@@ -248,15 +81,6 @@ class _State(Enum):
 
 class _Stopped(Exception):
     pass
-
-
-def is_async_callable(func: object) -> bool:
-    while isinstance(func, functools.partial):
-        func = func.func
-    if inspect.iscoroutinefunction(func):
-        return True
-    call = getattr(func, "__call__", None)  # noqa: B004 - callable objects with async __call__
-    return call is not None and inspect.iscoroutinefunction(call)
 
 
 def _is_loopback(url: str) -> bool:
@@ -302,13 +126,9 @@ class _Client:
         self._activate_ev = asyncio.Event()
         self._stop_ev = asyncio.Event()
         self._wake_ev = asyncio.Event()
-        self._callback_room = asyncio.Event()
         self._close_exc: BaseException | None = None
         self._ui_online: asyncio.Event | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._pending_callbacks = 0
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._global_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._callbacks = Callbacks(self)
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -474,14 +294,7 @@ class _Client:
             if self._state is not _State.CLOSED:
                 self._set_state_locked(_State.CLOSING)
         try:
-            tasks = [task for task in self._tasks if not task.done()]
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.wait(tasks, timeout=1.0)
-            for executor in (self._executor, self._global_executor):
-                if executor is not None:
-                    executor.shutdown(wait=False, cancel_futures=True)
+            await self._callbacks.close()
             with self._lock:
                 frames, size = len(self._outbox), self._outbox_bytes
                 self.undelivered = (frames, size)
@@ -733,8 +546,8 @@ class _Client:
             return
         global_handler = self._global_handler
         if global_handler is not None:
-            await self._callback_slot()
-            self._submit(global_handler, (message,), serial=True)
+            await self._callbacks.slot()
+            self._callbacks.submit(global_handler, (message,), serial=True)
         kind = message.get("type")
         if message.get("component") == "system" and kind == "announce":
             payload = message.get("payload")
@@ -750,17 +563,11 @@ class _Client:
             with self._lock:
                 handler = self._handlers.get(message.get("src"))  # type: ignore[arg-type]
             if handler is not None:
-                await self._callback_slot()
+                await self._callbacks.slot()
                 try:
                     handler(message)
                 except Exception:
                     logger.exception("error while handling %s for %r", kind, message.get("src"))
-
-    async def _callback_slot(self) -> None:
-        while self._pending_callbacks >= _MAX_PENDING_CALLBACKS:
-            self._callback_room.clear()
-            logger.debug("callbacks backlog full; pausing the reader")
-            await self._callback_room.wait()
 
     async def _writer(self, ws: Any) -> None:
         outbox, lock = self._outbox, self._lock
@@ -871,120 +678,18 @@ class _Client:
         if wait and thread is not None and not self._on_loop_thread():
             thread.join(timeout)
 
-    # -- callbacks and tasks -------------------------------------------------------------------
-
-    def _get_executor(self, serial: bool) -> concurrent.futures.ThreadPoolExecutor:
-        if serial:
-            if self._global_executor is None:
-                self._global_executor = concurrent.futures.ThreadPoolExecutor(
-                    1, thread_name_prefix="tether-ui-global"
-                )
-            return self._global_executor
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                _settings.callback_workers, thread_name_prefix="tether-ui-callback"
-            )
-        return self._executor
+    # -- callbacks and tasks (`_callbacks.py`) ---------------------------------------------------
 
     def run_callback(self, callback: Callable[..., Any], *args: Any) -> None:
         """Runs a user callback: `async def` as a task on the I/O loop, a plain `def` in a
         worker thread, so that a blocking callback never stalls the I/O."""
-        if is_async_callable(callback):
-            self.create_task(self._guard(callback(*args), callback))
-        else:
-            self._submit(callback, args, serial=False)
-
-    def _submit(self, callback: Callable[..., Any], args: tuple[Any, ...], serial: bool) -> None:
-        with self._lock:
-            if self._state is _State.CLOSED:
-                return
-            self._pending_callbacks += 1
-        try:
-            self._get_executor(serial).submit(self._call_sync, callback, args)
-        except RuntimeError:  # executor shut down: the client is closing
-            self._callback_finished()
-
-    def _call_sync(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        try:
-            result = callback(*args)
-            if inspect.isawaitable(result):
-                self.create_task(self._guard(result, callback))
-        except Exception:
-            logger.exception("callback %r raised", callback)
-        finally:
-            self._call_soon(self._callback_finished)
-
-    def _callback_finished(self) -> None:
-        with self._lock:
-            self._pending_callbacks -= 1
-            room = self._pending_callbacks < _MAX_PENDING_CALLBACKS
-        if room and self._loop is not None and self._on_loop_thread():
-            self._callback_room.set()
-
-    async def _guard(self, awaitable: Any, callback: object) -> None:
-        try:
-            await awaitable
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("async callback %r raised", callback)
-
-    def _track(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("tether.ui task %r failed", task, exc_info=task.exception())
+        self._callbacks.run(callback, *args)
 
     def create_task(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-        loop = self.ensure_loop()
-        if self._on_loop_thread():
-            task = loop.create_task(coro)
-            self._track(task)
-            return task
-        ref: concurrent.futures.Future[asyncio.Task[T]] = concurrent.futures.Future()
-
-        def make() -> None:
-            try:
-                task = loop.create_task(coro)
-            except BaseException as exc:
-                ref.set_exception(exc)
-                return
-            self._track(task)
-            ref.set_result(task)
-
-        try:
-            loop.call_soon_threadsafe(make)
-        except RuntimeError as exc:
-            coro.close()
-            raise SidekickDisconnectedError(
-                "tether.ui is shut down.", reason="its event loop is closed"
-            ) from exc
-        return ref.result(timeout=5.0)
+        return self._callbacks.create_task(coro)
 
     async def interval(self, callback: Callable[[], Any], seconds: float) -> None:
-        is_async = is_async_callable(callback)
-        loop = asyncio.get_running_loop()
-        name = getattr(callback, "__name__", repr(callback))
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                if is_async:
-                    await callback()
-                else:
-                    try:
-                        running = loop.run_in_executor(self._get_executor(False), callback)
-                    except RuntimeError:  # the executor is shut down: so is tether.ui
-                        return
-                    result = await running
-                    if inspect.isawaitable(result):
-                        await result
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("interval callback %s raised", name)
+        await self._callbacks.interval(callback, seconds)
 
     # -- at exit -------------------------------------------------------------------------------
 

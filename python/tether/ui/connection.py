@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from . import _client
-from ._client import DEFAULT_CONNECTION_WAIT, configure, set_url
+from ._settings import DEFAULT_CONNECTION_WAIT, configure, set_url
 
 logger = logging.getLogger("tether.ui")
 

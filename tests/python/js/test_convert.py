@@ -1,4 +1,4 @@
-"""Type conversion both ways (jsrun.md §1.12), limits and circular references."""
+"""Type conversion both ways (jsrun 0.3.0's rules, docs/js.md), limits and circular references."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""jsrun 0.3.0 bugs (jsrun.md §1.13) that tether.js fixes; each is skipped on jsrun with the bug.
+"""jsrun 0.3.0 bugs (docs/js.md lists them) that tether.js fixes; each is skipped on jsrun with the bug.
 
 Each test was run against jsrun 0.3.0 with JS_TESTS_RUN_SKIPPED=1 and fails there (see the
 report in FINDINGS.md history / docs/js.md). Calls that deadlock on jsrun run in a thread with

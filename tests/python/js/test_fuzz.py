@@ -1,7 +1,7 @@
 """Property tests: random Python values through Python -> JS -> Python, and random JS values
 (built in JS from random recipes, and random JS source snippets) through JS -> Python.
 
-The round-trip rules checked are the documented ones (docs/js.md, jsrun.md §1.12 with tether's
+The round-trip rules checked are the documented ones (docs/js.md: jsrun 0.3.0's, with tether's
 fixes): ints within +-2^53 stay numbers and every other int becomes a BigInt, so every int comes
 back exact; floats come back equal (NaN as NaN; integral floats as ints); bytes come back as
 bytes; sets as sets; datetimes as UTC-aware datetimes on a whole millisecond within 1 ms; a str with a

@@ -1,4 +1,4 @@
-"""Module-level API: the per-Task / per-thread default runtime (jsrun.md §1.1) and the CLI."""
+"""Module-level API: the per-Task / per-thread default runtime (as jsrun 0.3.0 has it) and the CLI."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Figures (RSS growth per runtime, timings) belong in bench/js; these tests only assert bounds
 that a busy-polling or leaking runtime would break. jsrun 0.3.0 is skipped: its idle runtimes
-busy-poll a core each (creating 100 took 65 s in jsrun.md §3).
+busy-poll a core each (creating 100 took 65 s with jsrun 0.3.0).
 """
 
 from __future__ import annotations

@@ -408,13 +408,13 @@ def is_(component: str, kind: str, **fields: Any) -> Callable[[dict[str, Any]], 
 def tui(session_url: str) -> Iterator[Any]:
     """`tether.ui`, pointed at this test's session; shut down and reset afterwards."""
     from tether import ui
-    from tether.ui import _client
+    from tether.ui import _settings
 
     ui.set_url(session_url)
     yield ui
     ui.shutdown(wait=True)
     ui.set_url(None)
-    _client._settings.__init__()  # type: ignore[misc]
+    _settings._settings.__init__()  # type: ignore[misc]
 
 
 # --- scripts in a subprocess --------------------------------------------------------------------

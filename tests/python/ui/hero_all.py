@@ -3,7 +3,7 @@
     python hero_all.py sidekick|tether URL [--events]
 
 Without `--events` it replays, call for call, the script behind
-`../shared/reference/sidekick-trace-0.0.7.jsonl` (plus one nested-ObservableValue change, which
+`tests/fixtures/ui/sidekick-trace-0.0.7.jsonl` (plus one nested-ObservableValue change, which
 sidekick-py drops and tether.ui sends) and shuts down. With `--events` it then sets `lab` to
 "ready" and runs until the UI peer has sent every event; each callback prints to the console
 `con`, and the click on `done` removes components, clears all and shuts down.

@@ -117,23 +117,23 @@ def test_signatures_match_sidekick_py(stock_python: str) -> None:
 
 
 def test_url_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tether.ui import _client
+    from tether.ui import _settings
 
-    monkeypatch.setattr(_client, "_user_url", None)
-    monkeypatch.setattr(_client, "_user_session", None)
+    monkeypatch.setattr(_settings, "_user_url", None)
+    monkeypatch.setattr(_settings, "_user_session", None)
     monkeypatch.delenv("TETHER_UI_URL", raising=False)
-    assert _client.resolve_url() == "ws://127.0.0.1:5163"
+    assert _settings.resolve_url() == "ws://127.0.0.1:5163"
     monkeypatch.setenv("TETHER_UI_URL", "ws://h:1/x?session=env")
-    assert _client.resolve_url() == "ws://h:1/x?session=env"
+    assert _settings.resolve_url() == "ws://h:1/x?session=env"
     ui.set_url(None, session="mine")
-    assert _client.resolve_url() == "ws://h:1/x?session=mine"
+    assert _settings.resolve_url() == "ws://h:1/x?session=mine"
     ui.set_url("wss://relay.example/ui?a=1", session="mine")
-    assert _client.resolve_url() == "wss://relay.example/ui?a=1&session=mine"
+    assert _settings.resolve_url() == "wss://relay.example/ui?a=1&session=mine"
     ui.set_url("ws://127.0.0.1:9/")
-    assert _client.resolve_url() == "ws://127.0.0.1:9/"
+    assert _settings.resolve_url() == "ws://127.0.0.1:9/"
     monkeypatch.setenv("TETHER_UI_URL", "http://wrong")
     ui.set_url(None)
     with pytest.raises(ValueError, match="TETHER_UI_URL"):
-        _client.resolve_url()
+        _settings.resolve_url()
     with pytest.raises(ValueError):
         ui.set_url("ws://x", session=" ")

@@ -1,5 +1,5 @@
 """The frames tether.ui sends, against the captured sidekick-py 0.0.7 trace, against stock
-sidekick-py 0.0.7 run through the same relay, and per component method (reference §2.3–2.4)."""
+sidekick-py 0.0.7 run through the same relay, and per component method (sidekick-py 0.0.7's payloads)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-//! Python objects to [`HostValue`] and back, with jsrun's rules (§1.12 of the reference) and two
+//! Python objects to [`HostValue`] and back, with jsrun 0.3.0's conversion rules (docs/js.md) and two
 //! fixes: ints beyond ±2^53 become BigInt, and nothing internal is reachable.
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use pyo3::{ffi, intern};
 use tether_js::HostValue;
 
 use super::function::JsFunction;
-use super::runtime::State;
+use super::state::State;
 use super::undefined::{JsUndefined, undefined};
 
 /// `tether.js.JsStream`, registered by the Python package (`_set_stream_factory`).

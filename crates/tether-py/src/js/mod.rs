@@ -3,10 +3,15 @@
 
 use pyo3::prelude::*;
 
+mod asyncio;
+mod call;
 mod convert;
 mod errors;
 mod function;
+mod host;
 mod runtime;
+mod state;
+mod timeout;
 mod undefined;
 
 /// Registers `JsStream` (a Python class) as the wrapper for JS `ReadableStream`s.
@@ -18,7 +23,7 @@ fn _set_stream_factory(py: Python<'_>, factory: Py<PyAny>) {
 /// Registers `async def _await(x): return await x` (async methods return its coroutines).
 #[pyfunction]
 fn _set_coroutine_wrapper(py: Python<'_>, wrapper: Py<PyAny>) {
-    let _ = runtime::COROUTINE.set(py, wrapper);
+    let _ = asyncio::COROUTINE.set(py, wrapper);
 }
 
 /// Runtime threads alive in this process (jsrun's `_debug_active_runtime_threads`).
@@ -40,7 +45,7 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     m.add_class::<function::JsFunction>()?;
     m.add_class::<undefined::JsUndefined>()?;
     m.add("undefined", undefined::undefined(py).clone_ref(py))?;
-    m.add_function(wrap_pyfunction!(runtime::parse_timeout_py, &m)?)?;
+    m.add_function(wrap_pyfunction!(timeout::parse_timeout_py, &m)?)?;
     m.add_function(wrap_pyfunction!(_set_stream_factory, &m)?)?;
     m.add_function(wrap_pyfunction!(_set_coroutine_wrapper, &m)?)?;
     m.add_function(wrap_pyfunction!(_debug_active_runtime_threads, &m)?)?;

@@ -1,4 +1,4 @@
-//! A model of the sidekick UI (reference §5: what the stock page does with each message) and
+//! A model of the sidekick UI (what sidekick-py 0.0.7's stock page does with each message) and
 //! helpers to drive a relay with a hero, a live UI and a late UI.
 
 #![allow(dead_code)]
