@@ -18,6 +18,6 @@ pub mod template;
 
 pub use framer::LineFramer;
 pub use params::{ParamSpec, ParamType, RequestError, Schema};
-pub use session::{Effect, Event, Exit, Session, Signal, Timer};
+pub use session::{Exit, Output, Session, Signal};
 pub use spec::{Endpoint, ExecSpec, Protocol, SpecError, StderrMode};
 pub use template::Template;
