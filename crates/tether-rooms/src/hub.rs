@@ -217,8 +217,8 @@ impl Hub {
 
     // ---- connections ----
 
-    /// Opens a connection in status NEW.
-    pub fn connect(&mut self, door: Door) -> ConnId {
+    /// A socket opened on `door`: a new connection in status NEW, whose id the hub picks.
+    pub fn handle_connect(&mut self, door: Door) -> ConnId {
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
         self.conns.insert(
@@ -249,7 +249,7 @@ impl Hub {
 
     /// Tells every connection the server is going away and asks the adapter to close them all
     /// (after the presence batches still gathering).
-    pub fn shutdown(&mut self, reason: &str, now: Instant) {
+    pub fn handle_shutdown(&mut self, reason: &str, now: Instant) {
         let gathering: Vec<Name> = self.due.iter().map(|(_, room)| room.clone()).collect();
         for room in &gathering {
             self.flush_presence(room, now);
