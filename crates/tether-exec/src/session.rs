@@ -499,12 +499,12 @@ fn stderr_frame(line: String, mode: StderrMode) -> Option<Output> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::defaults;
+    use crate::spec::default_specs;
 
     const SEC: Duration = Duration::from_secs(1);
 
     fn session(name: &str, tweak: impl FnOnce(&mut crate::spec::ExecSpec)) -> Session {
-        let mut spec = defaults().into_iter().find(|s| s.name == name).unwrap();
+        let mut spec = default_specs().into_iter().find(|s| s.name == name).unwrap();
         tweak(&mut spec);
         Session::new(Arc::new(spec.compile().unwrap()), 2 * SEC, SEC)
     }
