@@ -59,7 +59,12 @@ enum Timer {
 
 impl Timer {
     /// The order in which timers due at the same time fire.
-    const ALL: [Timer; 4] = [Timer::Deadline, Timer::KillGrace, Timer::Drain, Timer::Flush];
+    const ALL: [Timer; 4] = [
+        Timer::Deadline,
+        Timer::KillGrace,
+        Timer::Drain,
+        Timer::Flush,
+    ];
 }
 
 /// How the process ended.
@@ -504,7 +509,10 @@ mod tests {
     const SEC: Duration = Duration::from_secs(1);
 
     fn session(name: &str, tweak: impl FnOnce(&mut crate::spec::ExecSpec)) -> Session {
-        let mut spec = default_specs().into_iter().find(|s| s.name == name).unwrap();
+        let mut spec = default_specs()
+            .into_iter()
+            .find(|s| s.name == name)
+            .unwrap();
         tweak(&mut spec);
         Session::new(Arc::new(spec.compile().unwrap()), 2 * SEC, SEC)
     }
@@ -726,7 +734,10 @@ mod tests {
         let mut s = session("echo", |_| {});
         started(&mut s, r#"{"text":"x"}"#, t0);
         s.handle_timeout(deadline);
-        assert_eq!(out(&mut s).last(), Some(&Output::Close(1011, "Timeout".into())));
+        assert_eq!(
+            out(&mut s).last(),
+            Some(&Output::Close(1011, "Timeout".into()))
+        );
         assert_eq!(s.poll_timeout(), Some(deadline + SEC));
         s.handle_shutdown(deadline + Duration::from_millis(500));
         assert_eq!(out(&mut s), []);
@@ -832,11 +843,23 @@ mod tests {
         s.handle_stdout(b"partial");
         s.handle_exit(Exit::Code(0), t0);
         s.handle_writing(true);
-        assert_eq!(s.poll_timeout(), Some(t0 + s.endpoint.timeout), "only the deadline");
+        assert_eq!(
+            s.poll_timeout(),
+            Some(t0 + s.endpoint.timeout),
+            "only the deadline"
+        );
         s.handle_timeout(t0 + 3 * SEC);
-        assert_eq!(out(&mut s), [], "the client's slowness is not the pipes' silence");
+        assert_eq!(
+            out(&mut s),
+            [],
+            "the client's slowness is not the pipes' silence"
+        );
         s.handle_writing(false);
-        assert_eq!(s.poll_timeout(), Some(t0 + 2 * SEC), "overdue: fires at once");
+        assert_eq!(
+            s.poll_timeout(),
+            Some(t0 + 2 * SEC),
+            "overdue: fires at once"
+        );
         s.handle_timeout(t0 + 3 * SEC);
         assert_eq!(
             out(&mut s),

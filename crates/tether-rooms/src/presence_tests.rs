@@ -376,7 +376,9 @@ mod fuzz {
                 for op in ops {
                     match op {
                         Op::Join(c, r) => {
-                            let conn = *conns.entry(c).or_insert_with(|| w.hub.handle_connect(Door::Tcp));
+                            let conn = *conns
+                                .entry(c)
+                                .or_insert_with(|| w.hub.handle_connect(Door::Tcp));
                             w.run(conn, &format!("HELLO {}:c{c}", room(r)));
                         }
                         Op::Leave(c, r) => {

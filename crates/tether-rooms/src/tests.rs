@@ -123,7 +123,10 @@ fn send_reaches_other_members_with_sender_and_room() {
 #[test]
 fn joins_and_leaves_are_pushed() {
     let mut w = World::new(Limits::default());
-    let (a, b) = (w.hub.handle_connect(Door::Tcp), w.hub.handle_connect(Door::Tcp));
+    let (a, b) = (
+        w.hub.handle_connect(Door::Tcp),
+        w.hub.handle_connect(Door::Tcp),
+    );
     w.run(a, "HELLO main:alice");
     w.drain();
     w.run(b, "JOIN main:bob");
@@ -144,7 +147,10 @@ fn joins_and_leaves_are_pushed() {
 #[test]
 fn statuses_follow_the_documented_transitions() {
     let mut w = World::new(Limits::default());
-    let (a, b) = (w.hub.handle_connect(Door::Tcp), w.hub.handle_connect(Door::Tcp));
+    let (a, b) = (
+        w.hub.handle_connect(Door::Tcp),
+        w.hub.handle_connect(Door::Tcp),
+    );
     assert_eq!(w.hub.conn_status(a), Status::New);
     w.run(a, "HELLO main:alice");
     w.run(b, "HELLO main:bob");
@@ -248,7 +254,10 @@ fn direct_messages_reach_only_the_target() {
 #[test]
 fn identity_and_registration_errors() {
     let mut w = World::new(Limits::default());
-    let (a, b) = (w.hub.handle_connect(Door::Tcp), w.hub.handle_connect(Door::Tcp));
+    let (a, b) = (
+        w.hub.handle_connect(Door::Tcp),
+        w.hub.handle_connect(Door::Tcp),
+    );
     assert!(
         w.run(a, "SEND main:alice hi")
             .starts_with("ERROR NOT_REGISTERED")
@@ -298,7 +307,10 @@ fn rooms_stay_until_deleted_empty() {
 #[test]
 fn list_types_and_seed_form() {
     let mut w = World::new(Limits::default());
-    let (a, b) = (w.hub.handle_connect(Door::Tcp), w.hub.handle_connect(Door::Tcp));
+    let (a, b) = (
+        w.hub.handle_connect(Door::Tcp),
+        w.hub.handle_connect(Door::Tcp),
+    );
     w.run(a, "HELLO main:alice");
     w.run(a, "NEW r1:alice");
     w.run(b, "JOIN r1:bob");
@@ -327,7 +339,10 @@ fn list_types_and_seed_form() {
 #[test]
 fn shutdown_says_bye_and_closes_everyone() {
     let mut w = World::new(Limits::default());
-    let (a, b) = (w.hub.handle_connect(Door::Tcp), w.hub.handle_connect(Door::Ws));
+    let (a, b) = (
+        w.hub.handle_connect(Door::Tcp),
+        w.hub.handle_connect(Door::Ws),
+    );
     w.run(a, "HELLO main:alice");
     w.drain();
     w.hub.handle_shutdown("server shutting down", w.now);

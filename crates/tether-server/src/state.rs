@@ -253,7 +253,8 @@ impl AppState {
     pub fn shutdown_all(&self) {
         self.shutdown.cancel();
         let mut core = self.lock();
-        core.hub.handle_shutdown("server shutting down", Instant::now());
+        core.hub
+            .handle_shutdown("server shutting down", Instant::now());
         core.flush();
     }
 
