@@ -45,5 +45,5 @@ mod relay;
 
 pub use envelope::Role;
 pub use frame::Frame;
-pub use log::Log;
+pub use log::{ENTRY_OVERHEAD, Log};
 pub use relay::{Config, ConfigError, ConnId, Output, Relay, Stats, close};

@@ -84,7 +84,7 @@ pub enum Output {
     },
     /// Hand each recipient the presence events (`Join` / `Leave` of one room, in order) of
     /// `pushes` from its own index on: a member that joined while the batch gathered gets only
-    /// the events after its own join. One batch per room per tick (see [`crate::presence`]).
+    /// the events after its own join. One batch per room per tick (see [`crate::presence_tick`]).
     DeliverBatch {
         /// Recipients, each with the index of the first event it gets (always in range).
         to: Vec<(ConnId, usize)>,

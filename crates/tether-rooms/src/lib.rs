@@ -1,7 +1,7 @@
 //! The rooms hub: rooms, clients, statuses and limits as a sans-IO state machine, plus the
-//! codecs of its two socket doors ([`line`] for TCP lines, [`json`] for WebSocket JSON frames).
-//! Adapters own the sockets and the clock; the hub takes commands and the time, and hands back
-//! replies, deliveries and when it next wants the time.
+//! codecs of its two socket doors ([`line`](mod@line) for TCP lines, [`json`](mod@json) for
+//! WebSocket JSON frames). Adapters own the sockets and the clock; the hub takes commands and
+//! the time, and hands back replies, deliveries and when it next wants the time.
 //!
 //! # Driving the [`Hub`]
 //!

@@ -1,7 +1,7 @@
 //! One exec socket: reads the client, the process's pipes, its exit and the session's timer;
-//! hands each event to the [`Session`] and performs the outputs it queues. Output frames are fed in batches
-//! with one flush per batch; a write that a shutdown or a timer interrupts keeps its unsent frames
-//! and resumes after the event (the session bounds it with the flush grace). When the session is
+//! hands each event to the [`Session`] and performs the outputs it queues. Output frames are fed
+//! in batches with one flush per batch; a write that a shutdown or a timer interrupts keeps its
+//! unsent frames and resumes after the event (the session bounds it with the flush grace). When the session is
 //! done, the process tree is torn down ([`Tree::teardown`]) while the closing handshake finishes.
 
 use std::collections::VecDeque;
