@@ -343,7 +343,7 @@ pub fn compile_all(specs: &[ExecSpec]) -> Result<Vec<Endpoint>, SpecError> {
 /// `/ws/claude`, with `--` before the prompt), `echo` (`printf '%s\n' {text}`, no shell) and
 /// `demo` (five lines, 0.3 s apart, so a page shows streaming; a fixed `sh` script that reads the
 /// text only as `$1`, never as code).
-pub fn defaults() -> Vec<ExecSpec> {
+pub fn default_specs() -> Vec<ExecSpec> {
     let text = || {
         let mut p = IndexMap::new();
         p.insert(
@@ -422,7 +422,7 @@ mod tests {
 
     #[test]
     fn defaults_compile() {
-        let eps = compile_all(&defaults()).unwrap();
+        let eps = compile_all(&default_specs()).unwrap();
         let names: Vec<&str> = eps.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["claude", "echo", "demo"]);
         assert_eq!(eps[0].schema.info(), "send {prompt,meta}");
@@ -445,21 +445,21 @@ mod tests {
 
     #[test]
     fn bad_tables_are_refused() {
-        let mut s = defaults().remove(1);
+        let mut s = default_specs().remove(1);
         s.argv = vec!["printf".into(), "{nope}".into()];
         assert!(s.compile().unwrap_err().to_string().contains("{nope}"));
-        let mut s = defaults().remove(1);
+        let mut s = default_specs().remove(1);
         s.name = "a/b".into();
         assert!(matches!(s.compile(), Err(SpecError::Name(_))));
-        let mut s = defaults().remove(1);
+        let mut s = default_specs().remove(1);
         if let Some(p) = s.params.get_mut("text") {
             p.pattern = Some("(".into());
         }
         assert!(matches!(s.compile(), Err(SpecError::Pattern { .. })));
-        let mut s = defaults().remove(1);
+        let mut s = default_specs().remove(1);
         s.timeout = Some(-1.0);
         assert!(s.compile().is_err());
-        let d = defaults();
+        let d = default_specs();
         assert!(matches!(
             compile_all(&[d[1].clone(), d[1].clone()]),
             Err(SpecError::Duplicate(_))
@@ -468,7 +468,7 @@ mod tests {
 
     #[test]
     fn token_env_is_read_at_compile_time_and_never_printed() {
-        let mut s = defaults().remove(1);
+        let mut s = default_specs().remove(1);
         s.token_env = Some("ECHO_TOKEN".into());
         fn env(v: Option<&'static str>) -> impl Fn(&str) -> Option<OsString> {
             move |k| {
@@ -498,6 +498,6 @@ mod tests {
         assert!(!token.matches("s3cret-XYZ0"));
         assert!(!token.matches(""));
         assert!(!format!("{ep:?}").contains("s3cret"));
-        assert!(defaults()[1].compile().unwrap().token.is_none());
+        assert!(default_specs()[1].compile().unwrap().token.is_none());
     }
 }

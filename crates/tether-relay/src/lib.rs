@@ -6,33 +6,44 @@
 //! `docs/protocol/ui.md`; the adapter that owns the sockets is in `tether-server`.
 //!
 //! ```
-//! use tether_relay::{ConnId, Effect, Relay};
+//! use tether_relay::{ConnId, Output, Relay};
 //!
 //! let mut relay = Relay::default();
 //! relay.handle_connect(ConnId(1), "");              // a socket on `?session=` (none here)
 //! let hello = r#"{"id":0,"component":"system","type":"announce","payload":{"peerId":"hero-py-1","role":"hero","status":"online","version":"0.0.7","timestamp":1}}"#;
 //! relay.handle_text(ConnId(1), hello, 1_700_000_000_000); // now, in epoch milliseconds
 //! relay.handle_close(ConnId(1), 1_700_000_000_500);
-//! while let Some(effect) = relay.poll_output() {
-//!     match effect {
-//!         Effect::Send { conn, frame } => println!("write {frame} to {conn}"), // then handle_sent
-//!         Effect::Close { conn, code, reason } => println!("close {conn}: {code} {reason}"),
+//! while let Some(output) = relay.poll_output() {
+//!     match output {
+//!         Output::Send { conn, frame } => println!("write {frame} to {conn}"), // then handle_sent
+//!         Output::Close { conn, code, reason } => println!("close {conn}: {code} {reason}"),
 //!     }
 //! }
 //! ```
 //!
-//! An adapter's loop: a socket opens → [`Relay::handle_connect`]; a frame arrives →
-//! [`Relay::handle_text`] / [`Relay::handle_binary`]; frames were written →
-//! [`Relay::handle_sent`] (this is how a slow reader is detected); the socket ends →
-//! [`Relay::handle_close`]; after each, drain [`Relay::poll_output`]. The engine never blocks,
-//! owns no socket, clock or task: the time comes in as an argument.
+//! # Driving the [`Relay`]
+//!
+//! It follows the engine contract of `docs/engines.md`:
+//!
+//! - inputs: [`Relay::handle_connect`] (a socket opened, with its `?session=`),
+//!   [`Relay::handle_text`] / [`Relay::handle_binary`] (a frame arrived),
+//!   [`Relay::handle_sent`] (frames were written: this is how a slow reader is detected),
+//!   [`Relay::handle_close`] (the socket ended), [`Relay::handle_shutdown`];
+//! - outputs: [`Output`] (a frame to send, a connection to close), drained with
+//!   [`Relay::poll_output`] after every input;
+//! - no timers. The time comes in as an argument, as wall-clock epoch milliseconds rather than
+//!   an `Instant`, because the relay writes it into the frames it synthesizes (the `timestamp`
+//!   of an offline announce);
+//! - [`Relay::stats`] and the other getters are read-only queries (metrics, `/ui` listings).
+//!
+//! The engine never blocks and owns no socket, clock or task.
 
 mod envelope;
 mod frame;
-pub mod log;
+mod log;
 mod relay;
 
 pub use envelope::Role;
 pub use frame::Frame;
-pub use log::Log;
-pub use relay::{Config, ConfigError, ConnId, Effect, Relay, Stats, close};
+pub use log::{ENTRY_OVERHEAD, Log};
+pub use relay::{Config, ConfigError, ConnId, Output, Relay, Stats, close};

@@ -139,7 +139,7 @@ impl Config {
 
 /// What the adapter must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
+pub enum Output {
     /// Write this text frame to the connection; report it with [`Relay::handle_sent`].
     Send {
         /// The recipient.
@@ -165,9 +165,9 @@ pub struct Stats {
     pub frames_in: u64,
     /// Bytes of text frames received.
     pub bytes_in: u64,
-    /// Frames handed out in [`Effect::Send`].
+    /// Frames handed out in [`Output::Send`].
     pub frames_out: u64,
-    /// Bytes handed out in [`Effect::Send`].
+    /// Bytes handed out in [`Output::Send`].
     pub bytes_out: u64,
     /// Frames dropped because their sender had not announced.
     pub dropped_unannounced: u64,
@@ -217,13 +217,13 @@ struct Session {
     last_active: u64,
 }
 
-/// The sans-IO relay: connections in, [`Effect`]s out. One instance serves every session.
+/// The sans-IO relay: connections in, [`Output`]s out. One instance serves every session.
 #[derive(Debug)]
 pub struct Relay {
     config: Config,
     sessions: HashMap<Arc<str>, Session>,
     conns: HashMap<ConnId, Conn>,
-    out: VecDeque<Effect>,
+    out: VecDeque<Output>,
     closes: Vec<(ConnId, u16, String)>,
     stats: Stats,
     tick: u64,
@@ -302,7 +302,7 @@ impl Relay {
     }
 
     /// The next thing to do, in order.
-    pub fn poll_output(&mut self) -> Option<Effect> {
+    pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }
 
@@ -444,11 +444,11 @@ impl Relay {
     }
 
     /// Closes every connection (shutdown) with `code` and `reason`; no offline is synthesized.
-    pub fn close_all(&mut self, code: u16, reason: &str) {
+    pub fn handle_shutdown(&mut self, code: u16, reason: &str) {
         let mut ids: Vec<ConnId> = self.conns.keys().copied().collect();
         ids.sort();
         for conn in ids {
-            self.out.push_back(Effect::Close {
+            self.out.push_back(Output::Close {
                 conn,
                 code,
                 reason: reason.to_owned(),
@@ -465,7 +465,7 @@ impl Relay {
 
     fn refuse(&mut self, conn: ConnId, code: u16, reason: String) {
         self.stats.refused += 1;
-        self.out.push_back(Effect::Close { conn, code, reason });
+        self.out.push_back(Output::Close { conn, code, reason });
     }
 
     /// Open, announced connections of `session` other than `except` whose peer passes `keep`.
@@ -498,7 +498,7 @@ impl Relay {
         self.queued_bytes += frame.len();
         self.stats.frames_out += 1;
         self.stats.bytes_out += frame.len() as u64;
-        self.out.push_back(Effect::Send { conn, frame });
+        self.out.push_back(Output::Send { conn, frame });
         if over {
             self.stats.closed_too_slow += 1;
             self.close_conn(
@@ -559,7 +559,7 @@ impl Relay {
         };
         self.queued_bytes = self.queued_bytes.saturating_sub(c.pending);
         if let Some((code, reason)) = close {
-            self.out.push_back(Effect::Close { conn, code, reason });
+            self.out.push_back(Output::Close { conn, code, reason });
         }
         if let Some(s) = self.sessions.get_mut(&c.session) {
             s.conns.retain(|&id| id != conn);
@@ -734,13 +734,13 @@ mod tests {
     type Sends = Vec<(u64, String)>;
     type Closes = Vec<(u64, u16)>;
 
-    /// Drains the effects as (conn, text) sends and (conn, code) closes.
+    /// Drains the outputs as (conn, text) sends and (conn, code) closes.
     fn drain(r: &mut Relay) -> (Sends, Closes) {
         let (mut sends, mut closes) = (Vec::new(), Vec::new());
         while let Some(e) = r.poll_output() {
             match e {
-                Effect::Send { conn, frame } => sends.push((conn.0, frame.as_str().to_owned())),
-                Effect::Close { conn, code, .. } => closes.push((conn.0, code)),
+                Output::Send { conn, frame } => sends.push((conn.0, frame.as_str().to_owned())),
+                Output::Close { conn, code, .. } => closes.push((conn.0, code)),
             }
         }
         (sends, closes)
@@ -754,7 +754,7 @@ mod tests {
             .collect()
     }
 
-    /// A hero on 1 and a UI on 2 in session "", both announced; effects drained.
+    /// A hero on 1 and a UI on 2 in session "", both announced; outputs drained.
     fn pair() -> Relay {
         let mut r = Relay::default();
         r.handle_connect(ConnId(1), "");
@@ -1136,7 +1136,7 @@ mod tests {
         drain(&mut r);
         assert!(budget_is_consistent(&r, &[1, 3]));
         assert!(r.total_queued_bytes() < held);
-        r.close_all(close::GOING_AWAY, "bye");
+        r.handle_shutdown(close::GOING_AWAY, "bye");
         assert_eq!(r.total_queued_bytes(), 0);
     }
 
@@ -1208,7 +1208,7 @@ mod tests {
     #[test]
     fn shutdown_closes_everyone_without_offlines() {
         let mut r = pair();
-        r.close_all(close::GOING_AWAY, "server shutting down");
+        r.handle_shutdown(close::GOING_AWAY, "server shutting down");
         let (sends, closes) = drain(&mut r);
         assert!(sends.is_empty());
         assert_eq!(closes, vec![(1, close::GOING_AWAY), (2, close::GOING_AWAY)]);

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use common::{NOW, Ui, announce, drain, late_ui};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PConfig, RngAlgorithm, TestRng, TestRunner};
-use tether_relay::{Config, ConnId, Effect, Relay};
+use tether_relay::{Config, ConnId, Output, Relay};
 
 fn runner(cases: u32) -> TestRunner {
     TestRunner::new_with_rng(
@@ -313,7 +313,7 @@ fn routing_never_echoes_nor_crosses_sessions() {
                 }
                 while let Some(e) = r.poll_output() {
                     match e {
-                        Effect::Send { conn, frame } => {
+                        Output::Send { conn, frame } => {
                             prop_assert!(
                                 open.contains_key(&conn.0),
                                 "send to a closed connection {}",
@@ -336,7 +336,7 @@ fn routing_never_echoes_nor_crosses_sessions() {
                                 );
                             }
                         }
-                        Effect::Close { conn, .. } => {
+                        Output::Close { conn, .. } => {
                             prop_assert!(closed.insert(conn.0), "closed twice: {}", conn);
                             open.remove(&conn.0);
                         }

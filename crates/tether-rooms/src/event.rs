@@ -38,7 +38,7 @@ pub enum Reply {
         room: Name,
         /// The client.
         client: Name,
-        /// The room's members after the join, at most [`crate::hub::PRESENCE_LIMIT`].
+        /// The room's members after the join, at most [`crate::PRESENCE_LIMIT`].
         members: Vec<MemberInfo>,
         /// How many members the room has in all.
         count: usize,
@@ -132,7 +132,7 @@ pub enum Push {
     Presence {
         /// The room.
         room: Name,
-        /// Its members, at most [`crate::hub::PRESENCE_LIMIT`].
+        /// Its members, at most [`crate::PRESENCE_LIMIT`].
         members: Vec<MemberInfo>,
         /// How many members the room has in all.
         count: usize,

@@ -84,7 +84,7 @@ pub enum Output {
     },
     /// Hand each recipient the presence events (`Join` / `Leave` of one room, in order) of
     /// `pushes` from its own index on: a member that joined while the batch gathered gets only
-    /// the events after its own join. One batch per room per tick (see [`crate::presence`]).
+    /// the events after its own join. One batch per room per tick (see [`crate::presence_tick`]).
     DeliverBatch {
         /// Recipients, each with the index of the first event it gets (always in range).
         to: Vec<(ConnId, usize)>,
@@ -217,8 +217,8 @@ impl Hub {
 
     // ---- connections ----
 
-    /// Opens a connection in status NEW.
-    pub fn connect(&mut self, door: Door) -> ConnId {
+    /// A socket opened on `door`: a new connection in status NEW, whose id the hub picks.
+    pub fn handle_connect(&mut self, door: Door) -> ConnId {
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
         self.conns.insert(
@@ -249,7 +249,7 @@ impl Hub {
 
     /// Tells every connection the server is going away and asks the adapter to close them all
     /// (after the presence batches still gathering).
-    pub fn shutdown(&mut self, reason: &str, now: Instant) {
+    pub fn handle_shutdown(&mut self, reason: &str, now: Instant) {
         let gathering: Vec<Name> = self.due.iter().map(|(_, room)| room.clone()).collect();
         for room in &gathering {
             self.flush_presence(room, now);

@@ -1,14 +1,29 @@
 //! The rooms hub: rooms, clients, statuses and limits as a sans-IO state machine, plus the
-//! codecs of its two socket doors (TCP lines and WebSocket JSON). Adapters own the sockets and
-//! the clock; the hub only takes commands and the time, and hands back replies, deliveries and
-//! when it next wants the time ([`Hub::poll_timeout`], for presence batches: [`presence`]).
+//! codecs of its two socket doors ([`line`](mod@line) for TCP lines, [`json`](mod@json) for
+//! WebSocket JSON frames). Adapters own the sockets and the clock; the hub takes commands and
+//! the time, and hands back replies, deliveries and when it next wants the time.
+//!
+//! # Driving the [`Hub`]
+//!
+//! It follows the engine contract of `docs/engines.md`:
+//!
+//! - inputs: [`Hub::handle_connect`] (a socket opened on a [`Door`]; the hub picks the
+//!   [`ConnId`]), [`Hub::handle_command`] (a parsed client [`Command`]; returns its [`Reply`]),
+//!   [`Hub::handle_close`], [`Hub::handle_shutdown`];
+//! - outputs: [`Output`] (deliveries, presence batches, closes), drained with
+//!   [`Hub::poll_output`] after every input;
+//! - timer: presence events are gathered per room for a tick ([`presence_tick`]) and delivered
+//!   as one batch: [`Hub::poll_timeout`] says when to call [`Hub::handle_timeout`]; every input
+//!   that can start a batch takes `now`;
+//! - calls of the REST API, not of a socket: [`Hub::delete_room`], [`Hub::list`] and the
+//!   read-only queries.
 //!
 //! ```
 //! use std::time::Instant;
 //! use tether_rooms::{Door, Hub, Limits, Output, line};
 //!
 //! let mut hub = Hub::new(Limits::default());
-//! let (a, b) = (hub.connect(Door::Tcp), hub.connect(Door::Ws));
+//! let (a, b) = (hub.handle_connect(Door::Tcp), hub.handle_connect(Door::Ws));
 //! for (conn, text) in [(a, "HELLO main:alice"), (b, "HELLO main:bob"), (a, "SEND main:alice hi")] {
 //!     let cmd = line::parse_line(text).unwrap().unwrap();
 //!     hub.handle_command(conn, cmd, Instant::now()).unwrap();
@@ -28,21 +43,21 @@
 //! assert_eq!(hub.poll_timeout(), None); // nothing waits for a tick
 //! ```
 
-pub mod command;
-pub mod error;
-pub mod event;
-pub mod hub;
+mod command;
+mod error;
+mod event;
+mod hub;
 pub mod json;
 pub mod line;
-pub mod name;
-pub mod presence;
-pub mod status;
+mod name;
+mod presence;
+mod status;
 
 pub use command::{Command, ListType, Register};
 pub use error::{ErrorCode, HubError};
 pub use event::{MemberInfo, Push, Reply, RoomInfo};
 pub use hub::{CloseReason, ConnId, Door, Hub, Limits, Output, PRESENCE_LIMIT};
-pub use name::Name;
+pub use name::{MAX_NAME_LEN, Name, main_room};
 pub use presence::{
     PRESENCE_BATCH_MAX, PRESENCE_TICK, PRESENCE_TICK_MAX, PRESENCE_TICK_PER_MEMBER, presence_tick,
 };

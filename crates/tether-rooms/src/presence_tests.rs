@@ -16,7 +16,7 @@ fn world(max_clients: usize) -> World {
 
 /// Connects and says HELLO in `room`; returns the connection.
 fn hello(w: &mut World, room: &str, client: &str) -> ConnId {
-    let c = w.hub.connect(Door::Tcp);
+    let c = w.hub.handle_connect(Door::Tcp);
     let reply = w.run(c, &format!("HELLO {room}:{client}"));
     assert_eq!(reply, format!("OK HELLO {room}:{client}\n"));
     c
@@ -158,7 +158,7 @@ fn a_member_joining_mid_batch_sees_only_what_followed_its_join() {
     hello(&mut w, "main", "bob"); // at once
     w.ready();
     let x = hello(&mut w, "main", "xavier"); // gathers
-    let m = w.hub.connect(Door::Ws);
+    let m = w.hub.handle_connect(Door::Ws);
     let result = w.hub.handle_command(
         m,
         line::parse_line("HELLO main:mid").unwrap().unwrap(),
@@ -219,7 +219,7 @@ fn shutdown_hands_out_gathered_presence_before_bye() {
     hello(&mut w, "main", "bob");
     w.ready();
     hello(&mut w, "main", "carol"); // gathers
-    w.hub.shutdown("server shutting down", w.now);
+    w.hub.handle_shutdown("server shutting down", w.now);
     assert_eq!(w.hub.poll_timeout(), None);
     let (got, _) = w.ready();
     assert_eq!(
@@ -369,14 +369,16 @@ mod fuzz {
             .run(&proptest::collection::vec(op(), 1..60), |ops| {
                 let mut w = world(100);
                 let room = |r: usize| ROOMS[r];
-                let founder = w.hub.connect(Door::Tcp);
+                let founder = w.hub.handle_connect(Door::Tcp);
                 w.run(founder, "NEW r1:founder");
                 let mut conns: HashMap<usize, ConnId> = HashMap::new();
                 let mut views: HashMap<ConnId, View> = HashMap::new();
                 for op in ops {
                     match op {
                         Op::Join(c, r) => {
-                            let conn = *conns.entry(c).or_insert_with(|| w.hub.connect(Door::Tcp));
+                            let conn = *conns
+                                .entry(c)
+                                .or_insert_with(|| w.hub.handle_connect(Door::Tcp));
                             w.run(conn, &format!("HELLO {}:c{c}", room(r)));
                         }
                         Op::Leave(c, r) => {

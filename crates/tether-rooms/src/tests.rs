@@ -92,7 +92,7 @@ pub(crate) fn lines_for(got: &[(ConnId, String)], c: ConnId) -> Vec<&str> {
 #[test]
 fn main_exists_and_cannot_be_created() {
     let mut w = World::new(Limits::default());
-    let a = w.hub.connect(Door::Tcp);
+    let a = w.hub.handle_connect(Door::Tcp);
     assert_eq!(w.run(a, "HELLO main:alice"), "OK HELLO main:alice\n");
     assert!(w.run(a, "NEW main:alice").starts_with("ERROR MAIN_ROOM"));
     assert_eq!(
@@ -105,9 +105,9 @@ fn main_exists_and_cannot_be_created() {
 fn send_reaches_other_members_with_sender_and_room() {
     let mut w = World::new(Limits::default());
     let (a, b, c) = (
-        w.hub.connect(Door::Tcp),
-        w.hub.connect(Door::Ws),
-        w.hub.connect(Door::Rest),
+        w.hub.handle_connect(Door::Tcp),
+        w.hub.handle_connect(Door::Ws),
+        w.hub.handle_connect(Door::Rest),
     );
     w.run(a, "HELLO main:alice");
     w.run(b, "hello main:bob");
@@ -123,7 +123,10 @@ fn send_reaches_other_members_with_sender_and_room() {
 #[test]
 fn joins_and_leaves_are_pushed() {
     let mut w = World::new(Limits::default());
-    let (a, b) = (w.hub.connect(Door::Tcp), w.hub.connect(Door::Tcp));
+    let (a, b) = (
+        w.hub.handle_connect(Door::Tcp),
+        w.hub.handle_connect(Door::Tcp),
+    );
     w.run(a, "HELLO main:alice");
     w.drain();
     w.run(b, "JOIN main:bob");
@@ -144,7 +147,10 @@ fn joins_and_leaves_are_pushed() {
 #[test]
 fn statuses_follow_the_documented_transitions() {
     let mut w = World::new(Limits::default());
-    let (a, b) = (w.hub.connect(Door::Tcp), w.hub.connect(Door::Tcp));
+    let (a, b) = (
+        w.hub.handle_connect(Door::Tcp),
+        w.hub.handle_connect(Door::Tcp),
+    );
     assert_eq!(w.hub.conn_status(a), Status::New);
     w.run(a, "HELLO main:alice");
     w.run(b, "HELLO main:bob");
@@ -182,9 +188,9 @@ fn max_clients_is_exact_and_never_drifts() {
     });
     for round in 0..5 {
         let (a, b, c) = (
-            w.hub.connect(Door::Tcp),
-            w.hub.connect(Door::Tcp),
-            w.hub.connect(Door::Tcp),
+            w.hub.handle_connect(Door::Tcp),
+            w.hub.handle_connect(Door::Tcp),
+            w.hub.handle_connect(Door::Tcp),
         );
         assert!(w.run(a, &format!("HELLO main:a{round}")).starts_with("OK"));
         assert!(w.run(b, &format!("HELLO main:b{round}")).starts_with("OK"));
@@ -211,7 +217,7 @@ fn message_length_counts_characters() {
         max_message_length: 5,
         ..Limits::default()
     });
-    let a = w.hub.connect(Door::Tcp);
+    let a = w.hub.handle_connect(Door::Tcp);
     w.run(a, "HELLO main:alice");
     assert_eq!(w.run(a, "SEND main:alice ééééé"), "OK SEND main 0\n");
     assert!(
@@ -224,9 +230,9 @@ fn message_length_counts_characters() {
 fn direct_messages_reach_only_the_target() {
     let mut w = World::new(Limits::default());
     let (a, b, c) = (
-        w.hub.connect(Door::Tcp),
-        w.hub.connect(Door::Tcp),
-        w.hub.connect(Door::Tcp),
+        w.hub.handle_connect(Door::Tcp),
+        w.hub.handle_connect(Door::Tcp),
+        w.hub.handle_connect(Door::Tcp),
     );
     w.run(a, "HELLO main:alice");
     w.run(b, "HELLO main:bob");
@@ -248,7 +254,10 @@ fn direct_messages_reach_only_the_target() {
 #[test]
 fn identity_and_registration_errors() {
     let mut w = World::new(Limits::default());
-    let (a, b) = (w.hub.connect(Door::Tcp), w.hub.connect(Door::Tcp));
+    let (a, b) = (
+        w.hub.handle_connect(Door::Tcp),
+        w.hub.handle_connect(Door::Tcp),
+    );
     assert!(
         w.run(a, "SEND main:alice hi")
             .starts_with("ERROR NOT_REGISTERED")
@@ -282,7 +291,7 @@ fn rooms_stay_until_deleted_empty() {
         max_rooms: 2,
         ..Limits::default()
     });
-    let a = w.hub.connect(Door::Tcp);
+    let a = w.hub.handle_connect(Door::Tcp);
     w.run(a, "NEW r1:alice");
     assert!(w.run(a, "NEW r2:alice").starts_with("ERROR TOO_MANY_ROOMS"));
     assert_eq!(
@@ -298,7 +307,10 @@ fn rooms_stay_until_deleted_empty() {
 #[test]
 fn list_types_and_seed_form() {
     let mut w = World::new(Limits::default());
-    let (a, b) = (w.hub.connect(Door::Tcp), w.hub.connect(Door::Tcp));
+    let (a, b) = (
+        w.hub.handle_connect(Door::Tcp),
+        w.hub.handle_connect(Door::Tcp),
+    );
     w.run(a, "HELLO main:alice");
     w.run(a, "NEW r1:alice");
     w.run(b, "JOIN r1:bob");
@@ -327,10 +339,13 @@ fn list_types_and_seed_form() {
 #[test]
 fn shutdown_says_bye_and_closes_everyone() {
     let mut w = World::new(Limits::default());
-    let (a, b) = (w.hub.connect(Door::Tcp), w.hub.connect(Door::Ws));
+    let (a, b) = (
+        w.hub.handle_connect(Door::Tcp),
+        w.hub.handle_connect(Door::Ws),
+    );
     w.run(a, "HELLO main:alice");
     w.drain();
-    w.hub.shutdown("server shutting down", w.now);
+    w.hub.handle_shutdown("server shutting down", w.now);
     let (got, closed) = w.drain();
     assert_eq!(lines_for(&got, a), ["BYE server shutting down"]);
     assert_eq!(lines_for(&got, b), ["BYE server shutting down"]);
@@ -430,7 +445,7 @@ mod fuzz {
             prop::collection::vec(prop_oneof![words.prop_map(String::from), ".{0,8}"], 0..12)
                 .prop_map(|v| v.concat());
         let world = std::cell::RefCell::new(World::new(Limits::default()));
-        let a = world.borrow_mut().hub.connect(Door::Tcp);
+        let a = world.borrow_mut().hub.handle_connect(Door::Tcp);
         runner()
             .run(&input, |line| {
                 let mut world = world.borrow_mut();
@@ -490,11 +505,11 @@ fn presence_lists_are_capped_with_the_total_count() {
         ..Limits::default()
     });
     for i in 0..PRESENCE_LIMIT + 50 {
-        let c = w.hub.connect(Door::Ws);
+        let c = w.hub.handle_connect(Door::Ws);
         w.run(c, &format!("HELLO main:c{i:03}"));
     }
     w.drain();
-    let late = w.hub.connect(Door::Ws);
+    let late = w.hub.handle_connect(Door::Ws);
     let reply = w
         .hub
         .handle_command(late, parse_line("HELLO main:late").unwrap().unwrap(), w.now)

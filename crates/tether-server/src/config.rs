@@ -451,8 +451,8 @@ impl ServeArgs {
         let exec_specs = self
             .exec
             .or(file.exec)
-            .unwrap_or_else(tether_exec::spec::defaults);
-        let exec = tether_exec::spec::compile_all(&exec_specs)
+            .unwrap_or_else(tether_exec::default_specs);
+        let exec = tether_exec::compile_all(&exec_specs)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?
             .into_iter()
             .map(std::sync::Arc::new)

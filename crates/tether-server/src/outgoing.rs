@@ -143,7 +143,7 @@ impl EncodedBatch {
         let f = self.frame.get_or_init(|| {
             let room = match self.pushes.first().map(|p| p.push()) {
                 Some(Push::Join { room, .. } | Push::Leave { room, .. }) => room.clone(),
-                _ => tether_rooms::name::main_room(),
+                _ => tether_rooms::main_room(),
             };
             let head = json::batch_head(&room, self.count);
             let mut events = bytes::BytesMut::new();

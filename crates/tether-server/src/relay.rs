@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use metrics::{Counter, Gauge, counter, gauge};
 use serde::Deserialize;
-use tether_relay::{ConnId, Effect, Relay, Stats, close};
+use tether_relay::{ConnId, Output, Relay, Stats, close};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,7 +33,7 @@ enum Out {
     Close(CloseFrame),
 }
 
-/// One connection's end of the engine's effects.
+/// One connection's end of the engine's outputs.
 struct Sink {
     /// Unbounded: the engine bounds it in bytes (`max_queue_bytes`) and closes a connection
     /// that lets it grow past that.
@@ -107,7 +107,7 @@ impl RelayHub {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` on the engine, then hands its effects to the connections.
+    /// Runs `f` on the engine, then hands its outputs to the connections.
     fn with<R>(&self, f: impl FnOnce(&mut Relay) -> R) -> R {
         let mut core = self.lock();
         let r = f(&mut core.relay);
@@ -117,7 +117,7 @@ impl RelayHub {
 
     /// Tells every connection the server is going away (1001) after what is queued for it.
     pub fn shutdown(&self) {
-        self.with(|r| r.close_all(close::GOING_AWAY, "server shutting down"));
+        self.with(|r| r.handle_shutdown(close::GOING_AWAY, "server shutting down"));
     }
 
     /// The accept loop's router: every path upgrades, once `guard` (Host and Origin checks)
@@ -131,16 +131,16 @@ impl RelayHub {
 
 impl Core {
     fn flush(&mut self) {
-        while let Some(effect) = self.relay.poll_output() {
-            match effect {
-                Effect::Send { conn, frame } => {
+        while let Some(output) = self.relay.poll_output() {
+            match output {
+                Output::Send { conn, frame } => {
                     if let Some(sink) = self.sinks.get(&conn) {
                         let text = Utf8Bytes::try_from(frame.into_bytes())
                             .unwrap_or_else(|_| Utf8Bytes::from_static("{}"));
                         let _ = sink.tx.send(Out::Frame(text));
                     }
                 }
-                Effect::Close { conn, code, reason } => {
+                Output::Close { conn, code, reason } => {
                     if let Some(sink) = self.sinks.remove(&conn) {
                         let frame = CloseFrame {
                             code,

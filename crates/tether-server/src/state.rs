@@ -148,7 +148,7 @@ impl AppState {
         let (tx, rx) = mpsc::channel(self.config.queue_capacity);
         let done = CancellationToken::new();
         let mut core = self.lock();
-        let id = core.hub.connect(door);
+        let id = core.hub.handle_connect(door);
         core.sinks.insert(
             id,
             Sink::Stream {
@@ -163,7 +163,7 @@ impl AppState {
     /// Opens a REST client's connection with an empty mailbox.
     pub fn open_mailbox(&self, token: String) -> ConnId {
         let mut core = self.lock();
-        let id = core.hub.connect(Door::Rest);
+        let id = core.hub.handle_connect(Door::Rest);
         core.sinks.insert(
             id,
             Sink::Mailbox(Mailbox {
@@ -253,7 +253,8 @@ impl AppState {
     pub fn shutdown_all(&self) {
         self.shutdown.cancel();
         let mut core = self.lock();
-        core.hub.shutdown("server shutting down", Instant::now());
+        core.hub
+            .handle_shutdown("server shutting down", Instant::now());
         core.flush();
     }
 

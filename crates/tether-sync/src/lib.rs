@@ -21,18 +21,31 @@
 //! }
 //! ```
 //!
-//! An adapter's loop: read a frame → [`Session::handle_text`] / [`Session::handle_binary`] →
-//! drain [`Session::poll_output`] → write frames, run [`AppEvent`]s, report back
-//! (`action_done`, `task_done`, …). The engine never awaits, owns no socket, timer or task.
-//! [`typed`] puts a `Serialize + DeserializeOwned` value on top of one key.
+//! # Driving a [`Session`]
+//!
+//! It follows the engine contract of `docs/engines.md`:
+//!
+//! - inputs: [`Session::handle_connect`], [`Session::handle_text`] / [`Session::handle_binary`]
+//!   (a frame arrived), [`Session::handle_close`];
+//! - outputs: [`Output`] (frames to write, closes, log lines, and [`AppEvent`]s for the
+//!   application: run an action, start or cancel a task, adopt a client's state), drained with
+//!   [`Session::poll_output`] after every input;
+//! - the application's own calls are plain verbs: it changes state (`register`, `sync`, `set`,
+//!   `toast`, …) and reports how an [`AppEvent`] ended (`action_done`, `task_done`, …); they
+//!   queue outputs as inputs do;
+//! - no timers and no clock: nothing in the protocol waits for time. The engine never awaits
+//!   and owns no socket, timer or task.
+//!
+//! [`Synced`] puts a `Serialize + DeserializeOwned` value on top of one key; [`codec`] is the
+//! wire format's frame names, parser and encoders.
 
 pub mod codec;
-pub mod session;
-pub mod typed;
+mod session;
+mod typed;
 
-pub use codec::{ClientFrame, FrameError, ToastKind};
+pub use codec::ToastKind;
 pub use session::{
-    ActionId, AppEvent, CLOSE_NORMAL, Config, ConnId, Level, Output, Session, SyncError,
-    SyncOptions, TaskId,
+    ActionId, AppEvent, CLOSE_NORMAL, Config, ConnId, Level, Output, REASON_DISCONNECTED,
+    REASON_TAKEN_OVER, Session, SyncError, SyncOptions, TaskId,
 };
-pub use typed::Synced;
+pub use typed::{Synced, parse_args};

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tether_exec::spec::{ExecSpec, defaults};
+use tether_exec::{ExecSpec, default_specs};
 use tether_exec::{LineFramer, Protocol};
 
 fuzz_target!(|data: &[u8]| {
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
 
     // Requests.
     let request = String::from_utf8_lossy(request);
-    let specs: Vec<ExecSpec> = defaults();
+    let specs: Vec<ExecSpec> = default_specs();
     for spec in &specs {
         let Ok(ep) = spec.compile() else {
             panic!("built-in endpoint {} does not compile", spec.name);
@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
                             || b == b'_'
                             || b == b'-'));
                     }
-                    tether_exec::params::claude_prompt(&mut values);
+                    tether_exec::claude_prompt(&mut values);
                     let argv = ep.template.expand(&values);
                     assert_eq!(argv.len(), 7);
                     assert_eq!(argv[5], "--");

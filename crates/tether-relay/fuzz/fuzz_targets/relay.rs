@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use libfuzzer_sys::fuzz_target;
-use tether_relay::{Config, ConnId, Effect, Relay};
+use tether_relay::{Config, ConnId, Output, Relay};
 
 const HERO: &str = r#"{"id":0,"component":"system","type":"announce","payload":{"peerId":"hero","role":"hero","status":"online","version":"0.0.7","timestamp":1}}"#;
 const UI: &str = r#"{"id":0,"component":"system","type":"announce","payload":{"peerId":"ui","role":"sidekick","status":"online","version":"0.0.8","timestamp":1}}"#;
@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
                 open.remove(&conn.0);
             }
             6 => {
-                relay.close_all(1001, "bye");
+                relay.handle_shutdown(1001, "bye");
                 open.clear();
             }
             _ => {
@@ -57,15 +57,15 @@ fuzz_target!(|data: &[u8]| {
                 sender = Some((conn, text.into_owned()));
             }
         }
-        while let Some(effect) = relay.poll_output() {
-            match effect {
-                Effect::Send { conn, frame } => {
+        while let Some(output) = relay.poll_output() {
+            match output {
+                Output::Send { conn, frame } => {
                     assert!(open.contains(&conn.0), "send to {conn} which is not open");
                     if let Some((from, text)) = &sender {
                         assert!(!(*from == conn && frame.as_str() == text), "echo");
                     }
                 }
-                Effect::Close { conn, .. } => {
+                Output::Close { conn, .. } => {
                     open.remove(&conn.0);
                 }
             }

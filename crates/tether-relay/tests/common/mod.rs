@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
-use tether_relay::{ConnId, Effect, Relay};
+use tether_relay::{ConnId, Output, Relay};
 
 /// What one component shows.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -296,7 +296,7 @@ pub fn announce(peer: &str, role: &str, status: &str) -> String {
     )
 }
 
-/// The effects since the last drain: frames sent to each connection, and closes.
+/// The outputs since the last drain: frames sent to each connection, and closes.
 #[derive(Debug, Default)]
 pub struct Drained {
     pub sends: Vec<(ConnId, String)>,
@@ -317,8 +317,8 @@ pub fn drain(r: &mut Relay) -> Drained {
     let mut d = Drained::default();
     while let Some(e) = r.poll_output() {
         match e {
-            Effect::Send { conn, frame } => d.sends.push((conn, frame.as_str().to_owned())),
-            Effect::Close { conn, code, reason } => d.closes.push((conn, code, reason)),
+            Output::Send { conn, frame } => d.sends.push((conn, frame.as_str().to_owned())),
+            Output::Close { conn, code, reason } => d.closes.push((conn, code, reason)),
         }
     }
     d

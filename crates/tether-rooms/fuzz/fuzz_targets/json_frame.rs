@@ -9,7 +9,7 @@ use tether_rooms::{Door, Hub, Limits, Output, json};
 
 fuzz_target!(|data: &[u8]| {
     let mut hub = Hub::new(Limits::default());
-    let conn = hub.connect(Door::Ws);
+    let conn = hub.handle_connect(Door::Ws);
     let mut now = Instant::now();
     for frame in data.split(|&b| b == 0) {
         now += Duration::from_millis(u64::from(frame.first().copied().unwrap_or(0) % 64));

@@ -12,7 +12,7 @@ use tether_rooms::{Door, Hub, Limits};
 fuzz_target!(|data: &[u8]| {
     let mut hub = Hub::new(Limits::default());
     let mut now = Instant::now();
-    let conns = [hub.connect(Door::Tcp), hub.connect(Door::Tcp)];
+    let conns = [hub.handle_connect(Door::Tcp), hub.handle_connect(Door::Tcp)];
     let mut splitter = LineSplitter::new(256);
     // Split the input in two chunks at a data-chosen point to exercise partial lines.
     let cut = data.first().map_or(0, |&b| b as usize % (data.len() + 1));

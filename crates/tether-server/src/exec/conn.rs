@@ -1,11 +1,10 @@
-//! One exec socket: reads the client, the process's pipes, its exit and the timers; hands each
-//! event to the [`Session`] and performs the effects it returns. Output frames are fed in batches
-//! with one flush per batch; a write that a shutdown or a timer interrupts keeps its unsent frames
-//! and resumes after the event (the session bounds it with the flush grace). When the session is
+//! One exec socket: reads the client, the process's pipes, its exit and the session's timer;
+//! hands each event to the [`Session`] and performs the outputs it queues. Output frames are fed
+//! in batches with one flush per batch; a write that a shutdown or a timer interrupts keeps its
+//! unsent frames and resumes after the event (the session bounds it with the flush grace). When the session is
 //! done, the process tree is torn down ([`Tree::teardown`]) while the closing handshake finishes.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,11 +13,11 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use metrics::counter;
-use tether_exec::{Effect, Endpoint, Event, Session, Signal, Timer};
+use tether_exec::{Endpoint, Output, Session, Signal};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStderr, ChildStdout};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::tree::Tree;
@@ -33,7 +32,7 @@ const STDERR_READ: usize = 8 * 1024;
 const STDIN_QUEUE: usize = 64;
 /// How long to wait for the client's half of the closing handshake.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
-/// Once the flush grace is over ([`Effect::DropUnsent`]): how long the close frame (behind what
+/// Once the flush grace is over ([`Output::DropUnsent`]): how long the close frame (behind what
 /// the WebSocket layer already buffered) may take to be written before the socket is dropped.
 const CLOSE_FRAME_WAIT: Duration = Duration::from_millis(250);
 
@@ -52,25 +51,6 @@ struct Proc {
     reaped: bool,
 }
 
-#[derive(Default)]
-struct Timers {
-    deadline: Option<Pin<Box<Sleep>>>,
-    grace: Option<Pin<Box<Sleep>>>,
-    drain: Option<Pin<Box<Sleep>>>,
-    flush: Option<Pin<Box<Sleep>>>,
-}
-
-impl Timers {
-    fn slot(&mut self, t: Timer) -> &mut Option<Pin<Box<Sleep>>> {
-        match t {
-            Timer::Deadline => &mut self.deadline,
-            Timer::KillGrace => &mut self.grace,
-            Timer::Drain => &mut self.drain,
-            Timer::Flush => &mut self.flush,
-        }
-    }
-}
-
 /// What woke the loop up.
 enum Woke {
     Shutdown,
@@ -78,7 +58,8 @@ enum Woke {
     Stdout(std::io::Result<usize>),
     Stderr(std::io::Result<usize>),
     Exited(std::io::Result<ExitStatus>),
-    Fired(Timer),
+    /// The session's timer is due.
+    Timeout,
 }
 
 /// Everything the loop owns besides the socket halves.
@@ -87,7 +68,6 @@ struct Conn {
     ep: Arc<Endpoint>,
     session: Session,
     proc: Option<Proc>,
-    timers: Timers,
     /// Frames waiting to be written, in order; nothing after a close frame.
     outbox: VecDeque<Message>,
     /// A close frame was queued: nothing more is.
@@ -117,7 +97,6 @@ pub async fn run(
         hub,
         ep,
         proc: None,
-        timers: Timers::default(),
         outbox: VecDeque::new(),
         close_queued: false,
         unflushed: false,
@@ -126,29 +105,29 @@ pub async fn run(
         shutdown_seen: false,
         pending_term: false,
     };
-    let mut fx = Vec::new();
-    c.session.open(&mut fx);
+    c.session.handle_connect();
     let mut readable = true;
     let mut out_buf = vec![0u8; STDOUT_READ];
     let mut err_buf = vec![0u8; STDERR_READ];
     loop {
-        c.apply(&mut fx);
+        c.apply();
         if std::mem::take(&mut c.pending_term) {
             c.term_tree().await;
         }
-        if c.writable
-            && (c.unflushed || !c.outbox.is_empty())
-            && let Some(woke) = c.write(&mut sink, &shutdown).await
-        {
+        let writing = c.writable && (c.unflushed || !c.outbox.is_empty());
+        c.session.handle_writing(writing);
+        if writing && let Some(woke) = c.write(&mut sink, &shutdown).await {
             // Something happened while the client was slow to read: handle it, then write on
             // (the session closes and bounds the rest with the flush grace if it must).
-            c.wake(woke, &mut fx, &out_buf, &err_buf);
+            c.wake(woke, &out_buf, &err_buf);
             continue;
         }
+        c.session.handle_writing(false);
         if c.session.is_done() {
             break;
         }
         let woke = {
+            let timeout = c.session.poll_timeout().map(Instant::from_std);
             let proc = c.proc.as_mut();
             let (stdout, stderr, child) = match proc {
                 Some(p) => (
@@ -161,7 +140,7 @@ pub async fn run(
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled(), if !c.shutdown_seen => Woke::Shutdown,
-                t = fired(&mut c.timers) => Woke::Fired(t),
+                _ = until(timeout) => Woke::Timeout,
                 r = wait(child) => Woke::Exited(r),
                 // Before the pipes: a process that floods stdout must not hide the client's close.
                 r = socket::read(&mut stream, super::MAX_CLIENT_FRAME), if readable => Woke::Client(r),
@@ -176,7 +155,7 @@ pub async fn run(
             // Answer the client's close frame now, not after the process is gone.
             socket::answer_close(&mut stream).await;
         }
-        c.wake(woke, &mut fx, &out_buf, &err_buf);
+        c.wake(woke, &out_buf, &err_buf);
     }
     // Let the client's half of the closing handshake arrive so the close frame is not lost to
     // a reset; a client that does not answer gets no more than CLOSE_WAIT. When the client
@@ -217,14 +196,15 @@ pub async fn run(
 
 impl Conn {
     /// Turns what woke the loop into session events.
-    fn wake(&mut self, woke: Woke, fx: &mut Vec<Effect>, out_buf: &[u8], err_buf: &[u8]) {
+    fn wake(&mut self, woke: Woke, out_buf: &[u8], err_buf: &[u8]) {
         let s = &mut self.session;
+        let now = Instant::now().into_std();
         match woke {
             Woke::Shutdown => {
                 self.shutdown_seen = true;
-                s.handle(Event::Shutdown, fx);
+                s.handle_shutdown(now);
             }
-            Woke::Fired(t) => s.handle(Event::Fired(t), fx),
+            Woke::Timeout => s.handle_timeout(now),
             Woke::Exited(r) => {
                 let exit = match r {
                     Ok(status) => child::exit_of(status),
@@ -239,32 +219,32 @@ impl Conn {
                     p.slot = None;
                     p.stdin = None;
                 }
-                s.handle(Event::Exited(exit), fx);
+                s.handle_exit(exit, now);
             }
-            Woke::Stdout(Ok(n)) if n > 0 => s.handle(Event::Stdout(&out_buf[..n]), fx),
+            Woke::Stdout(Ok(n)) if n > 0 => s.handle_stdout(&out_buf[..n]),
             Woke::Stdout(_) => {
                 if let Some(p) = &mut self.proc {
                     p.stdout = None;
                 }
-                s.handle(Event::StdoutEof, fx);
+                s.handle_stdout_eof();
             }
-            Woke::Stderr(Ok(n)) if n > 0 => s.handle(Event::Stderr(&err_buf[..n]), fx),
+            Woke::Stderr(Ok(n)) if n > 0 => s.handle_stderr(&err_buf[..n]),
             Woke::Stderr(_) => {
                 if let Some(p) = &mut self.proc {
                     p.stderr = None;
                 }
-                s.handle(Event::StderrEof, fx);
+                s.handle_stderr_eof();
             }
-            Woke::Client(Read::Text(t)) => s.handle(Event::Text(t.as_str()), fx),
-            Woke::Client(Read::Binary(_)) => s.handle(Event::Binary, fx),
+            Woke::Client(Read::Text(t)) => s.handle_text(t.as_str()),
+            Woke::Client(Read::Binary(_)) => s.handle_binary(),
             Woke::Client(Read::Failed(frame)) => {
                 // Say why (1009 for a frame too big, 1002/1007 for a broken frame).
                 if !s.is_done() {
                     self.queue(Message::Close(Some(frame)));
                 }
-                self.session.handle(Event::ClientGone, fx);
+                self.session.handle_close(now);
             }
-            Woke::Client(Read::Gone | Read::Closed(_)) => s.handle(Event::ClientGone, fx),
+            Woke::Client(Read::Gone | Read::Closed(_)) => s.handle_close(now),
         }
     }
 
@@ -276,37 +256,33 @@ impl Conn {
         }
     }
 
-    /// Performs the effects (all but the writes, which are queued in `outbox`).
-    fn apply(&mut self, fx: &mut Vec<Effect>) {
-        let mut i = 0;
-        // Effects may cause events (spawn → Spawned) whose effects are appended: walk by index.
-        while i < fx.len() {
-            let effect = std::mem::replace(&mut fx[i], Effect::CloseStdin);
-            i += 1;
-            match effect {
-                Effect::Send(text) => self.queue(Message::Text(text.into())),
-                Effect::Close(code, reason) => self.queue(Message::Close(Some(CloseFrame {
+    /// Performs the session's outputs (all but the writes, which are queued in `outbox`).
+    fn apply(&mut self) {
+        // An output may cause an event (spawn → spawned) whose outputs queue behind it.
+        while let Some(output) = self.session.poll_output() {
+            match output {
+                Output::Send(text) => self.queue(Message::Text(text.into())),
+                Output::Close(code, reason) => self.queue(Message::Close(Some(CloseFrame {
                     code,
                     reason: reason.into(),
                 }))),
-                Effect::DropUnsent => {
+                Output::DropUnsent => {
                     self.outbox.retain(|m| matches!(m, Message::Close(_)));
                     self.cut.get_or_insert(Instant::now() + CLOSE_FRAME_WAIT);
                 }
-                Effect::Spawn(argv) => self.spawn(&argv, fx),
+                Output::Spawn(argv) => self.spawn(&argv),
                 // SIGTERM goes to the group and the members outside it (see `term_tree`);
                 // SIGKILL to the group at once: its leader's reap starts the teardown, which
                 // SIGKILLs the rest, the grace since the SIGTERM being over.
-                Effect::Kill(Signal::Term) => self.pending_term = self.proc.is_some(),
-                Effect::Kill(Signal::Kill) => {
+                Output::Kill(Signal::Term) => self.pending_term = self.proc.is_some(),
+                Output::Kill(Signal::Kill) => {
                     if let Some(p) = &mut self.proc
                         && p.tree.signal_group(Signal::Kill)
                     {
                         count_kill(&self.ep.name, Signal::Kill);
                     }
                 }
-                Effect::Arm(t, d) => *self.timers.slot(t) = Some(Box::pin(tokio::time::sleep(d))),
-                Effect::WriteStdin(bytes) => {
+                Output::WriteStdin(bytes) => {
                     let full = match self.proc.as_ref().and_then(|p| p.stdin.as_ref()) {
                         Some(tx) => tx.try_send(bytes).is_err(),
                         None => true,
@@ -318,14 +294,13 @@ impl Conn {
                         self.queue(Message::Text(msg.to_string().into()));
                     }
                 }
-                Effect::CloseStdin => {
+                Output::CloseStdin => {
                     if let Some(p) = &mut self.proc {
                         p.stdin = None;
                     }
                 }
             }
         }
-        fx.clear();
     }
 
     /// Sends SIGTERM to the process tree: looks for its members first, so that those only
@@ -337,11 +312,11 @@ impl Conn {
         }
     }
 
-    fn spawn(&mut self, argv: &[String], fx: &mut Vec<Effect>) {
+    fn spawn(&mut self, argv: &[String]) {
         let slot = match self.hub.acquire(&self.ep) {
             Ok(slot) => slot,
             Err(why) => {
-                self.session.handle(Event::Busy(&why), fx);
+                self.session.handle_busy(&why);
                 return;
             }
         };
@@ -349,7 +324,7 @@ impl Conn {
             Err(e) => {
                 drop(slot);
                 let why = e.to_string();
-                self.session.handle(Event::SpawnFailed(&why), fx);
+                self.session.handle_spawn_failed(&why);
             }
             Ok((mut ch, tree)) => {
                 slot.started(tree.pid());
@@ -373,13 +348,14 @@ impl Conn {
                     slot: Some(slot),
                     reaped: false,
                 });
-                self.session.handle(Event::Spawned, fx);
+                self.session.handle_spawned(Instant::now().into_std());
             }
         }
     }
 
     /// Writes the outbox (feed each, one flush). Returns early with what happened if the server
-    /// shuts down or a timer fires meanwhile (a slow client); the frames not fed yet stay queued.
+    /// shuts down or the session's timer is due meanwhile (a slow client; the session, told it
+    /// is writing, leaves its drain timer out); the frames not fed yet stay queued.
     /// Once the flush grace is over, a close frame that cannot be written by `cut` drops the
     /// socket.
     async fn write(&mut self, sink: &mut WsSink, shutdown: &CancellationToken) -> Option<Woke> {
@@ -388,9 +364,9 @@ impl Conn {
             .as_ref()
             .and_then(|p| p.slot.as_ref())
             .map(|s| s.bytes_out.clone());
+        let timeout = self.session.poll_timeout().map(Instant::from_std);
         let Conn {
             outbox,
-            timers,
             shutdown_seen,
             cut,
             unflushed,
@@ -415,7 +391,7 @@ impl Conn {
             biased;
             r = send => r,
             _ = shutdown.cancelled(), if !*shutdown_seen => return Some(Woke::Shutdown),
-            t = fired_while_writing(timers) => return Some(Woke::Fired(t)),
+            _ = until(timeout) => return Some(Woke::Timeout),
             _ = until(*cut) => Err(axum::Error::new("the close frame was not taken in time")),
         };
         match res {
@@ -440,36 +416,9 @@ fn count_kill(endpoint: &str, sig: Signal) {
         .increment(1);
 }
 
-/// The timers that matter while a write waits for a slow client: not the drain timer, which
-/// measures the process's silence and would mistake the client's slowness for it.
-async fn fired_while_writing(t: &mut Timers) -> Timer {
-    tokio::select! {
-        _ = fire(&mut t.deadline) => { t.deadline = None; Timer::Deadline }
-        _ = fire(&mut t.grace) => { t.grace = None; Timer::KillGrace }
-        _ = fire(&mut t.flush) => { t.flush = None; Timer::Flush }
-    }
-}
-
 async fn until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Waits for the first armed timer and disarms it.
-async fn fired(t: &mut Timers) -> Timer {
-    tokio::select! {
-        _ = fire(&mut t.deadline) => { t.deadline = None; Timer::Deadline }
-        _ = fire(&mut t.grace) => { t.grace = None; Timer::KillGrace }
-        _ = fire(&mut t.drain) => { t.drain = None; Timer::Drain }
-        _ = fire(&mut t.flush) => { t.flush = None; Timer::Flush }
-    }
-}
-
-async fn fire(t: &mut Option<Pin<Box<Sleep>>>) {
-    match t {
-        Some(s) => s.as_mut().await,
         None => std::future::pending().await,
     }
 }

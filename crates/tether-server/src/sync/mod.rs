@@ -332,5 +332,5 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> SyncApp<T> {
 }
 
 fn parse_args<A: DeserializeOwned>(args: Map<String, Value>) -> Result<A, HandlerError> {
-    tether_sync::typed::parse_args(args).map_err(|e| HandlerError(format!("bad arguments: {e}")))
+    tether_sync::parse_args(args).map_err(|e| HandlerError(format!("bad arguments: {e}")))
 }
