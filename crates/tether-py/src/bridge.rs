@@ -23,7 +23,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
@@ -31,11 +31,10 @@ use pyo3::types::{PyBytes, PyDict};
 use pyo3::{IntoPyObject, intern};
 use tether_server::server::{Fallback, PeerAddr, Server, is_reserved};
 use tether_server::socket::{
-    self, Batch, CLOSE_FLUSH, CLOSE_WAIT, Read, Tuning, Write, WsSink, WsStream, close_frame,
+    self, Batch, CLOSE_WAIT, Drain, Read, Tuning, Write, WsSink, WsStream, close_frame,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::{ConfigError, awaitable, lock};
 
@@ -238,8 +237,10 @@ impl Registry {
     pub(crate) fn mount(&self, server: Server, tls: bool) -> Server {
         let ctx = Arc::new(Ctx {
             registry: self.clone(),
-            shutdown: server.shutdown_signal(),
-            tracker: server.tracker(),
+            drain: Drain {
+                shutdown: server.shutdown_signal(),
+                tracker: server.tracker(),
+            },
             scheme: if tls { "wss" } else { "ws" },
         });
         let fallback: Fallback = Arc::new(move |req| {
@@ -316,8 +317,8 @@ fn check_path(path: &str) -> PyResult<()> {
 /// What the fallback needs to serve a connection.
 struct Ctx {
     registry: Registry,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
+    /// The server's drain: its connections are tracked there and told when it shuts down.
+    drain: Drain,
     scheme: &'static str,
 }
 
@@ -366,15 +367,10 @@ impl Ctx {
             &endpoint.open,
             endpoint.limits.max_connections,
         );
-        let tuning = Tuning {
-            read_buffer: 8 * 1024,
-            write_buffer: 8 * 1024,
-            max_message: endpoint.limits.max_message,
-        };
+        let tuning = Tuning::new(endpoint.limits.max_message);
         let ctx = self.clone();
-        Ok(tuning.apply(upgrade).on_upgrade(move |socket| {
-            let tracker = ctx.tracker.clone();
-            tracker.track_future(run(ctx, endpoint, info, socket, slot))
+        Ok(self.drain.upgrade(upgrade, tuning, move |socket| {
+            run(ctx, endpoint, info, socket, slot)
         }))
     }
 }
@@ -541,11 +537,11 @@ async fn run(
         queued_in: AtomicUsize::new(0),
         ended: CancellationToken::new(),
         end: Mutex::new(None),
-        kill: ctx.shutdown.child_token(),
+        kill: ctx.drain.shutdown.child_token(),
         kill_frame: Mutex::new(None),
     });
-    let refused = if ctx.shutdown.is_cancelled() {
-        Some(close_frame(close_code::AWAY, "server shutting down"))
+    let refused = if ctx.drain.shutdown.is_cancelled() {
+        Some(socket::going_away())
     } else if let Err(why) = &slot {
         Some(close_frame(close_code::AGAIN, why))
     } else {
@@ -570,7 +566,7 @@ async fn run(
             sink,
             out_rx,
             &shared,
-            &ctx.shutdown,
+            &ctx.drain.shutdown,
             &reader_done,
             &close_sent
         ),
@@ -739,7 +735,7 @@ async fn write_loop(
         Stop::Closed | Stop::PeerGone => None,
         Stop::Kill => Some(lock(&shared.kill_frame).take().unwrap_or_else(|| {
             if shutdown.is_cancelled() {
-                close_frame(close_code::AWAY, "server shutting down")
+                socket::going_away()
             } else {
                 close_frame(close_code::ERROR, "connection ended")
             }
@@ -751,7 +747,7 @@ async fn write_loop(
     };
     if let Some(frame) = frame {
         shared.end(frame.code, frame.reason.as_str());
-        let _ = tokio::time::timeout(CLOSE_FLUSH, sink.send(Message::Close(Some(frame)))).await;
+        socket::fail(&mut sink, frame).await;
     }
     close_sent.cancel();
 }

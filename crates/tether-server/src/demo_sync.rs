@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -154,15 +153,5 @@ async fn count(ctx: Ctx<Todos>, a: Count) -> HandlerResult {
 
 /// `GET /demo/sync`: the demo page.
 pub async fn page() -> Response {
-    match crate::web::file("demo-sync.html") {
-        Some(body) => (
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            body,
-        )
-            .into_response(),
-        None => axum::http::StatusCode::NOT_FOUND.into_response(),
-    }
+    crate::socket::page("demo-sync.html")
 }

@@ -5,17 +5,13 @@
 //! tunings, the read step and its close mapping, the batching writer, answering and failing), so
 //! what Autobahn finds here holds for `/ws/rooms`, the sync endpoints, the relay and exec.
 
-use std::sync::Arc;
-
-use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::socket::{self, Batch, Read, Tuning, Write};
-use crate::state::AppState;
+use crate::socket::{self, Drain, Frame, Frames, Read, Tuning};
 
 /// Where the echo door is mounted when enabled.
 pub const PATH: &str = "/__tether/echo";
@@ -37,62 +33,32 @@ pub fn enabled() -> Option<usize> {
     }
 }
 
-/// Upgrades with the buffers of the sync endpoints and the relay (8 KiB) and `max` bytes.
-pub async fn upgrade(
-    ws: WebSocketUpgrade,
-    State(state): State<Arc<AppState>>,
-    max: usize,
-) -> Response {
-    let tuning = Tuning {
-        read_buffer: 8 * 1024,
-        write_buffer: 8 * 1024,
-        max_message: max,
-    };
-    tuning.apply(ws).on_upgrade(move |socket| {
-        let tracker = state.tracker.clone();
-        tracker.track_future(run(state, socket, max))
+/// Upgrades with the common buffers ([`Tuning::new`]) and `max` bytes.
+pub fn upgrade(ws: WebSocketUpgrade, drain: &Drain, max: usize) -> Response {
+    let shutdown = drain.shutdown.clone();
+    drain.upgrade(ws, Tuning::new(max), move |socket| {
+        run(shutdown, socket, max)
     })
-}
-
-/// One queued echo, or the close that ends the connection.
-enum Echo {
-    Frame(Message),
-    Close(CloseFrame),
-}
-
-struct Echoes;
-
-impl Batch for Echoes {
-    type Item = Echo;
-    fn write(&mut self, item: Echo) -> Write {
-        match item {
-            Echo::Frame(m) => Write::Frame(m),
-            Echo::Close(f) => Write::Close(f),
-        }
-    }
 }
 
 /// Echoes every message until the peer closes (answered at once), breaks the protocol (failed
 /// with the mapped code) or the server shuts down (1001).
-async fn run(state: Arc<AppState>, socket: WebSocket, max: usize) {
+async fn run(shutdown: CancellationToken, socket: WebSocket, max: usize) {
     let (mut sink, mut stream) = socket.split();
     // One message waits at most: the queue holds up to `max` bytes.
-    let (tx, mut rx) = mpsc::channel::<Echo>(1);
+    let (tx, mut rx) = mpsc::channel::<Frame>(1);
     let reader_done = CancellationToken::new();
-    let shutdown = state.shutdown.clone();
     let reader = async {
         let _done = reader_done.clone().drop_guard();
         loop {
             let read = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => Read::Failed(
-                    socket::close_frame(close_code::AWAY, "server shutting down"),
-                ),
+                _ = shutdown.cancelled() => Read::Failed(socket::going_away()),
                 r = socket::read(&mut stream, max) => r,
             };
             let echo = match read {
-                Read::Text(t) => Echo::Frame(Message::Text(t)),
-                Read::Binary(b) => Echo::Frame(Message::Binary(b)),
+                Read::Text(t) => Frame::Message(Message::Text(t)),
+                Read::Binary(b) => Frame::Message(Message::Binary(b)),
                 Read::Closed(_) => {
                     drop(tx);
                     socket::answer_close(&mut stream).await;
@@ -101,7 +67,7 @@ async fn run(state: Arc<AppState>, socket: WebSocket, max: usize) {
                 Read::Gone => return,
                 Read::Failed(frame) => {
                     // Behind the echo already queued, if the peer still reads; then drop.
-                    let _ = tokio::time::timeout(socket::CLOSE_FLUSH, tx.send(Echo::Close(frame)))
+                    let _ = tokio::time::timeout(socket::CLOSE_FLUSH, tx.send(Frame::Close(frame)))
                         .await;
                     return;
                 }
@@ -114,9 +80,9 @@ async fn run(state: Arc<AppState>, socket: WebSocket, max: usize) {
         }
     };
     let writer = async {
-        let mut echoes = Echoes;
+        let mut frames = Frames;
         tokio::select! {
-            _ = socket::write_queue(&mut sink, &mut rx, &mut echoes) => {}
+            _ = socket::write_queue(&mut sink, &mut rx, &mut frames) => {}
             // The reader is done: what is left goes out now or never.
             _ = async {
                 reader_done.cancelled().await;

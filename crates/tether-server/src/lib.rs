@@ -3,7 +3,7 @@
 //! server (`tether.serve`) both start it through [`server`].
 //!
 //! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
+//! # async fn demo() -> Result<(), tether_server::Error> {
 //! use tether_server::{config::ServeArgs, server::Server};
 //! use tokio_util::sync::CancellationToken;
 //!
@@ -16,6 +16,7 @@
 //! ```
 
 pub mod config;
+mod error;
 pub mod guard;
 pub mod hooks;
 pub mod listen;
@@ -29,7 +30,7 @@ mod echo;
 mod exec;
 mod outgoing;
 mod rest;
-mod state;
+mod rooms_state;
 mod tcp;
 mod tls;
 mod web;
@@ -39,3 +40,5 @@ mod ws;
 /// exec processes come back to this process to be killed and reaped. Not for embedders, whose
 /// own children's orphans would come back too.
 pub use exec::become_subreaper;
+
+pub use error::Error;

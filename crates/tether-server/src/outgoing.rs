@@ -103,11 +103,6 @@ impl EncodedBatch {
         self.pushes.len()
     }
 
-    /// Whether it holds no event.
-    pub fn is_empty(&self) -> bool {
-        self.pushes.is_empty()
-    }
-
     /// The events from `from` on (for the REST mailbox, which keeps them one by one).
     pub fn pushes(&self, from: u32) -> &[Arc<EncodedPush>] {
         self.pushes.get(from as usize..).unwrap_or_default()

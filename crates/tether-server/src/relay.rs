@@ -22,9 +22,11 @@ use serde::Deserialize;
 use tether_relay::{ConnId, Output, Relay, Stats, close};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use crate::socket::{self, Batch, Read, Tuning, Write, WsSink};
+use crate::socket::{self, Batch, Drain, Read, Tuning, Write, Writer, WsSink};
+
+/// How long the close frame of a connection the engine found too slow may take to be written.
+const URGENT_CLOSE: Duration = Duration::from_millis(200);
 
 /// What a connection's writer receives.
 enum Out {
@@ -57,8 +59,7 @@ pub struct RelayHub {
     next: AtomicU64,
     addr: SocketAddr,
     max_frame: usize,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
+    drain: Drain,
 }
 
 fn now_ms() -> u64 {
@@ -68,13 +69,12 @@ fn now_ms() -> u64 {
 }
 
 impl RelayHub {
-    /// A hub for a relay bound at `addr`; connections are tracked by `tracker` and told to go
+    /// A hub for a relay bound at `addr`; connections run under `drain` and are told to go
     /// away when [`RelayHub::shutdown`] runs.
     pub fn new(
         limits: tether_relay::Config,
         addr: SocketAddr,
-        shutdown: CancellationToken,
-        tracker: TaskTracker,
+        drain: Drain,
     ) -> Result<RelayHub, tether_relay::ConfigError> {
         let relay = Relay::new(limits.clone())?;
         let metrics = Metrics::new();
@@ -92,8 +92,7 @@ impl RelayHub {
             next: AtomicU64::new(1),
             addr,
             max_frame: limits.max_frame_bytes,
-            shutdown,
-            tracker,
+            drain,
         })
     }
 
@@ -270,18 +269,16 @@ async fn upgrade(
         Err(e) => return (StatusCode::BAD_REQUEST, format!("bad query: {e}\n")).into_response(),
     };
     let tuning = Tuning {
-        read_buffer: 8 * 1024,
         write_buffer: 16 * 1024,
-        max_message: hub.max_frame,
+        ..Tuning::new(hub.max_frame)
     };
-    tuning.apply(ws).on_upgrade(move |socket| {
-        let tracker = hub.tracker.clone();
-        tracker.track_future(run(hub, socket, session))
-    })
+    hub.drain
+        .clone()
+        .upgrade(ws, tuning, move |socket| run(hub, socket, session))
 }
 
 async fn run(hub: Arc<RelayHub>, socket: WebSocket, session: String) {
-    if hub.shutdown.is_cancelled() {
+    if hub.drain.shutdown.is_cancelled() {
         return;
     }
     let conn = ConnId(hub.next.fetch_add(1, Ordering::Relaxed));
@@ -302,14 +299,10 @@ async fn run(hub: Arc<RelayHub>, socket: WebSocket, session: String) {
         core.flush();
     }
     let (sink, mut stream) = socket.split();
-    let writer = tokio::spawn(write_loop(
-        hub.clone(),
-        conn,
-        sink,
-        rx,
-        done.clone(),
-        urgent,
-    ));
+    let writer = Writer::spawn(
+        &done,
+        write_loop(hub.clone(), conn, sink, rx, done.clone(), urgent),
+    );
     let max = hub.max_frame;
     loop {
         let read = tokio::select! {
@@ -348,14 +341,7 @@ async fn run(hub: Arc<RelayHub>, socket: WebSocket, session: String) {
         core.sinks.remove(&conn);
         core.flush();
     }
-    let mut writer = writer;
-    if tokio::time::timeout(Duration::from_secs(2), &mut writer)
-        .await
-        .is_err()
-    {
-        done.cancel();
-        let _ = writer.await;
-    }
+    writer.finish().await;
 }
 
 /// The relay's queue items, and what it learns from each flushed batch.
@@ -398,13 +384,7 @@ async fn write_loop(
     if !closed {
         let frame = urgent.lock().ok().and_then(|mut s| s.take());
         match frame {
-            Some(frame) => {
-                let _ = tokio::time::timeout(
-                    Duration::from_millis(200),
-                    sink.send(Message::Close(Some(frame))),
-                )
-                .await;
-            }
+            Some(frame) => socket::fail_within(&mut sink, frame, URGENT_CLOSE).await,
             // The peer went away or closed (its close was answered): flush what is left.
             None => {
                 let _ = tokio::time::timeout(socket::CLOSE_FLUSH, sink.close()).await;

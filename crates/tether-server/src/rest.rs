@@ -1,4 +1,4 @@
-//! The REST door: the seed's endpoints, implemented for real, plus health, status and metrics.
+//! The REST door: the seed's endpoints, implemented for real, plus health and status.
 
 use std::sync::Arc;
 
@@ -14,16 +14,16 @@ use tether_rooms::{
     CloseReason, Command, ErrorCode, HubError, ListType, Name, Register, Reply, RoomInfo,
 };
 
-use crate::state::AppState;
+use crate::rooms_state::RoomsState;
+use crate::socket::error_response;
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// The REST routes.
-pub fn routes() -> Router<Arc<AppState>> {
+pub fn routes() -> Router<Arc<RoomsState>> {
     Router::new()
         .route("/health", get(health))
-        .route("/metrics", get(metrics))
         .route("/server/status", get(status))
         .route("/clients/register", post(register))
         .route("/clients/pause", post(pause))
@@ -36,11 +36,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/messages/send", post(send))
         .route("/messages/client-to-client", post(direct))
         .route("/messages", get(messages))
-}
-
-/// A JSON error body with a stable code.
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({"error": code, "message": message}))).into_response()
 }
 
 /// The REST form of a hub error.
@@ -113,7 +108,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// The REST client `client`'s connection, if the request carries its token (Bearer header first,
 /// then the body or query `token` field).
 fn authorize(
-    state: &AppState,
+    state: &RoomsState,
     client: &Name,
     headers: &HeaderMap,
     token: Option<&str>,
@@ -134,18 +129,7 @@ async fn health() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
-        .into_response()
-}
-
-async fn status(State(state): State<Arc<AppState>>) -> Response {
+async fn status(State(state): State<Arc<RoomsState>>) -> Response {
     let (clients, rooms) = state.with_hub(|h| (h.client_count(), h.rooms()));
     let chat_rooms: Vec<Value> = rooms
         .iter()
@@ -178,7 +162,7 @@ struct RegisterBody {
     chat_room: Option<String>,
 }
 
-async fn register(State(state): State<Arc<AppState>>, Body(b): Body<RegisterBody>) -> ApiResult {
+async fn register(State(state): State<Arc<RoomsState>>, Body(b): Body<RegisterBody>) -> ApiResult {
     let client = name(
         "client_id",
         b.client_id.as_deref().or(b.client_name.as_deref()),
@@ -212,7 +196,7 @@ struct RoomBody {
 }
 
 async fn create_room(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<RoomsState>>,
     headers: HeaderMap,
     Body(b): Body<RoomBody>,
 ) -> ApiResult {
@@ -237,7 +221,7 @@ async fn create_room(
 }
 
 async fn join_room(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<RoomsState>>,
     headers: HeaderMap,
     Body(b): Body<RoomBody>,
 ) -> ApiResult {
@@ -273,7 +257,7 @@ struct SendBody {
 }
 
 async fn send(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<RoomsState>>,
     headers: HeaderMap,
     Body(b): Body<SendBody>,
 ) -> ApiResult {
@@ -316,7 +300,7 @@ struct DirectBody {
 }
 
 async fn direct(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<RoomsState>>,
     headers: HeaderMap,
     Body(b): Body<DirectBody>,
 ) -> ApiResult {
@@ -358,7 +342,7 @@ struct ListQuery {
 }
 
 async fn list(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<RoomsState>>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
     let Query(q) = q.map_err(|e| bad(ErrorCode::BadSyntax, e.body_text()))?;
@@ -422,7 +406,7 @@ struct ClientBody {
 }
 
 async fn pause(
-    state: State<Arc<AppState>>,
+    state: State<Arc<RoomsState>>,
     headers: HeaderMap,
     body: Body<ClientBody>,
 ) -> ApiResult {
@@ -430,7 +414,7 @@ async fn pause(
 }
 
 async fn resume(
-    state: State<Arc<AppState>>,
+    state: State<Arc<RoomsState>>,
     headers: HeaderMap,
     body: Body<ClientBody>,
 ) -> ApiResult {
@@ -438,7 +422,7 @@ async fn resume(
 }
 
 fn pause_or_resume(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<RoomsState>>,
     headers: HeaderMap,
     Body(b): Body<ClientBody>,
     suspend: bool,
@@ -485,7 +469,7 @@ fn pause_or_resume(
 }
 
 async fn close(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<RoomsState>>,
     headers: HeaderMap,
     Body(b): Body<ClientBody>,
 ) -> ApiResult {
@@ -508,7 +492,7 @@ struct MessagesQuery {
 }
 
 async fn messages(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<RoomsState>>,
     headers: HeaderMap,
     q: Result<Query<MessagesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
@@ -523,7 +507,7 @@ async fn messages(
     Ok(Json(json!({"messages": messages, "dropped": dropped})).into_response())
 }
 
-async fn delete_room(State(state): State<Arc<AppState>>, Path(room): Path<String>) -> ApiResult {
+async fn delete_room(State(state): State<Arc<RoomsState>>, Path(room): Path<String>) -> ApiResult {
     let room = Name::parse(&room)?;
     state.mutate(|core| core.hub.delete_room(room.as_str()))?;
     Ok(Json(json!({"status": "deleted", "chat_room": room})).into_response())

@@ -6,10 +6,10 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use anyhow::Context;
 use axum::Router;
-use axum::extract::Request;
-use axum::response::Response;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -17,11 +17,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::error::Error;
+use crate::exec::ExecHub;
 use crate::guard::Guard;
 use crate::listen::{Acceptor, Gate};
 use crate::relay::RelayHub;
-use crate::state::AppState;
+use crate::rooms_state::{self, RoomsState};
+use crate::socket::{self, Drain};
+use crate::web::UiConfig;
 use crate::{demo_sync, echo, exec, listen, rest, sync, tcp, tls, web, ws};
+
+pub use crate::listen::PeerAddr;
 
 /// A REST client that makes no call for this long is closed.
 const REST_IDLE: Duration = Duration::from_secs(600);
@@ -31,7 +37,7 @@ const REST_IDLE: Duration = Duration::from_secs(600);
 /// Prints `listening http ADDR`, `listening relay ADDR` (when the relay runs) and
 /// `listening tcp ADDR` on stdout once bound, in that order, so a reader waiting for the http and
 /// tcp lines has seen the relay line too (tests and scripts read them to find ephemeral ports).
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(config: Config) -> Result<(), Error> {
     // Before anything is announced: a signal right after the listening lines must drain, not kill.
     let signals = Signals::install()?;
     let server = Server::bind(config).await?;
@@ -50,7 +56,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
 /// A server whose listeners are bound and which serves once [`Server::serve`] is awaited.
 pub struct Server {
-    state: Arc<AppState>,
+    /// The rooms doors' state (TCP, `/ws/rooms`, REST).
+    state: Arc<RoomsState>,
+    /// The exec endpoints' state.
+    exec: Arc<ExecHub>,
+    /// Where the UI relay listens, when it runs.
+    relay_addr: Option<SocketAddr>,
+    metrics: PrometheusHandle,
     /// 127.0.0.1 (or the address given) first, then [::1] for the default address.
     http: Vec<TcpListener>,
     tcp: TcpListener,
@@ -66,11 +78,6 @@ pub type FallbackFuture = Pin<Box<dyn Future<Output = Result<Response, Request>>
 /// the server runs (e.g. Python WebSocket handlers) need no router rebuild. Handing the request
 /// back (`Err`) lets the server's own fallback answer it: a file of `web/` or the JSON 404.
 pub type Fallback = Arc<dyn Fn(Request) -> FallbackFuture + Send + Sync>;
-
-/// The peer address of an HTTP connection, for handlers (`ConnectInfo<PeerAddr>`), with or
-/// without TLS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerAddr(pub SocketAddr);
 
 /// The paths the built-in routes answer; a `{param}` segment stands for any one segment.
 pub const BUILTIN_ROUTES: &[&str] = &[
@@ -116,7 +123,8 @@ pub fn is_reserved(path: &str) -> bool {
             }
         }
     };
-    BUILTIN_ROUTES.iter().any(|r| matches(r)) || web::file(path.trim_start_matches('/')).is_some()
+    BUILTIN_ROUTES.iter().any(|r| matches(r))
+        || socket::file(path.trim_start_matches('/')).is_some()
 }
 
 impl Server {
@@ -124,23 +132,24 @@ impl Server {
     /// files. The relay's default address, when taken, only warns: another relay (the VS Code
     /// extension, another tether) already serves sidekick clients there. A default (or
     /// `localhost:PORT`) address also listens on [::1] when it can.
-    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+    pub async fn bind(config: Config) -> Result<Server, Error> {
         let acceptor = match &config.tls {
             Some((cert, key)) => Some(tls::acceptor(cert, key)?),
             None => None,
         };
         let metrics = metrics_handle()?;
+        let listen = |what, addr| move |cause| Error::Listen { what, addr, cause };
         let mut http = vec![
             TcpListener::bind(config.http)
                 .await
-                .with_context(|| format!("cannot listen for HTTP on {}", config.http))?,
+                .map_err(listen("HTTP", config.http))?,
         ];
         if config.http_ipv6_loopback {
             http.extend(listen::bind_ipv6_loopback(&http[0], "HTTP").await);
         }
         let tcp = TcpListener::bind(config.tcp)
             .await
-            .with_context(|| format!("cannot listen for TCP on {}", config.tcp))?;
+            .map_err(listen("TCP", config.tcp))?;
         let relay = match config.relay {
             None => None,
             Some(addr) => match TcpListener::bind(addr).await {
@@ -152,10 +161,7 @@ impl Server {
                     );
                     None
                 }
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("cannot listen for the relay on {addr}"));
-                }
+                Err(e) => return Err(listen("the relay", addr)(e)),
             },
         };
         let relay = match relay {
@@ -165,24 +171,38 @@ impl Server {
             }
             other => other.map(|l| vec![l]),
         };
-        let (http_addr, tcp_addr) = (http[0].local_addr()?, tcp.local_addr()?);
-        let relay_addr = relay.as_ref().map(|l| l[0].local_addr()).transpose()?;
-        let limits = config.relay_limits.clone();
-        let state = Arc::new(AppState::new(
-            config, tcp_addr, http_addr, relay_addr, metrics,
+        let (http_addr, tcp_addr) = (
+            http[0].local_addr().map_err(Error::LocalAddr)?,
+            tcp.local_addr().map_err(Error::LocalAddr)?,
+        );
+        let relay_addr = relay
+            .as_ref()
+            .map(|l| l[0].local_addr())
+            .transpose()
+            .map_err(Error::LocalAddr)?;
+        let drain = Drain::new();
+        let exec = Arc::new(ExecHub::new(
+            drain.clone(),
+            config.exec.clone(),
+            config.exec_max_processes,
+            config.exec_kill_grace,
+            config.exec_close_grace,
         ));
-        state.hooks.check().map_err(|e| anyhow::anyhow!(e))?;
+        let limits = config.relay_limits.clone();
+        let state = Arc::new(RoomsState::new(config, tcp_addr, http_addr, drain.clone()));
+        state.hooks.check().map_err(Error::Hook)?;
         let relay = match (relay, relay_addr) {
             (Some(l), Some(addr)) => {
-                let hub =
-                    RelayHub::new(limits, addr, state.shutdown.clone(), state.tracker.clone())
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let hub = RelayHub::new(limits, addr, drain)?;
                 Some((l, Arc::new(hub)))
             }
             _ => None,
         };
         Ok(Server {
             state,
+            exec,
+            relay_addr,
+            metrics,
             http,
             tcp,
             relay,
@@ -200,13 +220,13 @@ impl Server {
 
     /// Cancelled when the drain begins, so an embedder's connections can say goodbye (1001).
     pub fn shutdown_signal(&self) -> CancellationToken {
-        self.state.shutdown.clone()
+        self.state.drain.shutdown.clone()
     }
 
     /// The connection tasks the drain waits for (up to the grace period); track an embedder's
     /// connections here so that shutdown waits for them too.
     pub fn tracker(&self) -> TaskTracker {
-        self.state.tracker.clone()
+        self.state.drain.tracker.clone()
     }
 
     /// The address the HTTP listener is bound to.
@@ -222,20 +242,23 @@ impl Server {
     /// The address the UI relay listens on; `None` when it is off (or its default address was
     /// taken).
     pub fn relay_addr(&self) -> Option<SocketAddr> {
-        self.state.relay_addr
+        self.relay_addr
     }
 
     /// Serves until `shutdown` completes, then tells every client and drains (at most the
     /// configured grace period for connections, and again for the HTTP server).
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let app = self.router();
         let Server {
             state,
+            exec,
             http,
             tcp,
             relay,
             acceptor,
-            fallback,
+            ..
         } = self;
+        let drain = state.drain.clone();
         let grace = Duration::from_secs(state.config.shutdown_grace);
         let scheme = if acceptor.is_some() { "https" } else { "http" };
         let limits = state.config.listen.clone();
@@ -292,7 +315,7 @@ impl Server {
                     acceptor.clone(),
                     limits.header_timeout,
                     hub.clone().router(Arc::new(guard)),
-                    state.shutdown.clone(),
+                    drain.shutdown.clone(),
                 ));
                 (Some(task), Some(hub))
             }
@@ -302,15 +325,15 @@ impl Server {
         // As a subreaper (the binary): zombies of adopted exec descendants, until the sweep.
         let adopted_stop = CancellationToken::new();
         let adopted = tokio::spawn(exec::reap_adopted(adopted_stop.clone()));
-        let presence = tokio::spawn(crate::state::presence_timer(state.clone()));
+        let presence = tokio::spawn(rooms_state::presence_timer(state.clone()));
 
         let http_gate = gate("http", limits.max_connections);
         let http_task = tokio::spawn(listen::serve_http(
             acceptors(http, http_gate),
             acceptor,
             limits.header_timeout,
-            router_with(state.clone(), fallback),
-            state.shutdown.clone(),
+            app,
+            drain.shutdown.clone(),
         ));
 
         shutdown.await;
@@ -318,14 +341,14 @@ impl Server {
         if let Some(hub) = &relay_hub {
             hub.shutdown();
         }
-        state.tracker.close();
-        if tokio::time::timeout(grace, state.tracker.wait())
+        drain.tracker.close();
+        if tokio::time::timeout(grace, drain.tracker.wait())
             .await
             .is_err()
         {
             tracing::warn!("some connections did not close within {grace:?}; dropping them");
         }
-        state.exec.sweep().await;
+        exec.sweep().await;
         adopted_stop.cancel();
         let _ = adopted.await;
         if tokio::time::timeout(grace, http_task).await.is_err() {
@@ -345,7 +368,7 @@ impl Server {
 
 /// The Prometheus recorder is process-wide: installed by the first server, shared by the next
 /// (servers binding at once, e.g. embedded ones, must not race to install it twice).
-fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+fn metrics_handle() -> Result<PrometheusHandle, Error> {
     static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
     let handle = HANDLE.get_or_init(|| {
         let handle = PrometheusBuilder::new()
@@ -354,70 +377,93 @@ fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
         describe_metrics();
         Ok(handle)
     });
-    handle
-        .clone()
-        .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))
+    handle.clone().map_err(Error::Metrics)
 }
 
-/// One router for REST, WebSocket, pages and metrics. [`Server::serve`] also runs the presence
-/// timer (`state::presence_timer`); without it, busy rooms' presence batches wait for a message.
-pub fn router(state: Arc<AppState>) -> Router {
-    router_with(state, None)
-}
-
-/// [`router`], with an embedder's [`Fallback`] consulted before the server's own.
-fn router_with(state: Arc<AppState>, fallback: Option<Fallback>) -> Router {
-    let app = Router::new()
-        .route("/", get(web::index))
-        .route("/chat", get(web::chat))
-        .route("/ws/rooms", get(ws::upgrade))
-        .route("/demo/sync", get(demo_sync::page))
-        .route("/ws/sync/demo", sync::adapter::route(demo_sync::app()))
-        .route("/ui", get(web::ui))
-        .route("/ui/session/{id}", get(web::ui))
-        .route("/ui/config", get(web::ui_config))
-        .merge(rest::routes())
-        .merge(exec::routes());
-    let app = match echo::enabled() {
-        Some(max) => {
-            tracing::warn!(
-                "{} is set: serving the test echo door at {} (messages up to {max} bytes)",
-                echo::ENV,
-                echo::PATH
-            );
-            app.route(echo::PATH, get(move |ws, st| echo::upgrade(ws, st, max)))
-        }
-        None => app,
-    };
-    let app = match fallback {
-        None => app.fallback(web::fallback),
-        Some(f) => app.fallback(move |req: Request| {
-            let f = f.clone();
-            async move {
-                match f(req).await {
-                    Ok(resp) => resp,
-                    Err(req) => web::fallback(req.uri().clone()).await,
-                }
+impl Server {
+    /// One router for every door of the HTTP listener: REST, `/ws/rooms`, sync, exec, pages and
+    /// metrics, each with its own state, with the embedder's [`Fallback`] consulted before the
+    /// server's own. [`Server::serve`] also runs the presence timer
+    /// (`rooms_state::presence_timer`); without it, busy rooms' presence batches wait for a
+    /// message.
+    fn router(&self) -> Router {
+        let state = &self.state;
+        let drain = &state.drain;
+        let ui = UiConfig {
+            relay: self.relay_addr,
+            tls: state.config.tls.is_some(),
+        };
+        let demo =
+            sync::adapter::route(demo_sync::app(), drain.clone(), state.config.queue_capacity);
+        let app = Router::new()
+            .route("/", get(web::index))
+            .route("/chat", get(web::chat))
+            .route("/ws/rooms", get(ws::upgrade))
+            .route("/demo/sync", get(demo_sync::page))
+            .route("/ws/sync/demo", demo)
+            .route("/ui", get(web::ui))
+            .route("/ui/session/{id}", get(web::ui))
+            .route("/ui/config", get(web::ui_config).with_state(ui))
+            .route("/metrics", get(metrics).with_state(self.metrics.clone()))
+            .merge(rest::routes())
+            .merge(exec::router(self.exec.clone()));
+        let app = match echo::enabled() {
+            Some(max) => {
+                tracing::warn!(
+                    "{} is set: serving the test echo door at {} (messages up to {max} bytes)",
+                    echo::ENV,
+                    echo::PATH
+                );
+                let drain = drain.clone();
+                app.route(
+                    echo::PATH,
+                    get(move |ws| async move { echo::upgrade(ws, &drain, max) }),
+                )
             }
-        }),
-    };
-    let guard = Guard::http(
-        &state.config.guard,
-        state.http_addr,
-        state.config.tls.is_some(),
-    );
-    app.with_state(state)
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(guard),
-            crate::guard::enforce,
-        ))
+            None => app,
+        };
+        let app = match self.fallback.clone() {
+            None => app.fallback(web::fallback),
+            Some(f) => app.fallback(move |req: Request| {
+                let f = f.clone();
+                async move {
+                    match f(req).await {
+                        Ok(resp) => resp,
+                        Err(req) => web::fallback(req.uri().clone()).await,
+                    }
+                }
+            }),
+        };
+        let guard = Guard::http(
+            &state.config.guard,
+            state.http_addr,
+            state.config.tls.is_some(),
+        );
+        app.with_state(state.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(guard),
+                crate::guard::enforce,
+            ))
+    }
 }
 
-async fn reap_rest_clients(state: Arc<AppState>) {
+/// `GET /metrics`: the Prometheus text format.
+async fn metrics(State(handle): State<PrometheusHandle>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+        .into_response()
+}
+
+async fn reap_rest_clients(state: Arc<RoomsState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     loop {
         tokio::select! {
-            _ = state.shutdown.cancelled() => break,
+            _ = state.drain.shutdown.cancelled() => break,
             _ = tick.tick() => {
                 let n = state.reap_idle(REST_IDLE);
                 if n > 0 {
@@ -435,11 +481,12 @@ struct Signals {
 }
 
 impl Signals {
-    fn install() -> anyhow::Result<Signals> {
+    fn install() -> Result<Signals, Error> {
         use tokio::signal::unix::{SignalKind, signal};
+        let listen = |signal| move |cause| Error::Signal { signal, cause };
         Ok(Signals {
-            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
-            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            term: signal(SignalKind::terminate()).map_err(listen("SIGTERM"))?,
+            int: signal(SignalKind::interrupt()).map_err(listen("SIGINT"))?,
         })
     }
 

@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::listen::Acceptor;
 use crate::outgoing::Outgoing;
-use crate::state::{AppState, line_reply};
+use crate::rooms_state::{RoomsState, line_reply};
+use crate::socket::{self, Outlet, Put, Writer};
 use crate::tls;
 
 /// How long a client that half-closed gets to read its last replies.
@@ -21,15 +22,15 @@ const LINGER: Duration = Duration::from_secs(10);
 
 /// Accepts connections until shutdown; each holds its place under the listener's caps until it
 /// ends.
-pub async fn serve(state: Arc<AppState>, mut acceptor: Acceptor, tls: Option<TlsAcceptor>) {
+pub async fn serve(state: Arc<RoomsState>, mut acceptor: Acceptor, tls: Option<TlsAcceptor>) {
     loop {
         let (sock, peer, permit) = tokio::select! {
-            _ = state.shutdown.cancelled() => break,
+            _ = state.drain.shutdown.cancelled() => break,
             c = acceptor.accept() => c,
         };
         let state2 = state.clone();
         let tls = tls.clone();
-        state.tracker.spawn(async move {
+        state.drain.tracker.spawn(async move {
             let _permit = permit;
             match tls {
                 None => run(state2, sock).await,
@@ -44,34 +45,28 @@ pub async fn serve(state: Arc<AppState>, mut acceptor: Acceptor, tls: Option<Tls
 }
 
 /// Serves one connection to its end.
-async fn run<S>(state: Arc<AppState>, stream: S)
+async fn run<S>(state: Arc<RoomsState>, stream: S)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (rd, wr) = tokio::io::split(stream);
     let conn = state.open_stream(Door::Tcp);
-    let writer = tokio::spawn(write_loop(wr, conn.rx, conn.done.clone()));
+    let writer = Writer::spawn(&conn.done, write_loop(wr, conn.rx, conn.done.clone()));
     let eof = read_loop(&state, conn.id, rd, &conn.done).await;
     if eof {
         // Half-closed: write what is queued (the replies to the last commands), then close.
         state.finish(conn.id, None);
-        if tokio::time::timeout(LINGER, conn.done.cancelled())
-            .await
-            .is_err()
-        {
-            conn.done.cancel();
-        }
+        writer.finish_within(LINGER).await;
     } else {
-        conn.done.cancel();
+        writer.stop().await;
     }
-    let _ = writer.await;
     // A slow consumer was already failed by the state; closing again is a no-op then.
     state.close(conn.id, CloseReason::Closed);
 }
 
 /// Reads commands until EOF (true), or until the connection is ended or fails (false).
 async fn read_loop<R: AsyncRead + Unpin>(
-    state: &AppState,
+    state: &RoomsState,
     conn: tether_rooms::ConnId,
     mut rd: R,
     done: &CancellationToken,
@@ -101,7 +96,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     }
 }
 
-async fn handle(state: &AppState, conn: tether_rooms::ConnId, ev: LineEvent) {
+async fn handle(state: &RoomsState, conn: tether_rooms::ConnId, ev: LineEvent) {
     let cmd = match ev {
         LineEvent::Line(text) => match parse_line(&text) {
             Ok(None) => return,
@@ -117,47 +112,50 @@ async fn handle(state: &AppState, conn: tether_rooms::ConnId, ev: LineEvent) {
     state.execute(conn, cmd, line_reply);
 }
 
-/// Writes queued items in batches: take one, take whatever else is queued, flush once.
-async fn write_loop<W: AsyncWrite + Unpin>(
+/// The connection's byte stream as the writer's outlet: each item becomes its line(s).
+struct Lines<W>(BufWriter<W>);
+
+impl<W: AsyncWrite + Unpin + Send> Outlet for Lines<W> {
+    type Item = Outgoing;
+    type Error = std::io::Error;
+
+    async fn put(&mut self, item: Outgoing) -> std::io::Result<Put> {
+        match item {
+            Outgoing::Line(b) => self.0.write_all(&b).await?,
+            Outgoing::Push(p) => {
+                if let Some(b) = p.line() {
+                    self.0.write_all(b).await?;
+                }
+            }
+            Outgoing::Batch(b, from) => self.0.write_all(&b.lines(from)).await?,
+            Outgoing::Text(_) => {}
+            Outgoing::Close(_) => {
+                self.0.flush().await?;
+                self.0.shutdown().await?;
+                return Ok(Put::Last);
+            }
+        }
+        Ok(Put::More)
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().await
+    }
+}
+
+/// Writes queued items in batches ([`socket::drain_batches`]) until the close item or the end of
+/// the queue, or until `done` ends the connection.
+async fn write_loop<W: AsyncWrite + Unpin + Send>(
     wr: W,
     mut rx: mpsc::Receiver<Outgoing>,
     done: CancellationToken,
 ) {
-    // Small buffers: an idle connection should cost a few KB of memory; batches still coalesce.
-    let mut w = BufWriter::with_capacity(4 * 1024, wr);
-    let work = async {
-        while let Some(first) = rx.recv().await {
-            let mut next = Some(first);
-            let mut closing = false;
-            while let Some(item) = next {
-                match item {
-                    Outgoing::Line(b) => w.write_all(&b).await?,
-                    Outgoing::Push(p) => {
-                        if let Some(b) = p.line() {
-                            w.write_all(b).await?;
-                        }
-                    }
-                    Outgoing::Batch(b, from) => w.write_all(&b.lines(from)).await?,
-                    Outgoing::Text(_) => {}
-                    Outgoing::Close(_) => {
-                        closing = true;
-                        break;
-                    }
-                }
-                next = rx.try_recv().ok();
-            }
-            w.flush().await?;
-            if closing {
-                w.shutdown().await?;
-                break;
-            }
-        }
-        Ok::<(), std::io::Error>(())
-    };
+    // Small buffers: an idle connection should cost little; batches still coalesce.
+    let mut lines = Lines(BufWriter::with_capacity(4 * 1024, wr));
     tokio::select! {
         biased;
         _ = done.cancelled() => {}
-        _ = work => {}
+        _ = socket::drain_batches(&mut rx, &mut lines) => {}
     }
     done.cancel();
 }

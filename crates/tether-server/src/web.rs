@@ -1,75 +1,49 @@
-//! The pages and scripts of `web/`, embedded at build time and served as they are.
+//! The page routes: the landing page, chat, the UI page and where it finds the relay, and any
+//! other file of `web/` by name (served by [`crate::socket::page`]).
 
-use axum::http::{StatusCode, Uri, header};
+use std::net::SocketAddr;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-include!(concat!(env!("OUT_DIR"), "/web_files.rs"));
-
-fn content_type(path: &str) -> &'static str {
-    match path.rsplit('.').next() {
-        Some("html") => "text/html; charset=utf-8",
-        Some("js" | "mjs") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("json") => "application/json",
-        Some("svg") => "image/svg+xml",
-        Some("png") => "image/png",
-        Some("ico") => "image/x-icon",
-        _ => "application/octet-stream",
-    }
-}
-
-/// The embedded file at `path` (relative to `web/`).
-pub fn file(path: &str) -> Option<&'static [u8]> {
-    WEB_FILES.iter().find(|(p, _)| *p == path).map(|(_, b)| *b)
-}
-
-fn serve(path: &str) -> Response {
-    match file(path) {
-        Some(body) => (
-            [
-                (header::CONTENT_TYPE, content_type(path)),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            body,
-        )
-            .into_response(),
-        None => crate::rest::error_response(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            &format!("no page or file at /{path}"),
-        ),
-    }
-}
+use crate::socket::page;
 
 /// `GET /`: the landing page.
 pub async fn index() -> Response {
-    serve("index.html")
+    page("index.html")
 }
 
 /// `GET /chat`: the chat page.
 pub async fn chat() -> Response {
-    serve("chat.html")
+    page("chat.html")
 }
 
 /// `GET /ui` and `GET /ui/session/{id}`: the page that renders sidekick components.
 pub async fn ui() -> Response {
-    serve("ui.html")
+    page("ui.html")
+}
+
+/// What `/ui/config` tells the UI page.
+#[derive(Clone, Copy, Debug)]
+pub struct UiConfig {
+    /// Where the UI relay listens, when it runs.
+    pub relay: Option<SocketAddr>,
+    /// Whether the server has TLS (the relay is `wss://` then).
+    pub tls: bool,
 }
 
 /// `GET /ui/config`: where the page finds the relay. `relay` is its WebSocket URL (`wss://` when
 /// the server has TLS; `null` when the relay is off); an unspecified bind address (0.0.0.0, ::)
 /// is replaced by the host the page was loaded from, and so is a loopback one under TLS when the
 /// page was loaded from a loopback name (the certificate names that host, not 127.0.0.1).
-pub async fn ui_config(
-    axum::extract::State(state): axum::extract::State<std::sync::Arc<crate::state::AppState>>,
-    headers: axum::http::HeaderMap,
-) -> Response {
-    let tls = state.config.tls.is_some();
+pub async fn ui_config(State(ui): State<UiConfig>, headers: HeaderMap) -> Response {
+    let tls = ui.tls;
     let page_host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(host_only);
-    let relay = state.relay_addr.map(|addr| {
+    let relay = ui.relay.map(|addr| {
         let host = match page_host {
             Some(page) if addr.ip().is_unspecified() => page,
             None if addr.ip().is_unspecified() => "127.0.0.1".to_owned(),
@@ -90,7 +64,7 @@ pub async fn ui_config(
     });
     axum::Json(serde_json::json!({
         "relay": relay,
-        "port": state.relay_addr.map(|a| a.port()),
+        "port": ui.relay.map(|a| a.port()),
     }))
     .into_response()
 }
@@ -107,9 +81,9 @@ fn host_only(host: &str) -> String {
 pub async fn fallback(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     if path.contains("..") {
-        return serve("");
+        return page("");
     }
-    serve(path)
+    page(path)
 }
 
 #[cfg(test)]

@@ -7,14 +7,14 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tether_rooms::{CloseReason, Door, ErrorCode, HubError, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::outgoing::Outgoing;
-use crate::socket::{self, Batch, Read, Tuning, Write, WsSink};
-use crate::state::{AppState, ws_reply};
+use crate::rooms_state::{RoomsState, ws_reply};
+use crate::socket::{self, Batch, Read, Tuning, Write, Writer, WsSink};
 
 /// Largest accepted frame; a bigger one closes the connection with 1009.
 pub const MAX_FRAME: usize = 64 * 1024;
@@ -24,8 +24,11 @@ pub const MAX_FRAME: usize = 64 * 1024;
 const TUNING: Tuning = Tuning {
     read_buffer: 4 * 1024,
     write_buffer: 2 * 1024,
-    max_message: MAX_FRAME,
+    ..Tuning::new(MAX_FRAME)
 };
+
+/// How long the 1008 close frame of a slow consumer may take to be written.
+const SLOW_CLOSE: Duration = Duration::from_millis(100);
 
 /// The query of `/ws/rooms`.
 #[derive(serde::Deserialize)]
@@ -39,7 +42,7 @@ pub struct RoomsQuery {
 pub async fn upgrade(
     ws: WebSocketUpgrade,
     Query(query): Query<RoomsQuery>,
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<RoomsState>>,
 ) -> Response {
     let batches = match query.presence.as_deref() {
         None | Some("events") => false,
@@ -49,26 +52,28 @@ pub async fn upgrade(
             return (StatusCode::BAD_REQUEST, msg).into_response();
         }
     };
-    TUNING.apply(ws).on_upgrade(move |socket| {
-        state
-            .tracker
-            .track_future(run(state.clone(), socket, batches))
-    })
+    state
+        .drain
+        .clone()
+        .upgrade(ws, TUNING, move |socket| run(state, socket, batches))
 }
 
-async fn run(state: Arc<AppState>, socket: WebSocket, batches: bool) {
-    if state.shutdown.is_cancelled() {
+async fn run(state: Arc<RoomsState>, socket: WebSocket, batches: bool) {
+    if state.drain.shutdown.is_cancelled() {
         return;
     }
     let (sink, mut stream) = socket.split();
     let conn = state.open_stream(Door::Ws);
-    let writer = tokio::spawn(write_loop(
-        sink,
-        conn.rx,
-        conn.done.clone(),
-        state.shutdown.clone(),
-        batches,
-    ));
+    let writer = Writer::spawn(
+        &conn.done,
+        write_loop(
+            sink,
+            conn.rx,
+            conn.done.clone(),
+            state.drain.shutdown.clone(),
+            batches,
+        ),
+    );
     loop {
         let read = tokio::select! {
             biased;
@@ -105,13 +110,7 @@ async fn run(state: Arc<AppState>, socket: WebSocket, batches: bool) {
     }
     // The queue ends once the hub forgot the connection: the writer drains it and stops.
     state.close(conn.id, CloseReason::Closed);
-    if tokio::time::timeout(socket::CLOSE_WAIT, conn.done.cancelled())
-        .await
-        .is_err()
-    {
-        conn.done.cancel();
-    }
-    let _ = writer.await;
+    writer.finish().await;
 }
 
 /// How `/ws/rooms` writes its queue's items.
@@ -136,7 +135,7 @@ impl Batch for Items<'_> {
             Outgoing::Line(_) => Write::Skip,
             Outgoing::Close(frame) => Write::Close(frame.map(|f| *f).unwrap_or_else(|| {
                 if self.shutdown.is_cancelled() {
-                    socket::close_frame(close_code::AWAY, "server shutting down")
+                    socket::going_away()
                 } else {
                     socket::close_frame(close_code::NORMAL, "bye")
                 }
@@ -158,18 +157,13 @@ async fn write_loop(
         shutdown: &shutdown,
         batches,
     };
-    let ended = tokio::select! {
+    let overflowed = tokio::select! {
         biased;
-        _ = done.cancelled() => false,
-        _ = socket::write_queue(&mut sink, &mut rx, &mut items) => true,
+        _ = done.cancelled() => true,
+        _ = socket::write_queue(&mut sink, &mut rx, &mut items) => false,
     };
-    if !ended && !shutdown.is_cancelled() {
-        let frame = socket::close_frame(close_code::POLICY, "slow consumer: outbound queue full");
-        let _ = tokio::time::timeout(
-            Duration::from_millis(100),
-            sink.send(Message::Close(Some(frame))),
-        )
-        .await;
+    if overflowed && !shutdown.is_cancelled() {
+        socket::fail_within(&mut sink, socket::slow_consumer(), SLOW_CLOSE).await;
     }
     done.cancel();
 }

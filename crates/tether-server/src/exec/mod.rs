@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tether_exec::Endpoint;
 
-use crate::state::AppState;
+use crate::socket::{Drain, Tuning, error_response, page};
 
 /// Largest client frame on an exec socket (a request, or a line for stdin); a bigger one closes
 /// the socket with 1009.
@@ -35,15 +35,16 @@ pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
 
 /// 8 KiB to read, tungstenite's default write threshold, client frames up to
 /// [`MAX_CLIENT_FRAME`].
-const TUNING: crate::socket::Tuning = crate::socket::Tuning {
-    read_buffer: 8 * 1024,
+const TUNING: Tuning = Tuning {
     write_buffer: 128 * 1024,
-    max_message: MAX_CLIENT_FRAME,
+    ..Tuning::new(MAX_CLIENT_FRAME)
 };
 
-/// The endpoints, the process limits and the table of running processes.
+/// The endpoints, the process limits and the table of running processes: the exec routes'
+/// state.
 pub struct ExecHub {
     endpoints: Vec<Arc<Endpoint>>,
+    drain: Drain,
     max_processes: usize,
     kill_grace: Duration,
     close_grace: Duration,
@@ -77,9 +78,11 @@ pub struct Slot {
 }
 
 impl ExecHub {
-    /// A hub for these endpoints and limits; `kill_grace` is the SIGTERM → SIGKILL delay,
-    /// `close_grace` how long queued output may still go out once a shutdown or a timeout closes.
+    /// A hub for these endpoints and limits, whose connections run under `drain`; `kill_grace`
+    /// is the SIGTERM → SIGKILL delay, `close_grace` how long queued output may still go out
+    /// once a shutdown or a timeout closes.
     pub fn new(
+        drain: Drain,
         endpoints: Vec<Arc<Endpoint>>,
         max_processes: usize,
         kill_grace: Duration,
@@ -89,6 +92,7 @@ impl ExecHub {
         counter!("tether_refused_total", "reason" => "token", "listener" => "http").increment(0);
         ExecHub {
             endpoints,
+            drain,
             max_processes,
             kill_grace,
             close_grace,
@@ -226,14 +230,15 @@ impl Drop for Slot {
     }
 }
 
-/// The exec routes.
-pub fn routes() -> Router<Arc<AppState>> {
+/// The exec routes, served by `hub`.
+pub fn router<S>(hub: Arc<ExecHub>) -> Router<S> {
     Router::new()
         .route("/ws/claude", get(claude))
         .route("/ws/exec/{name}", get(named))
-        .route("/exec", get(page))
+        .route("/exec", get(exec_page))
         .route("/exec/endpoints", get(endpoints))
         .route("/exec/processes", get(processes))
+        .with_state(hub)
 }
 
 /// The upgrade, or why the request is not one (answered only once the endpoint is known).
@@ -250,21 +255,21 @@ type TokenParam = Result<Query<TokenQuery>, QueryRejection>;
 
 async fn claude(
     ws: Upgrade,
-    State(state): State<Arc<AppState>>,
+    State(hub): State<Arc<ExecHub>>,
     headers: HeaderMap,
     query: TokenParam,
 ) -> Response {
-    upgrade(ws, state, "claude", &headers, query)
+    upgrade(ws, hub, "claude", &headers, query)
 }
 
 async fn named(
     ws: Upgrade,
-    State(state): State<Arc<AppState>>,
+    State(hub): State<Arc<ExecHub>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     query: TokenParam,
 ) -> Response {
-    upgrade(ws, state, &name, &headers, query)
+    upgrade(ws, hub, &name, &headers, query)
 }
 
 /// Whether the request carries `ep`'s token (when it has one) as `?token=` or
@@ -288,13 +293,13 @@ fn authorized(ep: &Endpoint, headers: &HeaderMap, query: TokenParam) -> bool {
 
 fn upgrade(
     ws: Upgrade,
-    state: Arc<AppState>,
+    hub: Arc<ExecHub>,
     name: &str,
     headers: &HeaderMap,
     query: TokenParam,
 ) -> Response {
-    let Some(ep) = state.exec.endpoint(name) else {
-        return crate::rest::error_response(
+    let Some(ep) = hub.endpoint(name) else {
+        return error_response(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
             &format!("no exec endpoint {name:?} (GET /exec/endpoints lists them)"),
@@ -302,7 +307,7 @@ fn upgrade(
     };
     if !authorized(&ep, headers, query) {
         counter!("tether_refused_total", "reason" => "token", "listener" => "http").increment(1);
-        let mut resp = crate::rest::error_response(
+        let mut resp = error_response(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
             &format!(
@@ -319,36 +324,23 @@ fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    TUNING.apply(ws).on_upgrade(move |socket| {
-        let hub = state.exec.clone();
-        let shutdown = state.shutdown.clone();
-        state
-            .tracker
-            .track_future(conn::run(hub, ep, socket, shutdown))
+    let shutdown = hub.drain.shutdown.clone();
+    hub.drain.clone().upgrade(ws, TUNING, move |socket| {
+        conn::run(hub, ep, socket, shutdown)
     })
 }
 
 /// `GET /exec`: the page that runs the endpoints (`web/exec.html`).
-async fn page() -> Response {
-    match crate::web::file("exec.html") {
-        Some(body) => (
-            [
-                (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (axum::http::header::CACHE_CONTROL, "no-cache"),
-            ],
-            body,
-        )
-            .into_response(),
-        None => crate::rest::error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no page at /exec"),
-    }
+async fn exec_page() -> Response {
+    page("exec.html")
 }
 
-async fn endpoints(State(state): State<Arc<AppState>>) -> Response {
-    Json(state.exec.describe()).into_response()
+async fn endpoints(State(hub): State<Arc<ExecHub>>) -> Response {
+    Json(hub.describe()).into_response()
 }
 
-async fn processes(State(state): State<Arc<AppState>>) -> Response {
-    Json(state.exec.processes()).into_response()
+async fn processes(State(hub): State<Arc<ExecHub>>) -> Response {
+    Json(hub.processes()).into_response()
 }
 
 /// Names the exec metrics for `/metrics`.

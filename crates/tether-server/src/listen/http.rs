@@ -20,8 +20,12 @@ use tower_service::Service;
 
 use super::accept::Acceptor;
 use super::gate::Guarded;
-use crate::server::PeerAddr;
 use crate::tls;
+
+/// The peer address of an HTTP connection, for handlers (`ConnectInfo<PeerAddr>`), with or
+/// without TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
 
 /// Serves `app` on every acceptor (one listener may be bound on 127.0.0.1 and [::1]) until
 /// `stop` is cancelled; then stops accepting, lets requests in progress finish and closes idle

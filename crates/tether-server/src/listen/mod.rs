@@ -13,10 +13,7 @@ use tokio::net::TcpListener;
 
 pub use accept::Acceptor;
 pub use gate::{Gate, Guarded, Permit};
-pub use http::serve_http;
-
-/// How long a TLS handshake may take on any listener.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub use http::{PeerAddr, serve_http};
 
 /// Sockets the relay listener admits beyond the engine's `max_connections`, so that a client
 /// over the engine's cap still gets its 1013 close frame instead of a dropped socket.

@@ -5,11 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
-use axum::response::Response;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::routing::{MethodRouter, get};
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -18,8 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Command, Ctx, HandlerResult, SyncApp, TaskEnd};
-use crate::socket::{self, Batch, Read, Tuning, Write, WsSink};
-use crate::state::AppState;
+use crate::socket::{self, Drain, Frame, Frames, Read, Tuning, Writer, WsSink};
 
 /// Hard limit of a WebSocket message; bigger ones close the socket with 1009. Frames between
 /// the engine's `max_frame_bytes` (1 MiB) and this get an error toast and the session goes on.
@@ -28,51 +24,39 @@ pub const MAX_WS_MESSAGE: usize = 4 << 20;
 /// Outputs a connection's handlers may queue before more are dropped.
 const COMMAND_QUEUE: usize = 256;
 
+/// How long the 1008 close frame of a slow consumer may take to be written.
+const SLOW_CLOSE: Duration = Duration::from_millis(100);
+
 /// The engine's id for the single connection of each session.
 const CONN: ConnId = ConnId(1);
 
-/// A GET route that upgrades to a sync WebSocket serving `app`.
-pub fn route<T>(app: Arc<SyncApp<T>>) -> MethodRouter<Arc<AppState>>
+/// A GET route that upgrades to a sync WebSocket serving `app`. Its connections (and the
+/// handlers they start) run under `drain`, each with an outbound queue of `queue` frames (at
+/// least 16).
+pub fn route<T, S>(app: Arc<SyncApp<T>>, drain: Drain, queue: usize) -> MethodRouter<S>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
+    S: Clone + Send + Sync + 'static,
 {
-    get(
-        move |ws: WebSocketUpgrade, State(state): State<Arc<AppState>>| {
-            let app = app.clone();
-            async move { upgrade(ws, state, app) }
-        },
-    )
-}
-
-/// 8 KiB buffers, messages up to [`MAX_WS_MESSAGE`].
-const TUNING: Tuning = Tuning {
-    read_buffer: 8 * 1024,
-    write_buffer: 8 * 1024,
-    max_message: MAX_WS_MESSAGE,
-};
-
-/// Upgrades with [`TUNING`].
-fn upgrade<T>(ws: WebSocketUpgrade, state: Arc<AppState>, app: Arc<SyncApp<T>>) -> Response
-where
-    T: Serialize + DeserializeOwned + Send + 'static,
-{
-    TUNING.apply(ws).on_upgrade(move |socket| {
-        let tracker = state.tracker.clone();
-        tracker.track_future(run(app, state, socket))
+    let queue = queue.max(16);
+    get(move |ws: WebSocketUpgrade| {
+        let (app, drain) = (app.clone(), drain.clone());
+        async move {
+            drain
+                .clone()
+                .upgrade(ws, TUNING, move |socket| run(app, drain, queue, socket))
+        }
     })
 }
 
-/// One item of a connection's outbound queue.
-enum Frame {
-    Text(Utf8Bytes),
-    Binary(Bytes),
-    Close(CloseFrame),
-}
+/// 8 KiB buffers, messages up to [`MAX_WS_MESSAGE`].
+const TUNING: Tuning = Tuning::new(MAX_WS_MESSAGE);
 
 /// The per-connection state the read loop owns.
 struct Conn<T> {
     app: Arc<SyncApp<T>>,
-    state: Arc<AppState>,
+    /// Where the handlers it starts are tracked (the drain waits for them).
+    drain: Drain,
     session: Session,
     out: mpsc::Sender<Frame>,
     /// Cancelled to end the connection now (queue overflow, writer gone).
@@ -84,24 +68,24 @@ struct Conn<T> {
     closing: bool,
 }
 
-async fn run<T>(app: Arc<SyncApp<T>>, state: Arc<AppState>, socket: WebSocket)
+async fn run<T>(app: Arc<SyncApp<T>>, drain: Drain, queue: usize, socket: WebSocket)
 where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    if state.shutdown.is_cancelled() {
+    if drain.shutdown.is_cancelled() {
         return;
     }
     let (sink, mut stream) = socket.split();
-    let (out, out_rx) = mpsc::channel(state.config.queue_capacity.max(16));
+    let (out, out_rx) = mpsc::channel(queue);
     let done = CancellationToken::new();
-    let writer = tokio::spawn(write_loop(sink, out_rx, done.clone()));
+    let writer = Writer::spawn(&done, write_loop(sink, out_rx, done.clone()));
     let (commands, mut command_rx) = mpsc::channel(COMMAND_QUEUE);
     let mut changes = app.object.subscribe();
-    let shutdown = state.shutdown.clone();
+    let shutdown = drain.shutdown.clone();
     let mut conn = Conn {
         session: Session::new(app.config.clone()),
         app,
-        state,
+        drain,
         out,
         done,
         scope: CancellationToken::new(),
@@ -129,10 +113,7 @@ where
             biased;
             _ = conn.done.cancelled() => break,
             _ = shutdown.cancelled() => {
-                conn.queue(Frame::Close(CloseFrame {
-                    code: close_code::AWAY,
-                    reason: "server shutting down".into(),
-                }));
+                conn.queue(Frame::Close(socket::going_away()));
                 break;
             }
             Some(c) = command_rx.recv() => {
@@ -168,16 +149,8 @@ where
     conn.scope.cancel();
     conn.session.handle_close(CONN);
     while conn.session.poll_output().is_some() {}
-    let Conn { out, done, .. } = conn;
-    drop(out);
-    let mut writer = writer;
-    if tokio::time::timeout(Duration::from_secs(2), &mut writer)
-        .await
-        .is_err()
-    {
-        done.cancel();
-        let _ = writer.await;
-    }
+    drop(conn);
+    writer.finish().await;
 }
 
 impl<T> Conn<T>
@@ -210,8 +183,10 @@ where
     fn pump(&mut self) {
         while let Some(out) = self.session.poll_output() {
             match out {
-                Output::Text { text, .. } => self.queue(Frame::Text(text.into())),
-                Output::Binary { data, .. } => self.queue(Frame::Binary(data.into())),
+                Output::Text { text, .. } => self.queue(Frame::Message(Message::Text(text.into()))),
+                Output::Binary { data, .. } => {
+                    self.queue(Frame::Message(Message::Binary(data.into())))
+                }
                 Output::Close { code, reason, .. } => {
                     self.queue(Frame::Close(CloseFrame {
                         code,
@@ -264,7 +239,7 @@ where
                 match started {
                     Ok(fut) => {
                         let (commands, scope) = (self.commands.clone(), self.scope.clone());
-                        self.state.tracker.spawn(async move {
+                        self.drain.tracker.spawn(async move {
                             let mut handle = tokio::spawn(fut);
                             let result = tokio::select! {
                                 biased;
@@ -301,7 +276,7 @@ where
                         self.tasks.insert(task, token.clone());
                         let cancel = self.app.cancels.get(&name).cloned();
                         let commands = self.commands.clone();
-                        self.state.tracker.spawn(async move {
+                        self.drain.tracker.spawn(async move {
                             let mut handle = tokio::spawn(fut);
                             let end = tokio::select! {
                                 biased;
@@ -374,19 +349,6 @@ fn flatten(r: Result<HandlerResult, tokio::task::JoinError>) -> Result<(), Strin
     }
 }
 
-struct Frames;
-
-impl Batch for Frames {
-    type Item = Frame;
-    fn write(&mut self, frame: Frame) -> Write {
-        match frame {
-            Frame::Text(t) => Write::Frame(Message::Text(t)),
-            Frame::Binary(b) => Write::Frame(Message::Binary(b)),
-            Frame::Close(c) => Write::Close(c),
-        }
-    }
-}
-
 /// Writes queued frames in batches until the close frame or the end of the queue; a cancelled
 /// `done` means the queue overflowed: the client gets 1008 if it still reads.
 async fn write_loop(mut sink: WsSink, mut rx: mpsc::Receiver<Frame>, done: CancellationToken) {
@@ -397,12 +359,7 @@ async fn write_loop(mut sink: WsSink, mut rx: mpsc::Receiver<Frame>, done: Cance
         _ = socket::write_queue(&mut sink, &mut rx, &mut frames) => false,
     };
     if overflow {
-        let frame = socket::close_frame(close_code::POLICY, "slow consumer: outbound queue full");
-        let _ = tokio::time::timeout(
-            Duration::from_millis(100),
-            sink.send(Message::Close(Some(frame))),
-        )
-        .await;
+        socket::fail_within(&mut sink, socket::slow_consumer(), SLOW_CLOSE).await;
     } else {
         // Sends a close frame if none was sent (or flushes the one sent).
         let _ = tokio::time::timeout(socket::CLOSE_FLUSH, sink.close()).await;

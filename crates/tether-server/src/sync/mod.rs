@@ -13,7 +13,7 @@
 //!         Ok(())
 //!     })
 //!     .on_cancel("COUNT", |ctx: Ctx<Todos>| async move { ctx.update(|t| t.n = 0) });
-//! router.route("/ws/sync/todos", get(adapter::route(Arc::new(app))));
+//! router.route("/ws/sync/todos", adapter::route(Arc::new(app), drain, queue_frames));
 //! ```
 //!
 //! Each WebSocket gets its own `tether_sync::Session` (the sans-IO engine); the value lives

@@ -1,5 +1,6 @@
-//! The shared server state: the hub behind one lock, each connection's outbound sink, and the
-//! delivery loop that turns hub outputs into queued frames.
+//! The rooms state the rooms doors (TCP, `/ws/rooms`, REST) share: the hub behind one lock, each
+//! connection's outbound sink or REST mailbox, the room hooks, and the delivery loop that turns
+//! hub outputs into queued frames.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -7,15 +8,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge};
-use metrics_exporter_prometheus::PrometheusHandle;
 use tether_rooms::{CloseReason, Command, ConnId, Door, Hub, HubError, Limits, Output, Reply};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::hooks::Hooks;
 use crate::outgoing::{EncodedBatch, EncodedPush, Outgoing};
+use crate::socket::Drain;
 
 /// Entries a REST client's mailbox keeps; older ones are dropped and counted.
 pub const MAILBOX_CAPACITY: usize = 1000;
@@ -55,8 +55,8 @@ pub struct Core {
     wake: Arc<Notify>,
 }
 
-/// Everything the adapters share.
-pub struct AppState {
+/// Everything the rooms doors share.
+pub struct RoomsState {
     core: Mutex<Core>,
     /// Settings in force.
     pub config: Config,
@@ -64,18 +64,10 @@ pub struct AppState {
     pub tcp_addr: SocketAddr,
     /// Where the HTTP listener is bound.
     pub http_addr: SocketAddr,
-    /// Where the UI relay listens, when it runs.
-    pub relay_addr: Option<SocketAddr>,
-    /// Cancelled when the server starts shutting down.
-    pub shutdown: CancellationToken,
-    /// Every connection task, so shutdown can wait for them.
-    pub tracker: TaskTracker,
-    /// Renders `/metrics`.
-    pub metrics: PrometheusHandle,
+    /// The server's drain: shutdown signal and connection tracker.
+    pub drain: Drain,
     /// Room hooks (JS) that SEND and TO pass through before the hub.
     pub hooks: Hooks,
-    /// The exec endpoints and their running processes.
-    pub exec: Arc<crate::exec::ExecHub>,
     /// Wakes [`presence_timer`] when the hub's next deadline moved earlier.
     presence_wake: Arc<Notify>,
 }
@@ -90,31 +82,23 @@ pub struct StreamConn {
     pub done: CancellationToken,
 }
 
-impl AppState {
-    /// State for a server whose listeners are bound at these addresses.
+impl RoomsState {
+    /// State for rooms doors whose listeners are bound at these addresses.
     pub fn new(
         config: Config,
         tcp_addr: SocketAddr,
         http_addr: SocketAddr,
-        relay_addr: Option<SocketAddr>,
-        metrics: PrometheusHandle,
-    ) -> AppState {
+        drain: Drain,
+    ) -> RoomsState {
         let hub = Hub::new(Limits {
             max_clients: config.max_clients,
             max_message_length: config.max_message_length,
             max_rooms: config.max_rooms,
         });
         let hooks = Hooks::new(config.hooks.clone(), config.hook_limits);
-        let exec = Arc::new(crate::exec::ExecHub::new(
-            config.exec.clone(),
-            config.exec_max_processes,
-            config.exec_kill_grace,
-            config.exec_close_grace,
-        ));
         let presence_wake = Arc::new(Notify::new());
-        AppState {
+        RoomsState {
             hooks,
-            exec,
             core: Mutex::new(Core {
                 hub,
                 sinks: HashMap::new(),
@@ -125,10 +109,7 @@ impl AppState {
             config,
             tcp_addr,
             http_addr,
-            relay_addr,
-            shutdown: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-            metrics,
+            drain,
         }
     }
 
@@ -251,7 +232,7 @@ impl AppState {
 
     /// Tells every connection the server is going away and closes them.
     pub fn shutdown_all(&self) {
-        self.shutdown.cancel();
+        self.drain.shutdown.cancel();
         let mut core = self.lock();
         core.hub
             .handle_shutdown("server shutting down", Instant::now());
@@ -331,7 +312,7 @@ impl Mailbox {
 /// Drives the hub's presence ticks: sleeps until [`Hub::poll_timeout`], then hands out the
 /// batches due ([`Hub::handle_timeout`]); woken early when a command sets an earlier deadline.
 /// Runs until shutdown (the hub hands out what still gathers with its `bye`).
-pub async fn presence_timer(state: Arc<AppState>) {
+pub async fn presence_timer(state: Arc<RoomsState>) {
     loop {
         let next = {
             let mut core = state.lock();
@@ -346,7 +327,7 @@ pub async fn presence_timer(state: Arc<AppState>) {
             }
         };
         tokio::select! {
-            _ = state.shutdown.cancelled() => break,
+            _ = state.drain.shutdown.cancelled() => break,
             _ = state.presence_wake.notified() => {}
             _ = sleep => state.mutate(|core| core.hub.handle_timeout(Instant::now())),
         }
