@@ -20,8 +20,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::child;
+use super::hub::{ExecHub, MAX_CLIENT_FRAME, Slot};
 use super::tree::Tree;
-use super::{ExecHub, Slot, child};
 use crate::socket::{self, Read};
 
 /// Bytes read from stdout at once: one read becomes one batch of frames.
@@ -143,7 +144,7 @@ pub async fn run(
                 _ = until(timeout) => Woke::Timeout,
                 r = wait(child) => Woke::Exited(r),
                 // Before the pipes: a process that floods stdout must not hide the client's close.
-                r = socket::read(&mut stream, super::MAX_CLIENT_FRAME), if readable => Woke::Client(r),
+                r = socket::read(&mut stream, MAX_CLIENT_FRAME), if readable => Woke::Client(r),
                 r = read(stderr, &mut err_buf) => Woke::Stderr(r),
                 r = read(stdout, &mut out_buf) => Woke::Stdout(r),
             }
