@@ -530,6 +530,11 @@ async fn connection_and_session_caps_refuse_with_1013() {
     let server = Server::start(&["--relay-max-connections", "2", "--relay-max-sessions", "1"]);
     let relay = relay_of(&server);
     let mut hero = Peer::join(relay, "/?session=s1", "hero-1", "hero").await;
+    // The relay opens the session once the handshake is answered: wait until it exists.
+    common::eventually("session s1 to open", || async {
+        (metric(&server, "tether_relay_sessions").await == 1.0).then_some(())
+    })
+    .await;
     // A second session while the only one has a connection.
     let mut other = Peer::connect(relay, "/?session=s2").await;
     assert_eq!(
