@@ -33,6 +33,6 @@ pub mod typed;
 pub use codec::{ClientFrame, FrameError, ToastKind};
 pub use session::{
     ActionId, AppEvent, CLOSE_NORMAL, Config, ConnId, Level, Output, Session, SyncError,
-    SyncOptions, TaskId,
+    SyncOptions, TaskId, touched_keys,
 };
 pub use typed::Synced;
