@@ -635,6 +635,11 @@ impl SyncSession {
         Ok(self.engine.send_event(event, &json::to_value(data)?))
     }
 
+    /// Asks the client for its state of `key` (`_GET:KEY`); the reply arrives as a `set` event.
+    fn request_state(&mut self, key: &str) -> PyResult<bool> {
+        self.engine.request_state(key).map_err(engine_error)
+    }
+
     /// Sends an action to the client's handlers for `key`.
     fn send_action(&mut self, key: &str, action: &Bound<'_, PyAny>) -> PyResult<bool> {
         self.engine

@@ -12,7 +12,7 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from types import EllipsisType
 from typing import Any, Literal
@@ -410,7 +410,9 @@ class Sync:
             self.session.engine.set(self.key, self._parts())
         except Exception as e:
             self.logger.error("Could not send the state of %s", self.key, exc_info=e)
-            self.session.engine.toast("error", f"server error: could not serialize the state of {self.key}")
+            self.session.engine.toast(
+                "error", f"server error: could not serialize the state of {self.key}"
+            )
 
     def _value(self, attr: str, value: Any) -> Any:
         adapter = self.type_adapters.get(attr)
