@@ -891,24 +891,22 @@ impl Sink {
 /// false if the connection had already ended. Shared by `NativeWebSocket.close` and [`Sink`].
 fn close_shared(shared: &Shared, code: u16, reason: &str) -> PyResult<bool> {
     let valid = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
-        if !valid {
-            return Err(PyValueError::new_err(format!(
-                "invalid WebSocket close code {code}: use 1000-1003, 1007-1014 or 3000-4999"
-            )));
-        }
-        let frame = close_frame(code, reason);
-        if !shared.end(code, frame.reason.as_str()) {
-            return Ok(false);
-        }
-        let full = shared.room.available_permits() < FRAME_OVERHEAD;
-        if full
-            || shared.out.send(Outgoing::Close(frame.clone())).is_err()
-        {
-            *lock(&shared.kill_frame) = Some(frame);
-            shared.kill.cancel();
-        }
-        Ok(true)
+    if !valid {
+        return Err(PyValueError::new_err(format!(
+            "invalid WebSocket close code {code}: use 1000-1003, 1007-1014 or 3000-4999"
+        )));
     }
+    let frame = close_frame(code, reason);
+    if !shared.end(code, frame.reason.as_str()) {
+        return Ok(false);
+    }
+    let full = shared.room.available_permits() < FRAME_OVERHEAD;
+    if full || shared.out.send(Outgoing::Close(frame.clone())).is_err() {
+        *lock(&shared.kill_frame) = Some(frame);
+        shared.kill.cancel();
+    }
+    Ok(true)
+}
 
 impl Drop for NativeWebSocket {
     fn drop(&mut self) {

@@ -510,7 +510,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sync::SyncSession>()?;
     m.add_function(wrap_pyfunction!(sync::sync_disconnect_frame, m)?)?;
     m.add_function(wrap_pyfunction!(sync::sync_parse_user_session, m)?)?;
-    m.add("SYNC_REQUEST_USER_SESSION", sync::REQUEST_USER_SESSION_FRAME)?;
+    m.add(
+        "SYNC_REQUEST_USER_SESSION",
+        sync::REQUEST_USER_SESSION_FRAME,
+    )?;
     m.add("js", js::module(py)?)?;
     Ok(())
 }

@@ -369,6 +369,8 @@ impl SyncSession {
     // ---- keys ---------------------------------------------------------------------------------
 
     /// Registers a key with its initial state given as parts; raises for a part that is not JSON.
+    // The Python keyword signature of `Sync(...)`'s options.
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (key, parts, send_on_init = true, expose_running_tasks = false,
         running_tasks_key = "running_tasks".to_owned(), pull_state = false))]
     fn register(
@@ -496,7 +498,12 @@ impl SyncSession {
     }
 
     /// `reject` with one JSON value.
-    fn reject_value(&mut self, key: &str, value: &Bound<'_, PyAny>, message: &str) -> PyResult<bool> {
+    fn reject_value(
+        &mut self,
+        key: &str,
+        value: &Bound<'_, PyAny>,
+        message: &str,
+    ) -> PyResult<bool> {
         self.raw.remove(key);
         self.engine
             .reject(key, json::to_value(value)?, message)
@@ -505,7 +512,10 @@ impl SyncSession {
 
     /// A key's baseline (what the client was last sent or sent itself) as a fresh Python value.
     fn state<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.engine.state(key).map(|v| json::to_py(py, v)).transpose()
+        self.engine
+            .state(key)
+            .map(|v| json::to_py(py, v))
+            .transpose()
     }
 
     /// One top-level field of a key's baseline, as a fresh Python value (KeyError if absent).
@@ -587,7 +597,10 @@ impl SyncSession {
         if let Some((sink, msg, len)) = self.stalled.take()
             && let Some(wait) = self.write(py, sink, msg, len)?
         {
-            return Ok(Some(PyTuple::new(py, [PyString::new(py, "wait").into_any(), wait])?));
+            return Ok(Some(PyTuple::new(
+                py,
+                [PyString::new(py, "wait").into_any(), wait],
+            )?));
         }
         while let Some(out) = self.engine.poll_output() {
             let item = match out {
