@@ -16,7 +16,8 @@
 # Before/after in one run: BASELINE=<git rev> builds that rev's wheel (a `git worktree` of it
 # under $BASELINE_DIR) into a second venv ($BASELINE_VENV, default $TETHER_VENV-baseline) and runs
 # its tether variants interleaved with the current ones (reported as VARIANT@<rev>; summarize.py
-# adds a table with the after/before ratio). SKIP_BUILD=1 also skips the baseline build.
+# adds a table with the after/before ratio), built in its own target dir ($BASELINE_TARGET_DIR,
+# default $CARGO_TARGET_DIR-baseline). SKIP_BUILD=1 also skips the baseline build.
 #
 # Knobs (environment): N=10000  WS_REPS=21  TETHER_REPS=101  BASELINE=  BASELINE_DIR=/tmp/...
 #   CPU=<last cpu> (taskset; skipped on a 1-core machine or without taskset)
@@ -72,8 +73,11 @@ if [ -n "$BASELINE" ]; then
     "$BPY" -m pip install --quiet --disable-pip-version-check --no-input "pydantic>=2,<3" starlette
   fi
   if [ "$SKIP_BUILD" != 1 ]; then
-    log "baseline: pip install --force-reinstall --no-deps $BASELINE_DIR (maturin, release)"
-    "$BPY" -m pip install --quiet --disable-pip-version-check --no-input --force-reinstall --no-deps "$BASELINE_DIR"
+    # Its own target dir: cargo hashes workspace crates by their path relative to the workspace,
+    # so two checkouts sharing one target dir would reuse each other's builds.
+    BASELINE_TARGET_DIR=${BASELINE_TARGET_DIR:-$CARGO_TARGET_DIR-baseline}
+    log "baseline: pip install --force-reinstall --no-deps $BASELINE_DIR (maturin, release, target $BASELINE_TARGET_DIR)"
+    CARGO_TARGET_DIR=$BASELINE_TARGET_DIR "$BPY" -m pip install --quiet --disable-pip-version-check --no-input --force-reinstall --no-deps "$BASELINE_DIR"
   fi
   "$BPY" -c 'import tether.sync, pydantic' || {
     log "tether.sync or pydantic cannot be imported from $BPY"
