@@ -65,7 +65,9 @@ def baseline_lines(rows: dict, labels: list[str]) -> list[str]:
             f"**Against the baseline `{label}`** (same run, interleaved; after / before < 1 is faster):"
         )
         out.append("")
-        out.append("| scenario | variant | baseline median / p90 | this build median / p90 | after / before |")
+        out.append(
+            "| scenario | variant | baseline median / p90 | this build median / p90 | after / before |"
+        )
         out.append("|---|---|---:|---:|---:|")
         for sc, sc_label in SCENARIOS:
             for v, v_label in VARIANTS[1:]:
