@@ -20,6 +20,9 @@ untimed `gc.collect()` (the collector stays enabled during the call). Scenarios:
   changed    one field (`text`) of the middle item changed before each sync (one `replace` op)
   unchanged  nothing changed (no frame is sent)
 One untimed warm-up sync per scenario.
+
+`BENCH_LABEL=<label>` (set by run.sh for its BASELINE venv) reports the variant as
+`VARIANT@<label>`, so a baseline build's rows sit beside the current ones.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -142,7 +146,7 @@ async def main(variant: str, n: int, reps: int) -> None:
         print(
             json.dumps(
                 {
-                    "variant": variant,
+                    "variant": labelled(variant),
                     "n": n,
                     "scenario": scenario,
                     "reps": len(s),
@@ -181,6 +185,11 @@ async def main(variant: str, n: int, reps: int) -> None:
     report("unchanged", samples, None)
 
 
+def labelled(variant: str) -> str:
+    label = os.environ.get("BENCH_LABEL")
+    return f"{variant}@{label}" if label else variant
+
+
 def pkg(name: str) -> str | None:
     try:
         return version(name)
@@ -197,7 +206,7 @@ if __name__ == "__main__":
     print(
         json.dumps(
             {
-                "variant": variant,
+                "variant": labelled(variant),
                 "meta": True,
                 "python": sys.version.split()[0],
                 "ws_sync": pkg("ws-sync"),

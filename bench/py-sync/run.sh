@@ -13,7 +13,13 @@
 # results: bench/py-sync/results/latest.jsonl (+ latest.meta.json); summarize.py prints the table
 # and rewrites the bench-py-sync section of docs/benchmarks.md (UPDATE_DOCS=0 to skip).
 #
-# Knobs (environment): N=10000  WS_REPS=21  TETHER_REPS=101
+# Before/after in one run: BASELINE=<git rev> builds that rev's wheel (a `git worktree` of it
+# under $BASELINE_DIR) into a second venv ($BASELINE_VENV, default $TETHER_VENV-baseline) and runs
+# its tether variants interleaved with the current ones (reported as VARIANT@<rev>; summarize.py
+# adds a table with the after/before ratio), built in its own target dir ($BASELINE_TARGET_DIR,
+# default $CARGO_TARGET_DIR-baseline). SKIP_BUILD=1 also skips the baseline build.
+#
+# Knobs (environment): N=10000  WS_REPS=21  TETHER_REPS=101  BASELINE=  BASELINE_DIR=/tmp/...
 #   CPU=<last cpu> (taskset; skipped on a 1-core machine or without taskset)
 #   QUIET_BUSY=15 QUIET_WAIT=180 (first wait, at most QUIET_WAIT s, while the machine is > 15 %
 #   of a core busy with other work)  TETHER_VENV=~/.cache/tether-venv
@@ -52,6 +58,33 @@ fi
   exit 1
 }
 
+BASELINE=${BASELINE:-}
+if [ -n "$BASELINE" ]; then
+  BASE_REV=$(git -C "$ROOT" rev-parse --short "$BASELINE^{commit}")
+  BASELINE_DIR=${BASELINE_DIR:-${TMPDIR:-/tmp}/tether-py-sync-baseline-$BASE_REV}
+  BASELINE_VENV=${BASELINE_VENV:-$VENV-baseline}
+  BPY=$BASELINE_VENV/bin/python
+  if [ ! -d "$BASELINE_DIR" ]; then
+    log "git worktree of $BASELINE ($BASE_REV) at $BASELINE_DIR"
+    git -C "$ROOT" worktree add --detach "$BASELINE_DIR" "$BASE_REV" >/dev/null
+  fi
+  [ -x "$BPY" ] || python3 -m venv "$BASELINE_VENV"
+  if ! "$BPY" -c 'import pydantic, starlette' >/dev/null 2>&1; then
+    "$BPY" -m pip install --quiet --disable-pip-version-check --no-input "pydantic>=2,<3" starlette
+  fi
+  if [ "$SKIP_BUILD" != 1 ]; then
+    # Its own target dir: cargo hashes workspace crates by their path relative to the workspace,
+    # so two checkouts sharing one target dir would reuse each other's builds.
+    BASELINE_TARGET_DIR=${BASELINE_TARGET_DIR:-$CARGO_TARGET_DIR-baseline}
+    log "baseline: pip install --force-reinstall --no-deps $BASELINE_DIR (maturin, release, target $BASELINE_TARGET_DIR)"
+    CARGO_TARGET_DIR=$BASELINE_TARGET_DIR "$BPY" -m pip install --quiet --disable-pip-version-check --no-input --force-reinstall --no-deps "$BASELINE_DIR"
+  fi
+  "$BPY" -c 'import tether.sync, pydantic' || {
+    log "tether.sync or pydantic cannot be imported from $BPY"
+    exit 1
+  }
+fi
+
 pin_one_cpu "each variant, one process at a time"
 wait_quiet
 
@@ -59,11 +92,15 @@ wait_quiet
 begin_run
 log "ws-sync 0.6.9, N=$N (reps $WS_REPS)"
 run_phase "ws-sync" "${PIN[@]}" "$PY" "$HERE/bench.py" ws-sync "$N" "$WS_REPS"
-log "tether.sync typed, N=$N (reps $TETHER_REPS)"
-run_phase "tether-typed" "${PIN[@]}" "$PY" "$HERE/bench.py" tether-typed "$N" "$TETHER_REPS"
-log "tether.sync untyped, N=$N (reps $TETHER_REPS)"
-run_phase "tether-untyped" "${PIN[@]}" "$PY" "$HERE/bench.py" tether-untyped "$N" "$TETHER_REPS"
+for variant in tether-typed tether-untyped; do
+  if [ -n "$BASELINE" ]; then
+    log "tether.sync $variant at $BASE_REV (baseline), N=$N (reps $TETHER_REPS)"
+    run_phase "$variant@$BASE_REV" "${PIN[@]}" env BENCH_LABEL="$BASE_REV" "$BPY" "$HERE/bench.py" "$variant" "$N" "$TETHER_REPS"
+  fi
+  log "tether.sync $variant, N=$N (reps $TETHER_REPS)"
+  run_phase "$variant" "${PIN[@]}" "$PY" "$HERE/bench.py" "$variant" "$N" "$TETHER_REPS"
+done
 end_run
-write_meta --git bench/py-sync/run.sh N WS_REPS TETHER_REPS
+write_meta --git bench/py-sync/run.sh N WS_REPS TETHER_REPS BASELINE
 summarize
 log "done in ${ELAPSED} s; raw results in $OUT"

@@ -56,6 +56,33 @@ def load(path: Path) -> tuple[dict, dict]:
     return rows, metas
 
 
+def baseline_lines(rows: dict, labels: list[str]) -> list[str]:
+    """The tether variants of this build against a baseline build run in the same session
+    (run.sh `BASELINE=<rev>`): after / before = this build's median / the baseline's."""
+    out = []
+    for label in labels:
+        out.append(
+            f"**Against the baseline `{label}`** (same run, interleaved; after / before < 1 is faster):"
+        )
+        out.append("")
+        out.append(
+            "| scenario | variant | baseline median / p90 | this build median / p90 | after / before |"
+        )
+        out.append("|---|---|---:|---:|---:|")
+        for sc, sc_label in SCENARIOS:
+            for v, v_label in VARIANTS[1:]:
+                before, after = rows.get((f"{v}@{label}", sc)), rows.get((v, sc))
+                if not (before and after):
+                    continue
+                r = after["median_ns"] / before["median_ns"]
+                out.append(
+                    f"| {sc_label} | {v_label} | {ms(before['median_ns'])} / {ms(before['p90_ns'])} "
+                    f"| {ms(after['median_ns'])} / {ms(after['p90_ns'])} | {r:.2f} |"
+                )
+        out.append("")
+    return out
+
+
 def section(rows: dict, metas: dict, meta: dict) -> tuple[str, list[benchlib.Check]]:
     ns = sorted({r["n"] for r in rows.values()})
     n = ns[0] if ns else "?"
@@ -113,6 +140,10 @@ def section(rows: dict, metas: dict, meta: dict) -> tuple[str, list[benchlib.Che
             opsb.append(f"{r['ops']}/{r['bytes']}" if r else "–")
         line += " " + " · ".join(opsb) + " |"
         out.append(line)
+    base = sorted({v.split("@", 1)[1] for v, _ in rows if "@" in v})
+    if base:
+        out.append("")
+        out += baseline_lines(rows, base)
     out.append("")
     out.append(
         "Repetitions: "

@@ -1,5 +1,7 @@
-"""`tether._native.Snapshot`, the native half of `tether.sync`: the diff it makes from Python
-values (plain and pydantic), the atomic client patches it applies, and the errors it raises.
+"""The native half of `tether.sync`'s state (`tether._native.SyncSession`, the tether-sync engine
+plus the walk of Python values): the diff it makes from Python values (plain and pydantic), the
+atomic client patches it applies, and the errors it raises. `Snap` drives one key of a connected
+session the way `tether.sync.Sync` does (`set` for a full state, `sync` for a patch).
 
 Randomized cases use a fixed seed, so a failure reproduces; `jsonpatch` (python-json-patch, the
 library ws-sync uses) is the oracle that applies our patches.
@@ -28,6 +30,59 @@ def parts(state: dict[str, Any]) -> list[tuple[str, Any]]:
 def frame(text: str | None) -> Any:
     assert text is not None
     return json.loads(text)
+
+
+class Snap:
+    """One key `K` of a connected engine session; frames come back as text."""
+
+    def __init__(self, model_check: Any = None) -> None:
+        self.engine = _native.SyncSession(model_check=model_check)
+        self.engine.register_value("K", {}, pull_state=True)
+        self.engine.handle_connect(1)
+        self.drain()
+
+    def drain(self) -> list[Any]:
+        out = []
+        while (item := self.engine.poll()) is not None:
+            if item[0] != "log":
+                out.append(item)
+        return out
+
+    def texts(self) -> list[str]:
+        return [item[2] for item in self.drain() if item[0] == "text"]
+
+    def set_frame(self, event: str, parts: list[tuple[Any, ...]]) -> str:
+        assert event == "_SET:K"
+        self.engine.set("K", parts)
+        (text,) = self.texts()
+        return text
+
+    def patch_frame(self, event: str, parts: list[tuple[Any, ...]]) -> str | None:
+        assert event == "_PATCH:K"
+        sent = self.engine.sync("K", parts)
+        texts = self.texts()
+        assert len(texts) == int(sent), texts
+        return texts[0] if texts else None
+
+    def apply_patch(self, ops: Any) -> list[str]:
+        """A client `_PATCH:K`: the top-level keys it touched; ValueError with the toast's text
+        when the engine refused it."""
+        self.engine.handle_text(1, json.dumps({"type": "_PATCH:K", "data": ops}))
+        out = self.drain()
+        events = [item[1] for item in out if item[0] == "event"]
+        if events:
+            (ev,) = events
+            assert ev["type"] == "patched", ev
+            return ev["keys"]
+        (toast,) = [json.loads(item[2]) for item in out if item[0] == "text"]
+        assert toast["type"] == "_TOAST", toast
+        raise ValueError(toast["data"]["message"])
+
+    def get(self, key: str) -> Any:
+        return self.engine.field("K", key)
+
+    def to_python(self) -> Any:
+        return self.engine.state("K")
 
 
 def random_value(rng: random.Random, depth: int = 0) -> Any:
@@ -79,7 +134,7 @@ def test_random_diffs_apply_to_the_new_state() -> None:
     rng = random.Random(SEED)
     for _ in range(400):
         old = {"s": random_value(rng), "t": random_value(rng)}
-        snap = _native.Snapshot()
+        snap = Snap()
         assert frame(snap.set_frame("_SET:K", parts(old))) == {"type": "_SET:K", "data": old}
         new = {"s": mutate(rng, old["s"]), "t": mutate(rng, old["t"])}
         text = snap.patch_frame("_PATCH:K", parts(new))
@@ -99,7 +154,7 @@ def test_random_diffs_apply_to_the_new_state() -> None:
 
 def test_one_insert_in_a_long_list_is_one_op() -> None:
     items = [{"id": i, "tags": ["a"]} for i in range(1000)]
-    snap = _native.Snapshot()
+    snap = Snap()
     snap.set_frame("_SET:K", [("items", items)])
     items.insert(500, {"id": -1, "tags": []})
     ops = frame(snap.patch_frame("_PATCH:K", [("items", items)]))["data"]
@@ -129,7 +184,7 @@ def test_pydantic_models_are_walked_and_dumped_the_same() -> None:
 
     ta = TypeAdapter(list[Item])
     items = [Item(id=i, text=f"t{i}", tags=["x"]) for i in range(50)]
-    snap = _native.Snapshot(walkable_model)
+    snap = Snap(walkable_model)
     set_ = frame(snap.set_frame("_SET:K", [("items", *typed(items, ta))]))
     assert set_["data"]["items"] == json.loads(ta.dump_json(items))
     assert snap.patch_frame("_PATCH:K", [("items", *typed(items, ta))]) is None
@@ -152,7 +207,7 @@ def test_models_the_walk_cannot_read_are_dumped() -> None:
     assert not walkable_model(Shouting)
     ta = TypeAdapter(list[Shouting])
     values = [Shouting(text="hi")]
-    snap = _native.Snapshot(walkable_model)
+    snap = Snap(walkable_model)
     assert frame(snap.set_frame("_SET:K", [("v", *typed(values, ta))]))["data"] == {
         "v": [{"text": "HI"}]
     }
@@ -178,7 +233,7 @@ def test_models_the_walk_cannot_read_are_dumped() -> None:
     ],
 )
 def test_values_that_are_not_json_are_refused_with_the_path(value: Any, message: str) -> None:
-    snap = _native.Snapshot()
+    snap = Snap()
     with pytest.raises((TypeError, ValueError), match=message.replace("/", "/")):
         snap.set_frame("_SET:K", [("x", value)])
 
@@ -187,16 +242,16 @@ def test_cycles_are_refused_not_overflowed() -> None:
     loop: list[Any] = []
     loop.append(loop)
     with pytest.raises(ValueError, match="nests deeper"):
-        _native.Snapshot().set_frame("_SET:K", [("x", loop)])
+        Snap().set_frame("_SET:K", [("x", loop)])
 
 
 def test_client_patches_are_atomic_and_lenient() -> None:
-    snap = _native.Snapshot()
+    snap = Snap()
     snap.set_frame("_SET:K", [("a/b", 1), ("list", [1, 2]), ("n", 0)])
     assert snap.apply_patch([{"op": "replace", "path": "/a/b", "value": 2}]) == ["a/b"]
     assert snap.get("a/b") == 2
     before = snap.to_python()
-    with pytest.raises(ValueError, match="cannot apply"):
+    with pytest.raises(ValueError, match="could not apply"):
         snap.apply_patch(
             [
                 {"op": "replace", "path": "/n", "value": 5},
@@ -204,17 +259,18 @@ def test_client_patches_are_atomic_and_lenient() -> None:
             ]
         )
     assert snap.to_python() == before, "a failing patch changes nothing"
-    with pytest.raises(ValueError, match="must stay an object"):
-        snap.apply_patch([{"op": "replace", "path": "", "value": [1]}])
-    with pytest.raises(ValueError, match="not a JSON Patch"):
+    with pytest.raises(ValueError, match="JSON Patch operations"):
         snap.apply_patch([{"op": "jump", "path": "/n"}])
     assert snap.to_python() == before
     assert snap.apply_patch([{"op": "replace", "path": "/", "value": {"n": 1}}]) == ["n"]
+    # A root replace with a non-object reaches no key; tether.sync then corrects the client
+    # with a full `_SET` (tests/python/sync: test_bad_state_update_becomes_a_toast).
+    assert snap.apply_patch([{"op": "replace", "path": "", "value": [1]}]) == []
 
 
 def test_random_garbage_patches_never_crash() -> None:
     rng = random.Random(SEED)
-    snap = _native.Snapshot()
+    snap = Snap()
     snap.set_frame("_SET:K", [("a", {"b": [1, 2, 3]}), ("c", "x")])
     for _ in range(2000):
         op = {
@@ -229,18 +285,24 @@ def test_random_garbage_patches_never_crash() -> None:
             snap.apply_patch([op])
         except (TypeError, ValueError):
             pass
-        assert isinstance(snap.to_python(), dict)
+        snap.to_python()  # still readable (a root replace may make it any JSON value)
+    assert frame(snap.set_frame("_SET:K", [("a", 1)]))["data"] == {"a": 1}, "still answers"
 
 
-def test_encode_frame() -> None:
-    assert _native.encode_frame("_TOAST", {"type": "info", "message": "ü"}) == (
-        '{"type":"_TOAST","data":{"type":"info","message":"ü"}}'
-    )
-    assert _native.encode_frame("_REQUEST_USER_SESSION", omit_data=True) == (
-        '{"type":"_REQUEST_USER_SESSION"}'
-    )
+def test_frames_come_from_the_engine_codec() -> None:
+    snap = Snap()
+    assert snap.engine.toast("info", "ü")
+    assert snap.engine.send_event("_X", {"a": [1, None]})
+    assert snap.texts() == [
+        '{"type":"_TOAST","data":{"type":"info","message":"ü"}}',
+        '{"type":"_X","data":{"a":[1,null]}}',
+    ]
+    assert _native.SYNC_REQUEST_USER_SESSION == '{"type":"_REQUEST_USER_SESSION"}'
+    assert _native.sync_disconnect_frame("bye") == '{"type":"_DISCONNECT","data":"bye"}'
     with pytest.raises(ValueError, match="the float inf"):
-        _native.encode_frame("_X", float("inf"))
+        snap.engine.send_event("_X", float("inf"))
+    with pytest.raises(ValueError, match="unknown toast type"):
+        snap.engine.toast("loud", "x")
 
 
 def test_without_pydantic_values_stay_plain_json() -> None:
@@ -271,11 +333,12 @@ class WS:
 
 async def main():
     s = Session()
-    s.ws = WS()
     with s:
         c = Counter()
-    await c.sync._set_state({"count": "5"})  # no validation: taken as sent
-    assert c.count == "5", c.count
+    await s.new_connection(WS())
+    s.engine.handle_text(s.engine.connection, '{"type":"_SET:C","data":{"count":"5"}}')
+    await s.flush()
+    assert c.count == "5", c.count  # no validation: taken as sent
     c.count = 1
     await c.sync._handle_action({"type": "ADD", "n": 2})
     assert WS.sent[-1] == {"type": "_PATCH:C", "data": [{"op": "replace", "path": "/count", "value": 3}]}

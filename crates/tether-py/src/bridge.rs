@@ -777,6 +777,11 @@ pub(crate) struct NativeWebSocket {
 }
 
 impl NativeWebSocket {
+    /// The handle the sync engine's binding writes through.
+    pub(crate) fn sink(&self) -> Sink {
+        Sink(self.shared.clone())
+    }
+
     fn new(shared: Arc<Shared>, info: ConnInfo) -> NativeWebSocket {
         NativeWebSocket {
             shared,
@@ -815,6 +820,88 @@ impl NativeWebSocket {
             }
         })
     }
+}
+
+/// What [`Sink::try_send`] did with a frame.
+pub(crate) enum SinkSend {
+    /// Queued for the writer.
+    Sent,
+    /// The outgoing budget lacks room for this many bytes now: wait ([`Sink::room`]), retry.
+    Full(u32),
+    /// The connection has ended; the frame is dropped.
+    Ended,
+    /// The frame is bigger than the whole budget and can never be sent.
+    TooBig,
+}
+
+/// A connection's outgoing queue as Rust code sees it: the sync engine's binding writes the
+/// frames it produces here, under the same byte budget as `send_*`, without a Python string or
+/// awaitable per frame.
+#[derive(Clone)]
+pub(crate) struct Sink(Arc<Shared>);
+
+impl Sink {
+    /// Queues a frame if the budget has room now.
+    pub(crate) fn try_send(&self, msg: Message, len: usize) -> SinkSend {
+        let shared = &self.0;
+        if shared.ended.is_cancelled() {
+            return SinkSend::Ended;
+        }
+        let cost = len.saturating_add(FRAME_OVERHEAD);
+        if cost > shared.outgoing {
+            return SinkSend::TooBig;
+        }
+        // The budget is at most u32::MAX (checked at registration), and so is `cost`.
+        let want = u32::try_from(cost).unwrap_or(u32::MAX);
+        match shared.room.clone().try_acquire_many_owned(want) {
+            Ok(p) => match shared.out.send(Outgoing::Frame(msg, p)) {
+                Ok(()) => SinkSend::Sent,
+                Err(_) => SinkSend::Ended,
+            },
+            Err(tokio::sync::TryAcquireError::NoPermits) => SinkSend::Full(want),
+            Err(tokio::sync::TryAcquireError::Closed) => SinkSend::Ended,
+        }
+    }
+
+    /// An awaitable that resolves once `cost` bytes of the budget are free, or the connection
+    /// ended.
+    pub(crate) fn room<'py>(&self, py: Python<'py>, cost: u32) -> PyResult<Bound<'py, PyAny>> {
+        let shared = self.0.clone();
+        awaitable(py, async move {
+            tokio::select! {
+                biased;
+                _ = shared.ended.cancelled() => {}
+                p = shared.room.acquire_many(cost) => drop(p),
+            }
+            Ok(())
+        })
+    }
+
+    /// Closes after the queued frames, as `NativeWebSocket.close`.
+    pub(crate) fn close(&self, code: u16, reason: &str) -> PyResult<bool> {
+        close_shared(&self.0, code, reason)
+    }
+}
+
+/// Closes with `code` and `reason` after the queued frames (at once if the budget is spent);
+/// false if the connection had already ended. Shared by `NativeWebSocket.close` and [`Sink`].
+fn close_shared(shared: &Shared, code: u16, reason: &str) -> PyResult<bool> {
+    let valid = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
+    if !valid {
+        return Err(PyValueError::new_err(format!(
+            "invalid WebSocket close code {code}: use 1000-1003, 1007-1014 or 3000-4999"
+        )));
+    }
+    let frame = close_frame(code, reason);
+    if !shared.end(code, frame.reason.as_str()) {
+        return Ok(false);
+    }
+    let full = shared.room.available_permits() < FRAME_OVERHEAD;
+    if full || shared.out.send(Outgoing::Close(frame.clone())).is_err() {
+        *lock(&shared.kill_frame) = Some(frame);
+        shared.kill.cancel();
+    }
+    Ok(true)
 }
 
 impl Drop for NativeWebSocket {
@@ -864,28 +951,7 @@ impl NativeWebSocket {
     /// ended.
     #[pyo3(signature = (code = 1000, reason = ""))]
     fn close(&self, code: u16, reason: &str) -> PyResult<bool> {
-        let valid = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
-        if !valid {
-            return Err(PyValueError::new_err(format!(
-                "invalid WebSocket close code {code}: use 1000-1003, 1007-1014 or 3000-4999"
-            )));
-        }
-        let frame = close_frame(code, reason);
-        if !self.shared.end(code, frame.reason.as_str()) {
-            return Ok(false);
-        }
-        let full = self.shared.room.available_permits() < FRAME_OVERHEAD;
-        if full
-            || self
-                .shared
-                .out
-                .send(Outgoing::Close(frame.clone()))
-                .is_err()
-        {
-            *lock(&self.shared.kill_frame) = Some(frame);
-            self.shared.kill.cancel();
-        }
-        Ok(true)
+        close_shared(&self.shared, code, reason)
     }
 
     /// `(code, reason)` once the connection has ended, else None.

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 mod bridge;
 mod js;
 mod json;
-mod snapshot;
+mod sync;
 
 create_exception!(
     _native,
@@ -507,8 +507,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(serve, m)?)?;
     m.add_class::<NativeServer>()?;
     m.add_class::<bridge::NativeWebSocket>()?;
-    m.add_class::<snapshot::Snapshot>()?;
-    m.add_function(wrap_pyfunction!(snapshot::encode_frame, m)?)?;
+    m.add_class::<sync::SyncSession>()?;
+    m.add_function(wrap_pyfunction!(sync::sync_disconnect_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(sync::sync_parse_user_session, m)?)?;
+    m.add(
+        "SYNC_REQUEST_USER_SESSION",
+        sync::REQUEST_USER_SESSION_FRAME,
+    )?;
     m.add("js", js::module(py)?)?;
     Ok(())
 }

@@ -93,6 +93,7 @@ pub fn app() -> Arc<SyncApp<Todos>> {
             send_on_init: true,
             expose_running_tasks: true,
             running_tasks_key: "running_tasks".to_owned(),
+            pull_state: false,
         })
         .config(Config::default())
         .action("ADD", |ctx: Ctx<Todos>, a: Add| async move {

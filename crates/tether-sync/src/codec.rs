@@ -199,6 +199,16 @@ pub fn parse_client(text: &str) -> Result<ClientFrame, FrameError> {
     }
 }
 
+/// Reads any frame as `(type, data)` (data null when absent), whatever its type; `None` when it
+/// is not `{"type": string, ...}` JSON. For app-registered event types.
+pub fn parse_any(text: &str) -> Option<(String, Value)> {
+    let raw: RawFrame = serde_json::from_str(text).ok()?;
+    match raw.kind {
+        Value::String(event) => Some((event, raw.data.unwrap_or(Value::Null))),
+        _ => None,
+    }
+}
+
 /// Splits `{"type": name, ...rest}` into the name and the rest.
 pub fn split_typed(data: Value) -> Option<(String, Map<String, Value>)> {
     let Value::Object(mut map) = data else {
@@ -383,6 +393,23 @@ pub enum ToastKind {
     Warning,
     /// `toast.error(msg)`; also what tether sends for bad input and failed handlers.
     Error,
+}
+
+impl std::str::FromStr for ToastKind {
+    type Err = String;
+
+    /// Reads the wire string (`default`, `message`, `info`, `success`, `warning`, `error`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "default" => Self::Default,
+            "message" => Self::Message,
+            "info" => Self::Info,
+            "success" => Self::Success,
+            "warning" => Self::Warning,
+            "error" => Self::Error,
+            other => return Err(format!("unknown toast type {other:?}")),
+        })
+    }
 }
 
 impl ToastKind {

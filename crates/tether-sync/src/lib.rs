@@ -46,6 +46,6 @@ mod typed;
 pub use codec::ToastKind;
 pub use session::{
     ActionId, AppEvent, CLOSE_NORMAL, Config, ConnId, Level, Output, REASON_DISCONNECTED,
-    REASON_TAKEN_OVER, Session, SyncError, SyncOptions, TaskId,
+    REASON_TAKEN_OVER, Session, SyncError, SyncOptions, TaskId, touched_keys,
 };
 pub use typed::{Synced, parse_args};

@@ -1,7 +1,7 @@
 //! The per-session engine: synced keys and their snapshots, the connection that currently owns
 //! the session, the action queue and the running tasks.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -61,6 +61,9 @@ pub struct Config {
     pub max_running_tasks: usize,
     /// The `_DISCONNECT` text for takeovers and for [`Session::disconnect`] without a message.
     pub disconnect_message: String,
+    /// Answer an unknown event (or a keyed event for an unregistered key) with an error toast;
+    /// when false it is only logged, as ws-sync's Python `Session` does.
+    pub toast_unknown_events: bool,
 }
 
 impl Default for Config {
@@ -70,6 +73,7 @@ impl Default for Config {
             max_pending_actions: 64,
             max_running_tasks: 64,
             disconnect_message: codec::DEFAULT_DISCONNECT_MESSAGE.to_owned(),
+            toast_unknown_events: true,
         }
     }
 }
@@ -84,6 +88,12 @@ pub struct SyncOptions {
     pub expose_running_tasks: bool,
     /// The snapshot key for the running tasks: `running_tasks`, or `runningTasks` when camel-cased.
     pub running_tasks_key: String,
+    /// The app owns the live state and the engine only a baseline (ws-sync's Python objects):
+    /// whenever a full state goes out (connect, `_GET`) the engine asks with
+    /// [`AppEvent::StateWanted`] and the app answers with [`Session::set`]; registering while
+    /// connected sends nothing (the client asks with `_GET`), and syncs while disconnected are
+    /// skipped (the reconnect asks for the state anyway).
+    pub pull_state: bool,
 }
 
 impl Default for SyncOptions {
@@ -92,6 +102,7 @@ impl Default for SyncOptions {
             send_on_init: true,
             expose_running_tasks: false,
             running_tasks_key: "running_tasks".to_owned(),
+            pull_state: false,
         }
     }
 }
@@ -176,6 +187,19 @@ pub enum AppEvent {
         key: String,
         /// The task name.
         name: String,
+    },
+    /// A full state of a [`SyncOptions::pull_state`] key must go out now: answer with
+    /// [`Session::set`] (before polling further, so the `_SET` keeps its place).
+    StateWanted {
+        /// The synced key.
+        key: String,
+    },
+    /// A frame whose `type` the app registered with [`Session::register_event`].
+    Custom {
+        /// The frame's `type`.
+        event: String,
+        /// Its `data` (null when absent).
+        data: Value,
     },
     /// The client answered `_REQUEST_USER_SESSION`.
     UserSession {
@@ -263,6 +287,11 @@ struct Entry {
 }
 
 impl Entry {
+    /// Whether syncs while disconnected move the baseline (for the reconnect `_SET`).
+    fn keeps_offline(&self) -> bool {
+        self.opts.send_on_init && !self.opts.pull_state
+    }
+
     fn exposed_key(&self) -> Option<&str> {
         self.opts
             .expose_running_tasks
@@ -298,6 +327,14 @@ struct RunningAction {
     name: String,
 }
 
+/// What the output queue holds: ready outputs, and places where a key's running-tasks list is
+/// compared with what the client saw. The comparison happens when polled, so a task the app
+/// ends (or refuses) right after its [`AppEvent::StartTask`] never flickers in the client.
+enum Pending {
+    Out(Output),
+    Running(String),
+}
+
 enum BinState {
     Idle,
     Expect {
@@ -322,7 +359,9 @@ pub struct Session {
     next_action: u64,
     tasks: HashMap<TaskId, TaskInfo>,
     next_task: u64,
-    outputs: VecDeque<Output>,
+    outputs: VecDeque<Pending>,
+    /// Frame types the app handles itself ([`AppEvent::Custom`]).
+    custom: HashSet<String>,
 }
 
 impl Default for Session {
@@ -358,6 +397,7 @@ impl Session {
             tasks: HashMap::new(),
             next_task: 1,
             outputs: VecDeque::new(),
+            custom: HashSet::new(),
         }
     }
 
@@ -405,7 +445,8 @@ impl Session {
         self.queue.len()
     }
 
-    /// Whether [`Session::poll_output`] has something.
+    /// Whether [`Session::poll_output`] may have something (a queued running-tasks check can
+    /// turn out to need no frame).
     pub fn has_output(&self) -> bool {
         !self.outputs.is_empty()
     }
@@ -414,7 +455,17 @@ impl Session {
 
     /// The next thing to do: a frame to write, a close, an app event or a log line.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        while let Some(p) = self.outputs.pop_front() {
+            match p {
+                Pending::Out(out) => return Some(out),
+                Pending::Running(key) => {
+                    if let Some(out) = self.running_patch(&key) {
+                        return Some(out);
+                    }
+                }
+            }
+        }
+        None
     }
 
     // ---- handle_* (what arrives from the socket) ------------------------------------------
@@ -427,24 +478,23 @@ impl Session {
         }
         if let Some(old) = self.current.take() {
             let text = codec::encode_disconnect(&self.config.disconnect_message);
-            self.outputs.push_back(Output::Text { conn: old, text });
+            self.push(Output::Text { conn: old, text });
             self.close(old, REASON_TAKEN_OVER);
             self.log(
                 Level::Info,
                 format!("connection {conn} took the session over from {old}"),
             );
-            self.outputs
-                .push_back(Output::Event(AppEvent::Disconnected { conn: old }));
+            self.push(Output::Event(AppEvent::Disconnected { conn: old }));
         }
         self.current = Some(conn);
         self.bin = BinState::Idle;
+        self.drop_running_checks(None);
         for i in 0..self.entries.len() {
             if self.entries[i].opts.send_on_init {
-                self.send_set(i);
+                self.send_full(i);
             }
         }
-        self.outputs
-            .push_back(Output::Event(AppEvent::Connected { conn }));
+        self.push(Output::Event(AppEvent::Connected { conn }));
     }
 
     /// The socket closed (or failed); frames for it stop. Stale connection ids are ignored.
@@ -458,8 +508,7 @@ impl Session {
         }
         self.current = None;
         self.bin = BinState::Idle;
-        self.outputs
-            .push_back(Output::Event(AppEvent::Disconnected { conn }));
+        self.push(Output::Event(AppEvent::Disconnected { conn }));
     }
 
     /// A text frame arrived. Bad input is answered with an error toast; it is never fatal.
@@ -485,6 +534,12 @@ impl Session {
                 self.config.max_frame_bytes
             );
             return self.client_error(msg, text);
+        }
+        if !self.custom.is_empty()
+            && let Some((event, data)) = codec::parse_any(text)
+            && self.custom.contains(&event)
+        {
+            return self.push(Output::Event(AppEvent::Custom { event, data }));
         }
         match codec::parse_client(text) {
             Ok(frame) => self.dispatch(frame, text),
@@ -563,7 +618,7 @@ impl Session {
         let mut initial = initial;
         entry.strip_running(&mut initial);
         entry.state = initial;
-        let send = entry.opts.send_on_init;
+        let send = entry.opts.send_on_init && !entry.opts.pull_state;
         self.index.insert(key, self.entries.len());
         self.entries.push(entry);
         if send && self.current.is_some() {
@@ -627,7 +682,7 @@ impl Session {
         if entry.revision == Some(revision) {
             return Ok(false);
         }
-        if self.current.is_none() && !entry.opts.send_on_init {
+        if self.current.is_none() && !entry.keeps_offline() {
             return Ok(false);
         }
         match self.sync_entry_serialize(i, value) {
@@ -666,7 +721,7 @@ impl Session {
         if entry.revision == Some(revision) {
             return Ok(false);
         }
-        if self.current.is_none() && !entry.opts.send_on_init {
+        if self.current.is_none() && !entry.keeps_offline() {
             return Ok(false);
         }
         match snapshot() {
@@ -709,6 +764,78 @@ impl Session {
         Ok(true)
     }
 
+    /// Refuses a client `_SET`/`_PATCH` the app could not accept: the client gets an error toast
+    /// and the app's `value` as a fresh `_SET` (which becomes the baseline), so it is corrected.
+    pub fn reject(&mut self, key: &str, value: Value, message: &str) -> Result<bool, SyncError> {
+        let sent = self.set(key, value)?;
+        self.client_error(message.to_owned(), &codec::event_name(codec::SET, key));
+        Ok(sent)
+    }
+
+    /// Syncs a key whose new value only the app can walk: `diff(baseline, ops)` must bring the
+    /// baseline (never holding the running-tasks key) to the app's value in place and push the
+    /// ops that do the same to the client's copy. A `_PATCH` with them is queued if there are
+    /// any, also when `diff` then fails (the client stays in step with the moved baseline); the
+    /// error goes back to the caller without a toast.
+    ///
+    /// While disconnected `diff` is not called for keys whose baseline is not kept offline
+    /// (`send_on_init: false` or [`SyncOptions::pull_state`]).
+    pub fn sync_with<E: From<SyncError>>(
+        &mut self,
+        key: &str,
+        diff: impl FnOnce(&mut Value, &mut Vec<PatchOp>) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        let i = self.lookup(key)?;
+        let connected = self.current.is_some();
+        let entry = &mut self.entries[i];
+        entry.revision = None;
+        if !connected && !entry.keeps_offline() {
+            return Ok(false);
+        }
+        let mut ops = Vec::new();
+        let result = diff(&mut entry.state, &mut ops);
+        let sent = connected && !ops.is_empty();
+        if sent {
+            self.send_patch(i, &ops);
+        }
+        result.map(|()| sent)
+    }
+
+    /// Routes frames of type `event` to the app as [`AppEvent::Custom`] (ws-sync's
+    /// `session.register_event`); they take precedence over the built-in events.
+    pub fn register_event(&mut self, event: impl Into<String>) {
+        self.custom.insert(event.into());
+    }
+
+    /// Stops routing `event` to the app; returns whether it was registered.
+    pub fn unregister_event(&mut self, event: &str) -> bool {
+        self.custom.remove(event)
+    }
+
+    /// Sends any frame `{"type": event, "data": data}`; returns whether a client was connected.
+    pub fn send_event(&mut self, event: &str, data: &Value) -> bool {
+        if self.current.is_none() {
+            return false;
+        }
+        self.send_text(codec::encode_value(event, data))
+    }
+
+    /// Sends `_BIN_META` for any `event` then `data` as one binary frame.
+    pub fn send_binary_event(
+        &mut self,
+        event: &str,
+        metadata: &Map<String, Value>,
+        data: Vec<u8>,
+    ) -> bool {
+        let Some(conn) = self.current else {
+            return false;
+        };
+        let text = codec::encode_bin_meta(event, metadata);
+        self.push(Output::Text { conn, text });
+        self.push(Output::Binary { conn, data });
+        true
+    }
+
     /// Asks the client for its state (`_GET:KEY`); its `_SET` reply arrives as [`AppEvent::Set`].
     pub fn request_state(&mut self, key: &str) -> Result<bool, SyncError> {
         let i = self.lookup(key)?;
@@ -742,8 +869,8 @@ impl Session {
         };
         let event = codec::event_name(codec::ACTION, &self.entries[i].key);
         let text = codec::encode_bin_meta(&event, &metadata);
-        self.outputs.push_back(Output::Text { conn, text });
-        self.outputs.push_back(Output::Binary { conn, data });
+        self.push(Output::Text { conn, text });
+        self.push(Output::Binary { conn, data });
         Ok(true)
     }
 
@@ -769,11 +896,10 @@ impl Session {
         };
         let text =
             codec::encode_disconnect(message.unwrap_or(self.config.disconnect_message.as_str()));
-        self.outputs.push_back(Output::Text { conn, text });
+        self.push(Output::Text { conn, text });
         self.close(conn, REASON_DISCONNECTED);
         self.bin = BinState::Idle;
-        self.outputs
-            .push_back(Output::Event(AppEvent::Disconnected { conn }));
+        self.push(Output::Event(AppEvent::Disconnected { conn }));
         true
     }
 
@@ -845,11 +971,25 @@ impl Session {
     }
 
     fn log(&mut self, level: Level, message: String) {
-        self.outputs.push_back(Output::Log { level, message });
+        self.push(Output::Log { level, message });
+    }
+
+    fn push(&mut self, out: Output) {
+        self.outputs.push_back(Pending::Out(out));
+    }
+
+    /// Sends the full state of key `i` now, or asks the app for it ([`SyncOptions::pull_state`]).
+    fn send_full(&mut self, i: usize) {
+        if self.entries[i].opts.pull_state {
+            let key = self.entries[i].key.clone();
+            self.push(Output::Event(AppEvent::StateWanted { key }));
+        } else {
+            self.send_set(i);
+        }
     }
 
     fn close(&mut self, conn: ConnId, reason: &str) {
-        self.outputs.push_back(Output::Close {
+        self.push(Output::Close {
             conn,
             code: CLOSE_NORMAL,
             reason: reason.to_owned(),
@@ -859,7 +999,7 @@ impl Session {
     fn send_text(&mut self, text: String) -> bool {
         match self.current {
             Some(conn) => {
-                self.outputs.push_back(Output::Text { conn, text });
+                self.push(Output::Text { conn, text });
                 true
             }
             None => false,
@@ -881,6 +1021,10 @@ impl Session {
 
     fn send_set(&mut self, i: usize) {
         let Some(conn) = self.current else { return };
+        if self.entries[i].opts.expose_running_tasks {
+            let key = self.entries[i].key.clone();
+            self.drop_running_checks(Some(&key));
+        }
         let entry = &mut self.entries[i];
         entry.sent_running.clone_from(&entry.running);
         let event = codec::event_name(codec::SET, &entry.key);
@@ -891,14 +1035,14 @@ impl Session {
         // Serializing a Value (plus a list of strings) cannot fail.
         let text = codec::encode(&event, &with)
             .unwrap_or_else(|_| codec::encode_value(&event, &entry.state));
-        self.outputs.push_back(Output::Text { conn, text });
+        self.push(Output::Text { conn, text });
     }
 
     fn sync_entry(&mut self, i: usize, mut value: Value) -> bool {
         let connected = self.current.is_some();
         let entry = &mut self.entries[i];
         if !connected {
-            if entry.opts.send_on_init {
+            if entry.keeps_offline() {
                 entry.strip_running(&mut value);
                 entry.state = value;
             }
@@ -924,7 +1068,7 @@ impl Session {
     ) -> Result<bool, tether_patch::DiffSerializeError> {
         let connected = self.current.is_some();
         let entry = &mut self.entries[i];
-        if !connected && !entry.opts.send_on_init {
+        if !connected && !entry.keeps_offline() {
             return Ok(false);
         }
         let except = entry
@@ -951,17 +1095,28 @@ impl Session {
         }
     }
 
-    /// Patches the client's running-tasks list to match the engine's, if exposed and connected.
+    /// Queues a check of the client's running-tasks list, done when polled
+    /// ([`Session::running_patch`]), if exposed and connected.
     fn send_running(&mut self, i: usize) {
-        if self.current.is_none() {
+        if self.current.is_none() || self.entries[i].exposed_key().is_none() {
             return;
         }
+        // One check per key at the back covers the earlier ones: running-tasks patches touch
+        // only that key, so moving them later keeps the client consistent.
+        let key = self.entries[i].key.clone();
+        self.drop_running_checks(Some(&key));
+        self.outputs.push_back(Pending::Running(key));
+    }
+
+    /// The `_PATCH` that brings the client's running-tasks list of `key` to the engine's, if
+    /// they differ (polled in queue order, so the client's list is `sent_running` here).
+    fn running_patch(&mut self, key: &str) -> Option<Output> {
+        let conn = self.current?;
+        let i = self.index.get(key).copied()?;
         let entry = &mut self.entries[i];
-        let Some(rkey) = entry.exposed_key() else {
-            return;
-        };
+        let rkey = entry.exposed_key()?;
         if entry.sent_running == entry.running {
-            return;
+            return None;
         }
         let to_values = |v: &[String]| Value::Array(v.iter().cloned().map(Value::String).collect());
         let mut prefix = String::new();
@@ -971,7 +1126,21 @@ impl Session {
             .map(|op| prefix_op(&prefix, op))
             .collect();
         entry.sent_running.clone_from(&entry.running);
-        self.send_patch(i, &ops);
+        let event = codec::event_name(codec::PATCH, key);
+        match codec::encode(&event, &ops) {
+            Ok(text) => Some(Output::Text { conn, text }),
+            Err(e) => Some(Output::Log {
+                level: Level::Error,
+                message: format!("could not encode {event}: {e}"),
+            }),
+        }
+    }
+
+    /// Drops the queued running-tasks checks of `key` (all keys for `None`): a full `_SET` or a
+    /// new connection supersedes them.
+    fn drop_running_checks(&mut self, key: Option<&str>) {
+        self.outputs
+            .retain(|p| !matches!(p, Pending::Running(k) if key.is_none_or(|key| key == k)));
     }
 
     /// After a client `_SET`/`_PATCH` touched the running-tasks key: put the truth back.
@@ -993,7 +1162,15 @@ impl Session {
     }
 
     fn unknown(&mut self, event: String, frame: &str) {
-        self.client_error(format!("unknown event: {event}"), frame);
+        let message = format!("unknown event: {event}");
+        if self.config.toast_unknown_events {
+            self.client_error(message, frame);
+        } else {
+            self.log(
+                Level::Warn,
+                format!("{message} (frame: {})", codec::preview(frame, 200)),
+            );
+        }
     }
 
     fn keyed(&mut self, prefix: &str, key: &str, frame: &str) -> Option<usize> {
@@ -1016,13 +1193,12 @@ impl Session {
                 entry.state = value;
                 entry.revision = None;
                 let value = entry.state.clone();
-                self.outputs
-                    .push_back(Output::Event(AppEvent::Set { key, value }));
+                self.push(Output::Event(AppEvent::Set { key, value }));
                 self.fix_running(i, client_running);
             }
             ClientFrame::Get { key } => {
                 if let Some(i) = self.keyed(codec::GET, &key, text) {
-                    self.send_set(i);
+                    self.send_full(i);
                 }
             }
             ClientFrame::Patch { key, ops } => {
@@ -1047,9 +1223,9 @@ impl Session {
                 }
             }
             ClientFrame::BinMeta { event, metadata } => self.bin_meta(event, metadata, text),
-            ClientFrame::UserSession { user, session } => self
-                .outputs
-                .push_back(Output::Event(AppEvent::UserSession { user, session })),
+            ClientFrame::UserSession { user, session } => {
+                self.push(Output::Event(AppEvent::UserSession { user, session }))
+            }
             ClientFrame::Unknown { event } => self.unknown(event, text),
         }
     }
@@ -1093,8 +1269,7 @@ impl Session {
         }
         entry.revision = None;
         let value = entry.state.clone();
-        self.outputs
-            .push_back(Output::Event(AppEvent::Patched { key, value, ops }));
+        self.push(Output::Event(AppEvent::Patched { key, value, ops }));
         if touches {
             self.fix_running(i, client_running);
         }
@@ -1165,7 +1340,7 @@ impl Session {
             key: a.key.clone(),
             name: a.name.clone(),
         });
-        self.outputs.push_back(Output::Event(AppEvent::RunAction {
+        self.push(Output::Event(AppEvent::RunAction {
             action: id,
             key: a.key,
             name: a.name,
@@ -1221,7 +1396,7 @@ impl Session {
                 cancelling: false,
             },
         );
-        self.outputs.push_back(Output::Event(AppEvent::StartTask {
+        self.push(Output::Event(AppEvent::StartTask {
             task: id,
             key,
             name,
@@ -1249,9 +1424,9 @@ impl Session {
             );
         }
         // Cancel before start: the app has not seen the StartTask yet, so it never starts.
-        let unseen = self.outputs.iter().position(
-            |o| matches!(o, Output::Event(AppEvent::StartTask { task, .. }) if *task == id),
-        );
+        let unseen = self.outputs.iter().position(|o| {
+            matches!(o, Pending::Out(Output::Event(AppEvent::StartTask { task, .. })) if *task == id)
+        });
         if let Some(pos) = unseen {
             self.outputs.remove(pos);
             self.tasks.remove(&id);
@@ -1259,7 +1434,7 @@ impl Session {
             return;
         }
         info.cancelling = true;
-        self.outputs.push_back(Output::Event(AppEvent::CancelTask {
+        self.push(Output::Event(AppEvent::CancelTask {
             task: id,
             key: key.to_owned(),
             name: name.to_owned(),
@@ -1285,6 +1460,47 @@ impl Session {
             self.send_running(i);
         }
     }
+}
+
+/// The top-level keys of `state` that client `ops` (read leniently, as the engine applies them)
+/// reached, in order: what an app re-reads after [`AppEvent::Patched`]. A root path reaches
+/// every key; otherwise the key that is the first token, or a key containing `/` that the raw
+/// path starts with.
+pub fn touched_keys(state: &Value, ops: &[PatchOp]) -> Vec<String> {
+    let Value::Object(map) = state else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |k: &String| {
+        if !out.contains(k) {
+            out.push(k.clone());
+        }
+    };
+    for op in ops {
+        for path in std::iter::once(op.path()).chain(op.from()) {
+            if path.is_empty() || path == "/" && !map.contains_key("") {
+                map.keys().for_each(&mut add);
+                continue;
+            }
+            if let Ok(tokens) = pointer::parse(path)
+                && let Some(first) = tokens.first()
+                && let Some((k, _)) = map.get_key_value(first)
+            {
+                add(k);
+            }
+            let raw = path.strip_prefix('/').unwrap_or(path);
+            for k in map.keys() {
+                if raw == k
+                    || raw
+                        .strip_prefix(k.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
+                {
+                    add(k);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Whether a client path's first segment is `key` (escaped or raw), or the whole document.

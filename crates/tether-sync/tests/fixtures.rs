@@ -58,11 +58,19 @@ impl Runner {
         }
     }
 
+    /// The next output, polled one at a time (an app step then runs before the rest is polled,
+    /// as an adapter reacting to an event does).
     fn next_output(&mut self, step: usize) -> Output {
-        self.drain();
-        self.pending
-            .pop_front()
-            .unwrap_or_else(|| panic!("{} step {step}: expected an output, got none", self.name))
+        if let Some(out) = self.pending.pop_front() {
+            return out;
+        }
+        while let Some(out) = self.session.poll_output() {
+            match out {
+                Output::Log { level, message } => self.logs.push((level, message)),
+                other => return other,
+            }
+        }
+        panic!("{} step {step}: expected an output, got none", self.name)
     }
 
     fn assert_quiet(&mut self, step: usize) {
@@ -175,6 +183,19 @@ impl Runner {
             "task_failed" => ss
                 .task_failed(TaskId(u(cmd, "task")), s(cmd, "error"))
                 .map_err(|e| e.to_string()),
+            "reject" => e(ss.reject(key(), cmd["value"].clone(), s(cmd, "message"))),
+            "send_event" => {
+                ss.send_event(s(cmd, "event"), &cmd["data"]);
+                Ok(())
+            }
+            "register_event" => {
+                ss.register_event(s(cmd, "event"));
+                Ok(())
+            }
+            "unregister_event" => {
+                ss.unregister_event(s(cmd, "event"));
+                Ok(())
+            }
             other => panic!("unknown app command {other}"),
         }
     }
@@ -201,7 +222,8 @@ impl Runner {
                 kind.as_str(),
                 "connect" | "close" | "recv" | "recv_binary" | "app"
             );
-            if is_input && !prev_input {
+            // An app step may react to an event before the rest is polled (no quiet check).
+            if is_input && !prev_input && kind != "app" {
                 r.assert_quiet(i);
             }
             prev_input = is_input;
@@ -304,11 +326,13 @@ impl Runner {
 
 const SCENARIOS: &[&str] = &[
     "actions",
+    "app_state",
     "bad_input",
     "binary",
     "connect",
     "limits",
     "misc",
+    "quiet_unknown",
     "reconnect",
     "state",
     "takeover",
@@ -324,7 +348,18 @@ macro_rules! scenario {
     )*};
 }
 scenario!(
-    actions, bad_input, binary, connect, limits, misc, reconnect, state, takeover, tasks
+    actions,
+    app_state,
+    bad_input,
+    binary,
+    connect,
+    limits,
+    misc,
+    quiet_unknown,
+    reconnect,
+    state,
+    takeover,
+    tasks
 );
 
 #[test]

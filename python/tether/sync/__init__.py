@@ -24,8 +24,12 @@ with session:
 # or embedded: tether.serve(...).websocket("/ws", session.handle_connection)
 ```
 
-Snapshots, diffs and frames are computed in Rust; typed attributes are dumped and validated with
-pydantic when it is installed. Where tether differs from ws-sync 0.6.9 (bugs fixed, additions):
+The protocol runs in Rust: each `Session` drives the `tether-sync` engine
+(`tether._native.SyncSession`), which parses and encodes frames, dispatches events, queues
+actions and tracks tasks; this package reads and assigns attributes (the diff walk is native),
+validates with pydantic when it is installed, and runs the handlers and tasks the engine asks
+for. On tether's embedded server the engine's frames go to the socket without passing through
+Python. Where tether differs from ws-sync 0.6.9 (bugs fixed, additions):
 `docs/protocol/sync.md`.
 """
 

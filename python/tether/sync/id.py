@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import Any
 
 from .. import _native
@@ -20,17 +19,11 @@ async def get_user_session(ws: Any) -> tuple[str, str] | tuple[None, None]:
     try:
         if getattr(getattr(ws, "application_state", None), "name", None) == "CONNECTING":
             await ws.accept()
-        await ws.send_text(_native.encode_frame("_REQUEST_USER_SESSION", omit_data=True))
-        msg = json.loads(await ws.receive_text())
-        if not isinstance(msg, dict) or msg.get("type") != "_USER_SESSION":
-            raise ValueError("client sent the wrong message type")
-        data = msg.get("data")
-        if not isinstance(data, dict):
-            raise TypeError("client sent no user and session")
-        user, session = data.get("user"), data.get("session")
-        if not user or not session or not isinstance(user, str) or not isinstance(session, str):
-            raise ValueError("client sent an invalid user or session")
-        return user, session
+        await ws.send_text(_native.SYNC_REQUEST_USER_SESSION)
+        reply = _native.sync_parse_user_session(await ws.receive_text())
+        if reply is None:
+            raise ValueError("the client did not answer with a valid _USER_SESSION")
+        return reply
     except Exception:
         with contextlib.suppress(Exception):
             await ws.close()

@@ -1,15 +1,19 @@
 """`Session`: one user's synced objects across reconnects, over one WebSocket at a time.
 
-The receive loop, takeover and error handling follow ws-sync's `Session`, with its bugs fixed:
-a handler error or a malformed frame becomes an error toast (the connection stays), and a
-taken-over connection's loop never touches the socket that replaced it.
+The protocol is `tether._native.SyncSession`, the Rust `tether-sync` engine: it parses and
+encodes every frame, dispatches `_SET`/`_GET`/`_PATCH`/`_ACTION`/`_TASK_*`/`_BIN_META`, queues
+actions one at a time, keeps the task list, handles takeover and the limits. This module feeds it
+the socket's frames and runs what it asks for (`RunAction` → the action's handler, `StartTask` →
+an asyncio task, `Set`/`Patched` → validate and assign attributes, ...), then reports back.
+
+On tether's embedded server (`tether.serve(...).websocket(...)`) the engine writes its frames
+straight into the connection's queue; on Starlette/FastAPI they go through `ws.send_text`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from contextvars import ContextVar, Token
@@ -44,6 +48,13 @@ _logger = logging.getLogger("tether.sync.session")
 # The tokens of `with session:` blocks, per context, so nesting and concurrent tasks unwind right.
 _tokens: ContextVar[tuple[Token[Session], ...]] = ContextVar("tether_sync_tokens", default=())
 
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
 
 class SessionState:
     """User state attached to a `Session` (`session.state = ...`), told about connections."""
@@ -62,8 +73,14 @@ def _state_name(ws: Any) -> str | None:
     return getattr(getattr(ws, "application_state", None), "name", None)
 
 
+def _native_socket(ws: Any) -> Any:
+    """The `_native.NativeWebSocket` behind a `tether.WebSocket`, else None."""
+    native = getattr(ws, "_native", None)
+    return native if isinstance(native, _native.NativeWebSocket) else None
+
+
 class Session:
-    """The server side of one frontend `Session`: a registry of event handlers plus the socket.
+    """The server side of one frontend `Session`: the engine, custom event handlers, the socket.
 
     Works with a Starlette/FastAPI `WebSocket` or tether's own (`tether.WebSocket`): anything
     with `accept`, `receive` (ASGI messages), `send_text`, `send_bytes` and `close`.
@@ -71,18 +88,32 @@ class Session:
 
     def __init__(self, logger: logging.Logger | None = None, *, max_frame_bytes: int = 1 << 20):
         self.ws: Any = None
-        self.ws_lock = asyncio.Lock()
         self.event_handlers: dict[str, Callable[..., Any]] = {}
         self.init_handlers: list[Callable[..., Any]] = []
         self.logger = logger or _logger
         self.state: SessionState | None = None
         self.max_frame_bytes = max_frame_bytes
         self._syncs: dict[str, Sync] = {}
+        from ._types import HAVE_PYDANTIC, walkable_model
+
+        self.engine = _native.SyncSession(
+            max_frame_bytes=max_frame_bytes,
+            disconnect_message=DEFAULT_DISCONNECT_MESSAGE,
+            toast_unknown_events=False,  # ws-sync only logs them
+            model_check=walkable_model if HAVE_PYDANTIC else None,
+        )
+        self._conns: dict[int, Any] = {}  # connection id → socket (Starlette or tether)
+        self._next_conn = 1
+        self._out_lock = asyncio.Lock()
+        self._custom: list[tuple[str, Any]] = []  # custom events for the receive loop
+        # The running action's task: the receive loop reads nothing more until it is done
+        # (ws-sync's order: a `_GET` after an action is answered after it).
+        self.action_task: asyncio.Task[None] | None = None
 
     @property
     def is_connected(self) -> bool:
         """Whether a WebSocket is attached (sends are dropped while there is none)."""
-        return self.ws is not None
+        return self.engine.is_connected
 
     # ----- registry -----
 
@@ -91,11 +122,13 @@ class Session:
         if event in self.event_handlers:
             self.logger.warning("Event %s already has a subscriber; replacing it.", event)
         self.event_handlers[event] = callback
+        self.engine.register_event(event)
 
     def deregister_event(self, event: str) -> None:
         """Stops routing `event` (a warning if nothing was registered)."""
         if self.event_handlers.pop(event, None) is None:
             self.logger.warning("Event %s has no subscriber.", event)
+        self.engine.unregister_event(event)
 
     def register_init(self, callback: Callable[..., Any]) -> None:
         """Runs `callback()` on every (re)connection, in registration order."""
@@ -108,34 +141,38 @@ class Session:
 
     # ----- connections -----
 
-    async def new_connection(self, ws: Any) -> None:
-        """Attaches `ws`, telling a previous socket it was taken over, then sends the state."""
-        async with self.ws_lock:
-            old, self.ws = self.ws, ws
-            if old is not None and old is not ws:
-                self.logger.info("A new connection takes over this session.")
-                await self._disconnect_socket(old, DEFAULT_DISCONNECT_MESSAGE)
+    async def new_connection(self, ws: Any) -> int:
+        """Attaches `ws` (the engine tells a previous socket it was taken over and sends the
+        state); returns its connection id."""
         if _state_name(ws) == "CONNECTING":
             await ws.accept()
-        await self.init()
+        conn = self._next_conn
+        self._next_conn += 1
+        self._conns[conn] = ws
+        native = _native_socket(ws)
+        if native is not None:
+            self.engine.attach(conn, native)
+        self.ws = ws
+        with self:
+            self.engine.handle_connect(conn)
+            await self.flush()
+            await self.init()
+        return conn
 
     async def disconnect(self, message: str = DEFAULT_DISCONNECT_MESSAGE, ws: Any = None) -> None:
         """Sends `_DISCONNECT` (the client stops reconnecting) and closes the socket."""
-        target = ws if ws is not None else self.ws
-        if target is None:
+        if ws is not None and ws is not self.ws:
+            with contextlib.suppress(Exception):
+                await ws.send_text(_native.sync_disconnect_frame(message))
+            with contextlib.suppress(Exception):
+                await ws.close()
             return
-        if target is self.ws:
+        if self.engine.disconnect(message):
             self.ws = None
-        await self._disconnect_socket(target, message)
-
-    async def _disconnect_socket(self, ws: Any, message: str) -> None:
-        with contextlib.suppress(Exception):
-            await ws.send_text(_native.encode_frame("_DISCONNECT", message))
-        with contextlib.suppress(Exception):
-            await ws.close()
+            await self.flush()
 
     async def init(self) -> None:
-        """Runs the init handlers (each synced object sends its `_SET`)."""
+        """Runs the init handlers registered with `register_init`."""
         with self:
             for handler in list(self.init_handlers):
                 try:
@@ -149,10 +186,14 @@ class Session:
         With `ws`, it is attached first (`new_connection`); without, the attached one is used.
         """
         if ws is not None:
-            await self.new_connection(ws)
-        ws = self.ws
-        if ws is None:
-            raise SyncError("no WebSocket: pass one to handle_connection(ws) or new_connection(ws)")
+            conn = await self.new_connection(ws)
+        else:
+            ws = self.ws
+            conn = self.engine.connection
+            if ws is None or conn is None:
+                raise SyncError(
+                    "no WebSocket: pass one to handle_connection(ws) or new_connection(ws)"
+                )
         with self:
             if self.state is not None:
                 try:
@@ -160,14 +201,19 @@ class Session:
                 except Exception:
                     self.logger.exception("Error in state.on_connect")
             try:
-                await self._receive_loop(ws)
+                await self._receive_loop(conn, ws)
             except Exception as e:
                 self.logger.info("Connection ended: %s: %s", type(e).__name__, e)
             finally:
                 # A newer socket took over: it owns the session now, leave it alone.
-                taken_over = self.ws is not None and self.ws is not ws
-                if self.ws is ws:
+                taken_over = self.engine.connection not in (None, conn)
+                ours = self.engine.connection == conn
+                self.engine.handle_close(conn)
+                self._conns.pop(conn, None)
+                if ours:
                     self.ws = None
+                with contextlib.suppress(Exception):
+                    await self.flush()
                 if not taken_over:
                     with contextlib.suppress(Exception):
                         await ws.close()
@@ -177,79 +223,111 @@ class Session:
                         except Exception:
                             self.logger.exception("Error in state.on_disconnect")
 
-    async def _receive_loop(self, ws: Any) -> None:
-        bin_meta: tuple[str, dict[str, Any]] | None = None
+    async def _receive_loop(self, conn: int, ws: Any) -> None:
+        engine = self.engine
         while True:
             msg = await ws.receive()
-            if msg.get("type") == "websocket.disconnect" or self.ws is not ws:
+            if msg.get("type") == "websocket.disconnect" or engine.connection != conn:
                 return
             text, data = msg.get("text"), msg.get("bytes")
             if text is not None:
-                if bin_meta is not None:
-                    bin_meta = None
-                    await self.toast_error("expected a binary frame after _BIN_META")
-                frame = await self._parse(text)
-                if frame is None:
-                    continue
-                event, payload = frame
-                if event == "_BIN_META":
-                    bin_meta = await self._parse_bin_meta(payload)
-                    continue
-                await self._dispatch(event, payload)
+                engine.handle_text(conn, text)
             elif data is not None:
-                if bin_meta is None:
-                    await self.toast_error("binary frame without a preceding _BIN_META")
+                engine.handle_binary(conn, data)
+            else:
+                continue
+            await self.flush()
+            while (running := self.action_task) is not None and not running.done():
+                await asyncio.wait({running})
+            while self._custom:
+                event, payload = self._custom.pop(0)
+                handler = self.event_handlers.get(event)
+                if handler is None:
                     continue
-                if len(data) > self.max_frame_bytes:
-                    bin_meta = None
-                    await self.toast_error(f"binary frame over {self.max_frame_bytes} bytes")
-                    continue
-                event, metadata = bin_meta
-                bin_meta = None
-                await self._dispatch(event, {"data": data, **metadata})
+                try:
+                    await nonblock_call(handler, payload)
+                except Exception as e:
+                    await self._report(event, e)
+                await self.flush()
 
-    async def _parse(self, text: str) -> tuple[str, Any] | None:
-        if len(text) > self.max_frame_bytes:
-            await self.toast_error(f"frame over {self.max_frame_bytes} bytes ignored")
-            return None
-        try:
-            frame = json.loads(text)
-        except ValueError as e:
-            await self.toast_error(f"malformed frame (not JSON: {e})")
-            return None
-        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-            await self.toast_error('malformed frame: expected {"type": string, "data": ...}')
-            return None
-        return frame["type"], frame.get("data")
+    # ----- the engine's outputs -----
 
-    async def _parse_bin_meta(self, payload: Any) -> tuple[str, dict[str, Any]] | None:
-        if (
-            isinstance(payload, dict)
-            and isinstance(payload.get("type"), str)
-            and isinstance(payload.get("metadata", {}), dict)
-        ):
-            return payload["type"], dict(payload.get("metadata") or {})
-        await self.toast_error('malformed _BIN_META: expected {"type": string, "metadata": {...}}')
-        return None
+    async def flush(self) -> None:
+        """Writes what the engine produced and runs its events, until it has nothing left."""
+        engine = self.engine
+        async with self._out_lock:
+            while (item := engine.poll()) is not None:
+                kind = item[0]
+                if kind == "text":
+                    await self._write(item[1], "send_text", item[2])
+                elif kind == "event":
+                    self._on_event(item[1])
+                elif kind == "wait":
+                    await item[1]
+                elif kind == "binary":
+                    await self._write(item[1], "send_bytes", item[2])
+                elif kind == "close":
+                    ws = self._conns.get(item[1])
+                    if ws is not None:
+                        with contextlib.suppress(Exception):
+                            await ws.close(item[2], item[3])
+                elif kind == "log":
+                    self.logger.log(_LEVELS.get(item[1], logging.INFO), "%s", item[2])
 
-    async def _dispatch(self, event: str, data: Any) -> None:
-        handler = self.event_handlers.get(event)
-        if handler is None:
-            self.logger.warning("Received event %s but no subscriber was found.", event)
+    async def _write(self, conn: int, method: str, data: Any) -> None:
+        ws = self._conns.get(conn)
+        if ws is None:
             return
         try:
-            await nonblock_call(handler, data)
+            await getattr(ws, method)(data)
         except Exception as e:
-            await self._report(event, e)
+            self.logger.info("Dropped a frame for a closing socket: %s", e)
 
-    async def _report(self, where: str, e: Exception) -> None:
+    def _on_event(self, ev: dict[str, Any]) -> None:
+        kind = ev["type"]
+        if kind == "custom":
+            self._custom.append((ev["event"], ev["data"]))
+            return
+        if kind in ("connected", "disconnected", "user_session"):
+            return
+        sync = self._syncs.get(ev.get("key", ""))
+        if sync is None:
+            self._orphan(ev)
+            return
+        if kind == "state_wanted":
+            sync._send_state()
+        elif kind == "set":
+            sync._client_set(ev["keys"])
+        elif kind == "patched":
+            sync._client_patch(ev["keys"])
+        elif kind == "run_action":
+            sync._run_action(ev)
+        elif kind == "start_task":
+            sync._start_task(ev)
+        elif kind == "cancel_task":
+            sync._cancel_task(ev)
+
+    def _orphan(self, ev: dict[str, Any]) -> None:
+        """An event for a key whose `Sync` is gone: settle it with the engine."""
+        kind = ev["type"]
+        with contextlib.suppress(Exception):
+            if kind == "run_action":
+                self.engine.action_failed(ev["action"], f"{ev['key']!r} is not synced")
+            elif kind == "start_task":
+                self.engine.task_failed(ev["task"], f"{ev['key']!r} is not synced")
+            elif kind == "cancel_task":
+                self.engine.task_cancelled(ev["task"])
+
+    async def _report(self, where: str, e: BaseException) -> None:
         """A handler failed: log it, tell the client with an error toast, carry on."""
         if isinstance(e, SyncError):
             self.logger.warning("%s: %s", where, e)
-            await self.toast_error(f"{where}: {e}")
+            message = f"{where}: {e}"
         else:
             self.logger.error("%s failed", where, exc_info=e)
-            await self.toast_error(f"{where} failed: {type(e).__name__}: {e}")
+            message = f"{where} failed: {type(e).__name__}: {e}"
+        self.engine.toast("error", message)
+        await self.flush()
 
     # ----- sending -----
 
@@ -258,35 +336,18 @@ class Session:
 
         Raises `TypeError`/`ValueError` when `data` is not JSON (NaN included).
         """
-        if self.ws is None:
-            return
-        await self.send_text(_native.encode_frame(event, data))
-
-    async def send_text(self, text: str) -> None:
-        """Sends one encoded frame; socket errors are logged (the socket is going away)."""
-        ws = self.ws
-        if ws is None:
-            return
-        try:
-            await ws.send_text(text)
-        except Exception as e:
-            self.logger.info("Dropped a frame for a closing socket: %s", e)
+        if self.engine.send_event(event, data):
+            await self.flush()
 
     async def send_binary(self, event: str, metadata: dict[str, Any], data: bytes) -> None:
         """Sends `_BIN_META` for `event` then `data` as one binary frame."""
-        ws = self.ws
-        if ws is None:
-            return
-        meta = _native.encode_frame("_BIN_META", {"type": event, "metadata": metadata})
-        try:
-            await ws.send_text(meta)
-            await ws.send_bytes(bytes(data))
-        except Exception as e:
-            self.logger.info("Dropped a binary frame for a closing socket: %s", e)
+        if self.engine.send_binary(event, metadata, bytes(data)):
+            await self.flush()
 
     async def toast_error(self, message: str) -> None:
         """Sends an error toast (how failures reach the client)."""
-        await self.send("_TOAST", {"type": "error", "message": message})
+        if self.engine.toast("error", message):
+            await self.flush()
 
     async def close(self) -> None:
         """Closes every synced object, the socket, and tells `state.on_terminate`."""
@@ -294,6 +355,12 @@ class Session:
             s.close()
         if self.ws is not None:
             ws, self.ws = self.ws, None
+            conn = self.engine.connection
+            if conn is not None:
+                self.engine.handle_close(conn)
+                self._conns.pop(conn, None)
+            with contextlib.suppress(Exception):
+                await self.flush()
             with contextlib.suppress(Exception):
                 await ws.close()
         if self.state is not None:

@@ -1,21 +1,22 @@
 """`Sync`: one object's attributes mirrored into a frontend under a key, with remote actions
-and tasks — ws-sync's `Sync`, with snapshots, diffs and frames in Rust (`tether._native`)."""
+and tasks — ws-sync's `Sync` over the Rust engine (`Session.engine`): this module reads and
+assigns attributes, validates with pydantic and runs the handlers; diffs, frames, dispatch and
+task bookkeeping are the engine's."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import functools
 import inspect
+import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from types import EllipsisType
 from typing import Any, Literal
 
-from .. import _native
 from . import _types
 from .errors import NoSessionError, SyncValidationError
 from .session import Session, session_context
@@ -270,28 +271,23 @@ class Sync:
             self._task_cancels[name] = getattr(obj, attr)
         self._validators: dict[tuple[str, str], _types.ParamsValidator] = {}
         self.running_tasks: dict[str, asyncio.Task[Any]] = {}
+        self._task_ids: dict[str, int] = {}  # task name → the engine's id
         self._unstarted: dict[str, Any] = {}  # task name → its coroutine, until it runs
 
         # ws-sync's public handler attributes
         self.actions = self._handle_action
-        self.tasks = self._start_task
-        self.task_cancels = self._cancel_task
+        self.tasks = self._start_task_frame
+        self.task_cancels = self._cancel_task_frame
 
         # ----- state -----
-        self._snapshot = _native.Snapshot(_types.walkable_model if _types.HAVE_PYDANTIC else None)
         self._dumps = {
             attr: functools.partial(ta.dump_json, warnings=False)
             for attr, ta in self.type_adapters.items()
         }
-        self._stale = False  # the snapshot may not match the client: next sync sends a _SET
         self._last_sync: float | None = None
         self._trailing: asyncio.TimerHandle | None = None
-        try:
-            self._snapshot.set_frame(set_event(self.key), self._parts())
-        except (TypeError, ValueError):
-            self._stale = True  # not JSON yet; the first send reports it
         self._closed = False
-        self._register_event_handlers()
+        self._register()
 
     # ----- high level -----
 
@@ -302,7 +298,9 @@ class Sync:
         skipped sync is sent once the interval has passed, so the last change is never lost.
         Raises `TypeError`/`ValueError` when an attribute is not JSON (say which and where).
         """
-        if not self.session.is_connected:
+        session = self.session
+        engine = session.engine
+        if not engine.is_connected:
             return
         now = time.monotonic()
         if if_since_last and self._last_sync is not None:
@@ -310,17 +308,12 @@ class Sync:
             if wait > 0:
                 self._schedule_trailing(wait)
                 return
-        if self._stale:
-            await self._send_state()
-            self._last_sync = now
-            return
         try:
-            frame = self._snapshot.patch_frame(patch_event(self.key), self._parts())
-        except Exception:
-            self._stale = True
-            raise
-        if frame is not None:
-            await self.session.send_text(frame)
+            sent = engine.sync(self.key, self._parts())
+        finally:
+            if engine.has_output():
+                await session.flush()
+        if sent:
             self._last_sync = now
 
     def _schedule_trailing(self, delay: float) -> None:
@@ -348,7 +341,8 @@ class Sync:
 
     async def send_action(self, action: dict[str, Any]) -> None:
         """Sends an action to the frontend (`{"type": name, ...}`)."""
-        await self.session.send(action_event(self.key), action)
+        if self.session.engine.send_action(self.key, action):
+            await self.session.flush()
 
     async def send_binary(self, metadata: dict[str, Any], data: bytes) -> None:
         """Sends bytes with metadata to the frontend's action handler (`_BIN_META`)."""
@@ -363,37 +357,37 @@ class Sync:
         """Shows a toast in the frontend; returns the text (messages joined by spaces)."""
         text = " ".join(str(m) for m in messages)
         (logger or self.logger).log(_LEVELS.get(type, logging.DEBUG), text)
-        await self.session.send(toast_event(), {"type": type, "message": text})
+        if self.session.engine.toast(type, text):
+            await self.session.flush()
         return text
 
     async def download(self, filename: str, binary: bytes) -> None:
         """Makes the frontend download `binary` as `filename` (base64 in a `_DOWNLOAD`)."""
-        data = base64.b64encode(binary).decode("ascii")
-        await self.session.send(download_event(), {"filename": filename, "data": data})
+        if self.session.engine.download(filename, bytes(binary)):
+            await self.session.flush()
 
     def observe(self, obj: object, **sync_attributes: str | EllipsisType) -> None:
         """Not supported (an empty stub in ws-sync): create another `Sync` instead."""
         raise NotImplementedError("Sync.observe is not supported; create another Sync instead")
 
     def close(self) -> None:
-        """Stops syncing: deregisters the handlers (running tasks keep running)."""
+        """Stops syncing: the key is forgotten by the session (running tasks keep running)."""
         if self._closed:
             return
         self._closed = True
         if self._trailing is not None:
             self._trailing.cancel()
             self._trailing = None
-        for event, method in self._events().items():
-            if self.session.event_handlers.get(event) == getattr(self, method):
-                del self.session.event_handlers[event]
-        self.session.deregister_init(self._send_state)
         if self.session._syncs.get(self.key) is self:
             del self.session._syncs[self.key]
+            with contextlib.suppress(KeyError):
+                self.session.engine.unregister(self.key)
 
     @property
     def state_snapshot(self) -> dict[str, Any]:
         """What the frontend was last sent (a fresh copy)."""
-        return self._snapshot.to_python()
+        state = self.session.engine.state(self.key)
+        return state if isinstance(state, dict) else {}
 
     def casing(self, attr: str) -> str:
         """The frontend name of an attribute (camelCase when asked for)."""
@@ -402,24 +396,23 @@ class Sync:
     # ----- state -----
 
     def _parts(self) -> list[tuple[Any, ...]]:
-        """The state, one `(key, value)` per attribute, `(key, value, dump_json)` when typed:
-        the native side walks the value and calls `dump_json` only for what it cannot read."""
+        """The state, one `(key, value, dump_json or None)` per attribute: the native side walks
+        the value and calls `dump_json` only for what it cannot read. The running tasks are the
+        engine's."""
         obj, dumps = self.obj, self._dumps
-        parts: list[tuple[Any, ...]] = [
+        return [
             (key, getattr(obj, attr), dumps.get(attr)) for attr, key in self.sync_attributes.items()
         ]
-        if self.task_exposure:
-            parts.append((self.task_exposure, list(self.running_tasks)))
-        return parts
 
-    async def _send_state(self, _: Any = None) -> None:
+    def _send_state(self, _: Any = None) -> None:
+        """Answers the engine's `state_wanted`: the full state from the attributes, as `_SET`."""
         try:
-            frame = self._snapshot.set_frame(set_event(self.key), self._parts())
-        except Exception:
-            self._stale = True
-            raise
-        self._stale = False
-        await self.session.send_text(frame)
+            self.session.engine.set(self.key, self._parts())
+        except Exception as e:
+            self.logger.error("Could not send the state of %s", self.key, exc_info=e)
+            self.session.engine.toast(
+                "error", f"server error: could not serialize the state of {self.key}"
+            )
 
     def _value(self, attr: str, value: Any) -> Any:
         adapter = self.type_adapters.get(attr)
@@ -430,40 +423,49 @@ class Sync:
         except SyncValidationError as e:
             raise SyncValidationError(f"{self.sync_attributes[attr]}: {e}") from None
 
-    async def _accept(self, keys: Iterable[str], value_of: Callable[[str], Any]) -> None:
-        """Validates the incoming value of each frontend key and assigns them all, or none: on an
-        unknown key or a bad value, resends our state so the client is corrected, and raises."""
+    def _accept(self, keys: list[str]) -> None:
+        """Validates the client's new value of each touched frontend key and assigns them all, or
+        none: on an unknown key or a bad value the engine corrects the client (`reject`)."""
+        engine = self.session.engine
         values: dict[str, Any] = {}
         try:
             for key in keys:
-                if key == self.task_exposure:
-                    continue
                 attr = self.key_to_attr.get(key)
                 if attr is None:
                     raise SyncValidationError(f"{self.key}: unknown key {key!r}")
-                values[attr] = self._value(attr, value_of(key))
-        except SyncValidationError:
-            await self._send_state()
-            raise
+                try:
+                    raw = engine.field(self.key, key)
+                except KeyError:
+                    raise SyncValidationError(f"{self.key}: {key!r} was removed") from None
+                values[attr] = self._value(attr, raw)
+        except SyncValidationError as e:
+            self.logger.warning("%s", e)
+            try:
+                engine.reject(self.key, self._parts(), str(e))
+            except Exception as err:
+                self.logger.error("Could not send the state of %s", self.key, exc_info=err)
+            return
         for attr, value in values.items():
             with contextlib.suppress(AttributeError):  # read-only property
                 setattr(self.obj, attr, value)
 
-    async def _set_state(self, new_state: Any) -> None:
-        if not isinstance(new_state, dict):
-            raise SyncValidationError(f"{set_event(self.key)} expects an object")
-        await self._accept(new_state, new_state.__getitem__)
-        self._snapshot.set_state(new_state)
-        self._stale = False
+    def _client_set(self, keys: list[str]) -> None:
+        state = self.session.engine.state(self.key)
+        if not isinstance(state, dict):
+            self.session.engine.reject(
+                self.key, self._parts(), f"{set_event(self.key)} expects an object"
+            )
+            return
+        self._accept(keys)
 
-    async def _patch_state(self, patch: Any) -> None:
-        if not isinstance(patch, list):
-            raise SyncValidationError(f"{patch_event(self.key)} expects a JSON Patch array")
-        try:
-            touched = self._snapshot.apply_patch(patch)
-        except (TypeError, ValueError) as e:
-            raise SyncValidationError(f"{self.key}: {e}") from None
-        await self._accept(touched, self._snapshot.get)
+    def _client_patch(self, keys: list[str]) -> None:
+        state = self.session.engine.state(self.key)
+        if not isinstance(state, dict):
+            self.session.engine.reject(
+                self.key, self._parts(), f"{self.key}: the state must stay an object"
+            )
+            return
+        self._accept(keys)
 
     # ----- actions and tasks -----
 
@@ -479,94 +481,178 @@ class Sync:
             raise SyncValidationError(f"{kind.lower()} {name!r}: {e}") from None
 
     @staticmethod
-    def _named(event: str, data: Any) -> tuple[str, dict[str, Any]]:
-        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-            raise SyncValidationError(f'{event} expects {{"type": name, ...}}')
-        args = dict(data)
-        return args.pop("type"), args
+    def _args(ev: dict[str, Any]) -> dict[str, Any]:
+        args = dict(ev["args"])
+        if ev.get("binary") is not None:
+            args["data"] = ev["binary"]
+        return args
+
+    @staticmethod
+    def _failure(e: BaseException) -> str:
+        return str(e) if isinstance(e, SyncValidationError) else f"{type(e).__name__}: {e}"
+
+    def _run_action(self, ev: dict[str, Any]) -> None:
+        """The engine released one action: run it as a task, report how it ended."""
+        session, action, name = self.session, ev["action"], ev["name"]
+        try:
+            handler = self._actions.get(name)
+            if handler is None:
+                raise SyncValidationError(f"{self.key!r} has no action {name!r}")
+            kwargs = self._params("Action", name, handler, self._args(ev))
+        except Exception as e:
+            self.logger.warning("action %s of %s: %s", name, self.key, e)
+            session.engine.action_failed(action, self._failure(e))
+            return
+
+        async def run() -> None:
+            with session:
+                try:
+                    await nonblock_call(handler, **kwargs)
+                except Exception as e:
+                    self.logger.error("action %s of %s failed", name, self.key, exc_info=e)
+                    session.engine.action_failed(action, self._failure(e))
+                except BaseException:
+                    session.engine.action_failed(action, "cancelled")
+                    raise
+                else:
+                    session.engine.action_done(action)
+                await session.flush()
+
+        session.action_task = asyncio.get_running_loop().create_task(run())
+
+    def _start_task(self, ev: dict[str, Any]) -> None:
+        """The engine started a task: validate, then run it concurrently."""
+        session, task, name = self.session, ev["task"], ev["name"]
+        try:
+            factory = self._tasks.get(name)
+            if factory is None:
+                raise SyncValidationError(f"{self.key!r} has no task {name!r}")
+            kwargs = self._params("Task", name, factory, self._args(ev))
+        except Exception as e:
+            self.logger.warning("task %s of %s: %s", name, self.key, e)
+            session.engine.task_failed(task, self._failure(e))
+            return
+        with session:
+            body = nonblock_call(factory, **kwargs)
+            self._unstarted[name] = body
+            self._task_ids[name] = task
+            self.running_tasks[name] = asyncio.get_running_loop().create_task(
+                self._run_task(name, task, body)
+            )
+
+    async def _run_task(self, name: str, task: int, body: Any) -> None:
+        self._unstarted.pop(name, None)
+        me = asyncio.current_task()
+        engine = self.session.engine
+        try:
+            await body
+        except asyncio.CancelledError:
+            self.logger.info("Task %s cancelled", name)
+            try:
+                if (on_cancel := self._task_cancels.get(name)) is not None:
+                    await nonblock_call(on_cancel)
+            finally:
+                self._forget_task(name, me)
+                with contextlib.suppress(Exception):
+                    engine.task_cancelled(task)
+                    await self.session.flush()
+            raise
+        except Exception as e:
+            self.logger.error("task %s of %s failed", name, self.key, exc_info=e)
+            self._forget_task(name, me)
+            with contextlib.suppress(Exception):
+                engine.task_failed(task, self._failure(e))
+        else:
+            self._forget_task(name, me)
+            with contextlib.suppress(Exception):
+                engine.task_done(task)
+        with contextlib.suppress(Exception):
+            await self.session.flush()
+
+    def _forget_task(self, name: str, me: Any) -> None:
+        if self.running_tasks.get(name) is me:
+            del self.running_tasks[name]
+            self._task_ids.pop(name, None)
+
+    def _cancel_task(self, ev: dict[str, Any]) -> None:
+        name, task = ev["name"], ev["task"]
+        running = self.running_tasks.get(name)
+        if running is None:
+            self.session.engine.task_cancelled(task)
+            return
+        running.cancel()
+        body = self._unstarted.pop(name, None)
+        if body is None:
+            return  # running: its own CancelledError handling reports back
+        # Cancelled before its first step: the wrapper never runs, so clean up here.
+        body.close()
+        del self.running_tasks[name]
+        self._task_ids.pop(name, None)
+        session = self.session
+
+        async def cancelled() -> None:
+            with session:
+                try:
+                    if (on_cancel := self._task_cancels.get(name)) is not None:
+                        await nonblock_call(on_cancel)
+                finally:
+                    session.engine.task_cancelled(task)
+                    await session.flush()
+
+        asyncio.get_running_loop().create_task(cancelled())
+
+    # ws-sync's handler attributes, for code that calls them directly with a frame's data
 
     async def _handle_action(self, action: Any) -> None:
         name, args = self._named(action_event(self.key), action)
         handler = self._actions.get(name)
         if handler is None:
             raise SyncValidationError(f"{self.key!r} has no action {name!r}")
-        kwargs = self._params("Action", name, handler, args)
-        await nonblock_call(handler, **kwargs)
+        await nonblock_call(handler, **self._params("Action", name, handler, args))
 
-    async def _start_task(self, data: Any) -> None:
+    async def _start_task_frame(self, data: Any) -> None:
         name, args = self._named(task_start_event(self.key), data)
-        factory = self._tasks.get(name)
-        if factory is None:
-            raise SyncValidationError(f"{self.key!r} has no task {name!r}")
-        if name in self.running_tasks:
-            self.logger.warning("Task %s already running", name)
-            return
-        kwargs = self._params("Task", name, factory, args)
-        body = nonblock_call(factory, **kwargs)
-        self._unstarted[name] = body
-        self.running_tasks[name] = asyncio.create_task(self._run_task(name, body))
-        if self.task_exposure:
-            await self.sync()
+        self.session.engine.handle_text(
+            self.session.engine.connection or 0,
+            json.dumps({"type": task_start_event(self.key), "data": {"type": name, **args}}),
+        )
+        await self.session.flush()
 
-    async def _run_task(self, name: str, body: Any) -> None:
-        self._unstarted.pop(name, None)
-        me = asyncio.current_task()
-        try:
-            await body
-        except asyncio.CancelledError:
-            self.logger.info("Task %s cancelled", name)
-            if (on_cancel := self._task_cancels.get(name)) is not None:
-                await nonblock_call(on_cancel)
-            raise
-        except Exception as e:
-            await self.session._report(f"task {name!r} of {self.key!r}", e)
-        finally:
-            if self.running_tasks.get(name) is me:
-                del self.running_tasks[name]
-                if self.task_exposure and not self._closed:
-                    with contextlib.suppress(Exception):
-                        await self.sync()
-
-    async def _cancel_task(self, data: Any) -> None:
+    async def _cancel_task_frame(self, data: Any) -> None:
         name, _ = self._named(task_cancel_event(self.key), data)
-        task = self.running_tasks.get(name)
-        if task is None:
-            self.logger.warning("Task %s not running", name)
-            return
-        task.cancel()
-        body = self._unstarted.pop(name, None)
-        if body is None:
-            return  # running: its own CancelledError handling cleans up
-        # Cancelled before its first step: the wrapper never runs, so clean up here.
-        body.close()
-        del self.running_tasks[name]
-        if (on_cancel := self._task_cancels.get(name)) is not None:
-            await nonblock_call(on_cancel)
-        if self.task_exposure:
-            await self.sync()
+        self.session.engine.handle_text(
+            self.session.engine.connection or 0,
+            json.dumps({"type": task_cancel_event(self.key), "data": {"type": name}}),
+        )
+        await self.session.flush()
+
+    @staticmethod
+    def _named(event: str, data: Any) -> tuple[str, dict[str, Any]]:
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+            raise SyncValidationError(f'{event} expects {{"type": name, ...}}')
+        args = dict(data)
+        return args.pop("type"), args
 
     # ----- registration -----
 
-    def _events(self) -> dict[str, str]:
-        return {
-            get_event(self.key): "_send_state",
-            set_event(self.key): "_set_state",
-            patch_event(self.key): "_patch_state",
-            action_event(self.key): "_handle_action",
-            task_start_event(self.key): "_start_task",
-            task_cancel_event(self.key): "_cancel_task",
-        }
-
-    def _register_event_handlers(self) -> None:
-        previous = self.session._syncs.get(self.key)
+    def _register(self) -> None:
+        session = self.session
+        previous = session._syncs.get(self.key)
         if previous is not None and previous is not self:
             self.logger.warning("Key %r is synced twice in one session; the new one wins", self.key)
             previous.close()
-        self.session._syncs[self.key] = self
-        for event, method in self._events().items():
-            self.session.register_event(event, getattr(self, method))
-        if self.send_on_init:
-            self.session.register_init(self._send_state)
+        session._syncs[self.key] = self
+        options = {
+            "send_on_init": self.send_on_init,
+            "expose_running_tasks": self.task_exposure is not None,
+            "running_tasks_key": self.task_exposure or "running_tasks",
+            "pull_state": True,
+        }
+        try:
+            session.engine.register(self.key, self._parts(), **options)
+        except (TypeError, ValueError):
+            # not JSON yet: the first full state (connect, `_GET`) reports it
+            session.engine.register_value(self.key, {}, **options)
 
     def __repr__(self) -> str:
         return f"<tether.sync.Sync {self.key!r} of {type(self.obj).__name__}>"

@@ -308,7 +308,10 @@ where
             }
             AppEvent::Connected { .. }
             | AppEvent::Disconnected { .. }
-            | AppEvent::UserSession { .. } => {}
+            | AppEvent::UserSession { .. }
+            // Never enabled here (no `pull_state` keys, no custom events registered).
+            | AppEvent::StateWanted { .. }
+            | AppEvent::Custom { .. } => {}
         }
     }
 

@@ -266,6 +266,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> SyncApp<T> {
                 send_on_init: true,
                 expose_running_tasks: true,
                 running_tasks_key: "running_tasks".to_owned(),
+                pull_state: false,
             },
             config: Config::default(),
             actions: HashMap::new(),
