@@ -36,7 +36,8 @@ use tether_server::socket::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::{ConfigError, awaitable, lock};
+use crate::errors::ConfigError;
+use crate::runtime::{awaitable, lock};
 
 /// Default largest accepted message (and frame); a bigger one closes the connection with 1009.
 pub(crate) const MAX_MESSAGE: usize = 1 << 20;
