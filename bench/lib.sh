@@ -11,14 +11,17 @@
 #                           (WHAT)"; PIN=() and PINNING=none on a 1-core machine or without taskset
 #   wait_quiet              wait (at most QUIET_WAIT s) while the machine is > QUIET_BUSY % of a
 #                           core busy; sets waited (s) and BUSY_START (% just before the run)
-#   begin_run               START, LOAD_START, T0; empties OUT (results/latest.jsonl) and PHASES
+#   begin_run               refuses a tree with uncommitted changes (ALLOW_DIRTY=1: run, but write
+#                           neither docs nor results/runs); START, LOAD_START, T0; empties OUT
+#                           (results/latest.jsonl) and PHASES
 #   run_phase NAME CMD...   CMD's stdout to OUT (and stderr); a {"phase","other_pct","steal_pct"}
 #                           line to PHASES: busy % of the cores other than CPU (other work) and
 #                           steal % (all cores), in % of one core, from /proc/stat before and after
 #   end_run                 ELAPSED, LOAD_END
 #   write_meta [--git] COMMAND NAME...
 #                           results/latest.meta.json with $PY: the machine, the parameters NAME=$NAME,
-#                           pinning, load, the quiet wait, the phases (--git: the commit, dirty or not)
+#                           pinning, load, the quiet wait, the phases (--git: the commit); a clean
+#                           run's results and meta are also kept in results/runs/<date>-<commit>.*
 #   summarize               summarize.py on the results (--docs docs/benchmarks.md if UPDATE_DOCS=1)
 # shellcheck shell=bash
 
@@ -70,6 +73,21 @@ wait_quiet() {
 
 # ---- run ----
 begin_run() {
+  # Results must name the commit they measure: a tree with uncommitted changes is refused
+  # (ALLOW_DIRTY=1 runs anyway, for trying things out: the docs are then left alone and the run
+  # is not kept under results/runs/).
+  GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD)
+  GIT_DIRTY=""
+  if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no)" ]; then
+    if [ "${ALLOW_DIRTY:-0}" != 1 ]; then
+      log "the tree has uncommitted changes, so the results would match no commit: commit first" \
+        "(or ALLOW_DIRTY=1 to try things out; then nothing is written to docs or results/runs)"
+      exit 1
+    fi
+    GIT_DIRTY=" (dirty)"
+    UPDATE_DOCS=0
+    log "ALLOW_DIRTY=1: uncommitted changes; docs/benchmarks.md and results/runs are left alone"
+  fi
   START=$(date -u +%Y-%m-%dT%H:%MZ)
   LOAD_START=$(loadavg)
   T0=$(date +%s)
@@ -132,7 +150,7 @@ meta = {
     "rustc": sh("rustc --version"),
 }
 if sys.argv[3] == "1":
-    meta["git"] = sh("git -C '$ROOT' rev-parse --short HEAD") + (" (dirty)" if sh("git -C '$ROOT' status --porcelain") else "")
+    meta["git"] = "$GIT_REV$GIT_DIRTY"
 meta.update({
     "pinning": "$PINNING",
     "load_start": "$LOAD_START",
@@ -144,6 +162,15 @@ meta.update({
 })
 json.dump(meta, open(sys.argv[1], "w"), indent=1)
 PY
+  # Every clean run keeps its raw results: results/runs/<date>-<commit>.{jsonl,meta.json}.
+  if [ -z "$GIT_DIRTY" ]; then
+    local run
+    run=$RESULTS/runs/$(date -u -d "${START%Z}" +%Y%m%dT%H%M 2>/dev/null || date -u +%Y%m%dT%H%M)Z-$GIT_REV
+    mkdir -p "$RESULTS/runs"
+    cp "$OUT" "$run.jsonl"
+    cp "$RESULTS/latest.meta.json" "$run.meta.json"
+    log "raw results kept in ${run#"$ROOT"/}.{jsonl,meta.json}"
+  fi
   rm -f "$PHASES"
 }
 summarize() {
