@@ -165,7 +165,7 @@ PY
   # Every clean run keeps its raw results: results/runs/<date>-<commit>.{jsonl,meta.json}.
   if [ -z "$GIT_DIRTY" ]; then
     local run
-    run=$RESULTS/runs/$(date -u -d "${START%Z}" +%Y%m%dT%H%M 2>/dev/null || date -u +%Y%m%dT%H%M)Z-$GIT_REV
+    run=$RESULTS/runs/$(date -u +%Y%m%dT%H%M%SZ)-$GIT_REV
     mkdir -p "$RESULTS/runs"
     cp "$OUT" "$run.jsonl"
     cp "$RESULTS/latest.meta.json" "$run.meta.json"

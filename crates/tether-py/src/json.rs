@@ -344,6 +344,7 @@ impl<'py> Walker<'py> {
 
     /// Diffs one child: an unchanged scalar is settled here without touching refcounts; anything
     /// else is held by a strong reference while it is walked (walking may run Python code).
+    #[inline]
     fn diff_child(
         &self,
         child: &mut Value,
@@ -361,6 +362,7 @@ impl<'py> Walker<'py> {
 }
 
 /// Whether a Python object is a `str` equal to `key`.
+#[inline]
 fn str_is(obj: &Bound<'_, PyAny>, key: &str) -> PyResult<bool> {
     let Ok(s) = obj.cast::<PyString>() else {
         return Ok(false);
@@ -369,6 +371,7 @@ fn str_is(obj: &Bound<'_, PyAny>, key: &str) -> PyResult<bool> {
 }
 
 /// Byte equality without a libc call for the short strings keys and values mostly are.
+#[inline]
 fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
@@ -382,6 +385,7 @@ enum BuiltIn {
 }
 
 /// The type object of a built-in scalar type, to test exact types by pointer.
+#[inline]
 fn builtin(which: BuiltIn) -> *mut ffi::PyTypeObject {
     // Only the addresses of the interpreter's static type objects are taken (no access).
     match which {
@@ -474,6 +478,7 @@ pub fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
 }
 
 /// Whether a Python scalar converts to exactly `v` (containers never compare equal here).
+#[inline]
 fn scalar_eq(v: &Value, obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     // Exact built-in types first (the common case), by comparing type pointers.
     let ty = obj.get_type_ptr();
