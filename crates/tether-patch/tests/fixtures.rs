@@ -9,7 +9,12 @@ use serde_json::{Value, json};
 use tether_patch::{Mode, PatchOp, apply, apply_with, diff};
 
 fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/patch")
+    // Read when the test runs, not compiled in: cargo reuses a test binary built in another
+    // checkout that shares the target dir, and that checkout may be gone.
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../../tests/fixtures/patch")
 }
 
 /// One case per line: readable diffs in review, even with a 4,700-item array.

@@ -11,7 +11,12 @@ use tether_sync::{
 };
 
 fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/sync")
+    // Read when the test runs, not compiled in: cargo reuses a test binary built in another
+    // checkout that shares the target dir, and that checkout may be gone.
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../../tests/fixtures/sync")
 }
 
 fn load(name: &str) -> Value {

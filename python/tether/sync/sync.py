@@ -487,6 +487,21 @@ class Sync:
             args["data"] = ev["binary"]
         return args
 
+    def _prepare(
+        self, kind: str, handlers: dict[str, Callable[..., Any]], ev: dict[str, Any]
+    ) -> tuple[Callable[..., Any], dict[str, Any]] | str:
+        """The handler of an action or task the engine released, with its validated keyword
+        arguments; or, when there is none or the arguments do not fit, why (logged)."""
+        name = ev["name"]
+        try:
+            handler = handlers.get(name)
+            if handler is None:
+                raise SyncValidationError(f"{self.key!r} has no {kind.lower()} {name!r}")
+            return handler, self._params(kind, name, handler, self._args(ev))
+        except Exception as e:
+            self.logger.warning("%s %s of %s: %s", kind.lower(), name, self.key, e)
+            return self._failure(e)
+
     @staticmethod
     def _failure(e: BaseException) -> str:
         return str(e) if isinstance(e, SyncValidationError) else f"{type(e).__name__}: {e}"
@@ -494,15 +509,11 @@ class Sync:
     def _run_action(self, ev: dict[str, Any]) -> None:
         """The engine released one action: run it as a task, report how it ended."""
         session, action, name = self.session, ev["action"], ev["name"]
-        try:
-            handler = self._actions.get(name)
-            if handler is None:
-                raise SyncValidationError(f"{self.key!r} has no action {name!r}")
-            kwargs = self._params("Action", name, handler, self._args(ev))
-        except Exception as e:
-            self.logger.warning("action %s of %s: %s", name, self.key, e)
-            session.engine.action_failed(action, self._failure(e))
+        prepared = self._prepare("Action", self._actions, ev)
+        if isinstance(prepared, str):
+            session.engine.action_failed(action, prepared)
             return
+        handler, kwargs = prepared
 
         async def run() -> None:
             with session:
@@ -523,15 +534,11 @@ class Sync:
     def _start_task(self, ev: dict[str, Any]) -> None:
         """The engine started a task: validate, then run it concurrently."""
         session, task, name = self.session, ev["task"], ev["name"]
-        try:
-            factory = self._tasks.get(name)
-            if factory is None:
-                raise SyncValidationError(f"{self.key!r} has no task {name!r}")
-            kwargs = self._params("Task", name, factory, self._args(ev))
-        except Exception as e:
-            self.logger.warning("task %s of %s: %s", name, self.key, e)
-            session.engine.task_failed(task, self._failure(e))
+        prepared = self._prepare("Task", self._tasks, ev)
+        if isinstance(prepared, str):
+            session.engine.task_failed(task, prepared)
             return
+        factory, kwargs = prepared
         with session:
             body = nonblock_call(factory, **kwargs)
             self._unstarted[name] = body

@@ -348,8 +348,12 @@ pub fn late_ui(r: &mut Relay, conn: u64) -> Vec<String> {
 
 /// The captured run of stock sidekick-py 0.0.7: the frames the hero sent, in order.
 pub fn trace() -> Vec<String> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/ui/sidekick-trace-0.0.7.jsonl");
+    // Read when the test runs, not compiled in: cargo reuses a test binary built in another
+    // checkout that shares the target dir, and that checkout may be gone.
+    let path = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../../tests/fixtures/ui/sidekick-trace-0.0.7.jsonl");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     text.lines()

@@ -16,7 +16,12 @@ use crate::common::{Server, ServerBuilder, TIMEOUT, tcp_connect};
 
 /// The fake `claude` script.
 pub fn fake_claude() -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/exec/fake-claude");
+    // Read when the test runs, not compiled in: cargo reuses a test binary built in another
+    // checkout that shares the target dir, and that checkout may be gone.
+    let p = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../../tests/fixtures/exec/fake-claude");
     p.canonicalize()
         .expect("tests/fixtures/exec/fake-claude exists")
         .to_string_lossy()
