@@ -1,5 +1,5 @@
-//! Prints what one `sync` costs for states of 1k/10k/100k items (the ws-sync measurement shape
-//! of reference §6: a list of `{id, name, v, tags[2], ok}`): one changed field, one front
+//! Prints what one `sync` costs for states of 1k/10k/100k items (the shape ws-sync 0.6.9 was
+//! first measured with: a list of `{id, name, v, tags[2], ok}`): one changed field, one front
 //! insert, no change (plain `sync`: one lockstep diff walk plus dropping the passed value), no
 //! change with a revision (`sync_if_changed`), and the typed path (serialize + diff).
 //! Run: `cargo run --release -p tether-sync --example sync_timing`.
