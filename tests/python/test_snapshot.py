@@ -43,7 +43,7 @@ class Snap:
 
     def drain(self) -> list[Any]:
         out = []
-        while (item := self.engine.poll()) is not None:
+        while (item := self.engine.poll_output()) is not None:
             if item[0] != "log":
                 out.append(item)
         return out

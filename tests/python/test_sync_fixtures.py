@@ -31,7 +31,7 @@ def client_patch(doc: Any, ops: Any) -> Any:
     store.register_value("M", doc)
     store.handle_connect(1)
     store.handle_text(1, json.dumps({"type": "_PATCH:M", "data": ops}))
-    while (item := store.poll()) is not None:
+    while (item := store.poll_output()) is not None:
         if item[0] == "event" and item[1]["type"] == "patched":
             return item[1]["value"]
     return doc
@@ -46,7 +46,7 @@ class Runner:
         self.clients: dict[tuple[int, str], Any] = {}
 
     def poll(self) -> tuple[Any, ...] | None:
-        while (item := self.session.poll()) is not None:
+        while (item := self.session.poll_output()) is not None:
             if item[0] == "log":
                 self.logs.append((item[1], item[2]))
                 continue

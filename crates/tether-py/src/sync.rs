@@ -235,7 +235,7 @@ fn object(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Map<String, Value>> {
 }
 
 /// The ws-sync engine for one `tether.sync.Session`, driven from Python: feed it socket events
-/// (`handle_*`) and app commands, then drain `poll()` until it returns None.
+/// (`handle_*`) and app commands, then drain `poll_output()` until it returns None.
 #[pyclass(module = "tether._native")]
 pub struct SyncSession {
     engine: Session,
@@ -593,7 +593,7 @@ impl SyncSession {
     /// bytes)`, `("close", conn, code, reason)`, `("event", dict)`, `("log", level, message)`,
     /// or `("wait", awaitable)` when an attached connection's budget is full (await it, poll
     /// again).
-    fn poll<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    fn poll_output<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
         if let Some((sink, msg, len)) = self.stalled.take()
             && let Some(wait) = self.write(py, sink, msg, len)?
         {

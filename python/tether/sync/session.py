@@ -256,7 +256,7 @@ class Session:
         """Writes what the engine produced and runs its events, until it has nothing left."""
         engine = self.engine
         async with self._out_lock:
-            while (item := engine.poll()) is not None:
+            while (item := engine.poll_output()) is not None:
                 kind = item[0]
                 if kind == "text":
                     await self._write(item[1], "send_text", item[2])
