@@ -148,6 +148,10 @@ async def test_js_cancel_calls_aclose(rt: Any) -> None:
     await asyncio.wait_for(closed.wait(), 2)
 
 
+@pytest.mark.tether_only(
+    "jsrun 0.3.0: a stream filled by an async start() from a Python async iterable sometimes"
+    " reads as empty (1 run in 25 on a loaded 2-core machine)"
+)
 async def test_stream_round_trip(rt: Any) -> None:
     double = rt.eval(
         "(s) => new ReadableStream({ async start(c) { const r = s.getReader();"
