@@ -112,9 +112,12 @@ def run_line(meta: dict) -> str:
     if meta.get("run"):
         kept = f"raw results kept in `{meta['run']}` (+ `.meta.json`)"
     elif "dirty" in git:
-        kept = "a tree with uncommitted changes: raw results not kept"
+        kept = "a tree with uncommitted changes: not kept under `results/runs/`"
     else:
-        kept = "raw results not kept (a run from before bench/lib.sh kept them)"
+        kept = (
+            "the kept copy of its raw results is not named in its meta (a run from before "
+            f"bench/record.sh: see `results/runs/*-{git}.jsonl`)"
+        )
     return f"- **Run:** commit `{git}`; {kept}"
 
 

@@ -142,6 +142,8 @@ def same_unit(parts: list[str], sep: str) -> str:
 
 def fmt_tick(x: float, unit: str) -> str:
     """An axis label: like a value, without trailing zeros (`1 ms`, `2.5 M`)."""
+    if x == 0:
+        return "0"
     s = fmt_time(x) if unit == "s" else fmt_si(x)
     head, _, tail = s.partition(" ")
     if "." in head:

@@ -229,6 +229,7 @@ class PlotTest(unittest.TestCase):
         self.assertEqual(plot.fmt_time(40.35e-9), "40.4 ns")
         self.assertEqual(plot.fmt_time(1e-7), "100 ns")
         self.assertEqual(plot.fmt_tick(2.5e6, ""), "2.5 M")
+        self.assertEqual(plot.fmt_tick(0.0, "s"), "0")
         self.assertEqual(plot.same_unit(["1.6 ms", "2.4 ms"], "–"), "1.6–2.4 ms")
         self.assertEqual(plot.same_unit(["828 k", "1.08 M"], "–"), "828 k–1.08 M")
 

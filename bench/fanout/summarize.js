@@ -173,7 +173,7 @@ if (docs) {
 - **Date:** ${env('BENCH_DATE')}
 - **Pinning:** ${env('BENCH_PINNING')}
 - **Load:** ${env('BENCH_LOAD')}
-- **Run:** ${meta.BENCH_GIT ? `commit \`${meta.BENCH_GIT}\`; ${meta.BENCH_RUN ? `raw results kept in \`${meta.BENCH_RUN}\` (+ \`.meta.json\`)` : 'raw results not kept (a tree with uncommitted changes)'}` : 'commit not recorded (a run from before bench/record.sh)'}
+- **Run:** ${meta.BENCH_GIT ? `commit \`${meta.BENCH_GIT}\`; ${meta.BENCH_RUN ? `raw results kept in \`${meta.BENCH_RUN}\` (+ \`.meta.json\`)` : 'a tree with uncommitted changes: not kept under \`results/runs/\`'}` : 'commit not recorded (a run from before bench/record.sh)'}
 - **Raw results:** \`bench/fanout/results/latest.jsonl\` (one JSON line per client run)
 
 ![Chart of this bench/fanout run: medians with min–max over reps](bench/fanout.svg)
