@@ -3,8 +3,12 @@
 The scripts run as scripts, so they put this directory on `sys.path` before `import benchlib`.
 
 - `fmt_ratio`: a ratio `a / b` as `12×`, `3.4×`, `1.2e+05×`.
+- `paired_ratio`, `bound_ratio`, `fmt_ratio_span`: a ratio's median and min–max across reps
+  (paired reps: the ratio of each pair; unpaired: bounded by each side's fastest and slowest rep).
 - `read_jsonl`: the JSON objects of a results file (lines that start with `{`).
-- `meta_lines`: the Command / Machine / Date / Pinning / Load bullets from latest.meta.json.
+- `meta_lines`: the Command / Machine / Date / Run / Pinning / Load bullets from latest.meta.json.
+- `chart_lines`: the chart (bench/plot.py, docs/bench/<bench>.svg) and how to read it; `main`
+  puts them after the section's Raw results bullet.
 - `phases_lines`: the "CPU seen on the machine during each phase" paragraph.
 - `target_lines`, `check_lines`: the targets as docs bullets and as the printed summary.
 - `write_docs`: rewrites the `<!-- TAG:begin ... -->` ... `<!-- TAG:end -->` section of a file.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +37,39 @@ def fmt_ratio(a: float | None, b: float | None, sci_from: float) -> str:
     if r >= sci_from:
         return f"{r:.1e}×"
     return f"{r:,.0f}×" if r >= 10 else f"{r:.1f}×"
+
+
+def _ratio_num(r: float, sci_from: float) -> str:
+    if r >= sci_from:
+        return f"{r:.1e}"
+    return f"{r:,.0f}" if r >= 10 else f"{r:.2f}"
+
+
+def paired_ratio(a: list[float | None], b: list[float | None]) -> tuple[float, float, float] | None:
+    """Median, min and max of a[i] / b[i] over the reps where both sides have a value (rep i of
+    one side against rep i of the other: the reps were run interleaved)."""
+    rs = [x / y for x, y in zip(a, b, strict=False) if x and y]
+    if not rs:
+        return None
+    return statistics.median(rs), min(rs), max(rs)
+
+
+def bound_ratio(a: dict, b: dict, key: str = "median_ns") -> tuple[float, float, float] | None:
+    """a's time / b's time for sides whose reps are not paired (each ran its own reps, one
+    process after the other): the ratio of the medians, and the widest it can be over the reps,
+    a's fastest / b's slowest to a's slowest / b's fastest (`min_ns`, `max_ns`)."""
+    try:
+        return a[key] / b[key], a["min_ns"] / b["max_ns"], a["max_ns"] / b["min_ns"]
+    except (KeyError, TypeError, ZeroDivisionError):
+        return None
+
+
+def fmt_ratio_span(span: tuple[float, float, float] | None, sci_from: float = 1e5) -> str:
+    """`3.4× (1.3–4.4×)`: a ratio's median and, in brackets, its min–max; `–` without one."""
+    if span is None:
+        return "–"
+    mid, lo, hi = span
+    return f"{_ratio_num(mid, sci_from)}× ({_ratio_num(lo, sci_from)}–{_ratio_num(hi, sci_from)}×)"
 
 
 def read_jsonl(path: Path) -> Iterator[dict]:
@@ -55,6 +93,7 @@ def meta_lines(meta: dict, command: str, versions: str) -> list[str]:
             f"{meta.get('rustc', '?')}; {versions}"
         ),
         f"- **Date:** {meta.get('date', '?')}; {meta.get('elapsed_s', '?')} s in all",
+        run_line(meta),
         f"- **Pinning:** {meta.get('pinning', '?')}",
         (
             f"- **Load:** 1/5/15-min load average {meta.get('load_start', '?')} at start, "
@@ -63,6 +102,48 @@ def meta_lines(meta: dict, command: str, versions: str) -> list[str]:
             f"{meta.get('quiet_waited_s', '?')} s for a quiet machine)"
         ),
     ]
+
+
+def run_line(meta: dict) -> str:
+    """The Run bullet: which commit was measured and where the run's raw results are kept."""
+    git = meta.get("git")
+    if not git:
+        return "- **Run:** commit not recorded (a run from before bench/lib.sh recorded it)"
+    if meta.get("run"):
+        kept = f"raw results kept in `{meta['run']}` (+ `.meta.json`)"
+    elif "dirty" in git:
+        kept = "a tree with uncommitted changes: not kept under `results/runs/`"
+    else:
+        kept = (
+            "the kept copy of its raw results is not named in its meta (a run from before "
+            f"bench/record.sh: see `results/runs/*-{git}.jsonl`)"
+        )
+    return f"- **Run:** commit `{git}`; {kept}"
+
+
+def chart_lines(bench: str) -> list[str]:
+    """The section's chart, drawn by bench/plot.py from the same raw results, and how to read it."""
+    return [
+        "",
+        f"![Chart of this bench/{bench} run: medians with min–max over reps](bench/{bench}.svg)",
+        "",
+        (
+            "*How to read the chart:* a bar is the median over reps and its whisker the min–max "
+            "over reps; a latency row is light up to its highest percentile, solid up to p50, "
+            "with a tick at each other percentile; an axis marked *log scale* compares ratios, "
+            "not differences. The chart's header names the commit, date, raw-results file and "
+            "load average of the run it was drawn from (`bench/plot.py`)."
+        ),
+    ]
+
+
+def with_chart(body: str, bench: str) -> str:
+    """`body` with the chart's lines after its Raw results bullet (at its end without one)."""
+    lines = body.split("\n")
+    at = next((i for i, line in enumerate(lines) if line.startswith("- **Raw results:**")), None)
+    if at is None:
+        return "\n".join(lines + chart_lines(bench))
+    return "\n".join(lines[: at + 1] + chart_lines(bench) + lines[at + 1 :])
 
 
 def phases_lines(meta: dict) -> list[str]:
@@ -116,6 +197,7 @@ def main(tag: str, script: str, summarize: Callable[[Path, dict], tuple[str, lis
     a = ap.parse_args()
     meta = json.loads(Path(a.meta).read_text()) if a.meta else {}
     body, checks = summarize(Path(a.results), meta)
+    body = with_chart(body, tag.removeprefix("bench-"))
     print(body)
     print()
     for c in check_lines(checks):

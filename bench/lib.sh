@@ -12,17 +12,21 @@
 #   wait_quiet              wait (at most QUIET_WAIT s) while the machine is > QUIET_BUSY % of a
 #                           core busy; sets waited (s) and BUSY_START (% just before the run)
 #   begin_run               refuses a tree with uncommitted changes (ALLOW_DIRTY=1: run, but write
-#                           neither docs nor results/runs); START, LOAD_START, T0; empties OUT
-#                           (results/latest.jsonl) and PHASES
+#                           neither docs nor results/runs; bench/record.sh); START, LOAD_START, T0;
+#                           empties OUT (results/latest.jsonl) and PHASES
 #   run_phase NAME CMD...   CMD's stdout to OUT (and stderr); a {"phase","other_pct","steal_pct"}
 #                           line to PHASES: busy % of the cores other than CPU (other work) and
 #                           steal % (all cores), in % of one core, from /proc/stat before and after
 #   end_run                 ELAPSED, LOAD_END
 #   write_meta [--git] COMMAND NAME...
 #                           results/latest.meta.json with $PY: the machine, the parameters NAME=$NAME,
-#                           pinning, load, the quiet wait, the phases (--git: the commit); a clean
-#                           run's results and meta are also kept in results/runs/<date>-<commit>.*
-#   summarize               summarize.py on the results (--docs docs/benchmarks.md if UPDATE_DOCS=1)
+#                           the commit, the kept run's file, pinning, load, the quiet wait, the
+#                           phases (--git is accepted and changes nothing: the commit is always
+#                           there); a clean run's results and meta are also kept in
+#                           results/runs/<date>-<commit>.*
+#   summarize               summarize.py on the results (--docs docs/benchmarks.md if UPDATE_DOCS=1),
+#                           then the run's chart (bench/plot.py): results/latest.svg, and
+#                           docs/bench/<bench>.svg if UPDATE_DOCS=1
 # shellcheck shell=bash
 
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -35,6 +39,8 @@ VENV=${TETHER_VENV:-$HOME/.cache/tether-venv}
 RESULTS=$HERE/results
 mkdir -p "$RESULTS"
 NPROC=$(nproc)
+# shellcheck source=record.sh
+. "$ROOT/bench/record.sh"
 
 log() { printf '[%s %s] %s\n' "$LOG_TAG" "$(date +%H:%M:%S)" "$*" >&2; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -76,18 +82,7 @@ begin_run() {
   # Results must name the commit they measure: a tree with uncommitted changes is refused
   # (ALLOW_DIRTY=1 runs anyway, for trying things out: the docs are then left alone and the run
   # is not kept under results/runs/).
-  GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD)
-  GIT_DIRTY=""
-  if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no)" ]; then
-    if [ "${ALLOW_DIRTY:-0}" != 1 ]; then
-      log "the tree has uncommitted changes, so the results would match no commit: commit first" \
-        "(or ALLOW_DIRTY=1 to try things out; then nothing is written to docs or results/runs)"
-      exit 1
-    fi
-    GIT_DIRTY=" (dirty)"
-    UPDATE_DOCS=0
-    log "ALLOW_DIRTY=1: uncommitted changes; docs/benchmarks.md and results/runs are left alone"
-  fi
+  record_begin
   START=$(date -u +%Y-%m-%dT%H:%MZ)
   LOAD_START=$(loadavg)
   T0=$(date +%s)
@@ -122,11 +117,8 @@ end_run() {
 
 # ---- meta, summary ----
 write_meta() { # [--git] command name...
-  local git=0 command name params=()
-  if [ "$1" = --git ]; then
-    git=1
-    shift
-  fi
+  local git=1 command name params=()
+  [ "$1" != --git ] || shift
   command=$1
   shift
   for name in "$@"; do params+=("$name=${!name}"); done
@@ -151,6 +143,8 @@ meta = {
 }
 if sys.argv[3] == "1":
     meta["git"] = "$GIT_REV$GIT_DIRTY"
+if "$RUN_FILE":
+    meta["run"] = "$RUN_FILE"
 meta.update({
     "pinning": "$PINNING",
     "load_start": "$LOAD_START",
@@ -163,18 +157,12 @@ meta.update({
 json.dump(meta, open(sys.argv[1], "w"), indent=1)
 PY
   # Every clean run keeps its raw results: results/runs/<date>-<commit>.{jsonl,meta.json}.
-  if [ -z "$GIT_DIRTY" ]; then
-    local run
-    run=$RESULTS/runs/$(date -u +%Y%m%dT%H%M%SZ)-$GIT_REV
-    mkdir -p "$RESULTS/runs"
-    cp "$OUT" "$run.jsonl"
-    cp "$RESULTS/latest.meta.json" "$run.meta.json"
-    log "raw results kept in ${run#"$ROOT"/}.{jsonl,meta.json}"
-  fi
+  record_keep "$RESULTS"
   rm -f "$PHASES"
 }
 summarize() {
   local args=("$OUT" --meta "$RESULTS/latest.meta.json")
   [ "$UPDATE_DOCS" = 1 ] && args+=(--docs "$ROOT/docs/benchmarks.md")
   python3 "$HERE/summarize.py" "${args[@]}"
+  record_chart "$RESULTS"
 }

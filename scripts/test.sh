@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test, from a fresh machine: installs what is missing (Debian packages, npm packages,
-# cargo-fuzz, a Python venv for the patch peers), then checks the architecture rules, runs lint,
+# cargo-fuzz, a Python venv for the patch peers), then checks the architecture rules and the bench
+# chart script, runs lint,
 # Rust unit + integration tests, the JS type check, the browser tests against the real binary, the cross-language JSON Patch
 # checks, the Python package's tests, the Autobahn WebSocket compliance run, and a bounded fuzz
 # run. Exits non-zero on any failure.
@@ -49,6 +50,9 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 step "architecture rules (docs/architecture.md): crate graph, sans-IO engines, no import circles"
 python3 scripts/check-architecture.py --self-test
 python3 scripts/check-architecture.py
+
+step "bench charts: bench/plot.py draws SVGs from raw results (python3 bench/test_plot.py)"
+python3 bench/test_plot.py
 
 step "format and lint"
 cargo fmt --all -- --check

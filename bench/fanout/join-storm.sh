@@ -8,6 +8,9 @@
 # Knobs: SUBS=10000 PROTOS="ws ws-batch tcp" (ws-batch: /ws/rooms?presence=batch) REPS=1 CONCURRENCY=64 TIMEOUT_S=120
 #   SERVER_CPU=0 CLIENT_CPU=1 (taskset; skipped on 1 core)  CARGO_TARGET_DIR SKIP_BUILD=0
 # One JSON line per run on stdout (`join-storm --help` explains the fields).
+# It writes no results file and no docs (stdout only), so it neither refuses a dirty tree nor
+# keeps runs like bench/record.sh does: figures copied from it into docs/benchmarks.md name their
+# commit by hand.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

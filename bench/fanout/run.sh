@@ -23,6 +23,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+. "$HERE/../record.sh" && record_begin # refuse a dirty tree (ALLOW_DIRTY=1); the commit and the kept run's name go into the meta
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/root/.cache/tether-target}
 REPS=${REPS:-3}
 SUBS=${SUBS:-1000}
@@ -278,3 +279,4 @@ node -e '
 DOCS_ARGS=()
 if [ "$UPDATE_DOCS" = 1 ]; then DOCS_ARGS=(--docs "$ROOT/docs/benchmarks.md"); fi
 node "$HERE/summarize.js" "$RESULTS_DIR/latest.jsonl" "${DOCS_ARGS[@]}"
+record_keep "$RESULTS_DIR" && record_chart "$RESULTS_DIR" # bench/record.sh: results/runs/<run>.*, the chart (docs/bench/fanout.svg)

@@ -173,7 +173,12 @@ if (docs) {
 - **Date:** ${env('BENCH_DATE')}
 - **Pinning:** ${env('BENCH_PINNING')}
 - **Load:** ${env('BENCH_LOAD')}
+- **Run:** ${meta.BENCH_GIT ? `commit \`${meta.BENCH_GIT}\`; ${meta.BENCH_RUN ? `raw results kept in \`${meta.BENCH_RUN}\` (+ \`.meta.json\`)` : 'a tree with uncommitted changes: not kept under \`results/runs/\`'}` : 'commit not recorded (a run from before bench/record.sh)'}
 - **Raw results:** \`bench/fanout/results/latest.jsonl\` (one JSON line per client run)
+
+![Chart of this bench/fanout run: medians with min–max over reps](bench/fanout.svg)
+
+*How to read the chart:* a bar is the median over reps and its whisker the min–max over reps; a latency row is light up to its highest percentile, solid up to p50, with a tick at each other percentile; an axis marked *log scale* compares ratios, not differences. The chart's header names the commit, date, raw-results file and load average of the run it was drawn from (\`bench/plot.py\`).
 
 ${table}
 

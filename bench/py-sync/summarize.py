@@ -62,7 +62,8 @@ def baseline_lines(rows: dict, labels: list[str]) -> list[str]:
     out = []
     for label in labels:
         out.append(
-            f"**Against the baseline `{label}`** (same run, interleaved; after / before < 1 is faster):"
+            f"**Against the baseline `{label}`** (same run, interleaved; after / before < 1 is "
+            "faster; in brackets its bounds over the reps, as for the ratio above):"
         )
         out.append("")
         out.append(
@@ -74,10 +75,10 @@ def baseline_lines(rows: dict, labels: list[str]) -> list[str]:
                 before, after = rows.get((f"{v}@{label}", sc)), rows.get((v, sc))
                 if not (before and after):
                     continue
-                r = after["median_ns"] / before["median_ns"]
+                r, lo, hi = benchlib.bound_ratio(after, before) or (0.0, 0.0, 0.0)
                 out.append(
                     f"| {sc_label} | {v_label} | {ms(before['median_ns'])} / {ms(before['p90_ns'])} "
-                    f"| {ms(after['median_ns'])} / {ms(after['p90_ns'])} | {r:.2f} |"
+                    f"| {ms(after['median_ns'])} / {ms(after['p90_ns'])} | {r:.2f} ({lo:.2f}–{hi:.2f}) |"
                 )
         out.append("")
     return out
@@ -136,10 +137,18 @@ def section(rows: dict, metas: dict, meta: dict) -> tuple[str, list[benchlib.Che
             r = rows.get((v, sc))
             line += f" {ms(r and r['median_ns'])} / {ms(r and r['p90_ns'])} |"
             if v != "ws-sync":
-                line += f" {ratio(w and w['median_ns'], r and r['median_ns'])} |"
+                span = benchlib.bound_ratio(w, r) if w and r else None
+                line += f" {benchlib.fmt_ratio_span(span, 1e4)} |"
             opsb.append(f"{r['ops']}/{r['bytes']}" if r else "–")
         line += " " + " · ".join(opsb) + " |"
         out.append(line)
+    out.append("")
+    out.append(
+        "Ratio: ws-sync's median time ÷ tether's; in brackets the widest it can be over the reps "
+        "(ws-sync's fastest rep ÷ tether's slowest, to ws-sync's slowest ÷ tether's fastest): "
+        "each variant runs its reps in its own process, one after the other, so reps are not "
+        "paired."
+    )
     base = sorted({v.split("@", 1)[1] for v, _ in rows if "@" in v})
     if base:
         out.append("")

@@ -38,6 +38,11 @@ def fmt_ratio(a: float | None, b: float | None) -> str:
     return benchlib.fmt_ratio(a, b, sci_from=1e5)
 
 
+def fmt_span(a: dict | None, b: dict | None) -> str:
+    """The ratio of the medians and its bounds over the reps (the sides' reps are not paired)."""
+    return benchlib.fmt_ratio_span(benchlib.bound_ratio(a, b) if a and b else None, 1e5)
+
+
 def load(path: Path) -> dict:
     rows = {}
     for r in benchlib.read_jsonl(path):
@@ -91,9 +96,16 @@ def section(rows: dict, meta: dict) -> tuple[str, list[benchlib.Check]]:
             size = f"{w['bytes'] if w else '–'} / {t['bytes'] if t else '–'}"
             ylabel = fmt_t(ym) + (" per call" if sc == "none" and ym is not None else "")
             out.append(
-                f"| {n:,} | {label} | {fmt_t(wm)} | {fmt_t(tm)} | {fmt_ratio(wm, tm)} | "
-                f"{ylabel} | {fmt_ratio(wm, ym)} | {ops} | {size} |"
+                f"| {n:,} | {label} | {fmt_t(wm)} | {fmt_t(tm)} | {fmt_span(w, t)} | "
+                f"{ylabel} | {fmt_span(w, y)} | {ops} | {size} |"
             )
+    out.append("")
+    out.append(
+        "Ratio: ws-sync's median time ÷ tether's; in brackets the widest it can be over the reps "
+        "(ws-sync's fastest rep ÷ tether's slowest, to ws-sync's slowest ÷ tether's fastest): the "
+        "two sides run their reps in separate processes, one after the other, so reps are not "
+        "paired. The revision path's reps are batches of calls."
+    )
     out.append("")
     reps = []
     for n in ns:
