@@ -291,19 +291,24 @@ d["client_server_field"] = d.get("server")
 d.update(server=server, size=int(size), rep=int(rep), client=client, client_procs=int(procs))
 print(json.dumps(d, separators=(",", ":")))
 PY
-  tail -1 "$OUT" | "$PY" -c '
+  "$PY" - "$OUT" <<'PY' >&2
 import json, sys
-d = json.loads(sys.stdin.read())
+d = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+head = f"  {d['server']} N={d['size']} rep{d['rep']}"
 if d.get("failed"):
-    print(f"  {d[\"server\"]} N={d[\"size\"]} rep{d[\"rep\"]}: FAILED: {d[\"error\"]}", file=sys.stderr)
+    print(f"{head}: FAILED: {d['error']}")
     sys.exit()
-s = next((p for p in d.get("phases", []) if p["phase"] == "saturated"), {})
-print(f"  {d[\"server\"]} N={d[\"size\"]} rep{d[\"rep\"]}: joined {d[\"joined\"]}/{d[\"subs\"]} in {d[\"connect_s\"]} s, "
-      f"saturated {s.get(\"deliveries_per_s\")}/s (lost {s.get(\"lost\")}, server CPU {s.get(\"server_cpu_pct\")} %, "
-      f"client CPU {s.get(\"client_cpu_pct\")} %), RSS/idle conn {d.get(\"rss_per_conn_kib\")} KiB"
-      + (f", first error: {d[\"first_error\"]}" if d.get("first_error") else ""), file=sys.stderr)
-'
+s = next((p for p in d.get("phases") or [] if p["phase"] == "saturated"), {})
+print(
+    f"{head}: joined {d['joined']}/{d['subs']} in {d['connect_s']} s, "
+    f"saturated {s.get('deliveries_per_s')}/s (lost {s.get('lost')}, "
+    f"server CPU {s.get('server_cpu_pct')} %, client CPU {s.get('client_cpu_pct')} %), "
+    f"RSS/idle conn {d.get('rss_per_conn_kib')} KiB"
+    + (f", first error: {d['first_error']}" if d.get("first_error") else "")
+)
+PY
 }
+
 
 # ---- run ----
 begin_run

@@ -69,17 +69,24 @@ def summarize(path: Path, meta: dict) -> tuple[str, list[benchlib.Check]]:
     sizes = sorted({r["size"] for r in rows if "size" in r})
     present = [(s, label) for s, label in SERVERS if any(r.get("server") == s for r in rows)]
     paced = sorted(
-        {p["phase"] for r in rows for p in r.get("phases") or [] if p["phase"].startswith("paced-")},
+        {
+            p["phase"]
+            for r in rows
+            for p in r.get("phases") or []
+            if p["phase"].startswith("paced-")
+        },
         key=lambda n: float(n[6:]),
     )
     checks: list[benchlib.Check] = []
     out = [
         "## Room fan-out: tether vs Centrifugo, Socket.IO and a raw ceiling (`bench/fanout`)",
         "",
-        f"1 publisher → N subscribers in one room, {params.get('PAYLOAD', 64)}-byte payloads, N in "
-        f"{', '.join(f'{n:,}' for n in sizes)}; every server gets the same messages. "
-        "Medians across reps with min–max in parentheses; a ratio is taken rep by rep "
-        "(tether WS ÷ the other server in the same rep), then its median and min–max.",
+        (
+            f"1 publisher → N subscribers in one room, {params.get('PAYLOAD', 64)}-byte payloads, N in "
+            f"{', '.join(f'{n:,}' for n in sizes)}; every server gets the same messages. "
+            "Medians across reps with min–max in parentheses; a ratio is taken rep by rep "
+            "(tether WS ÷ the other server in the same rep), then its median and min–max."
+        ),
         "",
         *benchlib.meta_lines(
             meta,
@@ -89,120 +96,141 @@ def summarize(path: Path, meta: dict) -> tuple[str, list[benchlib.Check]]:
             f"Socket.IO {params.get('SIO_VERSION', '?')}",
         ),
         f"- **Commit:** {meta.get('git', '?')}; raw results: `bench/fanout/results/latest.jsonl`"
-        f" (kept as `bench/fanout/results/runs/<date>-{meta.get('git', '?')}.jsonl`)",
+        + (
+            " (not kept: uncommitted changes)"
+            if "dirty" in str(meta.get("git", ""))
+            else f" (kept as `bench/fanout/results/runs/<date>-{meta.get('git', '?')}.jsonl`)"
+        ),
     ]
     for n in sizes:
-        at = [r for r in rows if r.get("size") == n]
-        ok = {s: [r for r in at if r.get("server") == s and not r.get("failed")] for s, _ in present}
-        by_rep = {s: {r["rep"]: r for r in ok[s]} for s, _ in present}
-
-        def sat(r: dict) -> float | None:
-            return phase(r, "saturated").get("deliveries_per_s")
-
-        def ratio_vals(s: str) -> list[float]:
-            return [
-                sat(by_rep["tether-ws"][k]) / sat(r)
-                for k, r in by_rep[s].items()
-                if k in by_rep.get("tether-ws", {}) and sat(r) and sat(by_rep["tether-ws"][k])
-            ]
-
-        table: list[tuple[str, list[str]]] = []
-
-        def row(label: str, f) -> None:
-            table.append((label, [f(s) for s, _ in present]))
-
-        row("runs (ok / all)", lambda s: f"{len(ok[s])} / {sum(r.get('server') == s for r in at)}")
-        row(
-            "load client",
-            lambda s: "node socket.io-client, 3 procs"
-            if s == "socketio"
-            else "Go loadclient, 1 proc"
-            if ok[s]
-            else "–",
-        )
-        row(
-            "saturated messages sent",
-            lambda s: spread([phase(r, "saturated").get("msgs") for r in ok[s]], lambda x: f"{x:,.0f}"),
-        )
-        row(
-            "**saturated deliveries/s**",
-            lambda s: "**" + spread([sat(r) for r in ok[s]], rate) + "**",
-        )
-        if "tether-ws" in by_rep:
-            row(
-                "tether WS ÷ this (saturated, per rep)",
-                lambda s: "—" if s == "tether-ws" else spread(ratio_vals(s), lambda x: f"{x:.2f}×"),
-            )
-
-        def cpus(s: str) -> str:
-            a = med([phase(r, "saturated").get("server_cpu_pct") for r in ok[s]])
-            b = med([phase(r, "saturated").get("client_cpu_pct") for r in ok[s]])
-            if a is None:
-                return "–"
-            bound = " **client-bound**" if b is not None and b >= CLIENT_BOUND_PCT else ""
-            return f"{a:.0f} % / {'–' if b is None else f'{b:.0f} %'}{bound}"
-
-        row("saturated: server / client CPU (% of a core)", cpus)
-        row(
-            "saturated: server CPU per delivery (µs)",
-            lambda s: spread([us_per_delivery(phase(r, "saturated")) for r in ok[s]], num),
-        )
-        for name in paced:
-            label = f"paced {name[6:]} msgs/s × {n:,}"
-            row(
-                f"{label}: p50 / p99 (ms)",
-                lambda s, name=name: "–"
-                if med([phase(r, name).get("p50_ms") for r in ok[s]]) is None
-                else f"{num(med([phase(r, name).get('p50_ms') for r in ok[s]]))} / "
-                f"{num(med([phase(r, name).get('p99_ms') for r in ok[s]]))}",
-            )
-            row(
-                f"{label}: server / client CPU (%), server µs per delivery",
-                lambda s, name=name: "–"
-                if med([phase(r, name).get("server_cpu_pct") for r in ok[s]]) is None
-                else f"{med([phase(r, name).get('server_cpu_pct') for r in ok[s]]):.0f} % / "
-                f"{med([phase(r, name).get('client_cpu_pct') for r in ok[s]]):.0f} %, "
-                + spread([us_per_delivery(phase(r, name)) for r in ok[s]], num),
-            )
-        row(
-            "lost deliveries (all reps and phases)",
-            lambda s: f"{sum(p.get('lost', 0) for r in ok[s] for p in r.get('phases') or []):,}",
-        )
-        row(
-            "disconnects / connect errors",
-            lambda s: f"{sum(r.get('disconnects', 0) for r in ok[s])} / "
-            f"{sum(r.get('connect_errors', 0) for r in ok[s])}",
-        )
-        row(
-            "**RSS per idle connection (KiB)**",
-            lambda s: "**" + spread([r.get("rss_per_conn_kib") for r in ok[s]], num) + "**",
-        )
-        row(
-            f"join all {n:,} subscribers (s)",
-            lambda s: spread([r.get("connect_s") for r in ok[s]], num),
-        )
-        head = [f"N = {n:,}"] + [label for _, label in present]
-        out += [
-            "",
-            f"### {n:,} subscribers",
-            "",
-            "| " + " | ".join(head) + " |",
-            "|---" + "|---:" * len(present) + "|",
-            *("| " + " | ".join([label, *cells]) + " |" for label, cells in table),
-        ]
-        failed = [r for r in at if r.get("failed") or r.get("first_error")]
-        if failed:
-            out += ["", "Errors reported by the clients:", ""]
-            out += [
-                f"- {r['server']} rep {r.get('rep')}: `"
-                + str(r.get("error") or r.get("first_error"))[:200].replace("`", "'")
-                + "`"
-                for r in failed
-            ]
-        checks += targets(n, ok, by_rep, ratio_vals)
+        lines, size_checks = size_section(n, rows, present, paced)
+        out += lines
+        checks += size_checks
     out += ["", "Targets (issue 14):", "", *benchlib.target_lines(checks)]
     out += ["", *method(params)]
     return "\n".join(out), checks
+
+
+def size_section(
+    n: int, rows: list[dict], present: list[tuple[str, str]], paced: list[str]
+) -> tuple[list[str], list[benchlib.Check]]:
+    """The table of one size (N subscribers) and the targets it measures."""
+    at = [r for r in rows if r.get("size") == n]
+    ok = {s: [r for r in at if r.get("server") == s and not r.get("failed")] for s, _ in present}
+    by_rep = {s: {r["rep"]: r for r in ok[s]} for s, _ in present}
+
+    def sat(r: dict) -> float | None:
+        return phase(r, "saturated").get("deliveries_per_s")
+
+    def ratio_vals(s: str) -> list[float]:
+        return [
+            sat(by_rep["tether-ws"][k]) / sat(r)
+            for k, r in by_rep[s].items()
+            if k in by_rep.get("tether-ws", {}) and sat(r) and sat(by_rep["tether-ws"][k])
+        ]
+
+    table: list[tuple[str, list[str]]] = []
+
+    def row(label: str, f) -> None:
+        table.append((label, [f(s) for s, _ in present]))
+
+    row("runs (ok / all)", lambda s: f"{len(ok[s])} / {sum(r.get('server') == s for r in at)}")
+    row(
+        "load client",
+        lambda s: (
+            "node socket.io-client, 3 procs"
+            if s == "socketio"
+            else "Go loadclient, 1 proc"
+            if ok[s]
+            else "–"
+        ),
+    )
+    row(
+        "saturated messages sent",
+        lambda s: spread([phase(r, "saturated").get("msgs") for r in ok[s]], lambda x: f"{x:,.0f}"),
+    )
+    row(
+        "**saturated deliveries/s**",
+        lambda s: "**" + spread([sat(r) for r in ok[s]], rate) + "**",
+    )
+    if "tether-ws" in by_rep:
+        row(
+            "tether WS ÷ this (saturated, per rep)",
+            lambda s: "—" if s == "tether-ws" else spread(ratio_vals(s), lambda x: f"{x:.2f}×"),
+        )
+
+    def cpus(s: str) -> str:
+        a = med([phase(r, "saturated").get("server_cpu_pct") for r in ok[s]])
+        b = med([phase(r, "saturated").get("client_cpu_pct") for r in ok[s]])
+        if a is None:
+            return "–"
+        bound = " **client-bound**" if b is not None and b >= CLIENT_BOUND_PCT else ""
+        return f"{a:.0f} % / {'–' if b is None else f'{b:.0f} %'}{bound}"
+
+    row("saturated: server / client CPU (% of a core)", cpus)
+    row(
+        "saturated: server CPU per delivery (µs)",
+        lambda s: spread([us_per_delivery(phase(r, "saturated")) for r in ok[s]], num),
+    )
+    for name in paced:
+        label = f"paced {name[6:]} msgs/s × {n:,}"
+        row(
+            f"{label}: p50 / p99 (ms)",
+            lambda s, name=name: (
+                "–"
+                if med([phase(r, name).get("p50_ms") for r in ok[s]]) is None
+                else f"{num(med([phase(r, name).get('p50_ms') for r in ok[s]]))} / "
+                f"{num(med([phase(r, name).get('p99_ms') for r in ok[s]]))}"
+            ),
+        )
+        row(
+            f"{label}: server / client CPU (%), server µs per delivery",
+            lambda s, name=name: (
+                "–"
+                if med([phase(r, name).get("server_cpu_pct") for r in ok[s]]) is None
+                else f"{med([phase(r, name).get('server_cpu_pct') for r in ok[s]]):.0f} % / "
+                f"{med([phase(r, name).get('client_cpu_pct') for r in ok[s]]):.0f} %, "
+                + spread([us_per_delivery(phase(r, name)) for r in ok[s]], num)
+            ),
+        )
+    row(
+        "lost deliveries (all reps and phases)",
+        lambda s: f"{sum(p.get('lost', 0) for r in ok[s] for p in r.get('phases') or []):,}",
+    )
+    row(
+        "disconnects / connect errors",
+        lambda s: (
+            f"{sum(r.get('disconnects', 0) for r in ok[s])} / "
+            f"{sum(r.get('connect_errors', 0) for r in ok[s])}"
+        ),
+    )
+    row(
+        "**RSS per idle connection (KiB)**",
+        lambda s: "**" + spread([r.get("rss_per_conn_kib") for r in ok[s]], num) + "**",
+    )
+    row(
+        f"join all {n:,} subscribers (s)",
+        lambda s: spread([r.get("connect_s") for r in ok[s]], num),
+    )
+    head = [f"N = {n:,}"] + [label for _, label in present]
+    out = [
+        "",
+        f"### {n:,} subscribers",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|---" + "|---:" * len(present) + "|",
+        *("| " + " | ".join([label, *cells]) + " |" for label, cells in table),
+    ]
+    failed = [r for r in at if r.get("failed") or r.get("first_error")]
+    if failed:
+        out += ["", "Errors reported by the clients:", ""]
+        out += [
+            f"- {r['server']} rep {r.get('rep')}: `"
+            + str(r.get("error") or r.get("first_error"))[:200].replace("`", "'")
+            + "`"
+            for r in failed
+        ]
+    return out, targets(n, ok, by_rep, ratio_vals)
 
 
 def targets(n: int, ok: dict, by_rep: dict, ratio_vals) -> list[benchlib.Check]:
@@ -245,7 +273,11 @@ def targets(n: int, ok: dict, by_rep: dict, ratio_vals) -> list[benchlib.Check]:
         jc = med([r.get("connect_s") for r in ok["centrifugo"]])
         if n >= 10000 and jw is not None and jc is not None:
             checks.append(
-                (jw < jc, f"N={n:,}: joining takes less than Centrifugo", f"{jw:.2f} s vs {jc:.2f} s")
+                (
+                    jw < jc,
+                    f"N={n:,}: joining takes less than Centrifugo",
+                    f"{jw:.2f} s vs {jc:.2f} s",
+                )
             )
         p99w = med([phase(r, "paced-50").get("p99_ms") for r in ws])
         p99c = med([phase(r, "paced-50").get("p99_ms") for r in ok["centrifugo"]])

@@ -21,6 +21,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -72,11 +73,17 @@ async fn main() -> Result<()> {
         max_frame: args.max_frame,
         buffer: args.buffer,
     });
-    let app = Router::new().route("/ws/rooms", get(upgrade)).with_state(room);
+    let app = Router::new()
+        .route("/ws/rooms", get(upgrade))
+        .with_state(room);
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .with_context(|| format!("bind {}", args.http))?;
     println!("listening http {}", listener.local_addr()?);
+    // like tether: no Nagle delay on small frames
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await?;
     Ok(())
 }
@@ -180,7 +187,9 @@ fn command(
     client: &mut String,
 ) -> Message {
     let Ok(v) = serde_json::from_str::<Value>(text) else {
-        return reply(&json!({"id": null, "ok": false, "error": "BAD_JSON", "message": "not JSON"}));
+        return reply(
+            &json!({"id": null, "ok": false, "error": "BAD_JSON", "message": "not JSON"}),
+        );
     };
     let id = v.get("id").cloned().unwrap_or(Value::Null);
     let str_field = |k: &str| v.get(k).and_then(Value::as_str);
@@ -205,16 +214,17 @@ fn command(
                     &json!({"id": id, "ok": false, "error": "BAD_SYNTAX", "message": "send needs text"}),
                 );
             };
-            let frame = json!({"type": "message", "room": "main", "from": client.as_str(), "text": text});
+            let frame =
+                json!({"type": "message", "room": "main", "from": client.as_str(), "text": text});
             let n = room
                 .log
                 .send((me, Utf8Bytes::from(frame.to_string())))
                 .map_or(0, |n| n.saturating_sub(1));
             reply(&json!({"id": id, "ok": true, "room": "main", "count": n}))
         }
-        Some("send") => reply(
-            &json!({"id": id, "ok": false, "error": "NOT_JOINED", "message": "hello first"}),
-        ),
+        Some("send") => {
+            reply(&json!({"id": id, "ok": false, "error": "NOT_JOINED", "message": "hello first"}))
+        }
         _ => reply(
             &json!({"id": id, "ok": false, "error": "BAD_COMMAND", "message": "hello and send only"}),
         ),
