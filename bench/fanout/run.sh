@@ -18,8 +18,9 @@
 # One client run per (size, rep, server), each against a freshly started server; the server order
 # rotates every rep. A client run has these phases (the same messages for every server):
 #   join       connect and join the N subscribers (64 handshakes at a time): join time, idle RSS
-#   saturated  SAT_DELIVERIES/N messages, closed loop (message k waits until k-WINDOW reached
-#              every subscriber): deliveries/s, server and client CPU, server CPU per delivery
+#   saturated  SAT_DELIVERIES/N messages, closed loop (message k waits until k-W reached every
+#              subscriber; W = WINDOW_DELIVERIES/N messages, so every size keeps the same
+#              deliveries in flight): deliveries/s, server and client CPU, server CPU per delivery
 #   paced      each rate:seconds of PACED, on an absolute schedule: latency p50/p99/p999
 # Each finished run is one JSON line in results/latest.jsonl (format in README.md); summarize.py
 # prints the tables (medians, min–max, ratios per rep) and rewrites the bench-fanout section of
@@ -34,8 +35,11 @@
 #
 # Knobs (environment, defaults):
 #   REPS=3  SIZES="1000 10000"  SERVERS="baseline tether-ws tether-tcp centrifugo socketio"
-#   SAT_DELIVERIES=4000000 (saturated messages = SAT_DELIVERIES / N, at least 2*WINDOW)
-#   WINDOW=128  PACED=20:5,50:5 (rate msgs/s : seconds)  PAYLOAD=64
+#   SAT_DELIVERIES=4000000 (saturated messages = SAT_DELIVERIES / N, at least 2 windows)
+#   WINDOW_DELIVERIES=128000 (window W = this / N messages, 4..128: 128 at N=1,000, 12 at 10,000;
+#   128 messages at 10,000 put 1.28 M deliveries in flight, seconds of queue that made Centrifugo
+#   close the publisher for a late pong on a busy machine)  WINDOW=<messages> (overrides)
+#   PACED=20:5,50:5 (rate msgs/s : seconds)  PAYLOAD=64
 #   SERVER_CPU=0 CLIENT_CPU=1 (taskset; no pinning on a 1-core machine)
 #   HTTP_PORT=28700 TCP_PORT=28710 SIO_PORT=28720 BASE_PORT=28730 CF_PORT=28740
 #   RUN_TIMEOUT=900 (seconds per client run)  JOIN_TIMEOUT=180 (seconds for the joins)
@@ -54,7 +58,8 @@ REPS=${REPS:-3}
 SIZES=${SIZES:-1000 10000}
 SERVERS=${SERVERS:-baseline tether-ws tether-tcp centrifugo socketio}
 SAT_DELIVERIES=${SAT_DELIVERIES:-4000000}
-WINDOW=${WINDOW:-128}
+WINDOW_DELIVERIES=${WINDOW_DELIVERIES:-128000}
+WINDOW=${WINDOW:-auto}
 PACED=${PACED:-20:5,50:5}
 PAYLOAD=${PAYLOAD:-64}
 HTTP_PORT=${HTTP_PORT:-28700}
@@ -222,9 +227,14 @@ quiet_before_run() {
 # ---- one run: a fresh server, one client run, one JSON line to OUT ----
 run_one() { # server size rep
   local sc=$1 subs=$2 rep=$3 slog=$WORK/server-$1-$2-$3.log cout=$WORK/client-$1-$2-$3.json
-  local sat=$((SAT_DELIVERIES / subs)) port client procs=1 rc=0
-  [ "$sat" -lt $((2 * WINDOW)) ] && sat=$((2 * WINDOW))
-  local go_common=(--subs "$subs" --saturated "$sat" --window "$WINDOW" --paced "$PACED"
+  local sat=$((SAT_DELIVERIES / subs)) window=$WINDOW port client procs=1 rc=0
+  if [ "$window" = auto ]; then
+    window=$((WINDOW_DELIVERIES / subs))
+    [ "$window" -lt 4 ] && window=4
+    [ "$window" -gt 128 ] && window=128
+  fi
+  [ "$sat" -lt $((2 * window)) ] && sat=$((2 * window))
+  local go_common=(--subs "$subs" --saturated "$sat" --window "$window" --paced "$PACED"
     --size "$PAYLOAD" --label "rep$rep" --connect-timeout-s "$JOIN_TIMEOUT" --name "$sc")
   local conn_cap=$((subs + 1024))
   client="go loadclient"
@@ -265,7 +275,7 @@ run_one() { # server size rep
         return 0
       run_client "$cout" node "$HERE/socketio/bench.js" --url "http://127.0.0.1:$SIO_PORT" \
         --subs "$subs" --procs 2 --server-pid "$SERVER_PID" --saturated "$sat" \
-        --window "$WINDOW" --paced "$PACED" --size "$PAYLOAD" --label "rep$rep" || rc=$?
+        --window "$window" --paced "$PACED" --size "$PAYLOAD" --label "rep$rep" || rc=$?
       ;;
     *)
       log "unknown server $sc (SERVERS: baseline tether-ws tether-tcp centrifugo socketio)"
@@ -330,7 +340,7 @@ BUSY_START=${BUSY_FIRST:-0}
 GO_VERSION=$("$GO" version | cut -d' ' -f3)
 NODE_VERSION=$(node --version 2>/dev/null || echo none)
 SIO_VERSION=$(node -p 'require(process.argv[1]).version' "$HERE/socketio/node_modules/socket.io/package.json" 2>/dev/null || echo none)
-write_meta --git bench/fanout/run.sh REPS SIZES SERVERS SAT_DELIVERIES WINDOW PACED PAYLOAD \
+write_meta --git bench/fanout/run.sh REPS SIZES SERVERS SAT_DELIVERIES WINDOW_DELIVERIES WINDOW PACED PAYLOAD \
   CENTRIFUGO_VERSION SIO_VERSION GO_VERSION NODE_VERSION NOISY_RUNS
 summarize
 log "done in ${ELAPSED} s; load average $LOAD_START at start, $LOAD_END at end; raw results in $OUT"

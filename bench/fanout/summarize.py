@@ -311,7 +311,13 @@ def targets(n: int, ok: dict, by_rep: dict, ratio_vals) -> list[benchlib.Check]:
 
 
 def method(params: dict) -> list[str]:
-    w = params.get("WINDOW", "128")
+    w = params.get("WINDOW", "auto")
+    window = (
+        f"{params.get('WINDOW_DELIVERIES', '?')} ÷ N messages (4..128), the same deliveries in "
+        "flight at every size"
+        if w == "auto"
+        else f"{w} messages"
+    )
     return [
         "Method:",
         "",
@@ -335,7 +341,8 @@ def method(params: dict) -> list[str]:
         "- **Phases.** Join: N subscribers connect and join (64 handshakes at a time); the join time is",
         "  from the first connect to the last join reply (tether pushes every join to every member).",
         f"  Saturated: `SAT_DELIVERIES`/N messages ({params.get('SAT_DELIVERIES', '?')} deliveries), closed",
-        f"  loop with a window of {w} messages; deliveries/s = deliveries ÷ (last delivery − first send).",
+        f"  loop with a window of {window} (each row's `window` in the raw results);",
+        "  deliveries/s = deliveries ÷ (last delivery − first send).",
         f"  Paced: `{params.get('PACED', '?')}` (rate msgs/s : seconds) on an absolute schedule; latency",
         "  from a monotonic stamp in the payload to the read that returned it, p50/p99 over all",
         "  deliveries.",
