@@ -29,9 +29,12 @@
 # are kept in results/runs/<date>-<commit>.{jsonl,meta.json}; latest.meta.json has the machine,
 # the parameters, the commit and the load average.
 #
-# Time: a default run (REPS=3, SIZES="1000 10000", all five servers) takes about 25–35 min on 2
-# cores, most of it Socket.IO at 10,000 subscribers, plus about 3 min to install Centrifugo the
-# first time (go install into CENTRIFUGO_DIR; skipped when the binary is there).
+# Time: a default run (REPS=3, SIZES="1000 10000", all five servers) takes about 20–30 min on 2
+# cores, most of it Socket.IO and Centrifugo at 10,000 subscribers (they fall behind the paced
+# 50 msgs/s = 500 k deliveries/s and drain their queues), plus about 3 min to build Centrifugo
+# the first time (go install into CENTRIFUGO_DIR; skipped when the binary is there). A pipeline
+# check: ALLOW_DIRTY=1 UPDATE_DOCS=0 REPS=1 SIZES=200 SAT_DELIVERIES=200000 PACED=20:1,50:1
+# QUIET_WAIT=0 (about 40 s).
 #
 # Knobs (environment, defaults):
 #   REPS=3  SIZES="1000 10000"  SERVERS="baseline tether-ws tether-tcp centrifugo socketio"
