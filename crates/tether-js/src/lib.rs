@@ -66,6 +66,7 @@
 //! # Ok::<(), tether_js::JsError>(())
 //! ```
 
+mod code_cache;
 mod convert;
 mod error;
 mod isolate;
@@ -75,6 +76,7 @@ mod snapshot;
 mod value;
 mod worker;
 
+pub use code_cache::{CodeCacheCounters, CodeCacheLimits};
 pub use convert::Limits;
 pub use error::{Exception, Frame, JsError, parse_frames};
 pub use isolate::Isolate;
