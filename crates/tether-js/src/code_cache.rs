@@ -1,9 +1,14 @@
 //! [`CodeCache`]: compiled scripts kept per isolate, so evaluating the same source again skips
 //! QuickJS's parser and compiler (most of the cost of a small `eval`). A least-recently-used
 //! map bounded in entries and in bytes; it holds whatever the isolate stores (a compiled
-//! function) and hands back what it evicts, for the isolate to free in its engine.
+//! function) and hands back what it evicts, for the isolate to free in its engine. A source is
+//! admitted the second time it is compiled (a bounded set of recent sources' hashes remembers
+//! the first), so one-off sources (`x = 1`, `x = 2`, …) cost a hash instead of a cache
+//! insert and an eviction each, and do not push out the sources that repeat.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
 use std::rc::Rc;
 
 /// How much compiled code a runtime keeps, so repeated `eval`s of one source skip compiling.
@@ -77,6 +82,11 @@ pub struct CodeCacheCounters {
 /// slot used since (so hits stay O(1) and eviction is exact LRU).
 pub(crate) struct CodeCache<V> {
     limits: CodeCacheLimits,
+    /// Hashes of sources compiled once and not (yet) admitted, oldest first in `seen_order`;
+    /// at most [`Self::seen_cap`].
+    seen: HashSet<u64>,
+    seen_order: VecDeque<u64>,
+    hasher: RandomState,
     by_source: HashMap<Rc<str>, Vec<Slot<V>>>,
     order: BTreeMap<u64, (Rc<str>, Rc<str>, i32)>,
     clock: u64,
@@ -89,6 +99,9 @@ impl<V> CodeCache<V> {
     pub(crate) fn new(limits: CodeCacheLimits) -> Self {
         CodeCache {
             limits,
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+            hasher: RandomState::new(),
             by_source: HashMap::new(),
             order: BTreeMap::new(),
             clock: 0,
@@ -117,6 +130,35 @@ impl<V> CodeCache<V> {
     /// Counts an evaluation that compiled its source.
     pub(crate) fn miss(&mut self) {
         self.counters.misses += 1;
+    }
+
+    /// How many first-seen sources are remembered (twice the entries: a source that repeats
+    /// within that many other one-off sources gets in).
+    fn seen_cap(&self) -> usize {
+        self.limits.max_entries.saturating_mul(2)
+    }
+
+    /// Whether a source that missed should be compiled into the cache: yes the second time it
+    /// is seen (recently); the first time it is only remembered.
+    pub(crate) fn admit(&mut self, source: &str, filename: &str, flags: i32) -> bool {
+        if !self.enabled() {
+            return false;
+        }
+        let h = self.hasher.hash_one((source, filename, flags));
+        if self.seen.remove(&h) {
+            if let Some(i) = self.seen_order.iter().rposition(|x| *x == h) {
+                self.seen_order.remove(i);
+            }
+            return true;
+        }
+        if self.seen_order.len() >= self.seen_cap() {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        self.seen.insert(h);
+        self.seen_order.push_back(h);
+        false
     }
 
     /// Keeps a compiled script of `bytes` bytes (source and name included); returns what
@@ -211,6 +253,8 @@ impl<V> CodeCache<V> {
     /// Empties the cache, handing back every value (to free them before the engine goes).
     pub(crate) fn drain(&mut self) -> Vec<V> {
         self.order.clear();
+        self.seen.clear();
+        self.seen_order.clear();
         self.bytes = 0;
         self.entries = 0;
         self.by_source
@@ -306,6 +350,22 @@ mod tests {
         assert_eq!(c.get("a", "f", 0), None);
         let mut c = cache(10, 0);
         assert_eq!(c.insert("a", "f", 0, 1, 10), vec![1]);
+    }
+
+    #[test]
+    fn a_source_is_admitted_the_second_time() {
+        let mut c = cache(2, 1000);
+        assert!(!c.admit("a", "f", 0));
+        assert!(!c.admit("a", "g", 0));
+        assert!(c.admit("a", "f", 0));
+        // Remembered sources are bounded (2 × entries); the oldest is forgotten first.
+        for i in 0..4 {
+            assert!(!c.admit(&format!("s{i}"), "f", 0));
+        }
+        assert!(c.seen.len() <= 4 && c.seen_order.len() <= 4);
+        assert!(!c.admit("a", "g", 0));
+        assert!(c.admit("s3", "f", 0));
+        assert!(!cache(0, 1000).admit("a", "f", 0));
     }
 
     #[test]
