@@ -2,9 +2,16 @@
 """bench/js/bench.py VARIANT: one JS engine from Python, one JSON line per metric on stdout.
 
 VARIANT: tether (tether.js, QuickJS-NG), jsrun (jsrun 0.3.0, V8 via deno_core), mini-racer
-(mini-racer, V8), or tether-unpinned (the per-call metrics of tether.js only, run without
-pinning so the caller and the runtime thread can use different cores). Run by run.sh, each variant in its own process. Times are medians of REPS
-repetitions (each a batch for the sub-millisecond metrics). Knobs: REPS=7 N_RT=100 BIG_N=1000.
+(mini-racer, V8), or tether-unpinned / jsrun-unpinned (the per-call metrics only, run without
+pinning so each engine's threads can use every core: tether's runtime thread, and jsrun's
+runtime thread, which busy-polls a core and so is slowed most by sharing the caller's). Run by
+run.sh, each variant in its own process. Times are medians of REPS repetitions (each a batch
+for the sub-millisecond metrics). Knobs: REPS=7 N_RT=100 BIG_N=1000.
+
+`eval("1+1")` is measured three ways: the same source again (`eval_1p1`: for tether.js a hit
+in its code cache; V8 has a compilation cache of its own), a new source every call
+(`eval_1p1_miss`: `1+1//<n>`, compiled each time, and for tether.js added to the cache), and for
+tether.js with its code cache off (`eval_1p1_nocache`, `RuntimeConfig(code_cache_entries=0)`).
 """
 
 from __future__ import annotations
@@ -90,38 +97,27 @@ def records_py() -> list[dict[str, Any]]:
 # --- tether.js and jsrun (the same API) ---------------------------------------------------------
 
 
-def bench_latency(js: Any) -> None:
-    """The per-call metrics only (for the unpinned tether run: its caller and its runtime thread
-    on different cores)."""
-    rt = js.Runtime()
+def bench_eval(js: Any, rt: Any, is_jsrun: bool) -> None:
+    """eval("1+1"): repeated (a code cache hit), a new source each call (a miss), and for
+    tether.js with the cache off."""
     emit("eval_1p1", median_per_op(lambda: rt.eval("1+1"), 2000) * 1e6, "us")
-    inc = rt.eval("(x) => x + 1")
-    emit("call_js", median_per_op(lambda: inc(1), 2000) * 1e6, "us")
-    rt.bind_function("pyinc", lambda x: x + 1)
-    via = rt.eval("(x) => pyinc(x)")
-    emit("roundtrip", median_per_op(lambda: via(1), 2000) * 1e6, "us", "sync JsFunction call")
-    loop_n = 10000
-    code = f"for (let i = 0; i < {loop_n}; i++) pyinc(i)"
-    emit("js_to_py_loop", median_per_op(lambda: rt.eval(code), 1) / loop_n * 1e6, "us")
-    emit("create_close", median_per_op(lambda: js.Runtime().close(), 200) * 1e3, "ms")
-    rt.close()
-
-
-def bench_jsrun_api(js: Any, is_jsrun: bool) -> None:
+    sources = iter([f"1+1//{i}" for i in range(2000 * REPS + 1)])
     emit(
-        "create_close",
-        median_per_op(lambda: js.Runtime().close(), 20 if is_jsrun else 200) * 1e3,
-        "ms",
+        "eval_1p1_miss",
+        median_per_op(lambda: rt.eval(next(sources)), 2000) * 1e6,
+        "us",
     )
+    if not is_jsrun:
+        plain = js.Runtime(js.RuntimeConfig(code_cache_entries=0))
+        emit(
+            "eval_1p1_nocache",
+            median_per_op(lambda: plain.eval("1+1"), 2000) * 1e6,
+            "us",
+        )
+        plain.close()
 
-    rt = js.Runtime()
-    emit("eval_1p1", median_per_op(lambda: rt.eval("1+1"), 2000) * 1e6, "us")
 
-    inc = rt.eval("(x) => x + 1")
-    emit("call_js", median_per_op(lambda: inc(1), 2000) * 1e6, "us")
-
-    rt.bind_function("pyinc", lambda x: x + 1)
-    via = rt.eval("(x) => pyinc(x)")
+def bench_roundtrip(rt: Any, via: Any, is_jsrun: bool) -> None:
     if is_jsrun:
         # a sync call whose JS calls back into Python deadlocks in jsrun 0.3.0: use call_async
         async def roundtrips(n: int) -> float:
@@ -142,6 +138,42 @@ def bench_jsrun_api(js: Any, is_jsrun: bool) -> None:
         )
     else:
         emit("roundtrip", median_per_op(lambda: via(1), 2000) * 1e6, "us", "sync JsFunction call")
+
+
+def bench_latency(js: Any, is_jsrun: bool) -> None:
+    """The per-call metrics only (for the unpinned runs: the caller and the engine's threads
+    on different cores)."""
+    rt = js.Runtime()
+    bench_eval(js, rt, is_jsrun)
+    inc = rt.eval("(x) => x + 1")
+    emit("call_js", median_per_op(lambda: inc(1), 2000) * 1e6, "us")
+    rt.bind_function("pyinc", lambda x: x + 1)
+    via = rt.eval("(x) => pyinc(x)")
+    bench_roundtrip(rt, via, is_jsrun)
+    loop_n = 10000
+    code = f"for (let i = 0; i < {loop_n}; i++) pyinc(i)"
+    emit("js_to_py_loop", median_per_op(lambda: rt.eval(code), 1) / loop_n * 1e6, "us")
+    rt.close()
+    n = 20 if is_jsrun else 200
+    emit("create_close", median_per_op(lambda: js.Runtime().close(), n) * 1e3, "ms")
+
+
+def bench_jsrun_api(js: Any, is_jsrun: bool) -> None:
+    emit(
+        "create_close",
+        median_per_op(lambda: js.Runtime().close(), 20 if is_jsrun else 200) * 1e3,
+        "ms",
+    )
+
+    rt = js.Runtime()
+    bench_eval(js, rt, is_jsrun)
+
+    inc = rt.eval("(x) => x + 1")
+    emit("call_js", median_per_op(lambda: inc(1), 2000) * 1e6, "us")
+
+    rt.bind_function("pyinc", lambda x: x + 1)
+    via = rt.eval("(x) => pyinc(x)")
+    bench_roundtrip(rt, via, is_jsrun)
 
     loop_n = 10000
     emit(
@@ -326,7 +358,11 @@ def main() -> None:
     elif VARIANT == "tether-unpinned":
         import tether.js
 
-        bench_latency(tether.js)
+        bench_latency(tether.js, is_jsrun=False)
+    elif VARIANT == "jsrun-unpinned":
+        import jsrun
+
+        bench_latency(jsrun, is_jsrun=True)
     elif VARIANT == "jsrun":
         import jsrun
 

@@ -8,14 +8,17 @@
 # calling Python; 1 MB object both ways (native conversion and JSON); fib(25) and fib(30); RSS
 # per runtime and creation time for N_RT runtimes kept open (each ran one eval); idle CPU with 1
 # and N_RT runtimes; and for tether only, BIG_N runtimes at once (time, RSS growth, idle CPU).
+# eval("1+1") three ways: the same source again (tether.js: a code cache hit), a new source each
+# call (a miss), and tether.js with its code cache off.
 # Each variant runs in its own process, one after the other, pinned to one core; tether-unpinned
-# repeats tether's per-call metrics without pinning (a tether.js runtime is a thread of its own,
-# so one core makes every call a context switch). Raw results:
+# and jsrun-unpinned repeat the per-call metrics without pinning (a tether.js runtime is a thread
+# of its own, so one core makes every call a context switch; jsrun's runtime thread busy-polls a
+# core, so pinning it to the caller's core inflates its costs most). Raw results:
 # bench/js/results/latest.jsonl (+ latest.meta.json); summarize.py prints the table and rewrites
 # the bench-js section of docs/benchmarks.md (UPDATE_DOCS=0 to skip).
 #
 # Knobs (environment): REPS=7 N_RT=100 BIG_N=1000
-#   VARIANTS="tether tether-unpinned jsrun mini-racer"
+#   VARIANTS="tether tether-unpinned jsrun jsrun-unpinned mini-racer"
 #   JS_VENV=~/.cache/venv-jstests (needs jsrun==0.3.0 and mini-racer; installed if missing)
 #   CPU=<last cpu>  QUIET_BUSY=15 QUIET_WAIT=180  SKIP_BUILD=0 (1: use the tether already
 #   installed in JS_VENV)  CARGO_TARGET_DIR=/root/.cache/tether-target  UPDATE_DOCS=1
@@ -29,7 +32,7 @@ LOG_TAG=js-bench
 REPS=${REPS:-7}
 N_RT=${N_RT:-100}
 BIG_N=${BIG_N:-1000}
-VARIANTS=${VARIANTS:-"tether tether-unpinned jsrun mini-racer"}
+VARIANTS=${VARIANTS:-"tether tether-unpinned jsrun jsrun-unpinned mini-racer"}
 export REPS N_RT BIG_N
 VENV=${JS_VENV:-$HOME/.cache/venv-jstests}
 
@@ -61,7 +64,7 @@ wait_quiet
 begin_run
 for v in $VARIANTS; do
   log "$v (REPS=$REPS N_RT=$N_RT)"
-  if [ "$v" = tether-unpinned ]; then
+  if [ "${v%-unpinned}" != "$v" ]; then
     run_phase "$v" "$PY" "$HERE/bench.py" "$v"
   else
     run_phase "$v" "${PIN[@]}" "$PY" "$HERE/bench.py" "$v"

@@ -118,6 +118,33 @@ fn caught(ctx: &Ctx<'_>, e: rquickjs::Error) -> JsError {
     js_err(e)
 }
 
+fn size_error(bytes: usize, max: usize) -> JsError {
+    JsError::Conversion(format!(
+        "Size ({bytes} bytes) exceeded maximum limit of {max} bytes"
+    ))
+}
+
+/// Converts a top-level value that needs none of the bootstrap helpers (undefined, null, a
+/// boolean, a number, a well-formed string) as [`ToHost::convert`] would; `None` for anything
+/// else. Saves looking the helpers up for the common small result.
+pub(crate) fn convert_scalar(v: &Value<'_>, limits: Limits) -> Option<Result<HostValue, JsError>> {
+    let sized = |n: usize, out: HostValue| match n > limits.max_bytes {
+        true => Err(size_error(n, limits.max_bytes)),
+        false => Ok(out),
+    };
+    Some(match v.type_of() {
+        Type::Uninitialized | Type::Undefined => Ok(HostValue::Undefined),
+        Type::Null => Ok(HostValue::Null),
+        Type::Bool => Ok(HostValue::Bool(v.as_bool().unwrap_or(false))),
+        Type::Int | Type::Float => sized(8, HostValue::Number(v.as_number().unwrap_or(f64::NAN))),
+        Type::String => {
+            let s = v.as_string()?.to_string().ok()?;
+            sized(s.len(), HostValue::String(s))
+        }
+        _ => return None,
+    })
+}
+
 impl<'a, 'js> ToHost<'a, 'js> {
     pub fn new(
         ctx: &'a Ctx<'js>,
@@ -138,10 +165,7 @@ impl<'a, 'js> ToHost<'a, 'js> {
     fn add_bytes(&mut self, n: usize) -> Result<(), JsError> {
         self.bytes += n;
         if self.bytes > self.limits.max_bytes {
-            return Err(JsError::Conversion(format!(
-                "Size ({} bytes) exceeded maximum limit of {} bytes",
-                self.bytes, self.limits.max_bytes
-            )));
+            return Err(size_error(self.bytes, self.limits.max_bytes));
         }
         Ok(())
     }

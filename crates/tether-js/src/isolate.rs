@@ -7,6 +7,7 @@
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::ffi::CString;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,8 +16,9 @@ use std::time::{Duration, Instant};
 use rquickjs::context::EvalOptions;
 use rquickjs::function::Rest;
 use rquickjs::promise::PromiseState;
-use rquickjs::{Coerced, Context, Ctx, Function, Module, Object, Persistent, Promise, Value};
+use rquickjs::{Coerced, Context, Ctx, Function, Module, Object, Persistent, Promise, Value, qjs};
 
+use crate::code_cache::{CodeCache, ENTRY_OVERHEAD};
 use crate::convert::{FromHost, Handles, Helpers, Limits, ToHost, call_with_this};
 use crate::error::{Exception, JsError, parse_frames};
 use crate::modules::{ModuleLoaderGlue, ModuleResolverGlue, Modules};
@@ -106,7 +108,15 @@ struct Core {
     limits: Limits,
     deadline: Rc<Cell<Option<Instant>>>,
     stop: Rc<Cell<Stop>>,
+    code_cache: RefCell<CodeCache<Compiled>>,
 }
+
+/// A compiled classic script (a `JS_TAG_FUNCTION_BYTECODE` value the cache holds one reference
+/// to; freed by [`Isolate`] when evicted or dropped).
+struct Compiled(qjs::JSValue);
+
+/// The compile flags of `eval` (a sloppy-mode global script); part of the cache key.
+const SCRIPT_FLAGS: i32 = qjs::JS_EVAL_TYPE_GLOBAL as i32;
 
 /// One JS runtime (QuickJS runtime + context) with everything it needs between requests.
 pub struct Isolate {
@@ -172,6 +182,7 @@ impl Isolate {
             limits: config.limits,
             deadline,
             stop,
+            code_cache: RefCell::new(CodeCache::new(code_cache_limits(&config))),
         });
         rt.set_loader(
             ModuleResolverGlue(Rc::downgrade(&core.modules)),
@@ -247,6 +258,7 @@ impl Isolate {
                 self.config.timeout,
                 "Sync evaluation",
                 Await::No,
+                false,
             )
             .map_err(|e| JsError::Other(format!("bootstrap failed: {e}")))?;
         }
@@ -312,7 +324,7 @@ impl Isolate {
                 } else {
                     "Async evaluation"
                 };
-                let r = self.eval_now(&code, "<eval>", timeout, cpu, wait);
+                let r = self.eval_now(&code, "<eval>", timeout, cpu, wait, true);
                 self.finish(r, timeout, wait, None, (cpu, None), reply);
             }
             Request::EvalModule {
@@ -400,7 +412,15 @@ impl Isolate {
                     Err(msg) => reply(Err(JsError::Other(msg))),
                     Ok(code) => {
                         let timeout = self.config.timeout;
-                        match self.eval_now(&source, &name, timeout, "Sync evaluation", Await::No) {
+                        let r = self.eval_now(
+                            &source,
+                            &name,
+                            timeout,
+                            "Sync evaluation",
+                            Await::No,
+                            false,
+                        );
+                        match r {
                             Ok(_) => reply(Ok(Response::Bytecode(code))),
                             Err(e) => reply(Err(e)),
                         }
@@ -449,6 +469,7 @@ impl Isolate {
         });
         s.active_timers = t;
         s.active_intervals = i;
+        s.code_cache = self.core.code_cache.borrow().counters();
         s
     }
 
@@ -464,11 +485,12 @@ impl Isolate {
             if self.dead.is_some() {
                 return None;
             }
-            let now = Instant::now();
             let due = {
                 let mut timers = self.core.timers.borrow_mut();
                 match timers.peek() {
-                    Some(Reverse((at, _, _))) if *at <= now => timers.pop().map(|Reverse(t)| t.2),
+                    Some(Reverse((at, _, _))) if *at <= Instant::now() => {
+                        timers.pop().map(|Reverse(t)| t.2)
+                    }
                     _ => None,
                 }
             };
@@ -552,6 +574,9 @@ impl Isolate {
     }
 
     fn settle_waiters(&mut self) {
+        if self.waiters.is_empty() {
+            return;
+        }
         let now = Instant::now();
         let mut i = 0;
         while i < self.waiters.len() {
@@ -652,7 +677,8 @@ impl Isolate {
         }
     }
 
-    /// Evaluates code; `Ok(Some(p))` is a promise to wait for when `wait` asks for it.
+    /// Evaluates code (through the code cache when `cached`); `Ok(Outcome::Promise(p))` is a
+    /// promise to wait for when `wait` asks for it.
     fn eval_now(
         &mut self,
         code: &str,
@@ -660,14 +686,22 @@ impl Isolate {
         timeout: Option<Duration>,
         kind: &'static str,
         wait: Await,
+        cached: bool,
     ) -> Result<Outcome, JsError> {
         let core = self.core.clone();
         let heap_limited = self.config.memory_limit.is_some();
         let (r, stop) = self.with_deadline(timeout, |ctx| {
-            let mut opts = EvalOptions::default();
-            opts.strict = false;
-            opts.filename = Some(filename.to_string());
-            match ctx.eval_with_options::<Value, _>(code, opts) {
+            let evaluated = match cached {
+                true => eval_cached(&core, ctx, code, filename),
+                false => None,
+            };
+            let evaluated = evaluated.unwrap_or_else(|| {
+                let mut opts = EvalOptions::default();
+                opts.strict = false;
+                opts.filename = Some(filename.to_string());
+                ctx.eval_with_options::<Value, _>(code, opts)
+            });
+            match evaluated {
                 Ok(v) => {
                     if wait != Await::No && v.is_promise() {
                         return Ok(Outcome::Promise(Persistent::save(ctx, v)));
@@ -841,6 +875,140 @@ impl Drop for Isolate {
         self.core.ops.borrow_mut().clear();
         let m = std::mem::take(&mut *self.core.modules.borrow_mut());
         drop(m);
+        let compiled = self.core.code_cache.borrow_mut().drain();
+        if !compiled.is_empty() {
+            self.ctx.with(|ctx| free_compiled(&ctx, compiled));
+        }
+    }
+}
+
+/// The cache limits for `config`: at most an eighth of a heap limit, since compiled code
+/// lives on the JS heap and must not crowd out the program.
+fn code_cache_limits(config: &Config) -> crate::CodeCacheLimits {
+    let mut limits = config.code_cache;
+    if let Some(heap) = config.memory_limit {
+        limits.max_bytes = limits.max_bytes.min(heap / 8);
+    }
+    limits
+}
+
+/// Whether a compiled script may be run again for another `eval` of its source: a tagged
+/// template's strings array is made once per compile (the spec wants a new one per parse), so
+/// sources with a backtick are compiled every time.
+fn cacheable(code: &str) -> bool {
+    !code.as_bytes().contains(&b'`')
+}
+
+/// Evaluates `code` as a sloppy global script through the code cache: a hit runs the cached
+/// bytecode, a miss compiles, caches and runs it. `None` when the cache is off or the source
+/// is not cacheable (the caller evaluates it the plain way).
+fn eval_cached<'js>(
+    core: &Core,
+    ctx: &Ctx<'js>,
+    code: &str,
+    filename: &str,
+) -> Option<rquickjs::Result<Value<'js>>> {
+    let raw = ctx.as_raw().as_ptr();
+    let hit = {
+        let mut cache = core.code_cache.borrow_mut();
+        if !cache.enabled() {
+            return None;
+        }
+        match cache.get(code, filename, SCRIPT_FLAGS) {
+            // SAFETY: the cache holds a reference to a live bytecode value of this runtime;
+            // the copy's reference is consumed by `run_compiled`.
+            Some(f) => Some(unsafe { qjs::JS_DupValue(raw, f.0) }),
+            None => {
+                cache.miss();
+                None
+            }
+        }
+    };
+    if let Some(f) = hit {
+        // What a fresh `JS_Eval` does first at top level: forget the last uncaught error's
+        // backtrace (the only engine state a compile touches besides the bytecode).
+        // SAFETY: command 2 hands over (and clears) the context's saved backtrace, which we
+        // then free once.
+        unsafe {
+            let mut saved = qjs::JS_UNDEFINED;
+            qjs::js_std_cmd(2, raw, &mut saved as *mut qjs::JSValue);
+            qjs::JS_FreeValue(raw, saved);
+        }
+        return Some(run_compiled(ctx, f));
+    }
+    if !cacheable(code)
+        || !core
+            .code_cache
+            .borrow_mut()
+            .admit(code, filename, SCRIPT_FLAGS)
+    {
+        return None;
+    }
+    let (Ok(src), Ok(name)) = (CString::new(code), CString::new(filename)) else {
+        return None; // a NUL byte: the plain path reports it as before
+    };
+    // SAFETY: plain QuickJS calls on the locked context; `f` is owned here and each reference
+    // is either consumed (`run_compiled`) or kept by the cache (freed on eviction or drop).
+    unsafe {
+        let f = qjs::JS_Eval(
+            raw,
+            src.as_ptr(),
+            code.len() as _,
+            name.as_ptr(),
+            SCRIPT_FLAGS | qjs::JS_EVAL_FLAG_COMPILE_ONLY as i32,
+        );
+        if qjs::JS_IsException(f) {
+            return Some(Err(rquickjs::Error::Exception));
+        }
+        if let Some(size) = bytecode_size(ctx, f) {
+            let bytes = size + code.len() + filename.len() + ENTRY_OVERHEAD;
+            let kept = Compiled(qjs::JS_DupValue(raw, f));
+            let evicted =
+                core.code_cache
+                    .borrow_mut()
+                    .insert(code, filename, SCRIPT_FLAGS, kept, bytes);
+            free_compiled(ctx, evicted);
+        }
+        Some(run_compiled(ctx, f))
+    }
+}
+
+/// How many bytes QuickJS serializes a compiled script to (what the cache counts it as).
+fn bytecode_size(ctx: &Ctx<'_>, f: qjs::JSValue) -> Option<usize> {
+    let raw = ctx.as_raw().as_ptr();
+    let mut size: qjs::size_t = 0;
+    // SAFETY: `f` is a live bytecode value; the buffer is freed once.
+    unsafe {
+        let buf = qjs::JS_WriteObject(raw, &mut size, f, qjs::JS_WRITE_OBJ_BYTECODE as i32);
+        if buf.is_null() {
+            let _ = ctx.catch();
+            return None;
+        }
+        qjs::js_free(raw, buf.cast());
+    }
+    Some(size as usize)
+}
+
+/// Runs a compiled script (consuming the reference) as a global script, as `JS_Eval` does.
+fn run_compiled<'js>(ctx: &Ctx<'js>, f: qjs::JSValue) -> rquickjs::Result<Value<'js>> {
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: `f` is a bytecode value whose reference we own; `JS_EvalFunction` consumes it,
+    // and the result is owned by the `Value` we wrap it in.
+    unsafe {
+        let r = qjs::JS_EvalFunction(raw, f);
+        if qjs::JS_IsException(r) {
+            return Err(rquickjs::Error::Exception);
+        }
+        Ok(Value::from_raw(ctx.clone(), r))
+    }
+}
+
+/// Drops the cache's references to evicted scripts.
+fn free_compiled(ctx: &Ctx<'_>, compiled: Vec<Compiled>) {
+    let raw = ctx.as_raw().as_ptr();
+    for c in compiled {
+        // SAFETY: each value holds exactly one reference, owned by the cache until now.
+        unsafe { qjs::JS_FreeValue(raw, c.0) };
     }
 }
 
@@ -863,6 +1031,9 @@ fn convert_out<'js>(
     v: Value<'js>,
     limits: Limits,
 ) -> Result<HostValue, JsError> {
+    if let Some(r) = crate::convert::convert_scalar(&v, limits) {
+        return r;
+    }
     let h = helpers(core, ctx)?;
     let r = ToHost::new(ctx, &h, &core.handles, limits).convert(v);
     if r.is_err() && ctx.has_exception() {
@@ -1184,3 +1355,198 @@ fn namespace_of<'js>(_ctx: &Ctx<'js>, v: Value<'js>) -> Value<'js> {
 
 #[allow(dead_code)]
 fn _assert_promise(_p: Promise<'_>) {}
+
+#[cfg(test)]
+mod code_cache_tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::CodeCacheLimits;
+
+    fn isolate(code_cache: CodeCacheLimits) -> Isolate {
+        let config = Config {
+            code_cache,
+            ..Config::default()
+        };
+        Isolate::new(config, Arc::default(), Arc::new(|_, _| {})).expect("isolate")
+    }
+
+    fn eval(iso: &mut Isolate, code: &str) -> Result<HostValue, JsError> {
+        let slot = Arc::new(Mutex::new(None));
+        let out = slot.clone();
+        let req = Request::Eval {
+            code: code.into(),
+            timeout: None,
+            wait: Await::No,
+        };
+        iso.handle(req, Box::new(move |r| *out.lock().unwrap() = Some(r)));
+        let r = slot.lock().unwrap().take().expect("a reply");
+        r.map(|r| match r {
+            Response::Value(v) => v,
+            other => panic!("{other:?}"),
+        })
+    }
+
+    fn counters(iso: &mut Isolate) -> crate::CodeCacheCounters {
+        iso.stats().code_cache
+    }
+
+    #[test]
+    fn a_hit_returns_what_a_compile_returns() {
+        let mut iso = isolate(CodeCacheLimits::DEFAULT);
+        // Seen once, compiled into the cache the second time, then hits.
+        for _ in 0..4 {
+            assert_eq!(eval(&mut iso, "1+1").unwrap(), HostValue::Number(2.0));
+        }
+        let c = counters(&mut iso);
+        assert_eq!((c.hits, c.misses, c.entries), (2, 2, 1));
+        assert!(c.bytes > 3, "{c:?}");
+    }
+
+    #[test]
+    fn errors_on_a_hit_keep_message_and_location() {
+        let code = "function causeError() {\n  throw new TypeError('boom')\n}\ncauseError()";
+        let mut off = isolate(CodeCacheLimits::OFF);
+        let fresh = eval(&mut off, code).unwrap_err();
+        let mut iso = isolate(CodeCacheLimits::DEFAULT);
+        let miss = eval(&mut iso, code).unwrap_err();
+        let cached = eval(&mut iso, code).unwrap_err();
+        let hit = eval(&mut iso, code).unwrap_err();
+        assert_eq!(counters(&mut iso).hits, 1);
+        assert_eq!(miss, fresh);
+        assert_eq!(cached, fresh);
+        assert_eq!(hit, fresh);
+        let JsError::Exception(e) = hit else {
+            panic!("{hit:?}")
+        };
+        assert_eq!(e.message, "boom");
+        assert_eq!(e.frames[0].function_name.as_deref(), Some("causeError"));
+        assert_eq!((e.frames[0].line_number, e.frames[1].line_number), (2, 4));
+        assert_eq!(e.frames[0].file_name, "<eval>");
+        // A thrown non-Error, until it hits.
+        let a = eval(&mut iso, "throw 42").unwrap_err();
+        assert_eq!(a, eval(&mut iso, "throw 42").unwrap_err());
+        assert_eq!(a, eval(&mut iso, "throw 42").unwrap_err());
+        assert_eq!(counters(&mut iso).hits, 2);
+        assert_eq!(a, eval(&mut off, "throw 42").unwrap_err());
+    }
+
+    #[test]
+    fn syntax_errors_are_not_cached_and_repeat() {
+        let mut iso = isolate(CodeCacheLimits::DEFAULT);
+        let mut off = isolate(CodeCacheLimits::OFF);
+        let a = eval(&mut iso, "1 +").unwrap_err();
+        let b = eval(&mut iso, "1 +").unwrap_err();
+        assert_eq!(a, b);
+        assert_eq!(a, eval(&mut off, "1 +").unwrap_err());
+        let c = counters(&mut iso);
+        assert_eq!((c.hits, c.misses, c.entries), (0, 2, 0));
+    }
+
+    #[test]
+    fn a_hit_runs_the_script_again_with_fresh_state() {
+        let mut iso = isolate(CodeCacheLimits::DEFAULT);
+        let code = "var runs = (globalThis.runs || 0) + 1;\n\
+                    function defined() { return runs }\n\
+                    globalThis.seen = globalThis.seen || [];\n\
+                    (() => { const o = { n: 0 }; o.n++; seen.push(o); return [o.n, defined()] })()";
+        for i in 1..=4 {
+            let v = eval(&mut iso, code).unwrap();
+            assert_eq!(
+                v,
+                HostValue::Array(vec![HostValue::Number(1.0), HostValue::Number(i as f64)])
+            );
+        }
+        assert_eq!(counters(&mut iso).hits, 2);
+        // Each run made its own object and its own closure.
+        assert_eq!(
+            eval(&mut iso, "seen[0] !== seen[1] && seen[1] !== seen[2]").unwrap(),
+            HostValue::Bool(true)
+        );
+        // A top-level `let` is declared again on a hit, as on a recompile: the same error.
+        let mut off = isolate(CodeCacheLimits::OFF);
+        eval(&mut iso, "let once = 1").unwrap();
+        eval(&mut off, "let once = 1").unwrap();
+        let fresh = eval(&mut off, "let once = 1").unwrap_err();
+        for _ in 0..2 {
+            assert_eq!(eval(&mut iso, "let once = 1").unwrap_err(), fresh);
+        }
+        assert_eq!(counters(&mut iso).hits, 3);
+    }
+
+    #[test]
+    fn tagged_templates_get_a_new_strings_array_every_time() {
+        let mut iso = isolate(CodeCacheLimits::DEFAULT);
+        eval(&mut iso, "var ws = new WeakSet(); function tag(s) { const had = ws.has(s); ws.add(s); return had }").unwrap();
+        for _ in 0..3 {
+            assert_eq!(eval(&mut iso, "tag`x`").unwrap(), HostValue::Bool(false));
+        }
+        assert_eq!(counters(&mut iso).hits, 0);
+    }
+
+    #[test]
+    fn eviction_keeps_the_cache_within_its_bounds() {
+        let limits = CodeCacheLimits {
+            max_entries: 8,
+            max_bytes: 4096,
+        };
+        let mut iso = isolate(limits);
+        for i in 0..200 {
+            // Twice: the second compile puts it in the cache.
+            let code = format!("var v{i} = {i}; 'x'.repeat({}) + v{i}", i % 50);
+            eval(&mut iso, &code).unwrap();
+            eval(&mut iso, &code).unwrap();
+            let c = counters(&mut iso);
+            assert!(c.entries <= 8 && c.bytes <= 4096, "{c:?}");
+        }
+        let c = counters(&mut iso);
+        assert_eq!(c.misses, 400);
+        assert!(c.entries > 0);
+        assert_eq!(c.evictions, 200 - c.entries);
+        // The most recent script is still there.
+        eval(&mut iso, "var v199 = 199; 'x'.repeat(49) + v199").unwrap();
+        assert_eq!(counters(&mut iso).hits, 1);
+        // A big source that can never fit is run and not kept.
+        let big = format!("'{}'.length", "y".repeat(8000));
+        for _ in 0..3 {
+            assert_eq!(eval(&mut iso, &big).unwrap(), HostValue::Number(8000.0));
+        }
+        assert!(counters(&mut iso).bytes <= 4096);
+    }
+
+    #[test]
+    fn one_off_sources_stay_out() {
+        let mut iso = isolate(CodeCacheLimits::DEFAULT);
+        for i in 0..1000 {
+            assert_eq!(
+                eval(&mut iso, &format!("{i} + 1")).unwrap(),
+                HostValue::Number(i as f64 + 1.0)
+            );
+        }
+        let c = counters(&mut iso);
+        assert_eq!((c.misses, c.entries, c.evictions), (1000, 0, 0));
+    }
+
+    #[test]
+    fn a_heap_limit_caps_the_cache() {
+        let config = Config {
+            memory_limit: Some(8 << 20),
+            ..Config::default()
+        };
+        assert_eq!(code_cache_limits(&config).max_bytes, 1 << 20);
+        let config = Config {
+            memory_limit: Some(1 << 20),
+            ..Config::default()
+        };
+        assert_eq!(code_cache_limits(&config).max_bytes, 128 << 10);
+    }
+
+    #[test]
+    fn off_compiles_every_time_and_counts_nothing() {
+        let mut iso = isolate(CodeCacheLimits::OFF);
+        for _ in 0..3 {
+            assert_eq!(eval(&mut iso, "1+1").unwrap(), HostValue::Number(2.0));
+        }
+        assert_eq!(counters(&mut iso), crate::CodeCacheCounters::default());
+    }
+}

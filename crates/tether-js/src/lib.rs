@@ -20,6 +20,10 @@
 //! A snapshot ([`SnapshotBuilder`]) is bootstrap scripts compiled to bytecode and replayed at
 //! start (QuickJS has no heap images).
 //!
+//! Each isolate keeps the bytecode of `eval` sources it compiles repeatedly
+//! ([`Config::code_cache`], a bounded LRU; [`Stats::code_cache`] counts hits, misses and
+//! evictions), so a repeated `eval` skips QuickJS's parser and compiler.
+//!
 //! Host callbacks (and [`Reply`] callbacks) run on whichever thread holds the isolate: the
 //! runtime's own, or a caller's running a request inline. One that calls back into its own
 //! runtime ([`Runtime::request`] with a call or an eval) runs inline rather than deadlocking.
@@ -66,6 +70,7 @@
 //! # Ok::<(), tether_js::JsError>(())
 //! ```
 
+mod code_cache;
 mod convert;
 mod error;
 mod isolate;
@@ -75,6 +80,7 @@ mod snapshot;
 mod value;
 mod worker;
 
+pub use code_cache::{CodeCacheCounters, CodeCacheLimits};
 pub use convert::Limits;
 pub use error::{Exception, Frame, JsError, parse_frames};
 pub use isolate::Isolate;

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::code_cache::{CodeCacheCounters, CodeCacheLimits};
 use crate::convert::Limits;
 use crate::error::JsError;
 use crate::snapshot::Snapshot;
@@ -33,6 +34,10 @@ pub struct Config {
     pub snapshot: Option<Snapshot>,
     /// A classic script run at start.
     pub bootstrap: Option<String>,
+    /// Compiled `eval` sources kept for reuse (bounded; [`CodeCacheLimits::OFF`] turns it off).
+    /// With a [`Config::memory_limit`], the cache keeps at most an eighth of it, since its
+    /// bytecode lives on the JS heap.
+    pub code_cache: CodeCacheLimits,
 }
 
 impl Default for Config {
@@ -46,6 +51,7 @@ impl Default for Config {
             limits: Limits::default(),
             snapshot: None,
             bootstrap: None,
+            code_cache: CodeCacheLimits::DEFAULT,
         }
     }
 }
@@ -236,4 +242,6 @@ pub struct Stats {
     pub active_timers: u64,
     /// Live `setInterval`s.
     pub active_intervals: u64,
+    /// The `eval` code cache: hits, misses, evictions, and what it holds.
+    pub code_cache: CodeCacheCounters,
 }

@@ -22,6 +22,16 @@ def _positive(name: str, value: int | None, default: int) -> int:
     return value
 
 
+def _non_negative(name: str, value: int | None, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"'{type(value).__name__}' object cannot be interpreted as an integer")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative integer (0 turns the cache off)")
+    return value
+
+
 def _unsigned(value: int | None) -> int | None:
     if value is None:
         return None
@@ -89,7 +99,7 @@ class InspectorEndpoints:
 
 class RuntimeConfig:
     """Settings for a `Runtime`: heap limit, default timeout, bootstrap or snapshot, console,
-    and the JS → Python conversion limits."""
+    the JS → Python conversion limits, and the size of the `eval` code cache."""
 
     def __init__(
         self,
@@ -102,6 +112,8 @@ class RuntimeConfig:
         snapshot: bytes | None = None,
         max_serialization_depth: int | None = None,
         max_serialization_bytes: int | None = None,
+        code_cache_bytes: int | None = None,
+        code_cache_entries: int | None = None,
     ) -> None:
         if snapshot is not None and bootstrap is not None:
             raise ValueError("snapshot and bootstrap cannot be used together")
@@ -119,6 +131,8 @@ class RuntimeConfig:
         self.snapshot = snapshot
         self.max_serialization_depth = max_serialization_depth  # type: ignore[assignment]
         self.max_serialization_bytes = max_serialization_bytes  # type: ignore[assignment]
+        self.code_cache_bytes = code_cache_bytes  # type: ignore[assignment]
+        self.code_cache_entries = code_cache_entries  # type: ignore[assignment]
 
     @property
     def max_heap_size(self) -> int | None:
@@ -197,6 +211,25 @@ class RuntimeConfig:
     def max_serialization_bytes(self, value: int | None) -> None:
         self._max_serialization_bytes = _positive("max_serialization_bytes", value, 10 * _MIB)
 
+    @property
+    def code_cache_bytes(self) -> int:
+        """Most bytes of compiled `eval` sources kept for reuse (default 1 MiB; 0 turns the
+        cache off; at most an eighth of `max_heap_size`)."""
+        return self._code_cache_bytes
+
+    @code_cache_bytes.setter
+    def code_cache_bytes(self, value: int | None) -> None:
+        self._code_cache_bytes = _non_negative("code_cache_bytes", value, _MIB)
+
+    @property
+    def code_cache_entries(self) -> int:
+        """Most compiled `eval` sources kept for reuse (default 256; 0 turns the cache off)."""
+        return self._code_cache_entries
+
+    @code_cache_entries.setter
+    def code_cache_entries(self, value: int | None) -> None:
+        self._code_cache_entries = _non_negative("code_cache_entries", value, 256)
+
     def __repr__(self) -> str:
         fields = ", ".join(
             f"{k}: {v!r}"
@@ -210,6 +243,8 @@ class RuntimeConfig:
                 ("snapshot", None if self.snapshot is None else f"<{len(self.snapshot)} bytes>"),
                 ("max_serialization_depth", self.max_serialization_depth),
                 ("max_serialization_bytes", self.max_serialization_bytes),
+                ("code_cache_bytes", self.code_cache_bytes),
+                ("code_cache_entries", self.code_cache_entries),
             )
         )
         return f"RuntimeConfig({fields})"
@@ -242,6 +277,11 @@ class RuntimeStats:
         "total_py_streams",
         "bytes_streamed_js_to_py",
         "bytes_streamed_py_to_js",
+        "code_cache_hits",
+        "code_cache_misses",
+        "code_cache_evictions",
+        "code_cache_bytes",
+        "code_cache_entries",
     )
 
     def __init__(self, values: Mapping[str, Any]) -> None:
@@ -290,3 +330,8 @@ class RuntimeStats:
         total_py_streams: int
         bytes_streamed_js_to_py: int
         bytes_streamed_py_to_js: int
+        code_cache_hits: int
+        code_cache_misses: int
+        code_cache_evictions: int
+        code_cache_bytes: int
+        code_cache_entries: int

@@ -121,6 +121,8 @@ class Runtime(_js.Runtime):
             snapshot=config.snapshot,
             max_serialization_depth=config.max_serialization_depth,
             max_serialization_bytes=config.max_serialization_bytes,
+            code_cache_bytes=config.code_cache_bytes,
+            code_cache_entries=config.code_cache_entries,
         )
         self._inspector = config.inspector
         self._py_streams: weakref.WeakSet[PyStreamSource] = weakref.WeakSet()

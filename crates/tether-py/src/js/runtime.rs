@@ -102,6 +102,8 @@ impl Runtime {
         snapshot=None,
         max_serialization_depth=100,
         max_serialization_bytes=10485760,
+        code_cache_bytes=tether_js::CodeCacheLimits::DEFAULT.max_bytes,
+        code_cache_entries=tether_js::CodeCacheLimits::DEFAULT.max_entries,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
@@ -114,6 +116,8 @@ impl Runtime {
         snapshot: Option<Vec<u8>>,
         max_serialization_depth: usize,
         max_serialization_bytes: usize,
+        code_cache_bytes: usize,
+        code_cache_entries: usize,
     ) -> PyResult<Self> {
         let spawn =
             |msg: String| PyRuntimeError::new_err(format!("Failed to spawn runtime: {msg}"));
@@ -147,6 +151,10 @@ impl Runtime {
             },
             snapshot,
             bootstrap,
+            code_cache: tether_js::CodeCacheLimits {
+                max_entries: code_cache_entries,
+                max_bytes: code_cache_bytes,
+            },
             ..Config::default()
         };
         let rt = py
@@ -384,6 +392,11 @@ impl Runtime {
         d.set_item("open_resources", s.open_resources)?;
         d.set_item("active_timers", s.active_timers)?;
         d.set_item("active_intervals", s.active_intervals)?;
+        d.set_item("code_cache_hits", s.code_cache.hits)?;
+        d.set_item("code_cache_misses", s.code_cache.misses)?;
+        d.set_item("code_cache_evictions", s.code_cache.evictions)?;
+        d.set_item("code_cache_bytes", s.code_cache.bytes)?;
+        d.set_item("code_cache_entries", s.code_cache.entries)?;
         Ok(d)
     }
 
