@@ -9,9 +9,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use tether_rooms::{CloseReason, Door, ErrorCode, HubError, json};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::fanout::Feed;
 use crate::outgoing::Outgoing;
 use crate::rooms_state::{RoomsState, ws_reply};
 use crate::socket::{self, Batch, Read, Tuning, Write, Writer, WsSink};
@@ -68,7 +68,7 @@ async fn run(state: Arc<RoomsState>, socket: WebSocket, batches: bool) {
         &conn.done,
         write_loop(
             sink,
-            conn.rx,
+            conn.feed,
             conn.done.clone(),
             state.drain.shutdown.clone(),
             batches,
@@ -148,7 +148,7 @@ impl Batch for Items<'_> {
 /// cancelled before that means the queue overflowed: the client gets 1008 if it still reads.
 async fn write_loop(
     mut sink: WsSink,
-    mut rx: mpsc::Receiver<Outgoing>,
+    mut feed: Feed,
     done: CancellationToken,
     shutdown: CancellationToken,
     batches: bool,
@@ -160,7 +160,7 @@ async fn write_loop(
     let overflowed = tokio::select! {
         biased;
         _ = done.cancelled() => true,
-        _ = socket::write_queue(&mut sink, &mut rx, &mut items) => false,
+        _ = socket::write_queue(&mut sink, &mut feed, &mut items) => false,
     };
     if overflowed && !shutdown.is_cancelled() {
         socket::fail_within(&mut sink, socket::slow_consumer(), SLOW_CLOSE).await;
