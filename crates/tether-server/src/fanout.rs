@@ -209,6 +209,9 @@ impl Room {
                     .map(|(c, _)| *c),
             );
         }
+        // Former members that were behind are failed with the others: they hold nothing back.
+        self.leaving
+            .retain(|(_, c)| c.load(Ordering::Acquire) >= cut);
         let drop = (cut - inner.start) as usize;
         inner.entries.drain(..drop);
         inner.start = cut;
@@ -343,7 +346,9 @@ impl Fanout {
         };
         r.mailboxes.remove(&conn);
         if let Some(m) = r.streams.remove(&conn) {
-            r.leaving.push((conn, m.cursor));
+            if m.cursor.load(Ordering::Acquire) >= r.log.read().start {
+                r.leaving.push((conn, m.cursor));
+            }
             let log = r.log.clone();
             if let Some(q) = queue {
                 // A full queue fails the connection anyway (its writer ends with it).
@@ -491,10 +496,17 @@ enum Taken {
 }
 
 impl Feed {
-    /// Takes what is published and not written yet, in order, into `ready`.
+    /// Takes what is published and not written yet, in order, into `ready`, until something is
+    /// ready or nothing more is published.
     fn fill(&mut self) {
+        while self.ready.is_empty() && self.fill_once() {}
+    }
+
+    /// Takes one round (up to a membership change or [`MAX_TAKE`] per source); says whether it
+    /// took anything.
+    fn fill_once(&mut self) -> bool {
         if self.ended || self.stuck {
-            return;
+            return false;
         }
         let mut limit = self.published.load(Ordering::Acquire);
         let mut taken: Vec<(u64, Taken)> = Vec::new();
@@ -502,7 +514,7 @@ impl Feed {
             let inner = r.log.read();
             if r.cursor < inner.start {
                 self.stuck = true;
-                return;
+                return false;
             }
             let skip = (r.cursor - inner.start) as usize;
             let mut n = 0;
@@ -549,6 +561,7 @@ impl Feed {
             }
         }
         taken.retain(|(seq, _)| *seq <= limit);
+        let progress = !taken.is_empty();
         if !self.subs.is_empty() && taken.len() > 1 {
             taken.sort_unstable_by_key(|(seq, _)| *seq);
         }
@@ -575,6 +588,7 @@ impl Feed {
         for r in &self.subs {
             r.shared.store(r.cursor, Ordering::Release);
         }
+        progress
     }
 
     /// Waits until something can be written (true) or the queue ended (false).
