@@ -31,6 +31,10 @@ const MAX_TAKE: usize = 256;
 /// and whenever it holds more than its byte bound.
 const READERS_PER_TRIM_APPEND: usize = 32;
 
+/// Buffers of a connection beyond this many items are given back once empty (an idle
+/// connection should cost little; a batch per wake-up reallocates them at most once).
+const SMALL: usize = 8;
+
 /// Bytes a push is counted for in a log, besides its text and names (the frame's JSON keys).
 const PUSH_OVERHEAD: usize = 48;
 
@@ -545,6 +549,10 @@ impl Feed {
         }
         {
             let mut items = self.queue.lock();
+            if items.is_empty() && items.capacity() > SMALL {
+                // Likewise for the queue, after a burst of replies or direct messages.
+                *items = VecDeque::new();
+            }
             let mut n = 0;
             while n < MAX_TAKE && items.front().is_some_and(|(seq, _)| *seq <= limit) {
                 let Some((seq, own)) = items.pop_front() else {
@@ -639,7 +647,7 @@ impl Feed {
 
     fn take(&mut self) -> Option<Outgoing> {
         let item = self.ready.pop_front();
-        if self.ready.is_empty() && self.ready.capacity() > 64 {
+        if self.ready.is_empty() && self.ready.capacity() > SMALL {
             // A burst is written: an idle connection keeps a small buffer.
             self.ready = VecDeque::new();
         }

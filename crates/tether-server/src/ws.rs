@@ -19,10 +19,13 @@ use crate::socket::{self, Batch, Read, Tuning, Write, Writer, WsSink};
 /// Largest accepted frame; a bigger one closes the connection with 1009.
 pub const MAX_FRAME: usize = 64 * 1024;
 
-/// Small buffers: 4 KiB to read (tungstenite allocates 128 KiB by default) and a 2 KiB write
-/// threshold, since tungstenite keeps its write buffer at the largest batch it sent.
+/// Small buffers: 1 KiB to read (tungstenite allocates 128 KiB by default, and zero-fills all of
+/// it on the first read, so all of it is resident; a bigger frame grows it as needed, and 1 KiB
+/// still holds about ten commands of a publishing client per read) and a 2 KiB write threshold,
+/// since tungstenite keeps its write buffer at the largest batch it sent. Measured with 1,000 idle
+/// members: 10.9 KiB of RSS per connection against 14 KiB with 4 KiB to read.
 const TUNING: Tuning = Tuning {
-    read_buffer: 4 * 1024,
+    read_buffer: 1024,
     write_buffer: 2 * 1024,
     ..Tuning::new(MAX_FRAME)
 };

@@ -10,7 +10,11 @@ use serde_json::{Value, json};
 
 /// What one member expects, in order: its pushes, as the TCP door writes them.
 fn tcp_line(v: &Value) -> Option<String> {
-    let (room, from, text) = (v["room"].as_str()?, v["from"].as_str()?, v["text"].as_str()?);
+    let (room, from, text) = (
+        v["room"].as_str()?,
+        v["from"].as_str()?,
+        v["text"].as_str()?,
+    );
     match v["type"].as_str()? {
         "message" => Some(format!("MSG {room}:{from} {text}")),
         "direct" => Some(format!("MSG FROM {room}:{from} {text}")),
@@ -115,9 +119,7 @@ async fn a_member_joining_mid_stream_gets_only_what_follows_its_join() {
     }
     let mut late = LineClient::connect(server.tcp).await;
     late.ok("HELLO main:late", "OK HELLO main:late").await;
-    publisher
-        .ok("SEND main:pub after", "OK SEND main 2")
-        .await;
+    publisher.ok("SEND main:pub after", "OK SEND main 2").await;
     // The first message the late member gets is the one after its join.
     let first = late.wait_push("a message", |p| p.starts_with("MSG ")).await;
     assert_eq!(first, "MSG main:pub after");
