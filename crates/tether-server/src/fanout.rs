@@ -521,13 +521,12 @@ impl Feed {
                 return false;
             }
             let skip = (r.cursor - inner.start) as usize;
-            let mut n = 0;
             let mut last = 0;
             for (k, e) in inner.entries.range(skip..).enumerate() {
                 if e.seq > limit {
                     break;
                 }
-                if n == MAX_TAKE {
+                if k == MAX_TAKE {
                     // Later numbers wait for the next round, from every source.
                     limit = last;
                     break;
@@ -544,7 +543,6 @@ impl Feed {
                     }
                 };
                 taken.push((e.seq, Taken::Log(i, r.cursor + k as u64 + 1, out)));
-                n += 1;
             }
         }
         {
@@ -658,8 +656,8 @@ impl Feed {
 impl Queue for Feed {
     type Item = Outgoing;
 
-    fn recv(&mut self) -> impl Future<Output = Option<Outgoing>> + Send {
-        async move { if self.wait().await { self.take() } else { None } }
+    async fn recv(&mut self) -> Option<Outgoing> {
+        if self.wait().await { self.take() } else { None }
     }
 
     fn try_recv(&mut self) -> Option<Outgoing> {

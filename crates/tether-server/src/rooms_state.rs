@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::fanout::{ConnQueue, Fanned, Fanout, Feed, Own};
+use crate::fanout::{ConnQueue, Fanned, Fanout, Feed, Full, Own};
 use crate::hooks::Hooks;
 use crate::outgoing::{EncodedBatch, EncodedPush, Outgoing};
 use crate::socket::Drain;
@@ -427,9 +427,9 @@ impl Core {
                     }
                     Output::Joined { conn, room, since } => match self.sinks.get(&conn) {
                         Some(Sink::Stream { queue, .. }) => {
-                            if self.fan.join(queue, conn, &room, since).is_err() {
-                                slow.push(conn);
-                            }
+                            // A full queue: the connection cannot keep up.
+                            let full = self.fan.join(queue, conn, &room, since).err();
+                            slow.extend(full.map(|_| conn));
                         }
                         Some(Sink::Mailbox(_)) => self.fan.join_mailbox(conn, &room, since),
                         None => {}
@@ -490,11 +490,9 @@ impl Core {
                     }
                     Output::Close { conn } => match self.sinks.get(&conn) {
                         Some(Sink::Stream { queue, done }) => {
-                            if self
-                                .fan
-                                .push(queue, Own::Out(Outgoing::Close(None)))
-                                .is_err()
-                            {
+                            // A full queue: end it now instead of after what is queued.
+                            let full = self.fan.push(queue, Own::Out(Outgoing::Close(None)));
+                            if let Err(Full) = full {
                                 done.cancel();
                             }
                         }
