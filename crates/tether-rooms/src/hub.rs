@@ -73,21 +73,57 @@ pub enum CloseReason {
 }
 
 /// What the adapter must do next, drained with [`Hub::poll_output`].
+///
+/// Room-wide deliveries name the room, not the recipients: an adapter keeps each room's members
+/// from [`Output::Joined`] and [`Output::Left`] (in output order) and can hand one message to all
+/// of them at once (the server appends it to a shared per-room log that every member's writer
+/// reads), instead of one queue operation per member.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
-    /// Hand `push` to each connection in `to`.
+    /// Hand `push` to each connection in `to` (a joiner's member list, a direct message, `bye`).
     Deliver {
         /// Recipients.
         to: Vec<ConnId>,
         /// What they receive.
         push: Push,
     },
-    /// Hand each recipient the presence events (`Join` / `Leave` of one room, in order) of
-    /// `pushes` from its own index on: a member that joined while the batch gathered gets only
-    /// the events after its own join. One batch per room per tick (see [`crate::presence_tick`]).
+    /// `conn` is a member of `room` from here on: it gets the room's [`Output::Broadcast`]s, and
+    /// the events of its [`Output::DeliverBatch`]es numbered `since` and later.
+    Joined {
+        /// The new member's connection.
+        conn: ConnId,
+        /// The room.
+        room: Name,
+        /// Number of the first presence event of the room it sees.
+        since: u64,
+    },
+    /// `conn` is no longer a member of `room`: nothing of the room reaches it from here on.
+    Left {
+        /// The former member's connection.
+        conn: ConnId,
+        /// The room.
+        room: Name,
+    },
+    /// Hand `push` (a room message) to every member of `room` except those in `skip` (the
+    /// sender, and members whose status does not receive).
+    Broadcast {
+        /// The room.
+        room: Name,
+        /// What the members receive.
+        push: Push,
+        /// Members that do not get it, in no particular order.
+        skip: Vec<ConnId>,
+    },
+    /// Hand each member of `room` the presence events (`Join` / `Leave`, in order) of `pushes`
+    /// numbered from its own `since` on (the first event is number `first`): a member that joined
+    /// while the batch gathered gets only the events after its own join, and a member whose
+    /// `since` is past the last event gets nothing. One batch per room per tick (see
+    /// [`crate::presence_tick`]).
     DeliverBatch {
-        /// Recipients, each with the index of the first event it gets (always in range).
-        to: Vec<(ConnId, usize)>,
+        /// The room.
+        room: Name,
+        /// Number of the first event of `pushes`.
+        first: u64,
         /// The events, oldest first.
         pushes: Vec<Push>,
         /// The room's member count once these events happened (what every recipient's view of
@@ -99,6 +135,15 @@ pub enum Output {
         /// The connection.
         conn: ConnId,
     },
+}
+
+impl Output {
+    /// Where a member whose presence events start at `since` begins in a batch whose first
+    /// event is number `first` and that holds `len` events; `None` when it gets none of them.
+    pub fn batch_share(since: u64, first: u64, len: usize) -> Option<usize> {
+        let from = usize::try_from(since.saturating_sub(first)).unwrap_or(usize::MAX);
+        (from < len).then_some(from)
+    }
 }
 
 struct Conn {
@@ -459,15 +504,21 @@ impl Hub {
                 r.members.len() + 1,
             )
         });
+        let since = r.presence.next_number();
         r.members.insert(
             name.clone(),
             Member {
                 conn,
                 status: Status::Connected,
                 resume_to: Status::Connected,
-                since: r.presence.next_number(),
+                since,
             },
         );
+        self.out.push_back(Output::Joined {
+            conn,
+            room: room.clone(),
+            since,
+        });
         let (members, count) = (member_sample(r), r.members.len());
         if let Some(c) = self.clients.get_mut(&name) {
             c.rooms.insert(room.clone());
@@ -510,21 +561,22 @@ impl Hub {
             m.status = Status::Active;
             m.resume_to = Status::Active;
         }
-        let to: Vec<ConnId> = r
+        let skip: Vec<ConnId> = r
             .members
             .iter()
-            .filter(|(n, m)| **n != name && m.status.receives())
+            .filter(|(n, m)| **n == name || !m.status.receives())
             .map(|(_, m)| m.conn)
             .collect();
-        let delivered = to.len();
-        if !to.is_empty() {
-            self.out.push_back(Output::Deliver {
-                to,
+        let delivered = r.members.len() - skip.len();
+        if delivered > 0 {
+            self.out.push_back(Output::Broadcast {
+                room: room.clone(),
                 push: Push::Message {
                     room: room.clone(),
                     from: name,
                     text,
                 },
+                skip,
             });
         }
         Ok(Reply::Sent { room, delivered })
@@ -716,7 +768,14 @@ impl Hub {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
-        if r.members.remove(name).is_none() || r.members.is_empty() {
+        let Some(m) = r.members.remove(name) else {
+            return;
+        };
+        self.out.push_back(Output::Left {
+            conn: m.conn,
+            room: room.clone(),
+        });
+        if r.members.is_empty() {
             return;
         }
         let next = r.presence.record(
@@ -753,18 +812,18 @@ impl Hub {
             return;
         };
         let len = pushes.len();
-        let to: Vec<(ConnId, usize)> = r
+        let anyone = r
             .members
             .values()
-            .filter_map(|m| {
-                let from = usize::try_from(m.since.saturating_sub(first)).unwrap_or(usize::MAX);
-                (from < len).then_some((m.conn, from))
-            })
-            .collect();
-        if !to.is_empty() {
+            .any(|m| Output::batch_share(m.since, first, len).is_some());
+        if anyone {
             let count = r.members.len();
-            self.out
-                .push_back(Output::DeliverBatch { to, pushes, count });
+            self.out.push_back(Output::DeliverBatch {
+                room: room.clone(),
+                first,
+                pushes,
+                count,
+            });
         }
     }
 

@@ -10,7 +10,8 @@
 //! - inputs: [`Hub::handle_connect`] (a socket opened on a [`Door`]; the hub picks the
 //!   [`ConnId`]), [`Hub::handle_command`] (a parsed client [`Command`]; returns its [`Reply`]),
 //!   [`Hub::handle_close`], [`Hub::handle_shutdown`];
-//! - outputs: [`Output`] (deliveries, presence batches, closes), drained with
+//! - outputs: [`Output`] (deliveries to connections, room-wide broadcasts and presence batches,
+//!   memberships starting and ending, closes), drained with
 //!   [`Hub::poll_output`] after every input;
 //! - timer: presence events are gathered per room for a tick ([`presence_tick`]) and delivered
 //!   as one batch: [`Hub::poll_timeout`] says when to call [`Hub::handle_timeout`]; every input
@@ -28,12 +29,21 @@
 //!     let cmd = line::parse_line(text).unwrap().unwrap();
 //!     hub.handle_command(conn, cmd, Instant::now()).unwrap();
 //! }
+//! // Room-wide outputs name the room; the adapter keeps its members from Joined / Left.
+//! let mut since = std::collections::HashMap::new();
 //! let (mut to_a, mut to_b) = (Vec::new(), Vec::new());
 //! while let Some(out) = hub.poll_output() {
 //!     match out {
-//!         Output::Deliver { to, push } if to == [b] => to_b.extend(line::encode_push(&push)),
-//!         Output::DeliverBatch { to, pushes, .. } if to == [(a, 0)] => {
+//!         Output::Joined { conn, since: s, .. } => drop(since.insert(conn, s)),
+//!         Output::DeliverBatch { first, pushes, .. } => {
+//!             // alice was in before bob's join: she gets the batch from its first event.
+//!             assert_eq!(Output::batch_share(since[&a], first, pushes.len()), Some(0));
+//!             assert_eq!(Output::batch_share(since[&b], first, pushes.len()), None);
 //!             to_a.extend(pushes.iter().filter_map(line::encode_push))
+//!         }
+//!         Output::Broadcast { push, skip, .. } => {
+//!             assert_eq!(skip, [a]); // every member but the sender
+//!             to_b.extend(line::encode_push(&push))
 //!         }
 //!         _ => {}
 //!     }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use crate::tests::{World, lines_for};
+use crate::tests::{Share, World, lines_for};
 use crate::*;
 
 fn world(max_clients: usize) -> World {
@@ -25,15 +25,13 @@ fn hello(w: &mut World, room: &str, client: &str) -> ConnId {
 /// Every output ready now, counted as queue items per connection (a batch is one item).
 fn items_per_conn(w: &mut World) -> HashMap<ConnId, usize> {
     let mut items = HashMap::new();
-    while let Some(out) = w.hub.poll_output() {
+    while let Some(out) = w.poll() {
         match out {
-            Output::Deliver { to, .. } => {
-                to.iter().for_each(|c| *items.entry(*c).or_default() += 1)
-            }
-            Output::DeliverBatch { to, .. } => to
+            Share::Push(to, _) => to.iter().for_each(|c| *items.entry(*c).or_default() += 1),
+            Share::Batch(to, ..) => to
                 .iter()
                 .for_each(|(c, _)| *items.entry(*c).or_default() += 1),
-            Output::Close { .. } => {}
+            Share::Close(_) => {}
         }
     }
     items
@@ -79,9 +77,9 @@ fn a_storm_of_joins_costs_each_member_one_item_per_tick() {
     // At the tick: one batch, one queue item per member, whatever its size.
     w.advance(PRESENCE_TICK / 2);
     let mut batches = 0;
-    while let Some(out) = w.hub.poll_output() {
-        let Output::DeliverBatch { to, pushes, .. } = out else {
-            panic!("only the batch is due: {out:?}");
+    while let Some(out) = w.poll() {
+        let Share::Batch(to, pushes, _) = out else {
+            panic!("only the batch is due");
         };
         batches += 1;
         assert_eq!(pushes.len(), 198, "joins of m002..m199");
@@ -302,7 +300,7 @@ mod fuzz {
 
     /// Applies what was handed out to the views, checking every push against them.
     fn observe(w: &mut World, views: &mut HashMap<ConnId, View>) -> Result<(), TestCaseError> {
-        while let Some(out) = w.hub.poll_output() {
+        while let Some(out) = w.poll() {
             let mut apply = |c: ConnId, push: &Push| -> Result<(), TestCaseError> {
                 let v = views.entry(c).or_default();
                 match push {
@@ -334,12 +332,12 @@ mod fuzz {
                 Ok(())
             };
             match out {
-                Output::Deliver { to, push } => {
+                Share::Push(to, push) => {
                     for c in to {
                         apply(c, &push)?;
                     }
                 }
-                Output::DeliverBatch { to, pushes, .. } => {
+                Share::Batch(to, pushes, _) => {
                     for (c, from) in to {
                         prop_assert!(from < pushes.len());
                         for p in &pushes[from..] {
@@ -347,7 +345,7 @@ mod fuzz {
                         }
                     }
                 }
-                Output::Close { .. } => {}
+                Share::Close(_) => {}
             }
         }
         Ok(())
@@ -482,8 +480,8 @@ fn batches_carry_the_room_count_after_them() {
     w.run(c, "QUIT main:carol");
     w.drain_ticks();
     let mut counts = Vec::new();
-    while let Some(out) = w.hub.poll_output() {
-        if let Output::DeliverBatch { pushes, count, .. } = out {
+    while let Some(out) = w.poll() {
+        if let Share::Batch(_, pushes, count) = out {
             counts.push((pushes.len(), count));
         }
     }

@@ -1,5 +1,6 @@
 //! Unit tests of the hub and codecs together, driven through the line protocol.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::line::{LineEvent, LineSplitter, encode_push, encode_reply, parse_line};
@@ -9,6 +10,19 @@ pub(crate) struct World {
     pub(crate) hub: Hub,
     /// The hub's clock: moves only when a test says so (or when `drain` runs the due ticks).
     pub(crate) now: Instant,
+    /// Each room's members and the first presence event each sees, kept from `Joined` / `Left`
+    /// the way an adapter keeps them.
+    members: HashMap<Name, BTreeMap<ConnId, u64>>,
+}
+
+/// An output with its room-wide deliveries expanded into the connections that get them.
+pub(crate) enum Share {
+    /// These connections get this push.
+    Push(Vec<ConnId>, Push),
+    /// Each connection gets the events from its index on; the room count after them.
+    Batch(Vec<(ConnId, usize)>, Vec<Push>, usize),
+    /// Close this connection.
+    Close(ConnId),
 }
 
 impl World {
@@ -16,6 +30,64 @@ impl World {
         World {
             hub: Hub::new(limits),
             now: Instant::now(),
+            members: HashMap::new(),
+        }
+    }
+
+    /// The next output with room-wide deliveries expanded; membership outputs update the
+    /// members and are not returned.
+    pub(crate) fn poll(&mut self) -> Option<Share> {
+        loop {
+            match self.hub.poll_output()? {
+                Output::Deliver { to, push } => return Some(Share::Push(to, push)),
+                Output::Joined { conn, room, since } => {
+                    let fresh = self
+                        .members
+                        .entry(room)
+                        .or_default()
+                        .insert(conn, since)
+                        .is_none();
+                    assert!(fresh, "{conn:?} joined twice without leaving");
+                }
+                Output::Left { conn, room } => {
+                    let known = self
+                        .members
+                        .get_mut(&room)
+                        .and_then(|m| m.remove(&conn))
+                        .is_some();
+                    assert!(known, "{conn:?} left {room} without having joined");
+                }
+                Output::Broadcast { room, push, skip } => {
+                    let to = self
+                        .members
+                        .get(&room)
+                        .into_iter()
+                        .flat_map(|m| m.keys())
+                        .filter(|c| !skip.contains(c))
+                        .copied()
+                        .collect();
+                    return Some(Share::Push(to, push));
+                }
+                Output::DeliverBatch {
+                    room,
+                    first,
+                    pushes,
+                    count,
+                } => {
+                    let to: Vec<(ConnId, usize)> = self
+                        .members
+                        .get(&room)
+                        .into_iter()
+                        .flat_map(|m| m.iter())
+                        .filter_map(|(c, since)| {
+                            Output::batch_share(*since, first, pushes.len()).map(|f| (*c, f))
+                        })
+                        .collect();
+                    assert!(!to.is_empty(), "a batch nobody gets in {room}");
+                    return Some(Share::Batch(to, pushes, count));
+                }
+                Output::Close { conn } => return Some(Share::Close(conn)),
+            }
         }
     }
 
@@ -38,16 +110,16 @@ impl World {
     /// Drains what is ready now, without running any tick.
     pub(crate) fn ready(&mut self) -> (Vec<(ConnId, String)>, Vec<ConnId>) {
         let (mut got, mut closed) = (Vec::new(), Vec::new());
-        while let Some(out) = self.hub.poll_output() {
+        while let Some(out) = self.poll() {
             match out {
-                Output::Deliver { to, push } => {
+                Share::Push(to, push) => {
                     if let Some(b) = encode_push(&push) {
                         for c in to {
                             got.push((c, String::from_utf8(b.to_vec()).unwrap()));
                         }
                     }
                 }
-                Output::DeliverBatch { to, pushes, .. } => {
+                Share::Batch(to, pushes, _) => {
                     for (c, from) in to {
                         assert!(from < pushes.len(), "empty share of a batch for {c:?}");
                         for p in &pushes[from..] {
@@ -56,7 +128,7 @@ impl World {
                         }
                     }
                 }
-                Output::Close { conn } => closed.push(conn),
+                Share::Close(conn) => closed.push(conn),
             }
         }
         (got, closed)
@@ -536,4 +608,64 @@ fn presence_lists_are_capped_with_the_total_count() {
     );
     assert_eq!(presence["count"], PRESENCE_LIMIT + 51);
     assert_eq!(presence["truncated"], true);
+}
+
+#[test]
+fn a_room_message_is_one_broadcast_that_skips_the_sender_and_suspended_members() {
+    let mut w = World::new(Limits::default());
+    let conns: Vec<ConnId> = (0..4).map(|_| w.hub.handle_connect(Door::Tcp)).collect();
+    for (i, c) in conns.iter().enumerate() {
+        w.run(*c, &format!("HELLO main:m{i}"));
+    }
+    w.drain();
+    w.run(conns[2], "PAUSE main:m2");
+    assert_eq!(w.run(conns[0], "SEND main:m0 hi"), "OK SEND main 2\n");
+    let outs: Vec<Output> = std::iter::from_fn(|| w.hub.poll_output()).collect();
+    let [Output::Broadcast { room, push, skip }] = &outs[..] else {
+        panic!("one broadcast for the whole room: {outs:?}");
+    };
+    assert_eq!(room.as_str(), "main");
+    assert!(matches!(push, Push::Message { text, .. } if &**text == "hi"));
+    let mut skip = skip.clone();
+    skip.sort();
+    assert_eq!(skip, [conns[0], conns[2]]);
+    // Alone in a room, a message reaches nobody and is not handed out at all.
+    w.run(conns[3], "JOIN r:m3");
+    w.run(conns[3], "LEAVE main:m3");
+    w.drain();
+    assert!(w.run(conns[3], "NEW lonely:m3").starts_with("OK"));
+    w.drain();
+    assert_eq!(w.run(conns[3], "SEND lonely:m3 echo"), "OK SEND lonely 0\n");
+    assert!(w.hub.poll_output().is_none());
+}
+
+#[test]
+fn memberships_start_and_end_as_outputs_in_order() {
+    let mut w = World::new(Limits::default());
+    let (a, b) = (
+        w.hub.handle_connect(Door::Tcp),
+        w.hub.handle_connect(Door::Ws),
+    );
+    w.run(a, "HELLO main:alice");
+    w.run(b, "HELLO main:bob");
+    w.run(b, "NEW r1:bob");
+    let kinds: Vec<String> = std::iter::from_fn(|| w.hub.poll_output())
+        .filter_map(|o| match o {
+            Output::Joined { conn, room, since } => Some(format!("+{}{room}@{since}", conn.0)),
+            Output::Left { conn, room } => Some(format!("-{}{room}", conn.0)),
+            _ => None,
+        })
+        .collect();
+    // bob's join in main is event 0 of main: his membership sees events from 1 on.
+    assert_eq!(kinds, ["+1main@0", "+2main@1", "+2r1@0"]);
+    w.run(b, "LEAVE r1:bob");
+    w.hub.handle_close(b, CloseReason::Failed, w.now);
+    let kinds: Vec<String> = std::iter::from_fn(|| w.hub.poll_output())
+        .filter_map(|o| match o {
+            Output::Left { conn, room } => Some(format!("-{}{room}", conn.0)),
+            Output::Joined { .. } => Some("join".into()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, ["-2r1", "-2main"]);
 }

@@ -99,7 +99,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TETHER_MAX_ROOMS", value_name = "N")]
     pub max_rooms: Option<usize>,
 
-    /// Outbound queue per connection, in messages (a room's joins and leaves of one tick, 50 ms or more, count as one); a client that lets it fill is disconnected [default: 1024]
+    /// Outbound queue per connection, in messages, and KiB a room's shared log keeps for its slowest member; a client that falls further behind is disconnected [default: 1024]
     #[arg(long, env = "TETHER_QUEUE_CAPACITY", value_name = "N")]
     pub queue_capacity: Option<usize>,
 

@@ -28,6 +28,7 @@ pub mod sync;
 mod demo_sync;
 mod echo;
 mod exec;
+mod fanout;
 mod outgoing;
 mod rest;
 mod rooms_state;

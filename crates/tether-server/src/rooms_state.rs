@@ -1,6 +1,6 @@
 //! The rooms state the rooms doors (TCP, `/ws/rooms`, REST) share: the hub behind one lock, each
-//! connection's outbound sink or REST mailbox, the room hooks, and the delivery loop that turns
-//! hub outputs into queued frames.
+//! connection's outbound queue or REST mailbox, the rooms' shared logs ([`crate::fanout`]), the
+//! room hooks, and the delivery loop that turns hub outputs into queued and logged pushes.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge};
 use tether_rooms::{CloseReason, Command, ConnId, Door, Hub, HubError, Limits, Output, Reply};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::fanout::{ConnQueue, Fanned, Fanout, Feed, Full, Own};
 use crate::hooks::Hooks;
 use crate::outgoing::{EncodedBatch, EncodedPush, Outgoing};
 use crate::socket::Drain;
@@ -20,11 +21,15 @@ use crate::socket::Drain;
 /// Entries a REST client's mailbox keeps; older ones are dropped and counted.
 pub const MAILBOX_CAPACITY: usize = 1000;
 
+/// Bytes a room's shared log holds per item of `queue_capacity` (1 MiB for the default 1,024):
+/// a member more than that behind the newest push is a slow consumer.
+pub const LOG_BYTES_PER_ITEM: usize = 1024;
+
 /// Where the hub's deliveries to one connection go.
 enum Sink {
-    /// A socket's writer task, behind a bounded queue.
+    /// A socket's writer task: its own bounded queue, beside the logs of its rooms.
     Stream {
-        tx: mpsc::Sender<Outgoing>,
+        queue: Arc<ConnQueue>,
         /// Cancelled to end the connection at once (slow consumer) or by the writer when it ends.
         done: CancellationToken,
     },
@@ -49,6 +54,8 @@ pub struct Core {
     /// The rooms engine.
     pub hub: Hub,
     sinks: HashMap<ConnId, Sink>,
+    /// The rooms' logs and the numbering that keeps each connection's items in order.
+    fan: Fanout,
     /// The hub deadline the presence timer sleeps towards.
     armed: Option<Instant>,
     /// Wakes the presence timer when the hub wants the time earlier than `armed`.
@@ -76,8 +83,8 @@ pub struct RoomsState {
 pub struct StreamConn {
     /// The hub's id for it.
     pub id: ConnId,
-    /// Its outbound queue.
-    pub rx: mpsc::Receiver<Outgoing>,
+    /// What its writer writes: its own queue and its rooms' logs, in order.
+    pub feed: Feed,
     /// Cancelled when the connection must end now.
     pub done: CancellationToken,
 }
@@ -102,6 +109,10 @@ impl RoomsState {
             core: Mutex::new(Core {
                 hub,
                 sinks: HashMap::new(),
+                fan: Fanout::new(
+                    config.queue_capacity.saturating_mul(LOG_BYTES_PER_ITEM),
+                    config.queue_capacity,
+                ),
                 armed: None,
                 wake: presence_wake.clone(),
             }),
@@ -126,19 +137,19 @@ impl RoomsState {
 
     /// Opens a socket connection with a bounded queue.
     pub fn open_stream(&self, door: Door) -> StreamConn {
-        let (tx, rx) = mpsc::channel(self.config.queue_capacity);
         let done = CancellationToken::new();
         let mut core = self.lock();
         let id = core.hub.handle_connect(door);
+        let (queue, feed) = core.fan.open(id);
         core.sinks.insert(
             id,
             Sink::Stream {
-                tx,
+                queue,
                 done: done.clone(),
             },
         );
         gauge!("tether_connections", "door" => door.as_str()).increment(1.0);
-        StreamConn { id, rx, done }
+        StreamConn { id, feed, done }
     }
 
     /// Opens a REST client's connection with an empty mailbox.
@@ -347,10 +358,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 impl Core {
     fn enqueue(&mut self, conn: ConnId, item: Outgoing) {
-        if let Some(Sink::Stream { tx, done }) = self.sinks.get(&conn)
-            && tx.try_send(item).is_err()
+        if let Some(Sink::Stream { queue, done }) = self.sinks.get(&conn)
+            && self.fan.push(queue, Own::Out(item)).is_err()
         {
-            // Full (or already gone): this connection cannot keep up.
+            // Full: this connection cannot keep up.
             done.cancel();
             counter!("tether_dropped_total", "reason" => "slow_consumer").increment(1);
             self.remove(conn, CloseReason::Failed);
@@ -361,17 +372,32 @@ impl Core {
         if let Some(sink) = self.sinks.remove(&conn) {
             let door = self.hub.door_of(conn).map_or("unknown", Door::as_str);
             gauge!("tether_connections", "door" => door).decrement(1.0);
-            if let Sink::Stream { done, .. } = sink
-                && reason == CloseReason::Failed
-            {
-                done.cancel();
+            if let Sink::Stream { queue, done } = sink {
+                // The writer writes what came before, then its feed ends.
+                let _ = self.fan.push(&queue, Own::End);
+                if reason == CloseReason::Failed {
+                    done.cancel();
+                }
             }
         }
         self.hub.handle_close(conn, reason, Instant::now());
     }
 
-    /// Delivers everything the hub has queued. A stream whose queue is full is failed on the
-    /// spot: it is disconnected and its members are told, while everyone else goes on.
+    /// Fails the members a room's log left behind: their writers stop at once.
+    fn fail_now(&self, fanned: &Fanned, slow: &mut Vec<ConnId>) {
+        for conn in &fanned.slow {
+            if let Some(Sink::Stream { done, .. }) = self.sinks.get(conn) {
+                done.cancel();
+            }
+        }
+        slow.extend_from_slice(&fanned.slow);
+    }
+
+    /// Delivers everything the hub has queued: pushes for one connection go to its queue, room
+    /// messages and presence batches to the room's log (and to REST members' mailboxes). A stream
+    /// whose queue is full, or that fell behind its room's log, is failed on the spot: it is
+    /// disconnected and its members are told, while everyone else goes on. Then the writers are
+    /// woken, once per room and once per connection that got something.
     fn flush(&mut self) {
         let mut delivered: u64 = 0;
         let mut slow: Vec<ConnId> = Vec::new();
@@ -382,11 +408,13 @@ impl Core {
                         let enc = Arc::new(EncodedPush::new(push));
                         for conn in to {
                             match self.sinks.get_mut(&conn) {
-                                Some(Sink::Stream { tx, .. }) => {
-                                    match tx.try_send(Outgoing::Push(enc.clone())) {
+                                Some(Sink::Stream { queue, .. }) => {
+                                    match self
+                                        .fan
+                                        .push(queue, Own::Out(Outgoing::Push(enc.clone())))
+                                    {
                                         Ok(()) => delivered += 1,
-                                        Err(mpsc::error::TrySendError::Full(_)) => slow.push(conn),
-                                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                                        Err(_) => slow.push(conn),
                                     }
                                 }
                                 Some(Sink::Mailbox(m)) => {
@@ -397,39 +425,77 @@ impl Core {
                             }
                         }
                     }
-                    Output::DeliverBatch { to, pushes, count } => {
-                        let batch = Arc::new(EncodedBatch::new(pushes, count));
-                        let len = batch.len();
-                        for (conn, from) in to {
-                            // The hub keeps `from` below the batch size, itself at most
-                            // PRESENCE_BATCH_MAX.
-                            let from32 = u32::try_from(from).unwrap_or(u32::MAX);
-                            let n = len.saturating_sub(from) as u64;
-                            match self.sinks.get_mut(&conn) {
-                                Some(Sink::Stream { tx, .. }) => {
-                                    match tx.try_send(Outgoing::Batch(batch.clone(), from32)) {
-                                        Ok(()) => delivered += n,
-                                        Err(mpsc::error::TrySendError::Full(_)) => slow.push(conn),
-                                        Err(mpsc::error::TrySendError::Closed(_)) => {}
-                                    }
-                                }
-                                Some(Sink::Mailbox(m)) => {
-                                    for p in batch.pushes(from32) {
-                                        m.push(p.clone());
-                                    }
-                                    delivered += n;
-                                }
-                                None => {}
+                    Output::Joined { conn, room, since } => match self.sinks.get(&conn) {
+                        Some(Sink::Stream { queue, .. }) => {
+                            // A full queue: the connection cannot keep up.
+                            let full = self.fan.join(queue, conn, &room, since).err();
+                            slow.extend(full.map(|_| conn));
+                        }
+                        Some(Sink::Mailbox(_)) => self.fan.join_mailbox(conn, &room, since),
+                        None => {}
+                    },
+                    Output::Left { conn, room } => {
+                        let queue = match self.sinks.get(&conn) {
+                            Some(Sink::Stream { queue, .. }) => Some(queue),
+                            _ => None,
+                        };
+                        self.fan.leave(queue, conn, &room);
+                    }
+                    Output::Broadcast { room, push, skip } => {
+                        let enc = Arc::new(EncodedPush::new(push));
+                        let boxes: Vec<ConnId> = self
+                            .fan
+                            .mailboxes(&room)
+                            .map(|(c, _)| c)
+                            .filter(|c| !skip.contains(c))
+                            .collect();
+                        for conn in boxes {
+                            if let Some(Sink::Mailbox(m)) = self.sinks.get_mut(&conn) {
+                                m.push(enc.clone());
+                                delivered += 1;
                             }
                         }
+                        let fanned = self.fan.broadcast(&room, enc, skip);
+                        delivered += fanned.delivered;
+                        self.fail_now(&fanned, &mut slow);
+                    }
+                    Output::DeliverBatch {
+                        room,
+                        first,
+                        pushes,
+                        count,
+                    } => {
+                        let batch = Arc::new(EncodedBatch::new(pushes, count));
+                        let boxes: Vec<(ConnId, usize)> = self
+                            .fan
+                            .mailboxes(&room)
+                            .filter_map(|(c, since)| {
+                                Output::batch_share(since, first, batch.len()).map(|f| (c, f))
+                            })
+                            .collect();
+                        for (conn, from) in boxes {
+                            if let Some(Sink::Mailbox(m)) = self.sinks.get_mut(&conn) {
+                                // The hub keeps `from` below the batch size, itself at most
+                                // PRESENCE_BATCH_MAX.
+                                let from = u32::try_from(from).unwrap_or(u32::MAX);
+                                for p in batch.pushes(from) {
+                                    m.push(p.clone());
+                                    delivered += 1;
+                                }
+                            }
+                        }
+                        let fanned = self.fan.batch(&room, batch, first);
+                        delivered += fanned.delivered;
+                        self.fail_now(&fanned, &mut slow);
                     }
                     Output::Close { conn } => match self.sinks.get(&conn) {
-                        Some(Sink::Stream { tx, done })
-                            if tx.try_send(Outgoing::Close(None)).is_err() =>
-                        {
-                            done.cancel();
+                        Some(Sink::Stream { queue, done }) => {
+                            // A full queue: end it now instead of after what is queued.
+                            let full = self.fan.push(queue, Own::Out(Outgoing::Close(None)));
+                            if let Err(Full) = full {
+                                done.cancel();
+                            }
                         }
-                        Some(Sink::Stream { .. }) => {}
                         Some(Sink::Mailbox(_)) => self.remove(conn, CloseReason::Closed),
                         None => {}
                     },
@@ -445,6 +511,7 @@ impl Core {
                 }
             }
         }
+        self.fan.publish();
         if delivered > 0 {
             counter!("tether_messages_out_total").increment(delivered);
         }

@@ -7,10 +7,10 @@ use std::time::Duration;
 use tether_rooms::line::{LineEvent, LineSplitter, MAX_LINE, event_error, parse_line};
 use tether_rooms::{CloseReason, Door};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use crate::fanout::Feed;
 use crate::listen::Acceptor;
 use crate::outgoing::Outgoing;
 use crate::rooms_state::{RoomsState, line_reply};
@@ -51,7 +51,7 @@ where
 {
     let (rd, wr) = tokio::io::split(stream);
     let conn = state.open_stream(Door::Tcp);
-    let writer = Writer::spawn(&conn.done, write_loop(wr, conn.rx, conn.done.clone()));
+    let writer = Writer::spawn(&conn.done, write_loop(wr, conn.feed, conn.done.clone()));
     let eof = read_loop(&state, conn.id, rd, &conn.done).await;
     if eof {
         // Half-closed: write what is queued (the replies to the last commands), then close.
@@ -145,17 +145,13 @@ impl<W: AsyncWrite + Unpin + Send> Outlet for Lines<W> {
 
 /// Writes queued items in batches ([`socket::drain_batches`]) until the close item or the end of
 /// the queue, or until `done` ends the connection.
-async fn write_loop<W: AsyncWrite + Unpin + Send>(
-    wr: W,
-    mut rx: mpsc::Receiver<Outgoing>,
-    done: CancellationToken,
-) {
+async fn write_loop<W: AsyncWrite + Unpin + Send>(wr: W, mut feed: Feed, done: CancellationToken) {
     // Small buffers: an idle connection should cost little; batches still coalesce.
     let mut lines = Lines(BufWriter::with_capacity(4 * 1024, wr));
     tokio::select! {
         biased;
         _ = done.cancelled() => {}
-        _ = socket::drain_batches(&mut rx, &mut lines) => {}
+        _ = socket::drain_batches(&mut feed, &mut lines) => {}
     }
     done.cancel();
 }

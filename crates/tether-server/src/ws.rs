@@ -9,9 +9,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use tether_rooms::{CloseReason, Door, ErrorCode, HubError, json};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::fanout::Feed;
 use crate::outgoing::Outgoing;
 use crate::rooms_state::{RoomsState, ws_reply};
 use crate::socket::{self, Batch, Read, Tuning, Write, Writer, WsSink};
@@ -19,10 +19,13 @@ use crate::socket::{self, Batch, Read, Tuning, Write, Writer, WsSink};
 /// Largest accepted frame; a bigger one closes the connection with 1009.
 pub const MAX_FRAME: usize = 64 * 1024;
 
-/// Small buffers: 4 KiB to read (tungstenite allocates 128 KiB by default) and a 2 KiB write
-/// threshold, since tungstenite keeps its write buffer at the largest batch it sent.
+/// Small buffers: 1 KiB to read (tungstenite allocates 128 KiB by default, and zero-fills all of
+/// it on the first read, so all of it is resident; a bigger frame grows it as needed, and 1 KiB
+/// still holds about ten commands of a publishing client per read) and a 2 KiB write threshold,
+/// since tungstenite keeps its write buffer at the largest batch it sent. Measured with 1,000 idle
+/// members: 10.9 KiB of RSS per connection against 14 KiB with 4 KiB to read.
 const TUNING: Tuning = Tuning {
-    read_buffer: 4 * 1024,
+    read_buffer: 1024,
     write_buffer: 2 * 1024,
     ..Tuning::new(MAX_FRAME)
 };
@@ -68,7 +71,7 @@ async fn run(state: Arc<RoomsState>, socket: WebSocket, batches: bool) {
         &conn.done,
         write_loop(
             sink,
-            conn.rx,
+            conn.feed,
             conn.done.clone(),
             state.drain.shutdown.clone(),
             batches,
@@ -148,7 +151,7 @@ impl Batch for Items<'_> {
 /// cancelled before that means the queue overflowed: the client gets 1008 if it still reads.
 async fn write_loop(
     mut sink: WsSink,
-    mut rx: mpsc::Receiver<Outgoing>,
+    mut feed: Feed,
     done: CancellationToken,
     shutdown: CancellationToken,
     batches: bool,
@@ -160,7 +163,7 @@ async fn write_loop(
     let overflowed = tokio::select! {
         biased;
         _ = done.cancelled() => true,
-        _ = socket::write_queue(&mut sink, &mut rx, &mut items) => false,
+        _ = socket::write_queue(&mut sink, &mut feed, &mut items) => false,
     };
     if overflowed && !shutdown.is_cancelled() {
         socket::fail_within(&mut sink, socket::slow_consumer(), SLOW_CLOSE).await;

@@ -25,16 +25,16 @@ fuzz_target!(|data: &[u8]| {
         assert!(v.get("ok").is_some());
         while let Some(out) = hub.poll_output() {
             match out {
-                Output::Deliver { push, .. } => {
+                Output::Deliver { push, .. } | Output::Broadcast { push, .. } => {
                     let _ = json::encode_push(&push);
                 }
-                Output::DeliverBatch { to, pushes, .. } => {
-                    assert!(to.iter().all(|(_, from)| *from < pushes.len()));
+                Output::DeliverBatch { pushes, .. } => {
+                    assert!(!pushes.is_empty());
                     for p in &pushes {
                         let _ = json::encode_push(p);
                     }
                 }
-                Output::Close { .. } => {}
+                Output::Joined { .. } | Output::Left { .. } | Output::Close { .. } => {}
             }
         }
     }

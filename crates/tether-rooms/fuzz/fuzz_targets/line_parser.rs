@@ -37,8 +37,8 @@ fuzz_target!(|data: &[u8]| {
         assert!(reply.starts_with(b"OK") || reply.starts_with(b"ERROR "));
         assert!(reply.ends_with(b"\n"));
         while let Some(out) = hub.poll_output() {
-            if let tether_rooms::Output::DeliverBatch { to, pushes, .. } = out {
-                assert!(to.iter().all(|(_, from)| *from < pushes.len()));
+            if let tether_rooms::Output::DeliverBatch { pushes, .. } = out {
+                assert!(!pushes.is_empty());
             }
         }
     }
