@@ -29,7 +29,12 @@ _FLAGS: list[tuple[str, str, type, str]] = [
     ("max-clients", "N", int, "most registered clients at once [100]"),
     ("max-message-length", "N", int, "longest message text, in characters [255]"),
     ("max-rooms", "N", int, "most rooms at once, main included [1000]"),
-    ("queue-capacity", "N", int, "outbound queue per connection, in messages [1024]"),
+    (
+        "queue-capacity",
+        "N",
+        int,
+        "outbound queue per connection, in messages, and KiB of a room's shared log [1024]",
+    ),
     ("tls-cert", "PEM", str, "PEM certificate chain: TLS on every listener (needs --tls-key)"),
     ("tls-key", "PEM", str, "PEM private key for --tls-cert"),
     ("shutdown-grace", "SECS", float, "seconds to wait for clients on shutdown [5]"),
