@@ -1,6 +1,6 @@
 # bench/record.sh: what every bench run records, so a figure in docs/benchmarks.md names the commit
-# it measured and its raw results stay (sourced, not run: by bench/lib.sh, and by
-# bench/fanout/run.sh, which does not use lib.sh). Needs ROOT (the repo) and HERE (the bench's
+# it measured and its raw results stay (sourced, not run, by bench/lib.sh, which every bench's
+# run.sh sources). Needs ROOT (the repo) and HERE (the bench's
 # directory, bench/<name>); the results directory is $RESULTS, else $RESULTS_DIR, else $HERE/results.
 #
 #   record_begin       refuses a tree with uncommitted changes: the results would match no commit

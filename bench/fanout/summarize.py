@@ -95,12 +95,6 @@ def summarize(path: Path, meta: dict) -> tuple[str, list[benchlib.Check]]:
             f"Centrifugo {params.get('CENTRIFUGO_VERSION', '?')}, "
             f"Socket.IO {params.get('SIO_VERSION', '?')}",
         ),
-        f"- **Commit:** {meta.get('git', '?')}; raw results: `bench/fanout/results/latest.jsonl`"
-        + (
-            " (not kept: uncommitted changes)"
-            if "dirty" in str(meta.get("git", ""))
-            else f" (kept as `bench/fanout/results/runs/<date>-{meta.get('git', '?')}.jsonl`)"
-        ),
     ]
     for n in sizes:
         lines, size_checks = size_section(n, rows, present, paced)
