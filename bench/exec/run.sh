@@ -3,14 +3,15 @@
 # websocketd 0.4.1 (Debian) running the same commands, side by side in one run (run by hand; not
 # part of the tests).
 #
-# Two figures, each from `exec-client` (Rust, tokio-tungstenite, pinned to its own core):
+# Two figures, each from `exec-client` (Rust, blocking, one thread, its own frame parser: a few
+# ns per frame, so that neither figure is the client's; pinned to its own core):
 # - connect → first line: LAT_N connections to each server, one after another, alternating
 #   between the two (so load from elsewhere weighs on both alike), to `echo hello`; the time from
 #   the start of the TCP connect to the first line of output (tether: the request frame goes right
 #   after the handshake; websocketd has no request, it starts the process on connect), p50/p99;
 # - lines/s: one connection to `seq $LINES`, from connect to the end of the stream, every line
 #   counted and checked.
-# tether: `tether serve --config` with two [[exec]] entries (release build, RUST_LOG=warn);
+# tether: `tether serve --config` with two [[exec]] entries (release build, TETHER_LOG=warn);
 # websocketd: one instance per command (`--loglevel=error`, `--passenv=PATH,HOME,LANG`: the
 # variables tether passes on by default, so both children start in the same environment; with
 # LANG set, `echo` loads the locale files, ~0.5 ms). The server and the processes it starts share
@@ -18,7 +19,9 @@
 # Raw results: bench/exec/results/latest.jsonl (+ latest.meta.json); summarize.py prints the
 # table and rewrites the bench-exec section of docs/benchmarks.md (UPDATE_DOCS=0 to skip).
 #
-# Knobs (environment): REPS=5 LAT_N=400 LINES=1000000 SERVER_CPU=0 CLIENT_CPU=1
+# Where tether's first-line time goes (its own log lines at debug level): bench/exec/README.md.
+#
+# Knobs (environment): REPS=5 LAT_N=400 LINES=5000000 SERVER_CPU=0 CLIENT_CPU=1
 #   QUIET_BUSY=15 QUIET_WAIT=180 CARGO_TARGET_DIR=/root/.cache/tether-target SKIP_BUILD=0
 #   UPDATE_DOCS=1. Shared parts (quiet-machine wait, latest.meta.json, docs) are in bench/lib.sh.
 set -euo pipefail
@@ -29,7 +32,7 @@ LOG_TAG=exec-bench
 . "$HERE/../lib.sh"
 REPS=${REPS:-5}
 LAT_N=${LAT_N:-400}
-LINES=${LINES:-1000000}
+LINES=${LINES:-5000000}
 PY=python3
 # What websocketd passes to its processes: what tether passes by default (tether-exec BASE_ENV).
 PASSENV=PATH,HOME,LANG
@@ -85,7 +88,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # start_tether: sets TPID, TADDR
 start_tether() {
   local slog=$WORK/tether.log
-  RUST_LOG=warn "${SPIN[@]}" "$TETHER" serve --http 127.0.0.1:0 --tcp 127.0.0.1:0 --relay off \
+  TETHER_LOG=warn "${SPIN[@]}" "$TETHER" serve --http 127.0.0.1:0 --tcp 127.0.0.1:0 --relay off \
     --shutdown-grace 1 --config "$WORK/tether.toml" >"$slog" 2>&1 &
   TPID=$!
   SERVER_PIDS+=("$TPID")

@@ -11,54 +11,75 @@
 //! - `latency-pair`: `latency` for two servers at once, connection by connection, alternating
 //!   which goes first (one JSON line per side).
 //!
+//! The client is [`raw`]: blocking, one thread, frames parsed in place, so that it costs far
+//! less per frame than either server (`client_cpu_s` in each line shows it).
+//!
 //! Prints one JSON line (two for `latency-pair`). Usage:
 //!   exec-client latency URL SIDE N REQUEST|-
 //!   exec-client latency-pair SIDE_A URL_A REQUEST_A|- SIDE_B URL_B REQUEST_B|- N
 //!   exec-client throughput URL SIDE EXPECTED_LINES REQUEST|-
 
+mod raw;
+
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
-use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use raw::{Frame, Ws};
 
-/// How long one connection may take before the run is abandoned.
-const CONN_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Whether a text frame is the server speaking (`{"info": …}`), not the command's output.
-fn is_info(t: &str) -> bool {
-    t.starts_with("{\"info\"") && !t.ends_with('\n')
+/// Whether a text message is the server speaking (`{"info": …}`), not the command's output.
+fn is_info(t: &[u8]) -> bool {
+    t.starts_with(b"{\"info\"") && !t.ends_with(b"\n")
 }
 
-/// Lines of output in one text frame: tether sends `line\n` (a frame may hold several);
-/// websocketd sends each line as its own frame without the `\n`.
-fn lines_in(t: &str) -> u64 {
-    let n = count_newlines(t.as_bytes());
-    if n == 0 && !t.is_empty() { 1 } else { n }
+/// Counts the lines of output in a stream of text frames: tether sends `line\n` (a message
+/// may hold several); websocketd sends each line as its own message without the `\n`. The
+/// `{"info": …}` message is not output.
+#[derive(Default)]
+struct Lines {
+    lines: u64,
+    messages: u64,
+    bytes: u64,
+    /// Newlines and bytes of the message being read (it may span continuation frames).
+    msg_nl: u64,
+    msg_len: u64,
+    msg_info: bool,
 }
 
-fn count_newlines(b: &[u8]) -> u64 {
-    b.iter().filter(|&&c| c == b'\n').count() as u64
+impl Lines {
+    /// One text or continuation frame; true when it ended a message of output.
+    fn frame(&mut self, payload: &[u8], first: bool, fin: bool) -> bool {
+        if first {
+            self.msg_nl = 0;
+            self.msg_len = 0;
+            self.msg_info = fin && is_info(payload);
+        }
+        if self.msg_info {
+            return false;
+        }
+        self.msg_nl += memchr::memchr_iter(b'\n', payload).count() as u64;
+        self.msg_len += payload.len() as u64;
+        if !fin {
+            return false;
+        }
+        self.messages += 1;
+        self.bytes += self.msg_len;
+        self.lines += if self.msg_nl == 0 && self.msg_len > 0 {
+            1
+        } else {
+            self.msg_nl
+        };
+        true
+    }
 }
 
-async fn open(url: &str, request: Option<&str>) -> anyhow::Result<Ws> {
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
-        .await
-        .with_context(|| format!("connect {url}"))?;
+fn open(url: &str, request: Option<&str>) -> anyhow::Result<Ws> {
+    let mut ws = Ws::connect(url)?;
     if let Some(req) = request {
-        ws.send(Message::text(req)).await.context("send request")?;
+        ws.send_text(req).context("send request")?;
     }
     Ok(ws)
-}
-
-/// What ended a stream: the close code (1006 when the TCP connection ended without a close frame).
-fn close_code(frame: Option<&tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> u16 {
-    frame.map_or(1005, |f| u16::from(f.code))
 }
 
 /// Timings of one side's connections.
@@ -97,58 +118,50 @@ impl Lat {
 }
 
 /// One connection: connect, (request), read to the end; records its timings in `lat`.
-async fn one_connection(
-    url: &str,
-    request: Option<&str>,
-    i: usize,
-    lat: &mut Lat,
-) -> anyhow::Result<()> {
-    {
-        let t0 = Instant::now();
-        let run = async {
-            let mut ws = open(url, request).await?;
-            let t_open = t0.elapsed();
-            let mut t_first = None;
-            let code = loop {
-                match ws.next().await {
-                    Some(Ok(Message::Text(t))) => {
-                        if t_first.is_none() && !is_info(t.as_str()) {
-                            t_first = Some(t0.elapsed());
-                        }
-                    }
-                    Some(Ok(Message::Close(f))) => break close_code(f.as_ref()),
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => break 1006,
+fn one_connection(url: &str, request: Option<&str>, i: usize, lat: &mut Lat) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let mut ws = open(url, request).with_context(|| format!("connection {i}"))?;
+    let t_open = t0.elapsed();
+    let mut t_first = None;
+    let mut lines = Lines::default();
+    let code = loop {
+        match ws.next()? {
+            Frame::Text {
+                payload,
+                first,
+                fin,
+            } => {
+                if lines.frame(payload, first, fin) && t_first.is_none() {
+                    t_first = Some(t0.elapsed());
                 }
-            };
-            let Some(t_first) = t_first else {
-                bail!("connection {i}: no output line (close {code})");
-            };
-            Ok::<_, anyhow::Error>((t_open, t_first, t0.elapsed(), code))
-        };
-        let (t_open, t_first, t_all, code) = tokio::time::timeout(CONN_TIMEOUT, run)
-            .await
-            .with_context(|| format!("connection {i} timed out"))??;
-        lat.first.push(t_first.as_secs_f64() * 1e3);
-        lat.shake.push(t_open.as_secs_f64() * 1e3);
-        lat.whole.push(t_all.as_secs_f64() * 1e3);
-        *lat.closes.entry(code).or_default() += 1;
-    }
+            }
+            Frame::Close(code) => break code,
+            Frame::Other => {}
+            Frame::Eof => break 1006,
+        }
+    };
+    let Some(t_first) = t_first else {
+        bail!("connection {i}: no output line (close {code})");
+    };
+    lat.first.push(t_first.as_secs_f64() * 1e3);
+    lat.shake.push(t_open.as_secs_f64() * 1e3);
+    lat.whole.push(t0.elapsed().as_secs_f64() * 1e3);
+    *lat.closes.entry(code).or_default() += 1;
     Ok(())
 }
 
 /// One side: `n` connections one after another.
-async fn latency(url: &str, n: usize, request: Option<&str>) -> anyhow::Result<serde_json::Value> {
+fn latency(url: &str, n: usize, request: Option<&str>) -> anyhow::Result<serde_json::Value> {
     let mut lat = Lat::default();
     for i in 0..n {
-        one_connection(url, request, i, &mut lat).await?;
+        one_connection(url, request, i, &mut lat)?;
     }
     Ok(lat.report())
 }
 
 /// Two sides, connection by connection (A B, B A, A B, …), so that whatever else the machine
 /// does at a moment weighs on both alike. Returns one report per side.
-async fn latency_pair(
+fn latency_pair(
     a: (&str, &str, Option<&str>),
     b: (&str, &str, Option<&str>),
     n: usize,
@@ -156,11 +169,11 @@ async fn latency_pair(
     let (mut la, mut lb) = (Lat::default(), Lat::default());
     for i in 0..n {
         if i % 2 == 0 {
-            one_connection(a.1, a.2, i, &mut la).await?;
-            one_connection(b.1, b.2, i, &mut lb).await?;
+            one_connection(a.1, a.2, i, &mut la)?;
+            one_connection(b.1, b.2, i, &mut lb)?;
         } else {
-            one_connection(b.1, b.2, i, &mut lb).await?;
-            one_connection(a.1, a.2, i, &mut la).await?;
+            one_connection(b.1, b.2, i, &mut lb)?;
+            one_connection(a.1, a.2, i, &mut la)?;
         }
     }
     let (mut ra, mut rb) = (la.report(), lb.report());
@@ -171,73 +184,72 @@ async fn latency_pair(
     Ok([ra, rb])
 }
 
-async fn throughput(
+fn throughput(
     url: &str,
     expected: u64,
     request: Option<&str>,
 ) -> anyhow::Result<serde_json::Value> {
     let t0 = Instant::now();
-    let run = async {
-        let mut ws = open(url, request).await?;
-        let (mut lines, mut frames, mut bytes) = (0u64, 0u64, 0u64);
-        let mut t_first = None;
-        let mut last = String::new();
-        let code = loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    let t = t.as_str();
-                    if is_info(t) {
-                        continue;
-                    }
+    let mut ws = open(url, request)?;
+    let mut lines = Lines::default();
+    let mut t_first = None;
+    let mut last: Vec<u8> = Vec::new();
+    let code = loop {
+        match ws.next()? {
+            Frame::Text {
+                payload,
+                first,
+                fin,
+            } => {
+                if lines.frame(payload, first, fin) {
                     t_first.get_or_insert_with(|| t0.elapsed());
-                    frames += 1;
-                    bytes += t.len() as u64;
-                    lines += lines_in(t);
-                    if lines >= expected.saturating_sub(1) {
+                    if lines.lines >= expected.saturating_sub(1) {
                         last.clear();
-                        last.push_str(t);
+                        last.extend_from_slice(payload);
                     }
                 }
-                Some(Ok(Message::Close(f))) => break close_code(f.as_ref()),
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => break 1006,
             }
-        };
-        Ok::<_, anyhow::Error>((lines, frames, bytes, t_first, code, last))
+            Frame::Close(code) => break code,
+            Frame::Other => {}
+            Frame::Eof => break 1006,
+        }
     };
-    let (lines, frames, bytes, t_first, code, last) = tokio::time::timeout(CONN_TIMEOUT, run)
-        .await
-        .context("throughput run timed out")??;
     let secs = t0.elapsed().as_secs_f64();
-    if lines != expected {
-        bail!("got {lines} lines, expected {expected} (close {code}, last frame {last:?})");
+    let last = String::from_utf8_lossy(&last);
+    if lines.lines != expected {
+        bail!(
+            "got {} lines, expected {expected} (close {code}, last frame {last:?})",
+            lines.lines
+        );
     }
     Ok(serde_json::json!({
         "phase": "throughput",
-        "lines": lines,
-        "frames": frames,
-        "bytes": bytes,
+        "lines": lines.lines,
+        "frames": lines.messages,
+        "bytes": lines.bytes,
         "secs": secs,
         "first_line_ms": t_first.map(|d| d.as_secs_f64() * 1e3),
-        "lines_per_s": lines as f64 / secs,
-        "lines_per_frame": lines as f64 / frames.max(1) as f64,
+        "lines_per_s": lines.lines as f64 / secs,
+        "lines_per_frame": lines.lines as f64 / lines.messages.max(1) as f64,
         "last_line": last.trim_end(),
         "close": code,
     }))
 }
 
-/// This process's CPU seconds (user + system), from /proc/self/stat: shows whether the client
-/// itself could be the bottleneck.
+/// This process's CPU seconds (user + system, from getrusage: microseconds, where
+/// /proc/self/stat counts 10 ms ticks): shows whether the client itself could be the bottleneck.
 fn own_cpu_secs() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
+    // SAFETY: an all-zero rusage is valid; getrusage fills it and touches nothing else.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid out-pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return None;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some(secs(ru.ru_utime) + secs(ru.ru_stime))
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if let [_, mode, side_a, url_a, req_a, side_b, url_b, req_b, n] = args.as_slice()
         && mode == "latency-pair"
@@ -249,9 +261,10 @@ async fn main() -> anyhow::Result<()> {
             (side_a, url_a, req(req_a)),
             (side_b, url_b, req(req_b)),
             n.parse().context("N")?,
-        )
-        .await?;
-        for r in reports {
+        )?;
+        let cpu = own_cpu_secs();
+        for mut r in reports {
+            r["client_cpu_s"] = cpu.into();
             println!("{r}");
         }
         return Ok(());
@@ -261,8 +274,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let request = (request != "-").then_some(request.as_str());
     let mut out = match mode.as_str() {
-        "latency" => latency(url, n.parse().context("N")?, request).await?,
-        "throughput" => throughput(url, n.parse().context("EXPECTED_LINES")?, request).await?,
+        "latency" => latency(url, n.parse().context("N")?, request)?,
+        "throughput" => throughput(url, n.parse().context("EXPECTED_LINES")?, request)?,
         other => bail!("unknown mode {other}"),
     };
     out["side"] = side.as_str().into();

@@ -83,6 +83,48 @@ struct Conn {
     /// A SIGTERM asked for in `apply`, sent by the loop: it first looks for the tree's members
     /// in `/proc` (off the loop's thread) while the leader still holds them, then signals.
     pending_term: bool,
+    /// Where the time to the first line went (logged at debug level when the socket ends).
+    timing: Timing,
+}
+
+/// Moments of one connection, from the upgrade: where its time to the first line goes
+/// (`TETHER_LOG=tether_server::exec=debug`; bench/exec/README.md reads them).
+struct Timing {
+    upgraded: Instant,
+    request: Option<Duration>,
+    spawn_start: Option<Duration>,
+    spawned: Option<Duration>,
+    first_out: Option<Duration>,
+    first_sent: Option<Duration>,
+}
+
+impl Timing {
+    fn new() -> Timing {
+        Timing {
+            upgraded: Instant::now(),
+            request: None,
+            spawn_start: None,
+            spawned: None,
+            first_out: None,
+            first_sent: None,
+        }
+    }
+
+    fn since(&self) -> Duration {
+        self.upgraded.elapsed()
+    }
+
+    fn log(&self, endpoint: &str) {
+        let us = |d: Option<Duration>| d.map_or(-1, |d| d.as_micros() as i64);
+        tracing::debug!(
+            "exec {endpoint} timing (µs since the upgrade): request {} spawn {}..{} first stdout {} first line flushed {}",
+            us(self.request),
+            us(self.spawn_start),
+            us(self.spawned),
+            us(self.first_out),
+            us(self.first_sent)
+        );
+    }
 }
 
 /// Serves one socket of endpoint `ep` until the session is done.
@@ -105,6 +147,7 @@ pub async fn run(
         writable: true,
         shutdown_seen: false,
         pending_term: false,
+        timing: Timing::new(),
     };
     c.session.handle_connect();
     let mut readable = true;
@@ -178,6 +221,7 @@ pub async fn run(
         }
     };
     let name = c.ep.name.clone();
+    c.timing.log(&name);
     let grace = c.hub.kill_grace;
     let tree = c.proc.take().map(|p| p.tree);
     drop(c);
@@ -222,7 +266,11 @@ impl Conn {
                 }
                 s.handle_exit(exit, now);
             }
-            Woke::Stdout(Ok(n)) if n > 0 => s.handle_stdout(&out_buf[..n]),
+            Woke::Stdout(Ok(n)) if n > 0 => {
+                let t = self.timing.since();
+                self.timing.first_out.get_or_insert(t);
+                s.handle_stdout(&out_buf[..n]);
+            }
             Woke::Stdout(_) => {
                 if let Some(p) = &mut self.proc {
                     p.stdout = None;
@@ -236,7 +284,11 @@ impl Conn {
                 }
                 s.handle_stderr_eof();
             }
-            Woke::Client(Read::Text(t)) => s.handle_text(t.as_str()),
+            Woke::Client(Read::Text(t)) => {
+                let at = self.timing.since();
+                self.timing.request.get_or_insert(at);
+                s.handle_text(t.as_str());
+            }
             Woke::Client(Read::Binary(_)) => s.handle_binary(),
             Woke::Client(Read::Failed(frame)) => {
                 // Say why (1009 for a frame too big, 1002/1007 for a broken frame).
@@ -321,7 +373,12 @@ impl Conn {
                 return;
             }
         };
-        match child::spawn(&self.ep, argv) {
+        let t = self.timing.since();
+        self.timing.spawn_start.get_or_insert(t);
+        let spawned = child::spawn(&self.ep, argv);
+        let t = self.timing.since();
+        self.timing.spawned.get_or_insert(t);
+        match spawned {
             Err(e) => {
                 drop(slot);
                 let why = e.to_string();
@@ -371,6 +428,7 @@ impl Conn {
             shutdown_seen,
             cut,
             unflushed,
+            timing,
             ..
         } = self;
         let send = async {
@@ -386,6 +444,9 @@ impl Conn {
             }
             sink.flush().await?;
             *unflushed = false;
+            if timing.first_out.is_some() && timing.first_sent.is_none() {
+                timing.first_sent = Some(timing.since());
+            }
             Ok(())
         };
         let res = tokio::select! {

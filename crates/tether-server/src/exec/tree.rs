@@ -304,6 +304,61 @@ fn killpg(pgid: i32, sig: Signal) -> bool {
     unsafe { libc::kill(-pgid, signo(sig)) == 0 }
 }
 
+/// Whether the process group `pgid` has no process left (false when unsure).
+fn group_empty(pgid: i32) -> bool {
+    if pgid <= 1 {
+        return false;
+    }
+    // SAFETY: kill(2) with signal 0 only checks; it touches no memory.
+    let rc = unsafe { libc::kill(-pgid, 0) };
+    rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+/// This process's threads (`/proc/self/task`), sorted; `None` if they cannot be listed.
+fn own_threads() -> Option<Vec<u32>> {
+    let mut tids: Vec<u32> = std::fs::read_dir("/proc/self/task")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    Some(tids)
+}
+
+/// Whether every child of this process is a direct exec child (none adopted, none other);
+/// false when unsure. Reads each thread's `children` list (a child belongs to the thread that
+/// forked it, an adopted one to any live thread) with one read each, and lists the threads
+/// again after: a thread that exited meanwhile may have handed its children to one read
+/// before, so then the answer is "unsure".
+fn only_direct_children() -> bool {
+    use std::io::Read;
+    let Some(before) = own_threads() else {
+        return false;
+    };
+    let mut buf = [0u8; 4096];
+    for tid in &before {
+        let Ok(mut f) = std::fs::File::open(format!("/proc/self/task/{tid}/children")) else {
+            return false;
+        };
+        let Ok(n) = f.read(&mut buf) else {
+            return false;
+        };
+        if n == buf.len() {
+            return false; // more than one read's worth: the list may not be consistent
+        }
+        let Ok(list) = std::str::from_utf8(&buf[..n]) else {
+            return false;
+        };
+        for pid in list.split_ascii_whitespace() {
+            match pid.parse::<i32>() {
+                Ok(pid) if is_direct(pid) => {}
+                _ => return false,
+            }
+        }
+    }
+    own_threads().is_some_and(|after| after == before)
+}
+
 /// Spawns `cmd` (its own process group) marked with a new mark, and returns the child with the
 /// [`Tree`] that answers for every process it starts.
 pub fn spawn(cmd: &mut Command) -> std::io::Result<(Child, Tree)> {
@@ -439,6 +494,20 @@ impl Tree {
         }
     }
 
+    /// Whether nothing of the tree is left, known without reading every process in `/proc`
+    /// (which costs about as much CPU as the rest of a short command's connection). As a
+    /// subreaper, once the leader is reaped, a live member is either in the leader's group or
+    /// below a child of ours: its ancestors up to the leader that died handed it on to the
+    /// nearest subreaper, this process. So an empty group, no member seen before and no child
+    /// but other connections' commands mean that none is left. Unsure: false (then the scan).
+    fn gone_without_scan(&self) -> bool {
+        is_subreaper()
+            && self.id.leader_reaped
+            && self.known.is_empty()
+            && group_empty(self.id.leader)
+            && only_direct_children()
+    }
+
     /// Looks for the members in `/proc` (off the async threads: a scan reads every process).
     async fn look(&mut self) -> Vec<ProcStat> {
         let id = self.id.clone();
@@ -477,6 +546,10 @@ impl Tree {
     /// has passed since the first SIGTERM, then reaps our adopted members, until none is left.
     /// Waits on pidfds between looks at `/proc`. Returns how many processes it found running.
     pub async fn teardown(mut self, grace: Duration) -> usize {
+        if self.gone_without_scan() {
+            self.finished = true;
+            return 0;
+        }
         let me = i32::try_from(std::process::id()).unwrap_or(0);
         let mut found: HashSet<(i32, u64)> = HashSet::new();
         let mut killed_at: Option<Instant> = None;
@@ -619,7 +692,11 @@ pub async fn reap_adopted(stop: tokio_util::sync::CancellationToken) {
         // Let tokio reap the direct children first (most SIGCHLDs are theirs) and let a burst
         // of exits come in: one look serves them all.
         tokio::time::sleep(REAP_DEBOUNCE).await;
-        let _ = tokio::task::spawn_blocking(reap_adopted_now).await;
+        // Mostly tokio reaped them all: one non-blocking waitid says so without waking a
+        // blocking thread for the scan.
+        if any_zombie_child() {
+            let _ = tokio::task::spawn_blocking(reap_adopted_now).await;
+        }
     }
 }
 
@@ -721,6 +798,24 @@ mod tests {
         let z = b"7 (sleep) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0";
         assert!(parse_stat(7, z).unwrap().zombie);
         assert_eq!(parse_stat(7, b"7 (x) S 1"), None);
+    }
+
+    /// What lets a teardown skip the scan: a group with a live member is not empty, and a
+    /// child of ours that is not a direct exec child (an adopted one, say) is seen.
+    #[test]
+    fn a_live_group_and_a_foreign_child_are_seen_without_a_scan() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("spawn sleep");
+        let pid = i32::try_from(child.id()).unwrap();
+        assert!(!group_empty(pid), "its own group, alive");
+        assert!(!only_direct_children(), "a child not spawned for exec");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(group_empty(pid), "the group is gone with its only member");
     }
 
     #[test]
