@@ -339,7 +339,7 @@ impl Server {
         let bus_tasks = match &state.bus {
             Some(bus) => {
                 tracing::info!("cluster bus on as node {}", bus.node);
-                bus.spawn(&state)
+                crate::bus::spawn(bus, &state)
             }
             None => Vec::new(),
         };

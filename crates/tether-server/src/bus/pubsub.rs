@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use metrics::{counter, gauge};
 
-use super::Bus;
+use super::node::Bus;
 use super::wire::{self, Event};
 use crate::rooms_state::RoomsState;
 

@@ -9,8 +9,9 @@ use std::time::Duration;
 use metrics::gauge;
 use redis::AsyncCommands;
 
-use super::outbox::Op;
-use super::{Bus, CLAIM, RELEASE, wire};
+use super::node::Bus;
+use super::queue::Op;
+use super::wire::{self, CLAIM, RELEASE};
 use crate::rooms_state::RoomsState;
 
 /// Longest the reads of one refresh may take.

@@ -51,6 +51,19 @@ impl ClusterView {
         })
     }
 
+    /// How many other nodes have members in `room`.
+    pub fn nodes_in(&self, room: &str) -> usize {
+        let mut nodes: Vec<&str> = self
+            .rooms
+            .get(room)
+            .into_iter()
+            .flat_map(|m| m.values().map(|(n, _)| n.as_str()))
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes.len()
+    }
+
     fn count(&self, room: &str) -> usize {
         self.rooms.get(room).map_or(0, BTreeMap::len)
     }
@@ -181,7 +194,9 @@ mod tests {
             ),
             Err(missing)
         );
+        assert_eq!(v.nodes_in("main"), 2);
         v.left("main", "carol", "n2");
         assert_eq!(v.count("main"), 1);
+        assert_eq!(v.nodes_in("main"), 1);
     }
 }

@@ -38,6 +38,15 @@ pub fn client_key(client: &str) -> String {
     format!("{PREFIX}client:{client}")
 }
 
+/// Claims `KEYS[1]` for node `ARGV[1]` for `ARGV[2]` seconds unless another node holds it.
+pub const CLAIM: &str = "local v = redis.call('GET', KEYS[1]) \
+    if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return 1 end \
+    return 0";
+
+/// Deletes `KEYS[1]` if node `ARGV[1]` holds it.
+pub const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end \
+    return 0";
+
 /// One event on a room's channel or the control channel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "k")]
