@@ -17,7 +17,8 @@ step "system packages"
 # What the steps below run and a bare Debian machine may lack: a C toolchain (cc builds QuickJS for
 # tether-js and ring for rustls), pkg-config, a Python that can make venvs (the Python package,
 # the patch peers, stock sidekick-py), Node.js with npm (browser tests, fast-json-patch), Debian's
-# chromium (headless browser tests) and procps (`kill` in the Rust server tests).
+# chromium (headless browser tests), procps (`kill` in the Rust server tests) and redis-server
+# (the three-node cluster test, crates/tether-server/tests/cluster.rs).
 missing=()
 { command -v cc && command -v make && dpkg -s build-essential; } >/dev/null 2>&1 || missing+=(build-essential)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
@@ -27,6 +28,7 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs npm)
 command -v kill >/dev/null || missing+=(procps)
+command -v redis-server >/dev/null || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing: ${missing[*]}"

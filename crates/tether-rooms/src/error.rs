@@ -51,6 +51,9 @@ pub enum ErrorCode {
     HookRejected,
     /// The room's JS hook threw, timed out, ran out of memory or is busy; the message is dropped.
     HookFailed,
+    /// The cluster bus (Redis) is unreachable, so the cluster cannot vouch for the command
+    /// (a client name or a new room); retry later.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -80,6 +83,7 @@ impl ErrorCode {
             ErrorCode::ServerFull => "SERVER_FULL",
             ErrorCode::HookRejected => "HOOK_REJECTED",
             ErrorCode::HookFailed => "HOOK_FAILED",
+            ErrorCode::Unavailable => "UNAVAILABLE",
         }
     }
 
@@ -106,7 +110,7 @@ impl ErrorCode {
             ErrorCode::TooLong => 413,
             ErrorCode::HookRejected => 403,
             ErrorCode::HookFailed => 422,
-            ErrorCode::TooManyRooms | ErrorCode::ServerFull => 503,
+            ErrorCode::TooManyRooms | ErrorCode::ServerFull | ErrorCode::Unavailable => 503,
         }
     }
 }

@@ -11,6 +11,10 @@ use crate::name::{Name, main_room};
 use crate::presence::{Gather, Next};
 use crate::status::Status;
 
+// Inputs from the other nodes of a cluster; a child module so it reaches the rooms directly.
+#[path = "remote.rs"]
+mod remote;
+
 /// Most members a join reply or a presence push lists; `count` gives the total. Large rooms
 /// would otherwise cost every joiner a member list the size of the room (Pusher caps presence
 /// channels at 100 members for the same reason); `LIST` gives the full list on demand.

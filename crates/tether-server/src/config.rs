@@ -46,7 +46,8 @@ const SERVE_HELP: &str = "Every option can also come from the environment (TETHE
     tls_key, shutdown_grace, relay_max_frame, relay_log_bytes, relay_queue_bytes, hook, hook_timeout,\n\
     hook_memory, exec_max_processes, exec_kill_grace, exec_close_grace, relay_total_queue_bytes,\n\
     relay_max_connections, relay_max_sessions, header_timeout, max_connections,\n\
-    max_connections_per_ip, allowed_origins, allowed_hosts; the last two as lists) plus [[exec]]\n\
+    max_connections_per_ip, allowed_origins, allowed_hosts; the last two as lists; bus,\n\
+    bus_presence_ttl) plus [[exec]]\n\
     tables (file only) that define the /ws/exec/<name> endpoints (token_env = \"NAME\" makes one\n\
     require a token); without any [[exec]] table the built-in ones apply (claude, echo, demo).\n\
     See docs/protocol/exec.md and docs/protocol/common.md.\n\
@@ -56,6 +57,7 @@ const SERVE_HELP: &str = "Every option can also come from the environment (TETHE
     tether serve --relay off\n  \
     tether serve --allowed-origins https://app.example.com,http://localhost:*\n  \
     tether serve --hook main=hooks/filter.js --hook-timeout 20\n  \
+    tether serve --bus redis://127.0.0.1:6379/0\n  \
     printf 'HELLO main:alice\\nSEND main:alice hi\\n' | nc -N 127.0.0.1 10010";
 
 /// Subcommands.
@@ -210,6 +212,14 @@ pub struct ServeArgs {
     /// Most open connections from one client address (IPv6: one /64) on each listener; one more is closed at once [default: 1024, or an eighth of the open-file limit if lower]
     #[arg(long, env = "TETHER_MAX_CONNECTIONS_PER_IP", value_name = "N")]
     pub max_connections_per_ip: Option<usize>,
+
+    /// Join a cluster of tether nodes through this Redis (redis://HOST:PORT/DB): room messages, presence, client names and room definitions are shared by every node using it (docs/protocol/rooms.md, Cluster) [default: none, one node]
+    #[arg(long, env = "TETHER_BUS", value_name = "URL")]
+    pub bus: Option<String>,
+
+    /// Seconds a node's members stay in the cluster's presence after the node stops refreshing them (a crashed node's members disappear after this); with --bus only [default: 30]
+    #[arg(long, env = "TETHER_BUS_PRESENCE_TTL", value_name = "SECS")]
+    pub bus_presence_ttl: Option<f64>,
 }
 
 /// `--hook ROOM=FILE`: which room's messages go through which JS module.
@@ -338,6 +348,8 @@ pub struct Config {
     pub listen: crate::listen::Limits,
     /// How long queued exec output may still be flushed once shutdown or a timeout closes.
     pub exec_close_grace: std::time::Duration,
+    /// The cluster bus (`--bus`), when this node is one of several.
+    pub bus: Option<crate::bus::BusConfig>,
 }
 
 /// A configuration that cannot be used, with what to fix.
@@ -491,6 +503,11 @@ impl ServeArgs {
                 .unwrap_or(1.0),
             60.0,
         )?;
+        let bus = crate::bus::BusConfig::resolve(
+            self.bus.or(file.bus),
+            self.bus_presence_ttl.or(file.bus_presence_ttl),
+        )
+        .map_err(ConfigError::Invalid)?;
         let cfg = Config {
             http: http_choice.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8700))),
             tcp: self
@@ -527,6 +544,7 @@ impl ServeArgs {
             relay_ipv6_loopback: matches!(relay_choice, None | Some(RelayAddr::Localhost(_))),
             listen,
             exec_close_grace,
+            bus,
         };
         for (name, v) in [
             ("max_clients", cfg.max_clients),

@@ -42,6 +42,9 @@ pub enum Error {
         /// What the system said.
         cause: std::io::Error,
     },
+    /// The cluster bus could not be set up.
+    #[error("{0}")]
+    Bus(String),
     /// The process-wide metrics recorder could not be installed.
     #[error("cannot install the metrics recorder: {0}")]
     Metrics(String),

@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bus;
 pub mod config;
 mod error;
 pub mod guard;

@@ -125,12 +125,24 @@ fn new_token() -> Result<String, ApiError> {
     Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-async fn health() -> Response {
-    Json(json!({"status": "ok"})).into_response()
+/// `{"status": "ok"}`; with a bus, `degraded` while Redis is unreachable (the node still serves
+/// its own members) and the bus's state.
+async fn health(State(state): State<Arc<RoomsState>>) -> Response {
+    match &state.bus {
+        None => Json(json!({"status": "ok"})).into_response(),
+        Some(bus) => Json(json!({
+            "status": if bus.healthy() { "ok" } else { "degraded" },
+            "bus": {"node": bus.node, "pubsub": bus.pubsub_up(), "commands": bus.commands_ok()},
+        }))
+        .into_response(),
+    }
 }
 
 async fn status(State(state): State<Arc<RoomsState>>) -> Response {
-    let (clients, rooms) = state.with_hub(|h| (h.client_count(), h.rooms()));
+    let (clients, mut rooms) = state.with_hub(|h| (h.client_count(), h.rooms()));
+    if let Some(bus) = &state.bus {
+        bus.view().merge_rooms(&mut rooms, true);
+    }
     let chat_rooms: Vec<Value> = rooms
         .iter()
         .map(|r| {
@@ -175,7 +187,11 @@ async fn register(State(state): State<Arc<RoomsState>>, Body(b): Body<RegisterBo
         room: room.clone(),
         client: Some(client.clone()),
     };
-    if let Err(e) = state.execute_rest(conn, cmd) {
+    if let Err(e) = state
+        .through_bus(conn, &cmd)
+        .await
+        .and_then(|()| state.execute_rest(conn, cmd))
+    {
         state.close(conn, CloseReason::Closed);
         return Err(e.into());
     }
@@ -205,14 +221,13 @@ async fn create_room(
         name("client_id", b.client_id.as_deref())?,
     );
     let conn = authorize(&state, &client, &headers, b.token.as_deref())?;
-    state.execute_rest(
-        conn,
-        Command::Register {
-            kind: Register::New,
-            room: room.clone(),
-            client: Some(client.clone()),
-        },
-    )?;
+    let cmd = Command::Register {
+        kind: Register::New,
+        room: room.clone(),
+        client: Some(client.clone()),
+    };
+    state.through_bus(conn, &cmd).await?;
+    state.execute_rest(conn, cmd)?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"status": "created", "chat_room": room, "created_by": client})),
@@ -230,14 +245,13 @@ async fn join_room(
         name("client_id", b.client_id.as_deref())?,
     );
     let conn = authorize(&state, &client, &headers, b.token.as_deref())?;
-    let reply = state.execute_rest(
-        conn,
-        Command::Register {
-            kind: Register::Join,
-            room: room.clone(),
-            client: Some(client.clone()),
-        },
-    )?;
+    let cmd = Command::Register {
+        kind: Register::Join,
+        room: room.clone(),
+        client: Some(client.clone()),
+    };
+    state.through_bus(conn, &cmd).await?;
+    let reply = state.execute_rest(conn, cmd)?;
     let clients: Vec<Name> = match reply {
         Reply::Registered { members, .. } => members.into_iter().map(|m| m.client).collect(),
         _ => Vec::new(),
@@ -352,7 +366,11 @@ async fn list(
         ListType::ClientsForChatRoom => Some(name("chat_room", q.chat_room.as_deref())?),
         _ => None,
     };
-    let rooms = match state.with_hub(|h| h.list(kind, arg.clone()))? {
+    let mut listing = state.with_hub(|h| h.list(kind, arg.clone()));
+    if let Some(bus) = &state.bus {
+        listing = bus.view().merge_list(kind, arg.as_ref(), listing);
+    }
+    let rooms = match listing? {
         Reply::List { rooms, .. } => rooms,
         _ => Vec::new(),
     };
@@ -510,5 +528,8 @@ async fn messages(
 async fn delete_room(State(state): State<Arc<RoomsState>>, Path(room): Path<String>) -> ApiResult {
     let room = Name::parse(&room)?;
     state.mutate(|core| core.hub.delete_room(room.as_str()))?;
+    if let Some(bus) = &state.bus {
+        bus.room_removed(&room);
+    }
     Ok(Json(json!({"status": "deleted", "chat_room": room})).into_response())
 }

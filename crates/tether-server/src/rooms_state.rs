@@ -8,10 +8,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge};
-use tether_rooms::{CloseReason, Command, ConnId, Door, Hub, HubError, Limits, Output, Reply};
+use tether_rooms::{
+    CloseReason, Command, ConnId, Door, Hub, HubError, Limits, Name, Output, PRESENCE_LIMIT,
+    Register, Reply,
+};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::bus::Bus;
 use crate::config::Config;
 use crate::fanout::{ConnQueue, Fanned, Fanout, Feed, Full, Own};
 use crate::hooks::Hooks;
@@ -60,6 +64,10 @@ pub struct Core {
     armed: Option<Instant>,
     /// Wakes the presence timer when the hub wants the time earlier than `armed`.
     wake: Arc<Notify>,
+    /// The cluster bus: what the hub does here is told to the other nodes.
+    bus: Option<Arc<Bus>>,
+    /// Who each member connection is, for the leaves the bus tells (with a bus only).
+    names: HashMap<ConnId, Name>,
 }
 
 /// Everything the rooms doors share.
@@ -77,6 +85,8 @@ pub struct RoomsState {
     pub hooks: Hooks,
     /// Wakes [`presence_timer`] when the hub's next deadline moved earlier.
     presence_wake: Arc<Notify>,
+    /// The cluster bus (`--bus`), when this node is one of several.
+    pub bus: Option<Arc<Bus>>,
 }
 
 /// The receiving end a socket adapter gets for a new connection.
@@ -96,6 +106,7 @@ impl RoomsState {
         tcp_addr: SocketAddr,
         http_addr: SocketAddr,
         drain: Drain,
+        bus: Option<Arc<Bus>>,
     ) -> RoomsState {
         let hub = Hub::new(Limits {
             max_clients: config.max_clients,
@@ -115,8 +126,11 @@ impl RoomsState {
                 ),
                 armed: None,
                 wake: presence_wake.clone(),
+                bus: bus.clone(),
+                names: HashMap::new(),
             }),
             presence_wake,
+            bus,
             config,
             tcp_addr,
             http_addr,
@@ -177,11 +191,34 @@ impl RoomsState {
         cmd: Result<Command, HubError>,
     ) -> Result<Command, HubError> {
         let cmd = cmd?;
+        self.through_bus(conn, &cmd).await?;
         if self.hooks.is_empty() || !matches!(cmd, Command::Send { .. } | Command::To { .. }) {
             return Ok(cmd);
         }
         let sender = self.with_hub(|h| h.client_of(conn).cloned());
         self.hooks.apply(sender, cmd).await
+    }
+
+    /// With a bus, what the cluster must say before the hub runs a registering command: a new
+    /// client name is claimed cluster-wide, a new room added to the cluster's rooms (either is
+    /// refused as a local duplicate is), and the node listens to the room before the join.
+    pub async fn through_bus(&self, conn: ConnId, cmd: &Command) -> Result<(), HubError> {
+        let (Some(bus), Command::Register { kind, room, client }) = (&self.bus, cmd) else {
+            return Ok(());
+        };
+        let unbound = self.with_hub(|h| h.client_of(conn).is_none());
+        if unbound && let Some(client) = client {
+            bus.claim(client).await?;
+        }
+        if *kind == Register::New && room.as_str() != "main" {
+            let exists = self.with_hub(|h| h.room_names().any(|r| r == room));
+            if !exists && let Err(e) = bus.create_room(room).await {
+                self.mutate(|core| core.release_if_gone(client.as_ref()));
+                return Err(e);
+            }
+        }
+        bus.listen(room).await;
+        Ok(())
     }
 
     /// Runs a command for a socket connection: the encoded reply is queued before any push it
@@ -196,7 +233,7 @@ impl RoomsState {
         let door = core.hub.door_of(conn);
         let result = cmd.and_then(|cmd| {
             count_in(door, &cmd);
-            core.hub.handle_command(conn, cmd, Instant::now())
+            core.command(conn, cmd)
         });
         if let Err(e) = &result {
             counter!("tether_errors_total", "code" => e.code.as_str()).increment(1);
@@ -210,7 +247,7 @@ impl RoomsState {
     pub fn execute_rest(&self, conn: ConnId, cmd: Command) -> Result<Reply, HubError> {
         let mut core = self.lock();
         count_in(Some(Door::Rest), &cmd);
-        let result = core.hub.handle_command(conn, cmd, Instant::now());
+        let result = core.command(conn, cmd);
         if let Err(e) = &result {
             counter!("tether_errors_total", "code" => e.code.as_str()).increment(1);
         }
@@ -357,6 +394,69 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl Core {
+    /// Runs one command in the hub; with a bus, tells the cluster what it did (a message sent, a
+    /// name given up) and shows the cluster's members in listings and join replies.
+    fn command(&mut self, conn: ConnId, cmd: Command) -> Result<Reply, HubError> {
+        let Some(bus) = self.bus.clone() else {
+            return self.hub.handle_command(conn, cmd, Instant::now());
+        };
+        let sent = match &cmd {
+            Command::Send { room, text, .. } => Some((room.clone(), text.clone())),
+            _ => None,
+        };
+        let listing = match &cmd {
+            Command::List { kind, arg } => Some((*kind, arg.clone())),
+            _ => None,
+        };
+        let named = match &cmd {
+            Command::Register { client, .. } | Command::Quit { client } => client.clone(),
+            _ => None,
+        }
+        .or_else(|| self.hub.client_of(conn).cloned());
+        let new_room = match &cmd {
+            Command::Register {
+                kind: Register::New,
+                room,
+                ..
+            } => Some(room.clone()),
+            _ => None,
+        };
+        let mut result = self.hub.handle_command(conn, cmd, Instant::now());
+        match &mut result {
+            Ok(Reply::Sent { room, .. }) => {
+                if let (Some((_, text)), Some(from)) = (sent, self.hub.client_of(conn)) {
+                    bus.publish_message(room, from, &text);
+                }
+            }
+            Ok(Reply::Bye) => self.release_if_gone(named.as_ref()),
+            Ok(reply @ Reply::Registered { .. }) => {
+                bus.view().merge_registered(reply, PRESENCE_LIMIT);
+            }
+            Err(_) => {
+                self.release_if_gone(named.as_ref());
+                if let Some(room) = new_room
+                    && !self.hub.room_names().any(|r| *r == room)
+                {
+                    bus.room_removed(&room);
+                }
+            }
+            _ => {}
+        }
+        if let Some((kind, arg)) = listing {
+            result = bus.view().merge_list(kind, arg.as_ref(), result);
+        }
+        result
+    }
+
+    /// Frees `client`'s name in the cluster when no connection here holds it any more.
+    fn release_if_gone(&self, client: Option<&Name>) {
+        if let (Some(bus), Some(client)) = (&self.bus, client)
+            && self.hub.conn_of(client.as_str()).is_none()
+        {
+            bus.release(client);
+        }
+    }
+
     fn enqueue(&mut self, conn: ConnId, item: Outgoing) {
         if let Some(Sink::Stream { queue, done }) = self.sinks.get(&conn)
             && self.fan.push(queue, Own::Out(item)).is_err()
@@ -369,6 +469,13 @@ impl Core {
     }
 
     fn remove(&mut self, conn: ConnId, reason: CloseReason) {
+        let client = self.hub.client_of(conn).cloned();
+        self.remove_sink(conn, reason);
+        self.hub.handle_close(conn, reason, Instant::now());
+        self.release_if_gone(client.as_ref());
+    }
+
+    fn remove_sink(&mut self, conn: ConnId, reason: CloseReason) {
         if let Some(sink) = self.sinks.remove(&conn) {
             let door = self.hub.door_of(conn).map_or("unknown", Door::as_str);
             gauge!("tether_connections", "door" => door).decrement(1.0);
@@ -380,7 +487,26 @@ impl Core {
                 }
             }
         }
-        self.hub.handle_close(conn, reason, Instant::now());
+    }
+
+    /// With a bus, tells the other nodes that `conn`'s client joined or left `room`.
+    fn tell_presence(&mut self, conn: ConnId, room: &Name, joined: bool) {
+        let Some(bus) = &self.bus else { return };
+        let name = if joined {
+            let Some(name) = self.hub.client_of(conn).cloned() else {
+                return;
+            };
+            self.names.insert(conn, name.clone());
+            Some(name)
+        } else {
+            self.names
+                .get(&conn)
+                .cloned()
+                .or_else(|| self.hub.client_of(conn).cloned())
+        };
+        if let Some(name) = name {
+            bus.publish_presence(room, &name, joined);
+        }
     }
 
     /// Fails the members a room's log left behind: their writers stop at once.
@@ -425,16 +551,20 @@ impl Core {
                             }
                         }
                     }
-                    Output::Joined { conn, room, since } => match self.sinks.get(&conn) {
-                        Some(Sink::Stream { queue, .. }) => {
-                            // A full queue: the connection cannot keep up.
-                            let full = self.fan.join(queue, conn, &room, since).err();
-                            slow.extend(full.map(|_| conn));
+                    Output::Joined { conn, room, since } => {
+                        self.tell_presence(conn, &room, true);
+                        match self.sinks.get(&conn) {
+                            Some(Sink::Stream { queue, .. }) => {
+                                // A full queue: the connection cannot keep up.
+                                let full = self.fan.join(queue, conn, &room, since).err();
+                                slow.extend(full.map(|_| conn));
+                            }
+                            Some(Sink::Mailbox(_)) => self.fan.join_mailbox(conn, &room, since),
+                            None => {}
                         }
-                        Some(Sink::Mailbox(_)) => self.fan.join_mailbox(conn, &room, since),
-                        None => {}
-                    },
+                    }
                     Output::Left { conn, room } => {
+                        self.tell_presence(conn, &room, false);
                         let queue = match self.sinks.get(&conn) {
                             Some(Sink::Stream { queue, .. }) => Some(queue),
                             _ => None,
@@ -510,6 +640,10 @@ impl Core {
                     self.remove(conn, CloseReason::Failed);
                 }
             }
+        }
+        if self.bus.is_some() {
+            let sinks = &self.sinks;
+            self.names.retain(|conn, _| sinks.contains_key(conn));
         }
         self.fan.publish();
         if delivered > 0 {

@@ -189,7 +189,17 @@ impl Server {
             config.exec_close_grace,
         ));
         let limits = config.relay_limits.clone();
-        let state = Arc::new(RoomsState::new(config, tcp_addr, http_addr, drain.clone()));
+        let bus = match config.bus.clone() {
+            Some(c) => Some(Arc::new(crate::bus::Bus::new(c).map_err(Error::Bus)?)),
+            None => None,
+        };
+        let state = Arc::new(RoomsState::new(
+            config,
+            tcp_addr,
+            http_addr,
+            drain.clone(),
+            bus,
+        ));
         state.hooks.check().map_err(Error::Hook)?;
         let relay = match (relay, relay_addr) {
             (Some(l), Some(addr)) => {
@@ -326,6 +336,13 @@ impl Server {
         let adopted_stop = CancellationToken::new();
         let adopted = tokio::spawn(exec::reap_adopted(adopted_stop.clone()));
         let presence = tokio::spawn(rooms_state::presence_timer(state.clone()));
+        let bus_tasks = match &state.bus {
+            Some(bus) => {
+                tracing::info!("cluster bus on as node {}", bus.node);
+                crate::bus::spawn(bus, &state)
+            }
+            None => Vec::new(),
+        };
 
         let http_gate = gate("http", limits.max_connections);
         let http_task = tokio::spawn(listen::serve_http(
@@ -361,6 +378,9 @@ impl Server {
         }
         let _ = reaper.await;
         let _ = presence.await;
+        for task in bus_tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+        }
         tracing::info!("stopped");
         Ok(())
     }
@@ -501,6 +521,7 @@ impl Signals {
 fn describe_metrics() {
     use metrics::{describe_counter, describe_gauge};
     exec::describe_metrics();
+    crate::bus::describe_metrics();
     listen::describe_metrics();
     describe_gauge!(
         "tether_connections",

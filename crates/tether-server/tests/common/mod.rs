@@ -64,6 +64,8 @@ pub const TETHER_ENV: &[&str] = &[
     "TETHER_MAX_CONNECTIONS_PER_IP",
     "TETHER_TEST_ECHO",
     "TETHER_EXEC_CLOSE_GRACE",
+    "TETHER_BUS",
+    "TETHER_BUS_PRESENCE_TTL",
 ];
 
 pub fn bin() -> &'static str {
