@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Python package `tether` (maturin, via `pip install .`) into the shared venv at
 # $TETHER_VENV (default ~/.cache/tether-venv) and runs its tests: pytest tests/python.
-# Extra arguments go to pytest, e.g. scripts/python-tests.sh -k lifecycle -x
+# Extra arguments go to pytest, e.g. scripts/python-tests.sh -k lifecycle -x; when the first one is a
+# test path (scripts/python-tests.sh tests/python/test_serve.py -x), only that path runs.
 # The wheel is built by cargo in $CARGO_TARGET_DIR (default ~/.cache/tether-target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +22,8 @@ ms=$((($(date +%s%N) - start) / 1000000))
 printf 'python-tests: built the wheel (maturin, release) and installed it with the test extras in %d.%03ds\n' \
   $((ms / 1000)) $((ms % 1000))
 
-"$py" -m pytest tests/python -q "$@"
+if [ $# -gt 0 ] && [ -e "${1%%::*}" ]; then
+  "$py" -m pytest -q "$@"
+else
+  "$py" -m pytest tests/python -q "$@"
+fi
