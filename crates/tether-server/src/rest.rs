@@ -174,6 +174,7 @@ async fn register(State(state): State<Arc<RoomsState>>, Body(b): Body<RegisterBo
         kind: Register::Hello,
         room: room.clone(),
         client: Some(client.clone()),
+        presence: true,
     };
     if let Err(e) = state.execute_rest(conn, cmd) {
         state.close(conn, CloseReason::Closed);
@@ -211,6 +212,7 @@ async fn create_room(
             kind: Register::New,
             room: room.clone(),
             client: Some(client.clone()),
+            presence: true,
         },
     )?;
     Ok((
@@ -236,6 +238,7 @@ async fn join_room(
             kind: Register::Join,
             room: room.clone(),
             client: Some(client.clone()),
+            presence: true,
         },
     )?;
     let clients: Vec<Name> = match reply {
