@@ -17,7 +17,10 @@
 #
 # One client run per (size, rep, server), each against a freshly started server; the server order
 # rotates every rep. A client run has these phases (the same messages for every server):
-#   join       connect and join the N subscribers (64 handshakes at a time): join time, idle RSS
+#   join       connect and join the N subscribers (64 handshakes at a time): join time, idle RSS.
+#              tether's members join quiet (TETHER_PRESENCE=off: `"presence": false` / `HELLO … QUIET`),
+#              so no member is sent the others' joins, as Centrifugo sends none without join_leave;
+#              TETHER_PRESENCE=events measures the default, where every join reaches every member
 #   saturated  SAT_DELIVERIES/N messages, closed loop (message k waits until k-W reached every
 #              subscriber; W = WINDOW_DELIVERIES/N messages, so every size keeps the same
 #              deliveries in flight): deliveries/s, server and client CPU, server CPU per delivery
@@ -42,7 +45,7 @@
 #   WINDOW_DELIVERIES=128000 (window W = this / N messages, 4..128: 128 at N=1,000, 12 at 10,000;
 #   128 messages at 10,000 put 1.28 M deliveries in flight, seconds of queue that made Centrifugo
 #   close the publisher for a late pong on a busy machine)  WINDOW=<messages> (overrides)
-#   PACED=20:5,50:5 (rate msgs/s : seconds)  PAYLOAD=64
+#   PACED=20:5,50:5 (rate msgs/s : seconds)  PAYLOAD=64  TETHER_PRESENCE=off (or events)
 #   SERVER_CPU=0 CLIENT_CPU=1 (taskset; no pinning on a 1-core machine)
 #   HTTP_PORT=28700 TCP_PORT=28710 SIO_PORT=28720 BASE_PORT=28730 CF_PORT=28740
 #   RUN_TIMEOUT=900 (seconds per client run)  JOIN_TIMEOUT=180 (seconds for the joins)
@@ -65,6 +68,7 @@ WINDOW_DELIVERIES=${WINDOW_DELIVERIES:-128000}
 WINDOW=${WINDOW:-auto}
 PACED=${PACED:-20:5,50:5}
 PAYLOAD=${PAYLOAD:-64}
+TETHER_PRESENCE=${TETHER_PRESENCE:-off}
 HTTP_PORT=${HTTP_PORT:-28700}
 TCP_PORT=${TCP_PORT:-28710}
 SIO_PORT=${SIO_PORT:-28720}
@@ -250,10 +254,10 @@ run_one() { # server size rep
         return 0
       if [ "$sc" = tether-ws ]; then
         run_client "$cout" "$LOADCLIENT" --server tether --addr "127.0.0.1:$HTTP_PORT" \
-          --server-pid "$SERVER_PID" "${go_common[@]}" || rc=$?
+          --server-pid "$SERVER_PID" --presence "$TETHER_PRESENCE" "${go_common[@]}" || rc=$?
       else
         run_client "$cout" "$LOADCLIENT" --server tcp --addr "127.0.0.1:$TCP_PORT" \
-          --server-pid "$SERVER_PID" "${go_common[@]}" || rc=$?
+          --server-pid "$SERVER_PID" --presence "$TETHER_PRESENCE" "${go_common[@]}" || rc=$?
       fi
       ;;
     baseline)
@@ -343,7 +347,7 @@ BUSY_START=${BUSY_FIRST:-0}
 GO_VERSION=$("$GO" version | cut -d' ' -f3)
 NODE_VERSION=$(node --version 2>/dev/null || echo none)
 SIO_VERSION=$(node -p 'require(process.argv[1]).version' "$HERE/socketio/node_modules/socket.io/package.json" 2>/dev/null || echo none)
-write_meta --git bench/fanout/run.sh REPS SIZES SERVERS SAT_DELIVERIES WINDOW_DELIVERIES WINDOW PACED PAYLOAD \
+write_meta --git bench/fanout/run.sh REPS SIZES SERVERS SAT_DELIVERIES WINDOW_DELIVERIES WINDOW PACED PAYLOAD TETHER_PRESENCE \
   CENTRIFUGO_VERSION SIO_VERSION GO_VERSION NODE_VERSION NOISY_RUNS
 summarize
 log "done in ${ELAPSED} s; load average $LOAD_START at start, $LOAD_END at end; raw results in $OUT"

@@ -312,6 +312,16 @@ def method(params: dict) -> list[str]:
         if w == "auto"
         else f"{w} messages"
     )
+    if params.get("TETHER_PRESENCE", "events") == "off":
+        join_how = (
+            "tether's members join quiet (`\"presence\": false` /",
+            "  `HELLO … QUIET`: none is sent the others' joins, as Centrifugo sends none without `join_leave`).",
+        )
+    else:
+        join_how = (
+            "tether pushes every join to every",
+            "  member (the default; `TETHER_PRESENCE=events`).",
+        )
     return [
         "Method:",
         "",
@@ -333,7 +343,8 @@ def method(params: dict) -> list[str]:
         "  `socketio/bench.js` + 2 subscriber processes, all on the client core; its client CPU is in",
         f"  the table, and a client at ≥ {CLIENT_BOUND_PCT:.0f} % of its core is marked client-bound.",
         "- **Phases.** Join: N subscribers connect and join (64 handshakes at a time); the join time is",
-        "  from the first connect to the last join reply (tether pushes every join to every member).",
+        "  from the first connect to the last join reply; " + join_how[0],
+        join_how[1],
         f"  Saturated: `SAT_DELIVERIES`/N messages ({params.get('SAT_DELIVERIES', '?')} deliveries), closed",
         f"  loop with a window of {window} (each row's `window` in the raw results);",
         "  deliveries/s = deliveries ÷ (last delivery − first send).",

@@ -91,6 +91,9 @@ pub enum Command {
         room: Name,
         /// The client name (required on an unregistered connection).
         client: Option<Name>,
+        /// Whether the new membership receives the room's joins and leaves (`false`: a quiet
+        /// member, which costs nothing per presence event; the default is `true`).
+        presence: bool,
     },
     /// SEND: a message to the room's other members.
     Send {

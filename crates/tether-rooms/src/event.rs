@@ -38,7 +38,8 @@ pub enum Reply {
         room: Name,
         /// The client.
         client: Name,
-        /// The room's members after the join, at most [`crate::PRESENCE_LIMIT`].
+        /// The room's members after the join, at most [`crate::PRESENCE_LIMIT`] (none for a new
+        /// quiet membership).
         members: Vec<MemberInfo>,
         /// How many members the room has in all.
         count: usize,

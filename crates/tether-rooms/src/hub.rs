@@ -20,6 +20,10 @@ mod remote;
 /// channels at 100 members for the same reason); `LIST` gives the full list on demand.
 pub const PRESENCE_LIMIT: usize = 100;
 
+/// The `since` of a quiet membership (joined with `presence: false`): past every presence event,
+/// so [`Output::batch_share`] gives it none of any batch.
+pub const QUIET_SINCE: u64 = u64::MAX;
+
 /// Identifies one connection (a socket or a REST registration) for the adapter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
@@ -98,7 +102,7 @@ pub enum Output {
         conn: ConnId,
         /// The room.
         room: Name,
-        /// Number of the first presence event of the room it sees.
+        /// Number of the first presence event of the room it sees ([`QUIET_SINCE`]: none).
         since: u64,
     },
     /// `conn` is no longer a member of `room`: nothing of the room reaches it from here on.
@@ -161,13 +165,17 @@ struct Member {
     status: Status,
     /// What RESUME restores.
     resume_to: Status,
-    /// Number of the first presence event of the room this membership sees.
+    /// Number of the first presence event of the room this membership sees ([`QUIET_SINCE`]
+    /// for a quiet one).
     since: u64,
 }
 
 #[derive(Default)]
 struct Room {
     members: BTreeMap<Name, Member>,
+    /// Members that receive presence events: while there are none, joins and leaves are not
+    /// even gathered.
+    listeners: usize,
     /// Join and leave events not handed out yet.
     presence: Gather,
 }
@@ -357,9 +365,12 @@ impl Hub {
             ));
         }
         match cmd {
-            Command::Register { kind, room, client } => {
-                self.register(conn, kind, room, client, now)
-            }
+            Command::Register {
+                kind,
+                room,
+                client,
+                presence,
+            } => self.register(conn, kind, room, client, presence, now),
             Command::Send { room, client, text } => self.send(conn, room, client, text, now),
             Command::To {
                 room,
@@ -406,6 +417,7 @@ impl Hub {
         kind: Register,
         room: Name,
         client: Option<Name>,
+        presence: bool,
         now: Instant,
     ) -> Result<Reply, HubError> {
         let bound = self.conns.get(&conn).and_then(|c| c.client.clone());
@@ -496,9 +508,10 @@ impl Hub {
             }
         }
         let r = self.rooms.entry(room.clone()).or_default();
-        // The others learn of the join in the room's next presence batch; the joiner's own
-        // membership sees only the events after it (the member list covers the rest).
-        let next = (!r.members.is_empty()).then(|| {
+        // The others learn of the join in the room's next presence batch (if any of them wants
+        // events); the joiner's own membership sees only the events after it (the member list
+        // covers the rest), or none at all when it is quiet.
+        let next = (r.listeners > 0).then(|| {
             r.presence.record(
                 Push::Join {
                     room: room.clone(),
@@ -508,7 +521,12 @@ impl Hub {
                 r.members.len() + 1,
             )
         });
-        let since = r.presence.next_number();
+        let since = if presence {
+            r.listeners += 1;
+            r.presence.next_number()
+        } else {
+            QUIET_SINCE
+        };
         r.members.insert(
             name.clone(),
             Member {
@@ -523,18 +541,27 @@ impl Hub {
             room: room.clone(),
             since,
         });
-        let (members, count) = (member_sample(r), r.members.len());
+        // A quiet member gets the count only: a member list it is not told the changes of would
+        // be stale at once, and costs every join up to PRESENCE_LIMIT names.
+        let count = r.members.len();
+        let members = if presence {
+            member_sample(r)
+        } else {
+            Vec::new()
+        };
         if let Some(c) = self.clients.get_mut(&name) {
             c.rooms.insert(room.clone());
         }
-        self.out.push_back(Output::Deliver {
-            to: vec![conn],
-            push: Push::Presence {
-                room: room.clone(),
-                members: members.clone(),
-                count,
-            },
-        });
+        if presence {
+            self.out.push_back(Output::Deliver {
+                to: vec![conn],
+                push: Push::Presence {
+                    room: room.clone(),
+                    members: members.clone(),
+                    count,
+                },
+            });
+        }
         if let Some(next) = next {
             self.schedule_presence(&room, next, now);
         }
@@ -779,7 +806,10 @@ impl Hub {
             conn: m.conn,
             room: room.clone(),
         });
-        if r.members.is_empty() {
+        if m.since != QUIET_SINCE {
+            r.listeners -= 1;
+        }
+        if r.listeners == 0 {
             return;
         }
         let next = r.presence.record(

@@ -55,6 +55,18 @@ fn required_text(obj: &Map<String, Value>, cmd: &str) -> Result<String, HubError
     }
 }
 
+/// The optional `presence` field of hello / new / join: `false` asks for a quiet membership.
+fn presence_flag(obj: &Map<String, Value>) -> Result<bool, HubError> {
+    match obj.get("presence") {
+        None | Some(Value::Null) => Ok(true),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(bad(
+            ErrorCode::BadSyntax,
+            "field 'presence' must be true or false",
+        )),
+    }
+}
+
 /// Parses one text frame.
 pub fn parse_frame(frame: &[u8]) -> Request {
     let value: Value = match serde_json::from_slice(frame) {
@@ -96,6 +108,7 @@ fn parse_command(obj: &Map<String, Value>) -> Result<Command, HubError> {
             },
             room: required_name(obj, "room", &cmd)?,
             client,
+            presence: presence_flag(obj)?,
         },
         "send" => Command::Send {
             room: required_name(obj, "room", &cmd)?,

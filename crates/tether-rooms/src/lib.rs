@@ -66,7 +66,7 @@ mod status;
 pub use command::{Command, ListType, Register};
 pub use error::{ErrorCode, HubError};
 pub use event::{MemberInfo, Push, Reply, RoomInfo};
-pub use hub::{CloseReason, ConnId, Door, Hub, Limits, Output, PRESENCE_LIMIT};
+pub use hub::{CloseReason, ConnId, Door, Hub, Limits, Output, PRESENCE_LIMIT, QUIET_SINCE};
 pub use name::{MAX_NAME_LEN, Name, main_room};
 pub use presence::{
     PRESENCE_BATCH_MAX, PRESENCE_TICK, PRESENCE_TICK_MAX, PRESENCE_TICK_PER_MEMBER, presence_tick,

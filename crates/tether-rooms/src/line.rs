@@ -179,7 +179,17 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, HubError> {
     let cmd = match word {
         "HELLO" | "NEW" | "JOIN" => {
             let ((room, client), rest) = rc(rest)?;
-            no_more(&rest)?;
+            // One optional word: QUIET asks for a membership without JOINED / LEFT lines.
+            let presence = match rest.as_str() {
+                "" => true,
+                w if w.eq_ignore_ascii_case("QUIET") => false,
+                other => {
+                    return Err(syntax(format!(
+                        "{word} takes only the option QUIET after room:client, got '{}'",
+                        truncate_for_message(other)
+                    )));
+                }
+            };
             let kind = match word {
                 "HELLO" => Register::Hello,
                 "NEW" => Register::New,
@@ -189,6 +199,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, HubError> {
                 kind,
                 room,
                 client: Some(client),
+                presence,
             }
         }
         "SEND" => {

@@ -503,3 +503,163 @@ fn a_big_room_waits_longer_between_batches() {
     assert_eq!(presence_tick(4002), Duration::from_micros(80_040));
     assert_eq!(w.hub.poll_timeout(), Some(w.now + presence_tick(4002)));
 }
+
+/// Connects and says `HELLO room:client QUIET`; returns the connection.
+fn quiet(w: &mut World, room: &str, client: &str) -> ConnId {
+    let c = w.hub.handle_connect(Door::Tcp);
+    let reply = w.run(c, &format!("HELLO {room}:{client} QUIET"));
+    assert_eq!(reply, format!("OK HELLO {room}:{client}\n"));
+    c
+}
+
+#[test]
+fn a_quiet_member_gets_messages_but_no_joins_or_leaves() {
+    let mut w = world(100);
+    let a = hello(&mut w, "main", "alice");
+    let b = quiet(&mut w, "main", "bob");
+    let (got, _) = w.drain();
+    // alice hears of the quiet member's join (she wants events); bob gets nothing.
+    assert_eq!(lines_for(&got, a), ["JOINED main:bob"]);
+    assert!(lines_for(&got, b).is_empty());
+    let c = hello(&mut w, "main", "carol");
+    w.run(c, "SEND main:carol hi");
+    w.run(c, "LEAVE main:carol");
+    w.run(a, "SEND main:alice after");
+    let (got, _) = w.drain();
+    assert_eq!(
+        lines_for(&got, a),
+        ["JOINED main:carol", "MSG main:carol hi", "LEFT main:carol"]
+    );
+    assert_eq!(
+        lines_for(&got, b),
+        ["MSG main:carol hi", "MSG main:alice after"]
+    );
+    // The quiet member's own leave still reaches the others.
+    w.run(b, "QUIT main:bob");
+    let (got, _) = w.drain();
+    assert_eq!(lines_for(&got, a), ["LEFT main:bob"]);
+}
+
+#[test]
+fn a_quiet_join_gets_the_count_but_no_member_list() {
+    let mut w = world(100);
+    hello(&mut w, "main", "alice");
+    w.drain();
+    let b = w.hub.handle_connect(Door::Ws);
+    let req = json::parse_frame(
+        br#"{"id":1,"cmd":"hello","room":"main","client":"bob","presence":false}"#,
+    );
+    let reply = w
+        .hub
+        .handle_command(b, req.command.unwrap(), w.now)
+        .unwrap();
+    let Reply::Registered { count, members, .. } = reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!((count, members.len()), (2, 0));
+    let mut to_b = Vec::new();
+    while let Some(out) = w.hub.poll_output() {
+        match out {
+            Output::Joined { conn, since, .. } if conn == b => assert_eq!(since, QUIET_SINCE),
+            Output::Deliver { to, push } if to.contains(&b) => to_b.push(push),
+            _ => {}
+        }
+    }
+    assert!(to_b.is_empty(), "a quiet joiner got {to_b:?}");
+}
+
+#[test]
+fn a_room_of_quiet_members_gathers_no_presence_at_all() {
+    let mut w = world(1000);
+    let members: Vec<ConnId> = (0..300)
+        .map(|i| quiet(&mut w, "main", &format!("q{i:03}")))
+        .collect();
+    let c = members[7];
+    w.run(c, "LEAVE main:q007");
+    // Nothing waits for a tick and no batch (nor member list) was produced: each join and leave
+    // cost its own membership outputs only.
+    assert_eq!(w.hub.poll_timeout(), None);
+    // (`poll` keeps the memberships from Joined / Left and returns every other output.)
+    assert!(w.poll().is_none(), "a quiet room produced a delivery");
+    assert_eq!(w.hub.rooms()[0].count, 299);
+    // One member that wants events: it hears the joins and leaves after its own, quiet or not.
+    let a = hello(&mut w, "main", "alice");
+    w.drain();
+    quiet(&mut w, "main", "late");
+    w.run(members[8], "SEND main:q008 hello");
+    let (got, _) = w.drain();
+    assert_eq!(
+        lines_for(&got, a),
+        ["JOINED main:late", "MSG main:q008 hello"]
+    );
+    assert_eq!(lines_for(&got, members[9]), ["MSG main:q008 hello"]);
+    // Once it is gone, nothing is gathered again.
+    w.run(a, "QUIT main:alice");
+    quiet(&mut w, "main", "later");
+    assert_eq!(w.hub.poll_timeout(), None);
+    let (got, _) = w.drain();
+    assert!(got.is_empty(), "{got:?}");
+}
+
+#[test]
+fn a_mixed_room_keeps_each_members_order_within_a_tick() {
+    let mut w = world(100);
+    let a = hello(&mut w, "main", "alice");
+    let b = quiet(&mut w, "main", "bob");
+    w.drain();
+    // Within one tick: joins gather, the message flushes them first.
+    let c = hello(&mut w, "main", "carol");
+    let d = quiet(&mut w, "main", "dave");
+    w.run(b, "SEND main:bob one");
+    w.run(c, "LEAVE main:carol");
+    w.run(d, "SEND main:dave two");
+    let (got, _) = w.drain();
+    assert_eq!(
+        lines_for(&got, a),
+        [
+            "JOINED main:carol",
+            "JOINED main:dave",
+            "MSG main:bob one",
+            "LEFT main:carol",
+            "MSG main:dave two"
+        ]
+    );
+    // carol joined before dave: she heard of him, then left before the second message.
+    assert_eq!(lines_for(&got, c), ["JOINED main:dave", "MSG main:bob one"]);
+    assert_eq!(lines_for(&got, b), ["MSG main:dave two"]);
+    assert_eq!(lines_for(&got, d), ["MSG main:bob one"]);
+}
+
+#[test]
+fn the_presence_option_parses_on_both_doors() {
+    let cmd = |text: &str| line::parse_line(text).map(|c| c.unwrap());
+    let presence = |c: Command| match c {
+        Command::Register { presence, .. } => presence,
+        other => panic!("{other:?}"),
+    };
+    assert!(presence(cmd("HELLO main:a").unwrap()));
+    assert!(!presence(cmd("hello main:a quiet").unwrap()));
+    assert!(!presence(cmd("JOIN r1:a  QUIET ").unwrap()));
+    assert!(!presence(cmd("NEW r1:a Quiet").unwrap()));
+    assert_eq!(
+        cmd("HELLO main:a LOUD").unwrap_err().code,
+        ErrorCode::BadSyntax
+    );
+    assert_eq!(
+        cmd("HELLO main:a QUIET extra").unwrap_err().code,
+        ErrorCode::BadSyntax
+    );
+    let frame = |text: &str| json::parse_frame(text.as_bytes()).command;
+    assert!(presence(
+        frame(r#"{"cmd":"hello","room":"main","client":"a"}"#).unwrap()
+    ));
+    assert!(presence(
+        frame(r#"{"cmd":"join","room":"main","client":"a","presence":true}"#).unwrap()
+    ));
+    assert!(!presence(
+        frame(r#"{"cmd":"new","room":"r","client":"a","presence":false}"#).unwrap()
+    ));
+    let err = frame(r#"{"cmd":"hello","room":"main","client":"a","presence":"no"}"#).unwrap_err();
+    assert_eq!(err.code, ErrorCode::BadSyntax);
+    assert!(err.message.contains("presence"), "{}", err.message);
+}

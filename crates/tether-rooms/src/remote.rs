@@ -48,8 +48,9 @@ impl Hub {
         delivered
     }
 
-    /// `client` joined (`joined`) or left `room` on another node: the local members get the
-    /// `Join` / `Leave` in the room's next presence batch, as for a local member.
+    /// `client` joined (`joined`) or left `room` on another node: the local members that want
+    /// presence events get the `Join` / `Leave` in the room's next presence batch, as for a local
+    /// member (a room of quiet members records nothing).
     pub fn handle_remote_presence(
         &mut self,
         room: &Name,
@@ -60,7 +61,7 @@ impl Hub {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
-        if r.members.is_empty() {
+        if r.listeners == 0 {
             return;
         }
         let push = if joined {
@@ -133,6 +134,7 @@ mod tests {
                 kind: Register::Hello,
                 room: name("main"),
                 client: Some(name(client)),
+                presence: true,
             };
             hub.handle_command(conn, cmd, now).unwrap();
         }
@@ -178,6 +180,7 @@ mod tests {
             kind: Register::Hello,
             room: name("main"),
             client: Some(name("alice")),
+            presence: true,
         };
         hub.handle_command(a, cmd, now).unwrap();
         drain(&mut hub);

@@ -12,7 +12,6 @@
 //! [`Fanout::broadcast`] and [`Fanout::batch`] name it, and the rooms state fails it as before.
 
 use std::collections::{HashMap, VecDeque};
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -606,12 +605,15 @@ impl Feed {
             if self.ended {
                 return false;
             }
-            // Register for every wake-up before looking, so none falls between.
+            // Catch every wake-up from here on before looking, so none falls between, without
+            // taking a Notify's lock unless the writer does sleep: the queue's `notify_one`
+            // leaves a permit when nobody waits, which the future below takes when polled; a
+            // room's `notified()` sees every `notify_waiters` after its creation even before it
+            // is polled.
             let queue = self.queue.clone();
             let first = self.subs.first().map(|r| r.log.clone());
             let rest: Vec<Arc<RoomLog>> = self.subs.iter().skip(1).map(|r| r.log.clone()).collect();
-            let mut own = pin!(queue.notify.notified());
-            own.as_mut().enable();
+            let own = queue.notify.notified();
             let room = first.as_ref().map(|l| l.notify.notified());
             let others: Vec<_> = rest.iter().map(|l| Box::pin(l.notify.notified())).collect();
             if self.stuck {

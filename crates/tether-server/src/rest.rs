@@ -186,6 +186,7 @@ async fn register(State(state): State<Arc<RoomsState>>, Body(b): Body<RegisterBo
         kind: Register::Hello,
         room: room.clone(),
         client: Some(client.clone()),
+        presence: true,
     };
     if let Err(e) = state
         .through_bus(conn, &cmd)
@@ -225,6 +226,7 @@ async fn create_room(
         kind: Register::New,
         room: room.clone(),
         client: Some(client.clone()),
+        presence: true,
     };
     state.through_bus(conn, &cmd).await?;
     state.execute_rest(conn, cmd)?;
@@ -249,6 +251,7 @@ async fn join_room(
         kind: Register::Join,
         room: room.clone(),
         client: Some(client.clone()),
+        presence: true,
     };
     state.through_bus(conn, &cmd).await?;
     let reply = state.execute_rest(conn, cmd)?;

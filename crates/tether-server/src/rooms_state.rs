@@ -203,7 +203,13 @@ impl RoomsState {
     /// client name is claimed cluster-wide, a new room added to the cluster's rooms (either is
     /// refused as a local duplicate is), and the node listens to the room before the join.
     pub async fn through_bus(&self, conn: ConnId, cmd: &Command) -> Result<(), HubError> {
-        let (Some(bus), Command::Register { kind, room, client }) = (&self.bus, cmd) else {
+        let (
+            Some(bus),
+            Command::Register {
+                kind, room, client, ..
+            },
+        ) = (&self.bus, cmd)
+        else {
             return Ok(());
         };
         let unbound = self.with_hub(|h| h.client_of(conn).is_none());

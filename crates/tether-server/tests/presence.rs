@@ -767,3 +767,72 @@ async fn an_unknown_presence_mode_is_refused() {
         serde_json::from_str(ws.next().await.unwrap().unwrap().to_text().unwrap()).unwrap();
     assert_eq!(reply["ok"], true, "{reply}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Quiet members
+// ---------------------------------------------------------------------------------------------
+
+/// A member that joined with `"presence": false` (WebSocket) or `QUIET` (TCP) gets the room's
+/// messages but none of its joins and leaves, nor a member list; a normal member of the same
+/// room still sees every join and leave, the quiet members' included. Absence is checked after a
+/// later marker message, so it is not a matter of waiting long enough.
+#[tokio::test]
+async fn a_quiet_member_sees_messages_but_not_joins() {
+    let server = Server::start(&[]);
+    let mut normal = WsClient::hello(server.http, "main", "normal").await;
+    let mut quiet = WsClient::connect(server.http).await;
+    let reply = quiet
+        .ok(json!({"cmd": "hello", "room": "main", "client": "quiet", "presence": false}))
+        .await;
+    assert_eq!(reply["count"], 2, "{reply}");
+    let mut quiet_tcp = LineClient::connect(server.tcp).await;
+    quiet_tcp.send("HELLO main:qtcp QUIET").await;
+    assert_eq!(quiet_tcp.reply().await, "OK HELLO main:qtcp");
+    normal
+        .wait_push("the quiet members' joins", |p| {
+            p["type"] == "join" && p["client"] == "qtcp"
+        })
+        .await;
+
+    // A third client joins and leaves; then the normal member speaks.
+    let third = LineClient::hello(server.tcp, "main", "third").await;
+    normal
+        .wait_push("third's join", |p| {
+            p["type"] == "join" && p["client"] == "third"
+        })
+        .await;
+    drop(third);
+    normal
+        .wait_push("third's leave", |p| {
+            p["type"] == "leave" && p["client"] == "third"
+        })
+        .await;
+    normal
+        .ok(json!({"cmd": "send", "room": "main", "text": "marker"}))
+        .await;
+
+    // The quiet members' first pushes are that message: no presence, join or leave before it.
+    assert_eq!(
+        quiet.next_push().await,
+        json!({"type": "message", "room": "main", "from": "normal", "text": "marker"})
+    );
+    assert_eq!(quiet_tcp.next_push().await, "MSG main:normal marker");
+
+    // A bad option is refused with the reason, on both doors, and joins nothing.
+    let mut bad = WsClient::connect(server.http).await;
+    let err = bad
+        .err(
+            json!({"cmd": "hello", "room": "main", "client": "bad", "presence": "no"}),
+            "BAD_SYNTAX",
+        )
+        .await;
+    assert!(
+        err["message"].as_str().unwrap().contains("presence"),
+        "{err}"
+    );
+    let mut bad_tcp = LineClient::connect(server.tcp).await;
+    bad_tcp.send("HELLO main:badtcp LOUD").await;
+    let line = bad_tcp.reply().await;
+    assert_error(&line, "BAD_SYNTAX");
+    assert!(line.contains("QUIET"), "{line}");
+}

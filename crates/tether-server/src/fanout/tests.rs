@@ -300,3 +300,65 @@ async fn a_waiting_writer_wakes_once_its_room_is_published() {
     assert!(woke);
     assert_eq!(rest, ["MSG main:a again"]);
 }
+
+#[tokio::test]
+async fn a_waiting_writer_wakes_for_its_own_queue_and_for_each_of_its_rooms() {
+    let mut fan = Fanout::new(1 << 20, 64);
+    let (a, b) = (open(&fan, 1), open(&fan, 2));
+    join(&mut fan, &a, "r1");
+    join(&mut fan, &b, "r1");
+    join(&mut fan, &b, "r2");
+    fan.publish();
+    let mut feed = b.feed;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let writer = tokio::spawn(async move {
+        while let Some(item) = feed.recv().await {
+            let line = match item {
+                Outgoing::Line(b) => String::from_utf8(b.to_vec()).unwrap(),
+                Outgoing::Push(p) => String::from_utf8(p.line().unwrap().to_vec()).unwrap(),
+                _ => "(other)\n".into(),
+            };
+            if tx.send(line.trim_end().to_owned()).is_err() {
+                break;
+            }
+        }
+    });
+    let next = async |rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>| {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("the writer was never woken")
+            .unwrap()
+    };
+    // Each time the writer has parked on its wake-ups (yielding runs it on this one-thread
+    // runtime), one source gets an item: each must wake it.
+    for round in 0..3 {
+        tokio::task::yield_now().await;
+        assert!(rx.try_recv().is_err());
+        fan.push(&b.queue, reply(&format!("own {round}"))).unwrap();
+        fan.publish();
+        assert_eq!(next(&mut rx).await, format!("own {round}"));
+        tokio::task::yield_now().await;
+        fan.broadcast(&name("r2"), msg("r2", "c", &format!("two {round}")), vec![]);
+        fan.publish();
+        assert_eq!(next(&mut rx).await, format!("MSG r2:c two {round}"));
+        tokio::task::yield_now().await;
+        fan.broadcast(
+            &name("r1"),
+            msg("r1", "a", &format!("one {round}")),
+            vec![a.id],
+        );
+        fan.publish();
+        assert_eq!(next(&mut rx).await, format!("MSG r1:a one {round}"));
+    }
+    // Queued while the writer is busy (no waiter registered): the wake-up is not lost.
+    fan.push(&b.queue, reply("while busy")).unwrap();
+    fan.publish();
+    fan.push(&b.queue, Own::End).unwrap();
+    fan.publish();
+    assert_eq!(next(&mut rx).await, "while busy");
+    tokio::time::timeout(Duration::from_secs(10), writer)
+        .await
+        .expect("the writer did not end")
+        .unwrap();
+    drop(a);
+}
