@@ -129,6 +129,15 @@ def summarize(path: Path, meta: dict) -> tuple[str, list[benchlib.Check]]:
         return statistics.median(vals) if vals else None
 
     with_log, without = cpu_per_update(by["tether"]), cpu_per_update(by["tether-nolog"])
+    node_cpu = cpu_per_update(by["node"])
+    if with_log and node_cpu:
+        # What the throughput ratio comes to once both relays are saturated: on a busy machine
+        # the updates/s ratio also measures who got more of the shared core.
+        out.append(
+            f"Relay CPU per update, Node ÷ tether: {node_cpu / with_log:.2f}× "
+            f"({node_cpu:.2f} / {with_log:.2f} µs, medians)."
+        )
+        out.append("")
     if with_log and without:
         out.append(
             f"Replay log cost: {with_log - without:.2f} µs of relay CPU per update "
