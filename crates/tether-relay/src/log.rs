@@ -30,6 +30,9 @@ use crate::envelope::{Inbound, Update};
 use crate::frame::Frame;
 use crate::{Map, Set};
 
+/// The instance of an entry whose target was not live when it was logged.
+const NO_INSTANCE: u64 = u64::MAX;
+
 /// Bytes an entry costs beyond its frame, for the bound (indexes, map node).
 pub const ENTRY_OVERHEAD: usize = 64;
 
@@ -72,6 +75,8 @@ enum Role {
 #[derive(Debug)]
 struct Entry {
     frame: Frame,
+    /// The [`Comp::instance`] it belongs to ([`NO_INSTANCE`] when its target was not live).
+    instance: u64,
     /// Shared with the component's key ([`Comp::id`]): no allocation per entry.
     target: Arc<str>,
     role: Role,
@@ -95,8 +100,9 @@ struct Comp {
     /// a live row or column then) or kept a children entry for a parent that does not exist:
     /// removing it or an ancestor then keeps the history. Never becomes true again.
     parent_certain: bool,
-    /// Every entry of this instance.
-    seqs: BTreeSet<u64>,
+    /// This instance of the id (a re-spawn after a remove is another): the sequence number its
+    /// spawn entry got. Its entries carry it; an entry of another instance is not its own.
+    instance: u64,
     replace: Map<String, u64>,
     console: BTreeSet<u64>,
     /// The latest colour and text entry of each cell (a grid `clear` drops them all).
@@ -269,15 +275,13 @@ impl Log {
     fn push(&mut self, frame: &Frame, target: &str, role: Role, tier: Tier) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let target = match self.comps.get_mut(target) {
-            Some(c) => {
-                c.seqs.insert(seq);
-                c.id.clone()
-            }
-            None => Arc::from(target),
+        let (target, instance) = match self.comps.get(target) {
+            Some(c) => (c.id.clone(), c.instance),
+            None => (Arc::from(target), NO_INSTANCE),
         };
         let entry = Entry {
             frame: frame.clone(),
+            instance,
             target,
             role,
             tier,
@@ -315,7 +319,7 @@ impl Log {
         let Some(c) = self.comps.get_mut(&*e.target) else {
             return;
         };
-        if !c.seqs.remove(&seq) {
+        if c.instance != e.instance {
             return; // an entry of an earlier instance with the same id
         }
         match e.role {
@@ -372,6 +376,8 @@ impl Log {
                 id.clone(),
                 Comp {
                     id,
+                    // The spawn entry below takes this number.
+                    instance: self.next_seq,
                     ctype: component.to_owned(),
                     parent: parent.unwrap_or("root").to_owned(),
                     parent_certain: certain,
@@ -637,14 +643,22 @@ impl Log {
             .values()
             .any(|(child, parent)| subtree.contains(parent) && !subtree.contains(child));
         if certain && !referenced {
+            // Indexes die with the components; drop_seq then finds no component. An instance's
+            // entries all come after its spawn, so the scan starts at the oldest removed one.
+            let mut removed = Set::default();
             for id in &subtree {
                 if let Some(c) = self.comps.remove(id.as_str()) {
-                    // Indexes die with the component; drop_seq finds no component.
-                    for seq in c.seqs {
-                        self.drop_seq(seq);
-                    }
+                    removed.insert(c.instance);
                 }
             }
+            let from = removed.iter().copied().min().unwrap_or(NO_INSTANCE);
+            let dead: Vec<u64> = self
+                .entries
+                .range(from..)
+                .filter(|(_, e)| removed.contains(&e.instance))
+                .map(|(&seq, _)| seq)
+                .collect();
+            self.drop_all(dead);
         } else {
             // Keep the history (later entries depend on it) and the remove itself. Which
             // descendants the UI removed is not certain: they stay live here (their later updates
