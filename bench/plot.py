@@ -532,8 +532,12 @@ def plot_exec(rows: list[dict], meta: dict) -> list[Panel]:
 
 
 def plot_relay(rows: list[dict], meta: dict) -> list[Panel]:
-    known = ["tether", "node"]
-    labels = {"tether": "tether relay", "node": "Node relay (ws)"}
+    known = ["tether", "tether-nolog", "node"]
+    labels = {
+        "tether": "tether relay",
+        "tether-nolog": "tether, log idle",
+        "node": "Node relay (ws)",
+    }
     sides = ordered([r["side"] for r in rows if "side" in r], known)
     by = {s: [r for r in rows if r.get("side") == s] for s in sides}
     cpu = {

@@ -3,13 +3,18 @@
 # the same forwarding semantics on npm `ws` (node-relay.mjs), side by side in one run (run by
 # hand; not part of the tests).
 #
-# Each run starts a fresh relay process pinned to one core, then `relay-client` (Rust,
-# tokio-tungstenite, pinned to another core) connects a UI peer and a hero peer to one session,
-# both announce, and the hero sends N grid `setColor` updates as stock sidekick-py writes them
-# (~154 bytes, Python separators) with at most WINDOW in flight; the UI counts them. Reported:
-# updates/s delivered to the UI, relay RSS idle / connected / peak (VmRSS sampled every 20 ms), and
-# relay CPU per update (from /proc/PID/stat). tether: `tether serve --relay` (release, defaults: the
-# replay log is on and folds the updates); Node: node-relay.mjs (no replay log).
+# Each run starts a fresh relay process pinned to one core, then `relay-client` (Rust, pinned to
+# another core) connects a UI peer and a hero peer to one session, both announce, and the hero
+# sends N grid `setColor` updates as stock sidekick-py writes them (~156 bytes, Python
+# separators) with at most WINDOW in flight; the UI counts them. The client speaks WebSocket
+# framing itself on plain TCP (frames encoded before the clock starts, the UI counting frame
+# headers), so it stays far from its core's limit; it reports its own CPU beside the relay's.
+# Reported: updates/s delivered to the UI, relay CPU per update and in % of a core, the time the
+# relay was runnable but waiting for its core (a busy machine), the client's CPU, relay RSS idle /
+# connected / peak (VmRSS sampled every 20 ms). Sides: tether (`tether serve --relay`, release,
+# defaults: the replay log is on and folds the updates), tether-nolog (the same server and frames,
+# sent to a grid that was never spawned, so the log drops each update at once: the difference is
+# the log's cost), node (node-relay.mjs, no replay log).
 # Raw results: bench/relay/results/latest.jsonl (+ latest.meta.json); summarize.py prints the
 # table and rewrites the bench-relay section of docs/benchmarks.md (UPDATE_DOCS=0 to skip).
 #
@@ -68,31 +73,29 @@ start_server() {
   echo "the relay did not start: $(cat "$slog")" >&2
   return 1
 }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 run_one() { # side
-  local side=$1 slog line t0 t1
+  local side=$1 slog mode=log
   slog=$(mktemp)
   case $side in
-    tether) start_server "$slog" "$TETHER" serve --http 127.0.0.1:0 --tcp 127.0.0.1:0 --relay 127.0.0.1:0 --shutdown-grace 1 ;;
+    tether | tether-nolog) start_server "$slog" "$TETHER" serve --http 127.0.0.1:0 --tcp 127.0.0.1:0 --relay 127.0.0.1:0 --shutdown-grace 1 ;;
     node) start_server "$slog" node "$HERE/node-relay.mjs" 127.0.0.1:0 ;;
   esac
+  [ "$side" != tether-nolog ] || mode=nolog
   sleep 0.3
-  t0=$(cpu_ticks "$SERVER_PID")
-  line=$(timeout 300 "${CPIN[@]}" "$CLIENT" "ws://$ADDR/?session=bench" "$SERVER_PID" "$side" "$N" "$WINDOW")
-  t1=$(cpu_ticks "$SERVER_PID")
+  # The client measures the relay's CPU (and its own) over the timed part only.
+  timeout 300 "${CPIN[@]}" "$CLIENT" "ws://$ADDR/?session=bench" "$SERVER_PID" "$side" "$N" "$WINDOW" "$mode" |
+    tee -a "$OUT" >&2
   kill "$SERVER_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=
   rm -f "$slog"
-  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["server_cpu_s"]=(int(sys.argv[3])-int(sys.argv[2]))/int(sys.argv[4]); print(json.dumps(d))' \
-    "$line" "$t0" "$t1" "$(getconf CLK_TCK)" | tee -a "$OUT" >&2
 }
 
 wait_quiet
 begin_run
 for rep in $(seq "$REPS"); do
-  if [ $((rep % 2)) -eq 1 ]; then order="tether node"; else order="node tether"; fi
+  if [ $((rep % 2)) -eq 1 ]; then order="tether node tether-nolog"; else order="tether-nolog node tether"; fi
   for side in $order; do
     log "rep $rep/$REPS: $side"
     cpu_snap >"$PHASES.a"

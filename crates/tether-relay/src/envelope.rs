@@ -30,8 +30,13 @@ pub(crate) enum Loose<'a> {
 
 impl<'a> Loose<'a> {
     fn into_string(self) -> Option<String> {
+        self.into_str().map(Cow::into_owned)
+    }
+
+    /// The string, still borrowed from the frame when it had no escapes.
+    fn into_str(self) -> Option<Cow<'a, str>> {
         match self {
-            Loose::Str(s) => Some(s.into_owned()),
+            Loose::Str(s) => Some(s),
             _ => None,
         }
     }
@@ -248,11 +253,11 @@ pub(crate) fn check_announce(p: RawPayload<'_>) -> Result<Announce, &'static str
 
 /// The fields of an `update` that compaction reads.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Update {
+pub(crate) struct Update<'a> {
     /// `payload.action`, when a string.
-    pub action: Option<String>,
+    pub action: Option<Cow<'a, str>>,
     /// `payload.options.parent` (changeParent).
-    pub new_parent: Option<String>,
+    pub new_parent: Option<Cow<'a, str>>,
     /// Grid cell `options.x` / `options.y` as integers.
     pub x: Option<i64>,
     pub y: Option<i64>,
@@ -263,32 +268,33 @@ pub(crate) struct Update {
     pub source_buffer: Option<i64>,
     pub target_buffer: Option<i64>,
     /// Viz `payload.variableName`, when a string.
-    pub variable: Option<String>,
+    pub variable: Option<Cow<'a, str>>,
     /// Viz `options.path` is `[]`.
     pub root_path: bool,
 }
 
-/// What a frame is, for routing and the replay log.
+/// What a frame is, for routing and the replay log; names are borrowed from the frame where
+/// they can be (one frame, no allocation, on the relay's hot path).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Inbound {
+pub(crate) enum Inbound<'a> {
     /// `system/announce`, valid or not.
     Announce(Result<Announce, &'static str>),
     /// `global/clearAll`.
     ClearAll,
     /// `<c>/spawn` with a string target.
     Spawn {
-        component: String,
-        target: String,
-        parent: Option<String>,
+        component: Cow<'a, str>,
+        target: Cow<'a, str>,
+        parent: Option<Cow<'a, str>>,
     },
     /// `<c>/update` with a string target.
     Update {
-        component: String,
-        target: String,
-        update: Update,
+        component: Cow<'a, str>,
+        target: Cow<'a, str>,
+        update: Update<'a>,
     },
     /// `<c>/remove` with a string target.
-    Remove { target: String },
+    Remove { target: Cow<'a, str> },
     /// Any other object with string `component` and `type` (events, errors, unknown types).
     Other,
     /// Not JSON, not an object, or without `component`/`type`: relayed, never logged.
@@ -296,12 +302,12 @@ pub(crate) enum Inbound {
 }
 
 /// Classifies a frame. Never fails: what cannot be read is [`Inbound::Opaque`].
-pub(crate) fn inspect(text: &str) -> Inbound {
+pub(crate) fn inspect(text: &str) -> Inbound<'_> {
     match serde_json::from_str::<RawEnvelope<'_>>(text) {
         Ok(env) => classify(env),
         Err(_) => match replace_nonfinite(text) {
             Some(strict) => match serde_json::from_str::<RawEnvelope<'_>>(&strict) {
-                Ok(env) => classify(env),
+                Ok(env) => classify(env).into_owned(),
                 Err(_) => Inbound::Opaque,
             },
             None => Inbound::Opaque,
@@ -309,21 +315,24 @@ pub(crate) fn inspect(text: &str) -> Inbound {
     }
 }
 
-fn classify(env: RawEnvelope<'_>) -> Inbound {
+fn classify(env: RawEnvelope<'_>) -> Inbound<'_> {
     let (Loose::Str(component), Loose::Str(kind)) = (env.component, env.kind) else {
         return Inbound::Opaque;
     };
-    let target = env.target.into_string();
+    let target = env.target.into_str();
     let p = env.payload;
-    match (component.as_ref(), kind.as_ref(), target) {
-        ("system", "announce", _) => Inbound::Announce(check_announce(p)),
-        ("global", "clearAll", _) => Inbound::ClearAll,
-        (c, "spawn", Some(target)) => Inbound::Spawn {
-            component: c.to_owned(),
+    match (component.as_ref(), kind.as_ref()) {
+        ("system", "announce") => return Inbound::Announce(check_announce(p)),
+        ("global", "clearAll") => return Inbound::ClearAll,
+        _ => {}
+    }
+    match (kind.as_ref(), target) {
+        ("spawn", Some(target)) => Inbound::Spawn {
+            component,
             target,
-            parent: p.parent.into_string(),
+            parent: p.parent.into_str(),
         },
-        (c, "update", Some(target)) => {
+        ("update", Some(target)) => {
             let o = p.options;
             let buffer = match &o.buffer_id {
                 Loose::Null => Some(0),
@@ -331,24 +340,69 @@ fn classify(env: RawEnvelope<'_>) -> Inbound {
             };
             let has_cell = !matches!(o.x, Loose::Null) || !matches!(o.y, Loose::Null);
             Inbound::Update {
-                component: c.to_owned(),
+                component,
                 target,
                 update: Update {
-                    action: p.action.into_string(),
-                    new_parent: o.parent.into_string(),
+                    action: p.action.into_str(),
+                    new_parent: o.parent.into_str(),
                     x: o.x.as_index(),
                     y: o.y.as_index(),
                     has_cell,
                     buffer,
                     source_buffer: o.source_buffer_id.as_index(),
                     target_buffer: o.target_buffer_id.as_index(),
-                    variable: p.variable_name.into_string(),
+                    variable: p.variable_name.into_str(),
                     root_path: o.path == Loose::Array { empty: true },
                 },
             }
         }
-        (_, "remove", Some(target)) => Inbound::Remove { target },
+        ("remove", Some(target)) => Inbound::Remove { target },
         _ => Inbound::Other,
+    }
+}
+
+impl Inbound<'_> {
+    /// The same, owning its names (for a frame read through a temporary copy).
+    fn into_owned(self) -> Inbound<'static> {
+        let own = |s: Cow<'_, str>| Cow::Owned(s.into_owned());
+        match self {
+            Inbound::Announce(a) => Inbound::Announce(a),
+            Inbound::ClearAll => Inbound::ClearAll,
+            Inbound::Spawn {
+                component,
+                target,
+                parent,
+            } => Inbound::Spawn {
+                component: own(component),
+                target: own(target),
+                parent: parent.map(own),
+            },
+            Inbound::Update {
+                component,
+                target,
+                update,
+            } => Inbound::Update {
+                component: own(component),
+                target: own(target),
+                update: Update {
+                    action: update.action.map(own),
+                    new_parent: update.new_parent.map(own),
+                    variable: update.variable.map(own),
+                    x: update.x,
+                    y: update.y,
+                    has_cell: update.has_cell,
+                    buffer: update.buffer,
+                    source_buffer: update.source_buffer,
+                    target_buffer: update.target_buffer,
+                    root_path: update.root_path,
+                },
+            },
+            Inbound::Remove { target } => Inbound::Remove {
+                target: own(target),
+            },
+            Inbound::Other => Inbound::Other,
+            Inbound::Opaque => Inbound::Opaque,
+        }
     }
 }
 

@@ -43,6 +43,12 @@ mod frame;
 mod log;
 mod relay;
 
+/// The engine's hash maps: foldhash, seeded per map (keys come from peers), several times
+/// cheaper than SipHash on the short ids and cell coordinates every update looks up.
+type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// The set of [`Map`].
+type Set<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
+
 pub use envelope::Role;
 pub use frame::Frame;
 pub use log::{ENTRY_OVERHEAD, Log};

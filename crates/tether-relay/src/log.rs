@@ -23,10 +23,15 @@
 //! console output (both only lose pixels or scrollback); if the structure alone is still over
 //! the bound the log is suspended until the next `clearAll`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::envelope::{Inbound, Update};
 use crate::frame::Frame;
+use crate::{Map, Set};
+
+/// The instance of an entry whose target was not live when it was logged.
+const NO_INSTANCE: u64 = u64::MAX;
 
 /// Bytes an entry costs beyond its frame, for the bound (indexes, map node).
 pub const ENTRY_OVERHEAD: usize = 64;
@@ -70,7 +75,10 @@ enum Role {
 #[derive(Debug)]
 struct Entry {
     frame: Frame,
-    target: String,
+    /// The [`Comp::instance`] it belongs to ([`NO_INSTANCE`] when its target was not live).
+    instance: u64,
+    /// Shared with the component's key ([`Comp::id`]): no allocation per entry.
+    target: Arc<str>,
     role: Role,
     tier: Tier,
 }
@@ -84,22 +92,29 @@ impl Entry {
 /// A live component: its place in the tree and the entries that made its state.
 #[derive(Debug, Default)]
 struct Comp {
+    /// The component's id, shared by its entries.
+    id: Arc<str>,
     ctype: String,
     parent: String,
     /// False once the UI may have refused an attachment of this component (the parent was not
     /// a live row or column then) or kept a children entry for a parent that does not exist:
     /// removing it or an ancestor then keeps the history. Never becomes true again.
     parent_certain: bool,
-    /// Every entry of this instance.
-    seqs: BTreeSet<u64>,
-    replace: HashMap<String, u64>,
+    /// This instance of the id (a re-spawn after a remove is another): the sequence number its
+    /// spawn entry got. Its entries carry it; an entry of another instance is not its own.
+    instance: u64,
+    replace: Map<String, u64>,
     console: BTreeSet<u64>,
-    cells: HashMap<(i64, i64), [Option<u64>; 2]>,
-    cell_seqs: BTreeSet<u64>,
+    /// The latest colour and text entry of each cell (a grid `clear` drops them all).
+    cells: Map<(i64, i64), [Option<u64>; 2]>,
+    /// Cell entries with coordinates that are not integers, and the `clearCell`s kept after
+    /// one (a grid `clear` drops them too). Kept apart from `cells` so that a setter costs no
+    /// index besides its cell.
+    irregular_seqs: BTreeSet<u64>,
     irregular: bool,
     /// Canvas writes per buffer since the last read of that buffer.
-    buffers: HashMap<i64, BTreeSet<u64>>,
-    vars: HashMap<String, BTreeSet<u64>>,
+    buffers: Map<i64, BTreeSet<u64>>,
+    vars: Map<String, BTreeSet<u64>>,
 }
 
 /// Component types whose updates a rule folds.
@@ -158,7 +173,7 @@ pub struct Log {
     known: bool,
     /// Over the bound with nothing left to drop: nothing is logged until `clearAll`.
     suspended: bool,
-    comps: HashMap<String, Comp>,
+    comps: Map<Arc<str>, Comp>,
     /// Entries that attach a component to a parent: seq → (component, parent).
     parent_refs: BTreeMap<u64, (String, String)>,
     canvas_tier: BTreeSet<u64>,
@@ -260,9 +275,14 @@ impl Log {
     fn push(&mut self, frame: &Frame, target: &str, role: Role, tier: Tier) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let (target, instance) = match self.comps.get(target) {
+            Some(c) => (c.id.clone(), c.instance),
+            None => (Arc::from(target), NO_INSTANCE),
+        };
         let entry = Entry {
             frame: frame.clone(),
-            target: target.to_owned(),
+            instance,
+            target,
             role,
             tier,
         };
@@ -277,9 +297,6 @@ impl Log {
             }
         }
         self.entries.insert(seq, entry);
-        if let Some(c) = self.comps.get_mut(target) {
-            c.seqs.insert(seq);
-        }
         seq
     }
 
@@ -299,10 +316,10 @@ impl Log {
                 self.console_tier.remove(&seq);
             }
         }
-        let Some(c) = self.comps.get_mut(&e.target) else {
+        let Some(c) = self.comps.get_mut(&*e.target) else {
             return;
         };
-        if !c.seqs.remove(&seq) {
+        if c.instance != e.instance {
             return; // an entry of an earlier instance with the same id
         }
         match e.role {
@@ -316,7 +333,6 @@ impl Log {
                 c.console.remove(&seq);
             }
             Role::Cell { x, y, attr } => {
-                c.cell_seqs.remove(&seq);
                 if let Some(cell) = c.cells.get_mut(&(x, y))
                     && cell[attr] == Some(seq)
                 {
@@ -324,7 +340,7 @@ impl Log {
                 }
             }
             Role::CellIrregular => {
-                c.cell_seqs.remove(&seq);
+                c.irregular_seqs.remove(&seq);
             }
             Role::CanvasWrite(b) => {
                 if let Some(w) = c.buffers.get_mut(&b) {
@@ -355,9 +371,13 @@ impl Log {
                 None | Some("root") => true,
                 Some(p) => p != target && self.is_live_container(p),
             };
+            let id: Arc<str> = Arc::from(target);
             self.comps.insert(
-                target.to_owned(),
+                id.clone(),
                 Comp {
+                    id,
+                    // The spawn entry below takes this number.
+                    instance: self.next_seq,
                     ctype: component.to_owned(),
                     parent: parent.unwrap_or("root").to_owned(),
                     parent_certain: certain,
@@ -457,8 +477,13 @@ impl Log {
         };
         match (action, u.x, u.y) {
             ("clear", _, _) => {
-                let old = std::mem::take(&mut c.cell_seqs);
-                c.cells.clear();
+                let mut old: Vec<u64> = c
+                    .cells
+                    .drain()
+                    .flat_map(|(_, cell)| cell)
+                    .flatten()
+                    .collect();
+                old.extend(std::mem::take(&mut c.irregular_seqs));
                 c.irregular = false;
                 self.drop_all(old);
                 // An empty grid after its spawn: nothing to log.
@@ -470,7 +495,7 @@ impl Log {
                 if irregular {
                     let seq = self.push(frame, target, Role::CellIrregular, Tier::Kept);
                     if let Some(c) = self.comps.get_mut(target) {
-                        c.cell_seqs.insert(seq);
+                        c.irregular_seqs.insert(seq);
                     }
                 }
             }
@@ -481,7 +506,6 @@ impl Log {
                 let seq = self.push(frame, target, Role::Cell { x, y, attr }, Tier::Kept);
                 if let Some(c) = self.comps.get_mut(target) {
                     c.cells.entry((x, y)).or_default()[attr] = Some(seq);
-                    c.cell_seqs.insert(seq);
                 }
             }
             _ => {
@@ -489,7 +513,7 @@ impl Log {
                 c.irregular = true;
                 let seq = self.push(frame, target, Role::CellIrregular, Tier::Kept);
                 if let Some(c) = self.comps.get_mut(target) {
-                    c.cell_seqs.insert(seq);
+                    c.irregular_seqs.insert(seq);
                 }
             }
         }
@@ -582,12 +606,12 @@ impl Log {
     }
 
     /// `id` and every live component whose parent chain reaches it.
-    fn subtree(&self, id: &str) -> HashSet<String> {
-        let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+    fn subtree(&self, id: &str) -> Set<String> {
+        let mut children: Map<&str, Vec<&str>> = Map::default();
         for (cid, c) in &self.comps {
-            children.entry(c.parent.as_str()).or_default().push(cid);
+            children.entry(c.parent.as_str()).or_default().push(&**cid);
         }
-        let mut out = HashSet::new();
+        let mut out = Set::default();
         let mut todo = vec![id];
         while let Some(n) = todo.pop() {
             if out.insert(n.to_owned())
@@ -605,12 +629,12 @@ impl Log {
         }
         let subtree = self.subtree(target);
         let certain = subtree.iter().all(|id| {
-            self.comps.get(id).is_some_and(|c| {
+            self.comps.get(id.as_str()).is_some_and(|c| {
                 c.parent_certain
                     && (id == target
                         || self
                             .comps
-                            .get(&c.parent)
+                            .get(c.parent.as_str())
                             .is_some_and(|p| is_container(&p.ctype)))
             })
         });
@@ -619,21 +643,29 @@ impl Log {
             .values()
             .any(|(child, parent)| subtree.contains(parent) && !subtree.contains(child));
         if certain && !referenced {
+            // Indexes die with the components; drop_seq then finds no component. An instance's
+            // entries all come after its spawn, so the scan starts at the oldest removed one.
+            let mut removed = Set::default();
             for id in &subtree {
-                if let Some(c) = self.comps.remove(id) {
-                    // Indexes die with the component; drop_seq finds no component.
-                    for seq in c.seqs {
-                        self.drop_seq(seq);
-                    }
+                if let Some(c) = self.comps.remove(id.as_str()) {
+                    removed.insert(c.instance);
                 }
             }
+            let from = removed.iter().copied().min().unwrap_or(NO_INSTANCE);
+            let dead: Vec<u64> = self
+                .entries
+                .range(from..)
+                .filter(|(_, e)| removed.contains(&e.instance))
+                .map(|(&seq, _)| seq)
+                .collect();
+            self.drop_all(dead);
         } else {
             // Keep the history (later entries depend on it) and the remove itself. Which
             // descendants the UI removed is not certain: they stay live here (their later updates
             // are logged; a UI without them ignores them) and never count as certain again.
             self.comps.remove(target);
             for id in &subtree {
-                if let Some(c) = self.comps.get_mut(id) {
+                if let Some(c) = self.comps.get_mut(id.as_str()) {
                     c.parent_certain = false;
                 }
             }

@@ -1,8 +1,9 @@
 //! The relay engine: sessions of peers, announces, role routing, the replay log, limits.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::Map;
 use crate::envelope::{Announce, Inbound, Role, inspect};
 use crate::frame::Frame;
 use crate::log::Log;
@@ -221,9 +222,11 @@ struct Session {
 #[derive(Debug)]
 pub struct Relay {
     config: Config,
-    sessions: HashMap<Arc<str>, Session>,
-    conns: HashMap<ConnId, Conn>,
+    sessions: Map<Arc<str>, Session>,
+    conns: Map<ConnId, Conn>,
     out: VecDeque<Output>,
+    /// The recipients of the frame being relayed (kept to save an allocation per frame).
+    recipients: Vec<ConnId>,
     closes: Vec<(ConnId, u16, String)>,
     stats: Stats,
     tick: u64,
@@ -249,8 +252,9 @@ impl Relay {
     fn with_valid_config(config: Config) -> Relay {
         Relay {
             config,
-            sessions: HashMap::new(),
-            conns: HashMap::new(),
+            sessions: Map::default(),
+            conns: Map::default(),
+            recipients: Vec::new(),
             out: VecDeque::new(),
             closes: Vec::new(),
             stats: Stats::default(),
@@ -404,10 +408,15 @@ impl Relay {
                     Role::Hero => Role::Sidekick,
                     Role::Sidekick => Role::Hero,
                 };
-                let recipients = self.peers(&session, conn, |p| p.online && p.announce.role == to);
-                for r in recipients {
+                let mut recipients = std::mem::take(&mut self.recipients);
+                self.peers_into(&mut recipients, &session, conn, |p| {
+                    p.online && p.announce.role == to
+                });
+                for &r in &recipients {
                     self.send(r, frame.clone());
                 }
+                recipients.clear();
+                self.recipients = recipients;
             }
         }
         self.finish_closes(now);
@@ -470,19 +479,29 @@ impl Relay {
 
     /// Open, announced connections of `session` other than `except` whose peer passes `keep`.
     fn peers(&self, session: &str, except: ConnId, keep: impl Fn(&Peer) -> bool) -> Vec<ConnId> {
+        let mut out = Vec::new();
+        self.peers_into(&mut out, session, except, keep);
+        out
+    }
+
+    /// [`Relay::peers`] into `out`.
+    fn peers_into(
+        &self,
+        out: &mut Vec<ConnId>,
+        session: &str,
+        except: ConnId,
+        keep: impl Fn(&Peer) -> bool,
+    ) {
         let Some(s) = self.sessions.get(session) else {
-            return Vec::new();
+            return;
         };
-        s.conns
-            .iter()
-            .copied()
-            .filter(|&id| id != except)
-            .filter(|id| {
-                self.conns
-                    .get(id)
+        out.extend(s.conns.iter().copied().filter(|&id| {
+            id != except
+                && self
+                    .conns
+                    .get(&id)
                     .is_some_and(|c| !c.closing && c.peer.as_ref().is_some_and(&keep))
-            })
-            .collect()
+        }));
     }
 
     fn send(&mut self, conn: ConnId, frame: Frame) {

@@ -50,6 +50,8 @@ struct Core {
     relay: Relay,
     sinks: HashMap<ConnId, Sink>,
     reported: Stats,
+    /// Connections, sessions, log bytes and queued bytes as last reported.
+    gauges: [usize; 4],
     metrics: Metrics,
 }
 
@@ -87,6 +89,7 @@ impl RelayHub {
                 relay,
                 sinks: HashMap::new(),
                 reported: Stats::default(),
+                gauges: [0; 4],
                 metrics,
             }),
             next: AtomicU64::new(1),
@@ -161,34 +164,55 @@ impl Core {
         self.report();
     }
 
-    /// Moves the engine's counters to the metrics registry.
+    /// Moves the engine's counters to the metrics registry. Runs after every input, so it
+    /// touches the registry only for what changed: an update is an atomic operation or two per
+    /// metric, and doing all eighteen per frame cost more than a tenth of the relay's CPU.
     fn report(&mut self) {
         let s = self.relay.stats();
         let p = self.reported;
         let m = &self.metrics;
-        m.frames_in.increment(s.frames_in - p.frames_in);
-        m.bytes_in.increment(s.bytes_in - p.bytes_in);
-        m.frames_out.increment(s.frames_out - p.frames_out);
-        m.bytes_out.increment(s.bytes_out - p.bytes_out);
-        m.unannounced
-            .increment(s.dropped_unannounced - p.dropped_unannounced);
-        m.invalid_announce
-            .increment(s.dropped_invalid_announce - p.dropped_invalid_announce);
-        m.too_big.increment(s.closed_too_big - p.closed_too_big);
-        m.too_slow.increment(s.closed_too_slow - p.closed_too_slow);
-        m.over_budget
-            .increment(s.closed_over_budget - p.closed_over_budget);
-        m.binary.increment(s.closed_binary - p.closed_binary);
-        m.refused.increment(s.refused - p.refused);
-        m.synthesized
-            .increment(s.synthesized_offline - p.synthesized_offline);
-        m.evicted.increment(s.log_evicted - p.log_evicted);
-        m.suspended.increment(s.logs_suspended - p.logs_suspended);
-        m.connections.set(self.relay.connection_count() as f64);
-        m.sessions.set(self.relay.session_count() as f64);
-        m.log_bytes.set(self.relay.log_bytes() as f64);
-        m.queued_bytes.set(self.relay.total_queued_bytes() as f64);
-        self.reported = s;
+        if s != p {
+            for (counter, now, before) in [
+                (&m.frames_in, s.frames_in, p.frames_in),
+                (&m.bytes_in, s.bytes_in, p.bytes_in),
+                (&m.frames_out, s.frames_out, p.frames_out),
+                (&m.bytes_out, s.bytes_out, p.bytes_out),
+                (&m.unannounced, s.dropped_unannounced, p.dropped_unannounced),
+                (
+                    &m.invalid_announce,
+                    s.dropped_invalid_announce,
+                    p.dropped_invalid_announce,
+                ),
+                (&m.too_big, s.closed_too_big, p.closed_too_big),
+                (&m.too_slow, s.closed_too_slow, p.closed_too_slow),
+                (&m.over_budget, s.closed_over_budget, p.closed_over_budget),
+                (&m.binary, s.closed_binary, p.closed_binary),
+                (&m.refused, s.refused, p.refused),
+                (&m.synthesized, s.synthesized_offline, p.synthesized_offline),
+                (&m.evicted, s.log_evicted, p.log_evicted),
+                (&m.suspended, s.logs_suspended, p.logs_suspended),
+            ] {
+                if now != before {
+                    counter.increment(now - before);
+                }
+            }
+            self.reported = s;
+        }
+        let now = [
+            self.relay.connection_count(),
+            self.relay.session_count(),
+            self.relay.log_bytes(),
+            self.relay.total_queued_bytes(),
+        ];
+        if now != self.gauges {
+            let gauges = [&m.connections, &m.sessions, &m.log_bytes, &m.queued_bytes];
+            for ((gauge, value), before) in gauges.into_iter().zip(now).zip(self.gauges) {
+                if value != before {
+                    gauge.set(value as f64);
+                }
+            }
+            self.gauges = now;
+        }
     }
 }
 
