@@ -1,6 +1,7 @@
 //! Door-independent commands, the hub's input.
 
 use crate::error::{ErrorCode, HubError};
+use crate::history::Position;
 use crate::name::Name;
 
 /// Which of the three registering commands was used; replies name it back.
@@ -91,6 +92,11 @@ pub enum Command {
         room: Name,
         /// The client name (required on an unregistered connection).
         client: Option<Name>,
+        /// The position the client last saw in the room: what came after it is delivered
+        /// before any new message, or the reply says resync.
+        since: Option<Position>,
+        /// The client wants to see offsets (the TCP door shows them only then).
+        offsets: bool,
     },
     /// SEND: a message to the room's other members.
     Send {

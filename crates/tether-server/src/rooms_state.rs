@@ -97,11 +97,16 @@ impl RoomsState {
         http_addr: SocketAddr,
         drain: Drain,
     ) -> RoomsState {
-        let hub = Hub::new(Limits {
+        let limits = Limits {
             max_clients: config.max_clients,
             max_message_length: config.max_message_length,
             max_rooms: config.max_rooms,
-        });
+        };
+        // Epochs must differ from every earlier run's: a random seed per process.
+        let hub = match getrandom::u64() {
+            Ok(seed) => Hub::with_history(limits, tether_rooms::HistoryPolicy::default(), seed),
+            Err(_) => Hub::new(limits),
+        };
         let hooks = Hooks::new(config.hooks.clone(), config.hook_limits);
         let presence_wake = Arc::new(Notify::new());
         RoomsState {
@@ -499,6 +504,7 @@ impl Core {
                         Some(Sink::Mailbox(_)) => self.remove(conn, CloseReason::Closed),
                         None => {}
                     },
+                    Output::RoomCreated { .. } | Output::RoomDeleted { .. } => {}
                 }
             }
             if slow.is_empty() {
@@ -523,11 +529,6 @@ impl Core {
         gauge!("tether_clients").set(self.hub.client_count() as f64);
         gauge!("tether_rooms").set(self.hub.room_count() as f64);
     }
-}
-
-/// Encodes a TCP reply.
-pub fn line_reply(result: &Result<Reply, HubError>) -> Outgoing {
-    Outgoing::Line(Box::new(tether_rooms::line::encode_reply(result)))
 }
 
 /// Encodes a WebSocket reply.

@@ -100,6 +100,7 @@ pub const BUILTIN_ROUTES: &[&str] = &[
     "/chatrooms/join",
     "/chatrooms/list",
     "/chatrooms/{room}",
+    "/chatrooms/{room}/history",
     "/messages/send",
     "/messages/client-to-client",
     "/messages",
