@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge};
-use tether_rooms::{CloseReason, Command, ConnId, Door, Hub, HubError, Limits, Output, Reply};
+use tether_rooms::{
+    CloseReason, Command, ConnId, Door, Hub, HubError, Limits, Output, Position, Push, Reply,
+};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +19,7 @@ use crate::fanout::{ConnQueue, Fanned, Fanout, Feed, Full, Own};
 use crate::hooks::Hooks;
 use crate::outgoing::{EncodedBatch, EncodedPush, Outgoing};
 use crate::socket::Drain;
+use crate::store::{Restored, Store, StoreError};
 
 /// Entries a REST client's mailbox keeps; older ones are dropped and counted.
 pub const MAILBOX_CAPACITY: usize = 1000;
@@ -60,6 +63,8 @@ pub struct Core {
     armed: Option<Instant>,
     /// Wakes the presence timer when the hub wants the time earlier than `armed`.
     wake: Arc<Notify>,
+    /// Where rooms and history are written down (`--data`).
+    store: Option<Store>,
 }
 
 /// Everything the rooms doors share.
@@ -104,7 +109,7 @@ impl RoomsState {
         };
         // Epochs must differ from every earlier run's: a random seed per process.
         let hub = match getrandom::u64() {
-            Ok(seed) => Hub::with_history(limits, tether_rooms::HistoryPolicy::default(), seed),
+            Ok(seed) => Hub::with_history(limits, config.history.clone(), seed),
             Err(_) => Hub::new(limits),
         };
         let hooks = Hooks::new(config.hooks.clone(), config.hook_limits);
@@ -120,6 +125,7 @@ impl RoomsState {
                 ),
                 armed: None,
                 wake: presence_wake.clone(),
+                store: None,
             }),
             presence_wake,
             config,
@@ -133,6 +139,42 @@ impl RoomsState {
         // A panic while holding the lock cannot leave the hub half-updated in a way that matters
         // more than stopping the whole server would, so keep serving.
         self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Puts the rooms a store held back into the hub (new epochs if the last run did not stop
+    /// in order), writes every room's position down, and keeps writing through `store`. Called
+    /// before the listeners accept.
+    pub fn attach_store(&self, store: Store, restored: Restored) -> Result<usize, StoreError> {
+        let mut core = self.lock();
+        let now = Instant::now();
+        let count = restored.rooms.len();
+        for room in restored.rooms {
+            let stored = room.stored(now);
+            core.hub
+                .restore_room(room.name.clone(), room.position, stored, now)
+                .map_err(|e| StoreError::Content {
+                    file: std::path::PathBuf::from(crate::store::DB_FILE),
+                    what: format!("{} (raise --max-rooms)", e.message),
+                })?;
+            if !restored.clean {
+                core.hub.new_epoch(room.name.as_str());
+            }
+        }
+        for info in core.hub.rooms() {
+            if let Some(position) = core.hub.position(info.name.as_str()) {
+                store.room(&info.name, &position);
+            }
+        }
+        core.store = Some(store);
+        Ok(count)
+    }
+
+    /// Writes down what the store still holds and stops it (at shutdown, after the drain).
+    pub fn close_store(&self) {
+        let store = self.lock().store.take();
+        if let Some(store) = store {
+            store.close();
+        }
     }
 
     /// Reads the hub.
@@ -447,6 +489,23 @@ impl Core {
                         self.fan.leave(queue, conn, &room);
                     }
                     Output::Broadcast { room, push, skip } => {
+                        if let (
+                            Some(store),
+                            Push::Message {
+                                from,
+                                text,
+                                offset,
+                                epoch,
+                                ..
+                            },
+                        ) = (&self.store, &push)
+                        {
+                            let position = Position {
+                                offset: *offset,
+                                epoch: epoch.clone(),
+                            };
+                            store.message(&room, position, from, text);
+                        }
                         let enc = Arc::new(EncodedPush::new(push));
                         let boxes: Vec<ConnId> = self
                             .fan
@@ -504,7 +563,16 @@ impl Core {
                         Some(Sink::Mailbox(_)) => self.remove(conn, CloseReason::Closed),
                         None => {}
                     },
-                    Output::RoomCreated { .. } | Output::RoomDeleted { .. } => {}
+                    Output::RoomCreated { room, epoch } => {
+                        if let Some(store) = &self.store {
+                            store.room(&room, &Position { offset: 0, epoch });
+                        }
+                    }
+                    Output::RoomDeleted { room } => {
+                        if let Some(store) = &self.store {
+                            store.delete(&room);
+                        }
+                    }
                 }
             }
             if slow.is_empty() {

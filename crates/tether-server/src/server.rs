@@ -192,6 +192,20 @@ impl Server {
         let limits = config.relay_limits.clone();
         let state = Arc::new(RoomsState::new(config, tcp_addr, http_addr, drain.clone()));
         state.hooks.check().map_err(Error::Hook)?;
+        if let Some(dir) = &state.config.data {
+            let (store, restored) = crate::store::Store::open(dir, state.config.history.clone())?;
+            let clean = restored.clean;
+            let rooms = state.attach_store(store, restored)?;
+            tracing::info!(
+                "rooms and history kept in {}: {rooms} rooms restored{}",
+                dir.join(crate::store::DB_FILE).display(),
+                if clean || rooms == 0 {
+                    ""
+                } else {
+                    " with new epochs (the last run did not stop in order)"
+                }
+            );
+        }
         let relay = match (relay, relay_addr) {
             (Some(l), Some(addr)) => {
                 let hub = RelayHub::new(limits, addr, drain)?;
@@ -362,6 +376,8 @@ impl Server {
         }
         let _ = reaper.await;
         let _ = presence.await;
+        let closing = state.clone();
+        let _ = tokio::task::spawn_blocking(move || closing.close_store()).await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -1,10 +1,11 @@
-//! Offsets, epochs and recovery over real sockets on every door, and the join race.
+//! Offsets, epochs and recovery over real sockets on every door, the join race, and `--data`
+//! (SQLite) across restarts of the real binary.
 
 mod common;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use common::{LineClient, Server, TIMEOUT, WsClient};
+use common::{LineClient, Server, TIMEOUT, TempDir, WsClient, tether_command};
 use serde_json::{Value, json};
 
 /// `OK HELLO|JOIN room:client AT|RECOVERED|RESYNC offset epoch` → (state, offset, epoch).
@@ -273,9 +274,13 @@ async fn rest_history_reads_pages_and_refuses_bad_parameters() {
 /// and live part together, is every offset after its position exactly once, in order.
 #[tokio::test]
 async fn members_joining_during_a_burst_see_every_offset_once() {
-    // Within the default history (100 messages), so that every position recovers.
-    const N: u64 = 90;
-    let server = Server::start(&[]);
+    const N: u64 = 400;
+    let dir = TempDir::new("race");
+    let cfg = dir.write(
+        "t.toml",
+        "[[history]]\nroom = \"*\"\nmessages = 1000\nbytes = 1048576\n",
+    );
+    let server = Server::start(&["--config", cfg.to_str().expect("path")]);
     let mut publisher = server.tcp_client().await;
     let (_, _, epoch) = position(&publisher.cmd("HELLO main:pub OFFSETS").await);
     let tcp = server.tcp;
@@ -352,4 +357,116 @@ async fn members_joining_during_a_burst_see_every_offset_once() {
         }
         assert_eq!(got, (1..=end).collect::<Vec<_>>());
     }
+}
+
+fn start_with_data(dir: &TempDir) -> Server {
+    Server::start(&["--data", dir.path.to_str().expect("path")])
+}
+
+#[tokio::test]
+async fn data_dir_keeps_rooms_and_history_across_restarts() {
+    let dir = TempDir::new("data");
+    let mut server = start_with_data(&dir);
+    let mut alice = server.tcp_client().await;
+    let (_, _, epoch) = position(&alice.cmd("NEW r1:alice OFFSETS").await);
+    for i in 1..=3 {
+        alice.cmd(&format!("SEND r1:alice m{i}")).await;
+    }
+    // An orderly stop writes everything and keeps the epoch.
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(15)).await.success());
+    let mut server = start_with_data(&dir);
+    let v = server.http().get("/chatrooms/r1/history").await.json();
+    assert_eq!(
+        (v["offset"].as_u64(), v["epoch"].as_str()),
+        (Some(3), Some(&*epoch))
+    );
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(3));
+    let mut bob = server.tcp_client().await;
+    assert_eq!(
+        bob.cmd(&format!("JOIN r1:bob SINCE 1 {epoch}")).await,
+        format!("OK JOIN r1:bob RECOVERED 3 {epoch}")
+    );
+    assert_eq!(
+        read_offsets(&mut bob, 3).await,
+        [(2, "m2".into()), (3, "m3".into())],
+        "recovered across the restart"
+    );
+    bob.cmd("SEND r1:bob after").await;
+    // A SIGKILL cannot prove the tail was written: a new epoch, the room and offsets kept.
+    server.signal("KILL");
+    server.wait_exit(Duration::from_secs(15)).await;
+    let mut server = start_with_data(&dir);
+    let v = server.http().get("/chatrooms/r1/history").await.json();
+    let epoch2 = v["epoch"].as_str().expect("epoch").to_string();
+    assert_ne!(epoch2, epoch, "a crash gives a new epoch");
+    assert!(v["offset"].as_u64().is_some_and(|o| o >= 3), "{v}");
+    let mut carol = server.tcp_client().await;
+    let (state, _, e) = position(&carol.cmd(&format!("JOIN r1:carol SINCE 3 {epoch}")).await);
+    assert_eq!((state.as_str(), e.as_str()), ("RESYNC", &*epoch2));
+    server.signal("TERM");
+    server.wait_exit(Duration::from_secs(15)).await;
+    // A wiped directory: the room is gone, main has a new epoch.
+    std::fs::remove_dir_all(&dir.path).expect("wipe");
+    let server = start_with_data(&dir);
+    server
+        .http()
+        .get("/chatrooms/r1/history")
+        .await
+        .assert_error(404, "NO_SUCH_ROOM");
+    let v = server.http().get("/chatrooms/main/history").await.json();
+    assert_ne!(v["epoch"].as_str(), Some(&*epoch2));
+    assert_eq!(v["offset"], 0);
+}
+
+/// Runs the binary, which must refuse to start; returns its stderr.
+fn refused(args: &[&str]) -> String {
+    let mut child = tether_command()
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--tcp",
+            "127.0.0.1:0",
+            "--relay",
+            "off",
+        ])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tether");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(!status.success(), "started with {args:?}");
+            let mut err = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .expect("stderr")
+                .read_to_string(&mut err)
+                .expect("stderr");
+            return err;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tether {args:?} did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_unusable_data_dir_stops_the_server_with_a_clear_error() {
+    let dir = TempDir::new("baddata");
+    let file = dir.write("plain-file", "x");
+    let sub = file.join("sub");
+    let err = refused(&["--data", sub.to_str().expect("path")]);
+    assert!(err.contains("cannot use data directory"), "{err}");
+    let corrupt = TempDir::new("corrupt");
+    corrupt.write("tether.db", &"not a database ".repeat(600));
+    let err = refused(&["--data", corrupt.path.to_str().expect("path")]);
+    assert!(err.contains("tether.db"), "{err}");
 }

@@ -64,6 +64,7 @@ pub const TETHER_ENV: &[&str] = &[
     "TETHER_MAX_CONNECTIONS_PER_IP",
     "TETHER_TEST_ECHO",
     "TETHER_EXEC_CLOSE_GRACE",
+    "TETHER_DATA",
 ];
 
 pub fn bin() -> &'static str {
