@@ -539,6 +539,15 @@ fn describe_metrics() {
     );
     describe_counter!("tether_errors_total", "Commands refused, by error code.");
     describe_counter!(
+        "tether_history_store_dropped_total",
+        "--data writes dropped because the disk did not keep up (rooms get new epochs at the \
+         next start)."
+    );
+    describe_counter!(
+        "tether_history_store_errors_total",
+        "--data write batches that failed to commit."
+    );
+    describe_counter!(
         "tether_refused_total",
         "Requests refused before any handler ran, by reason (origin: a WebSocket upgrade from a \
          web page not allowed; host: a foreign Host on a loopback listener; token: an exec \
