@@ -349,3 +349,48 @@ fn restored_rooms_recover_across_a_restart_and_deleted_ones_start_over() {
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::TooManyRooms);
 }
+
+#[test]
+fn messages_with_offsets_assigned_elsewhere_go_through_the_same_step() {
+    // What a cluster bus will do: hand the hub messages whose offsets it assigned.
+    let mut w = World::new(Limits::default());
+    let a = w.hub.handle_connect(Door::Tcp);
+    run(&mut w, a, "HELLO main:alice OFFSETS");
+    lines(&mut w, a);
+    let (main, bob) = (main_room(), Name::parse("bob").unwrap());
+    let at = |offset| Position::parse(offset, "bus").unwrap();
+    let now = w.now;
+    for (offset, kept) in [(1, true), (2, true), (2, false), (1, false), (5, true)] {
+        let text = format!("b{offset}");
+        assert_eq!(
+            w.hub
+                .commit(&main, at(offset), bob.clone(), text.into(), now),
+            kept,
+            "offset {offset}"
+        );
+    }
+    assert_eq!(
+        lines(&mut w, a),
+        [
+            "OFFSET main 1 bus",
+            "MSG main:bob b1",
+            "OFFSET main 2 bus",
+            "MSG main:bob b2",
+            "OFFSET main 5 bus",
+            "MSG main:bob b5",
+        ],
+        "late duplicates dropped, the gap passed on"
+    );
+    assert_eq!(w.hub.position("main"), Some(at(5)));
+    let c = w.hub.handle_connect(Door::Tcp);
+    assert_eq!(
+        run(&mut w, c, "JOIN main:carol SINCE 2 bus"),
+        "OK JOIN main:carol RESYNC 5 bus\n",
+        "3 and 4 never came: not recoverable"
+    );
+    let d = w.hub.handle_connect(Door::Tcp);
+    assert_eq!(
+        run(&mut w, d, "JOIN main:dave SINCE 4 bus"),
+        "OK JOIN main:dave RECOVERED 5 bus\n"
+    );
+}

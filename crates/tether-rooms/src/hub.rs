@@ -736,13 +736,11 @@ impl Hub {
             m.status = Status::Active;
             m.resume_to = Status::Active;
         }
-        let skip: Vec<ConnId> = r
+        let delivered = r
             .members
             .iter()
-            .filter(|(n, m)| **n == name || !m.status.receives())
-            .map(|(_, m)| m.conn)
-            .collect();
-        let delivered = r.members.len() - skip.len();
+            .filter(|(n, m)| **n != name && m.status.receives())
+            .count();
         // A single node assigns the offset; a cluster bus would assign it instead and hand the
         // message to `commit` on every node.
         let position = r.history.position();
@@ -750,7 +748,7 @@ impl Hub {
             offset: position.offset + 1,
             epoch: position.epoch,
         };
-        self.commit(&room, position.clone(), name, text, skip, now);
+        self.commit(&room, position.clone(), name, text, now);
         Ok(Reply::Sent {
             room,
             delivered,
@@ -758,22 +756,30 @@ impl Hub {
         })
     }
 
-    /// The one step every room message goes through once it has its position: kept in the
-    /// room's history, then handed to the members but `skip`. A message at or below the room's
-    /// top (a late duplicate) is dropped; one past a gap, or in another epoch, restarts the
-    /// history from there (see `Ring::append`).
-    fn commit(
+    /// The one step every room message goes through once it has its position: the room's
+    /// gathered presence events go out first, then the message is kept in the room's history and
+    /// handed to every member that receives, but its sender (`from`, when a member here). A
+    /// message at or below the room's top (a late duplicate) is dropped (false); one past a gap,
+    /// or in another epoch, restarts the history from there (see `Ring::append`). A cluster bus
+    /// feeds it the messages it assigned offsets to, local ones included.
+    pub(crate) fn commit(
         &mut self,
         room: &Name,
         position: Position,
         from: Name,
         text: Arc<str>,
-        skip: Vec<ConnId>,
         now: Instant,
     ) -> bool {
+        self.flush_presence(room, now);
         let Some(r) = self.rooms.get_mut(room) else {
             return false;
         };
+        let skip: Vec<ConnId> = r
+            .members
+            .iter()
+            .filter(|(n, m)| **n == from || !m.status.receives())
+            .map(|(_, m)| m.conn)
+            .collect();
         let stored = Stored {
             offset: position.offset,
             from: from.clone(),
