@@ -354,14 +354,24 @@ class ReconnectingSocket {
 /** @typedef {{room: string, count: number, members: Member[]}} RoomInfo */
 
 /** @typedef {{id: number | string, ok: true}} OkReply */
-/** @typedef {OkReply & {room: string, client: string, count: number}} JoinReply reply to hello / new / join (the member list follows in a presence push) */
-/** @typedef {OkReply & {room: string, delivered: number}} SendReply */
+/**
+ * A place in a room's stream of messages: the offset of the last message seen and its epoch
+ * (docs/protocol/rooms.md §11).
+ * @typedef {{offset: number, epoch: string}} Position
+ */
+/**
+ * Reply to hello / new / join (the member list follows in a presence push): the room's position at
+ * the join; with `since`, `recovered` says whether the missed messages follow (true) or are gone
+ * (false: resync from `offset`).
+ * @typedef {OkReply & {room: string, client: string, count: number, offset: number, epoch: string, recovered?: boolean}} JoinReply
+ */
+/** @typedef {OkReply & {room: string, delivered: number, offset: number, epoch: string}} SendReply */
 /** @typedef {OkReply & {room: string, target: string, delivered: number}} ToReply */
 /** @typedef {OkReply & {type: ListType, rooms: RoomInfo[]}} ListReply */
 /** @typedef {OkReply & {room: string, client: string}} RoomReply reply to pause / resume / leave */
 /** @typedef {{id: number | string | null, ok: false, error: string, message?: string}} ErrorReply */
 
-/** @typedef {{type: 'message', room: string, from: string, text: string}} MessagePush */
+/** @typedef {{type: 'message', room: string, from: string, text: string, offset: number, epoch: string}} MessagePush */
 /** @typedef {{type: 'direct', room: string, from: string, to: string, text: string}} DirectPush */
 /** @typedef {{type: 'join', room: string, client: string}} JoinPush */
 /** @typedef {{type: 'leave', room: string, client: string}} LeavePush */
@@ -374,6 +384,9 @@ class ReconnectingSocket {
  * - `connected`: the connection became ready (true: open and every room re-registered) or was lost (false);
  * - `close`: the socket closed (`willRetry` false once the client is stopped);
  * - `rejoin`: after a reconnect, the outcome of re-registering one room;
+ * - `recover`: after a reconnect, whether a room's missed messages follow as `message` events
+ *   (`recovered: true`, no gap and no duplicate) or are gone (`recovered: false`: reload the room's
+ *   state, e.g. from `GET /chatrooms/{room}/history`; messages go on after `offset`);
  * - `error`: something went wrong outside any request (a bad frame, an unmatched error reply).
  * @typedef {object} RoomsEvents
  * @property {MessagePush} message
@@ -385,6 +398,7 @@ class ReconnectingSocket {
  * @property {boolean} connected
  * @property {{code: number, reason: string, willRetry: boolean}} close
  * @property {{room: string, ok: boolean, error?: TetherError}} rejoin
+ * @property {{room: string, recovered: boolean, offset: number, epoch: string}} recover
  * @property {TetherError} error
  */
 
@@ -424,6 +438,9 @@ const JOIN_CMDS = new Set(['hello', 'new', 'join']);
  * - The connection reopens with exponential backoff (250 ms doubling to 10 s). After a reconnect the
  *   client re-registers every room it had joined (`hello`, or `new` if the room no longer exists),
  *   re-pauses the rooms it had paused, and only then sends requests made in the meantime.
+ * - It remembers the last position (offset, epoch) it saw in each room, from messages and its own
+ *   sends, and re-registers with `since`: what it missed arrives as `message` events before any
+ *   new one, and a `recover` event says whether that worked or the room must be reloaded.
  * - Requests made while disconnected are queued (bounded by `maxPending`); requests already sent
  *   when the connection drops are rejected with `DISCONNECTED`.
  *
@@ -470,6 +487,9 @@ export class RoomsClient extends Emitter {
     /** rooms paused (re-paused after a reconnect)
      * @type {Set<string>} */
     this._paused = new Set();
+    /** the last position seen per room (sent as `since` when re-registering)
+     * @type {Map<string, Position>} */
+    this._positions = new Map();
     /** @type {{resolve: () => void, reject: (e: TetherError) => void}[]} */
     this._readyWaiters = [];
   }
@@ -489,6 +509,16 @@ export class RoomsClient extends Emitter {
   /** The rooms this client is a member of, in join order. */
   get rooms() {
     return [...this._rooms];
+  }
+
+  /**
+   * The last position seen in `room` (its last message's offset and epoch), or undefined.
+   * @param {string} room
+   * @returns {Position | undefined}
+   */
+  position(room) {
+    const p = this._positions.get(room);
+    return p && { ...p };
   }
 
   /** Number of requests awaiting a reply (queued or sent). */
@@ -733,6 +763,9 @@ export class RoomsClient extends Emitter {
     }
     switch (frame.type) {
       case 'message':
+        this._advance(frame);
+        this.emit('message', /** @type {any} */ (frame));
+        return;
       case 'direct':
       case 'join':
       case 'leave':
@@ -765,19 +798,50 @@ export class RoomsClient extends Emitter {
     const room = typeof reply.room === 'string' ? reply.room : null;
     if (JOIN_CMDS.has(cmd)) {
       if (typeof reply.client === 'string') this._client = reply.client;
-      if (room !== null) this._rooms.add(room);
+      if (room !== null) {
+        this._rooms.add(room);
+        // Recovered: the missed messages follow and advance the position; otherwise (a first
+        // join, or resync) the stream goes on from the room's position now.
+        if (reply.recovered !== true) this._advance(reply, true);
+        if (typeof reply.recovered === 'boolean') {
+          // Emitted before the missed messages, which follow the reply.
+          this.emit('recover', {
+            room,
+            recovered: reply.recovered,
+            offset: Number(reply.offset),
+            epoch: String(reply.epoch),
+          });
+        }
+      }
     } else if (cmd === 'leave' && room !== null) {
       this._rooms.delete(room);
       this._paused.delete(room);
+      this._positions.delete(room);
     } else if (cmd === 'pause' && room !== null) {
       this._paused.add(room);
     } else if ((cmd === 'resume' || cmd === 'send' || cmd === 'to') && room !== null) {
       // Sending resumes a suspended membership (rooms.md §2).
       this._paused.delete(room);
+      // A room message of our own is not echoed back: its offset comes with the reply.
+      if (cmd === 'send') this._advance(reply);
     } else if (cmd === 'quit') {
       this._rooms.clear();
       this._paused.clear();
+      this._positions.clear();
     }
+  }
+
+  /**
+   * Remember `{room, offset, epoch}` as the room's last position (never going back within an
+   * epoch, unless `reset`).
+   * @param {Record<string, unknown>} f
+   * @param {boolean} [reset]
+   */
+  _advance(f, reset = false) {
+    if (typeof f.room !== 'string' || typeof f.offset !== 'number' || typeof f.epoch !== 'string') return;
+    const old = this._positions.get(f.room);
+    if (!reset && old && old.epoch === f.epoch && old.offset >= f.offset) return;
+    this._positions.set(f.room, { offset: f.offset, epoch: f.epoch });
   }
 
   async _onOpen() {
@@ -789,12 +853,20 @@ export class RoomsClient extends Emitter {
       for (const room of rooms) {
         if (!this._socket.open) return; // dropped again: the next open starts over
         try {
+          // With the last position seen, the reply says whether the missed messages follow
+          // (`recover` is emitted as the reply is handled, before them: see _track).
+          const since = this._positions.get(room);
           try {
-            await this._request('hello', { room, client }, true);
+            await this._request('hello', { room, client, since }, true);
           } catch (err) {
             // A room this client created is gone if it was its last member: create it again.
             if (!(err instanceof TetherError && err.code === 'NO_SUCH_ROOM')) throw err;
-            await this._request('new', { room, client }, true);
+            /** @type {JoinReply} */
+            const reply = await this._request('new', { room, client }, true);
+            // Its history went with it.
+            if (since !== undefined) {
+              this.emit('recover', { room, recovered: false, offset: reply.offset, epoch: reply.epoch });
+            }
           }
           this.emit('rejoin', { room, ok: true });
         } catch (err) {

@@ -12,6 +12,9 @@ import {
   backoffDelay,
   resolveWsUrl,
 } from '../../web/tether-client.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startProxy, startServer, waitUntil } from './helpers.mjs';
 
 /**
@@ -29,7 +32,7 @@ function makeClient(url, opts = {}) {
 function record(client) {
   /** @type {{type: string, ev: any, at: number}[]} */
   const events = [];
-  const types = /** @type {const} */ (['message', 'direct', 'join', 'leave', 'presence', 'bye', 'connected', 'close', 'rejoin', 'error']);
+  const types = /** @type {const} */ (['message', 'direct', 'join', 'leave', 'presence', 'bye', 'connected', 'close', 'rejoin', 'recover', 'error']);
   const offs = types.map((type) => client.on(type, (ev) => events.push({ type, ev, at: Date.now() })));
   return {
     events,
@@ -222,7 +225,11 @@ describe('RoomsClient against the server', () => {
       room: 'main',
       from: 'p_bob',
       text: 'hi  alice',
+      offset: sent.offset,
+      epoch: sent.epoch,
     });
+    assert.deepEqual(a.position('main'), { offset: sent.offset, epoch: sent.epoch }, 'the last position seen');
+    assert.deepEqual(b.position('main'), { offset: sent.offset, epoch: sent.epoch }, 'its own send counts');
     assert.equal(unsubscribed, 0, 'an unsubscribed listener is not called');
 
     const direct = await b.to('main', 'p_alice', 'psst');
@@ -352,6 +359,45 @@ describe('RoomsClient against the server', () => {
     ro.off();
   });
 
+  test('after a reconnect, the messages missed meanwhile arrive once, in order, before new ones', async () => {
+    const proxy = await startProxy(server.httpPort);
+    proxies.push(proxy);
+    const a = client(proxy.url);
+    const obs = client();
+    const ra = record(a);
+    await a.hello('main', 'h_alice');
+    await a.newRoom('h_room');
+    await obs.hello('main', 'h_obs');
+    await obs.join('h_room');
+    for (const t of ['m1', 'm2']) await obs.send('h_room', t);
+    await ra.waitFor('message', (m) => m.text === 'm2');
+    const before = a.position('h_room');
+    assert.equal(before?.offset, 2);
+
+    proxy.state.refuse = true;
+    proxy.cut();
+    await ra.waitFor('connected', (up) => up === false);
+    // Sent while alice is away: the server has let her go (her leave reached obs) first.
+    await waitUntil(async () => {
+      const list = await obs.list('CLIENTS_FOR_CHAT_ROOM', 'h_room');
+      return !list.rooms[0].members.some((m) => m.client === 'h_alice');
+    }, 'alice gone from h_room');
+    for (const t of ['m3', 'm4', 'm5']) await obs.send('h_room', t);
+    proxy.state.refuse = false;
+    // The second `connected: true`: open again, every room re-registered.
+    await waitUntil(() => ra.of('connected').filter((up) => up === true).length >= 2, 'the reconnect', 15_000);
+    await obs.send('h_room', 'm6');
+    await ra.waitFor('message', (m) => m.text === 'm6');
+    const rec = ra.of('recover').find((r) => r.room === 'h_room');
+    assert.deepEqual(rec, { room: 'h_room', recovered: true, offset: 5, epoch: before?.epoch });
+    const seen = ra.events
+      .filter((e) => (e.type === 'message' && e.ev.room === 'h_room') || (e.type === 'recover' && e.ev.room === 'h_room'))
+      .map((e) => (e.type === 'recover' ? 'recover' : `${e.ev.offset}:${e.ev.text}`));
+    assert.deepEqual(seen, ['1:m1', '2:m2', 'recover', '3:m3', '4:m4', '5:m5', '6:m6'], 'no gap, no duplicate');
+    assert.deepEqual(a.position('h_room'), { offset: 6, epoch: before?.epoch });
+    ra.off();
+  });
+
   test('follows a server restart: bye, reconnect, rooms created again', { timeout: 90_000 }, async () => {
     const proxy = await startProxy(server.httpPort);
     proxies.push(proxy);
@@ -382,6 +428,50 @@ describe('RoomsClient against the server', () => {
       ra.of('rejoin').map((r) => [r.room, r.ok]),
       [['main', true], ['s_solo', true]],
     );
+    // Without --data the history went with the old server: both rooms resync.
+    assert.deepEqual(
+      ra.of('recover').map((r) => [r.room, r.recovered, r.offset]),
+      [['main', false, 0], ['s_solo', false, 0]],
+    );
     ra.off();
+  });
+
+  test('recovers across a restart of a server with --data', { timeout: 90_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tether-client-data-'));
+    let keeper = await startServer(['--data', dir]);
+    try {
+      const proxy = await startProxy(keeper.httpPort);
+      proxies.push(proxy);
+      const a = client(proxy.url);
+      const ra = record(a);
+      await a.hello('main', 'd_alice');
+      const obs = makeClient(keeper.wsUrl);
+      await obs.hello('main', 'd_obs');
+      await obs.send('main', 'before');
+      await ra.waitFor('message', (m) => m.text === 'before');
+      const seen = a.position('main');
+      // Stop the server in order (everything written), a message gets in while alice is away.
+      obs.close();
+      proxy.state.refuse = true;
+      const stopped = await keeper.stop('SIGTERM');
+      assert.equal(stopped.code, 0, keeper.output());
+      keeper = await startServer(['--data', dir]);
+      const obs2 = makeClient(keeper.wsUrl);
+      await obs2.hello('main', 'd_obs2');
+      const missed = await obs2.send('main', 'while away');
+      assert.equal(missed.epoch, seen?.epoch, 'the epoch survived the orderly restart');
+      proxy.state.targetPort = keeper.httpPort;
+      proxy.state.refuse = false;
+      const rec = await ra.waitFor('recover', (r) => r.room === 'main', 30_000);
+      assert.deepEqual(rec, { room: 'main', recovered: true, offset: missed.offset, epoch: seen?.epoch });
+      const m = await ra.waitFor('message', (x) => x.text === 'while away');
+      assert.equal(m.offset, missed.offset);
+      obs2.close();
+      a.close();
+      ra.off();
+    } finally {
+      await keeper.stop('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

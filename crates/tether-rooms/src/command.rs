@@ -1,6 +1,7 @@
 //! Door-independent commands, the hub's input.
 
 use crate::error::{ErrorCode, HubError};
+use crate::history::Position;
 use crate::name::Name;
 
 /// Which of the three registering commands was used; replies name it back.
@@ -94,6 +95,11 @@ pub enum Command {
         /// Whether the new membership receives the room's joins and leaves (`false`: a quiet
         /// member, which costs nothing per presence event; the default is `true`).
         presence: bool,
+        /// The position the client last saw in the room: what came after it is delivered
+        /// before any new message, or the reply says resync.
+        since: Option<Position>,
+        /// The client wants to see offsets (the TCP door shows them only then).
+        offsets: bool,
     },
     /// SEND: a message to the room's other members.
     Send {

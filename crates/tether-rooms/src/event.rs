@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::command::{ListType, Register};
+use crate::history::Position;
 use crate::name::Name;
 use crate::status::Status;
 
@@ -43,6 +44,13 @@ pub enum Reply {
         members: Vec<MemberInfo>,
         /// How many members the room has in all.
         count: usize,
+        /// The room's position at the join: the offset of its last message, and its epoch.
+        position: Position,
+        /// For a join with `since`: whether what was missed follows (`Some(true)`, as message
+        /// pushes right after the member list) or is gone (`Some(false)`: resync).
+        recovered: Option<bool>,
+        /// The client asked to see offsets (TCP `OFFSETS` or `SINCE`).
+        offsets: bool,
     },
     /// SEND was delivered to `delivered` members.
     Sent {
@@ -50,6 +58,8 @@ pub enum Reply {
         room: Name,
         /// How many members it was handed to.
         delivered: usize,
+        /// The message's offset and the room's epoch.
+        position: Position,
     },
     /// TO was delivered (1) or not (0, the target is suspended).
     Direct {
@@ -103,6 +113,10 @@ pub enum Push {
         from: Name,
         /// The text.
         text: Arc<str>,
+        /// Its offset in the room (from 1; one more per room message).
+        offset: u64,
+        /// The room's epoch the offset belongs to.
+        epoch: Arc<str>,
     },
     /// A direct message to this member.
     Direct {

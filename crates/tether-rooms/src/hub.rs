@@ -7,6 +7,7 @@ use std::time::Instant;
 use crate::command::{Command, ListType, Register};
 use crate::error::{ErrorCode, HubError};
 use crate::event::{MemberInfo, Push, Reply, RoomInfo};
+use crate::history::{Epochs, HistoryPolicy, Position, Recovery, Ring, Stored};
 use crate::name::{Name, main_room};
 use crate::presence::{Gather, Next};
 use crate::status::Status;
@@ -113,7 +114,9 @@ pub enum Output {
         room: Name,
     },
     /// Hand `push` (a room message) to every member of `room` except those in `skip` (the
-    /// sender, and members whose status does not receive).
+    /// sender, and members whose status does not receive). Emitted for every room message, in
+    /// offset order, even when nobody receives it, so that an adapter can persist the room's
+    /// history from these alone.
     Broadcast {
         /// The room.
         room: Name,
@@ -143,6 +146,18 @@ pub enum Output {
         /// The connection.
         conn: ConnId,
     },
+    /// `room` was created (NEW) with this epoch, at offset 0: for adapters that persist rooms.
+    RoomCreated {
+        /// The room.
+        room: Name,
+        /// Its epoch.
+        epoch: Arc<str>,
+    },
+    /// `room` was removed with its history ([`Hub::delete_room`]).
+    RoomDeleted {
+        /// The room.
+        room: Name,
+    },
 }
 
 impl Output {
@@ -170,7 +185,6 @@ struct Member {
     since: u64,
 }
 
-#[derive(Default)]
 struct Room {
     members: BTreeMap<Name, Member>,
     /// Members that receive presence events: while there are none, joins and leaves are not
@@ -178,6 +192,8 @@ struct Room {
     listeners: usize,
     /// Join and leave events not handed out yet.
     presence: Gather,
+    /// Epoch, top offset and the kept messages.
+    history: Ring,
 }
 
 struct Client {
@@ -196,22 +212,121 @@ pub struct Hub {
     /// Rooms whose presence batch waits for its tick, by deadline.
     due: BTreeSet<(Instant, Name)>,
     out: VecDeque<Output>,
+    /// How much history each room keeps.
+    policy: HistoryPolicy,
+    /// Where new rooms' epochs come from.
+    epochs: Epochs,
 }
 
 impl Hub {
     /// A hub with only the room `main`.
+    ///
+    /// History follows [`HistoryPolicy::default`]; epochs come from a seed random per process
+    /// (so a restarted server without storage never reuses one): see [`Hub::with_history`].
     pub fn new(limits: Limits) -> Hub {
-        let mut rooms = BTreeMap::new();
-        rooms.insert(main_room(), Room::default());
-        Hub {
+        Hub::with_history(limits, HistoryPolicy::default(), Epochs::random_seed())
+    }
+
+    /// A hub with only the room `main`, keeping history per `policy`, whose new rooms' epochs
+    /// derive from `epoch_seed` (tests pass a fixed one; the server a random one).
+    pub fn with_history(limits: Limits, policy: HistoryPolicy, epoch_seed: u64) -> Hub {
+        let mut hub = Hub {
             limits,
             next_conn: 1,
             conns: HashMap::new(),
             clients: HashMap::new(),
-            rooms,
+            rooms: BTreeMap::new(),
             due: BTreeSet::new(),
             out: VecDeque::new(),
+            policy,
+            epochs: Epochs::new(epoch_seed),
+        };
+        let main = hub.new_room(&main_room());
+        hub.rooms.insert(main_room(), main);
+        hub
+    }
+
+    fn new_room(&mut self, name: &Name) -> Room {
+        Room {
+            members: BTreeMap::new(),
+            listeners: 0,
+            presence: Gather::default(),
+            history: Ring::new(self.epochs.next(), self.policy.limits_for(name.as_str())),
         }
+    }
+
+    /// Puts back a room read from storage before any connection: its epoch, top offset and the
+    /// kept messages (oldest first), which the room's limits trim again at `now`. A room that
+    /// exists (`main`) takes the stored history; a new one counts against `max_rooms`.
+    pub fn restore_room(
+        &mut self,
+        room: Name,
+        position: Position,
+        messages: Vec<Stored>,
+        now: Instant,
+    ) -> Result<(), HubError> {
+        if !self.rooms.contains_key(&room) {
+            if self.rooms.len() >= self.limits.max_rooms {
+                return Err(HubError::new(
+                    ErrorCode::TooManyRooms,
+                    format!(
+                        "cannot restore room '{room}': the server holds its maximum of {} rooms",
+                        self.limits.max_rooms
+                    ),
+                ));
+            }
+            let r = self.new_room(&room);
+            self.rooms.insert(room.clone(), r);
+        }
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.history
+                .restore(position.epoch, position.offset, messages, now);
+        }
+        Ok(())
+    }
+
+    /// A fresh epoch for a room whose stored history cannot be proven complete (the server
+    /// stopped before writing all of it): positions in the old epoch resync; offsets go on.
+    pub fn new_epoch(&mut self, room: &str) -> Option<Position> {
+        let epoch = self.epochs.next();
+        let r = self.rooms.get_mut(room)?;
+        r.history.set_epoch(epoch);
+        Some(r.history.position())
+    }
+
+    /// A room's position: the offset of its last message and its epoch.
+    pub fn position(&self, room: &str) -> Option<Position> {
+        self.rooms.get(room).map(|r| r.history.position())
+    }
+
+    /// A room's kept messages at `now`: after `since` when given (all of them, or
+    /// [`Recovery::Resync`] when part of the gap is gone), at most `limit` (the oldest first
+    /// after a position, else the newest). Also the room's position.
+    pub fn history(
+        &self,
+        room: &str,
+        since: Option<&Position>,
+        limit: usize,
+        now: Instant,
+    ) -> Result<(Position, Recovery), HubError> {
+        let Some(r) = self.rooms.get(room) else {
+            return Err(no_such_room(room));
+        };
+        let page = match since {
+            Some(since) => match r.history.recover(since, now) {
+                Recovery::Recovered(mut v) => {
+                    v.truncate(limit);
+                    Recovery::Recovered(v)
+                }
+                Recovery::Resync => Recovery::Resync,
+            },
+            None => {
+                let mut v: Vec<Stored> = r.history.window(now).rev().take(limit).cloned().collect();
+                v.reverse();
+                Recovery::Recovered(v)
+            }
+        };
+        Ok((r.history.position(), page))
     }
 
     // ---- getters ----
@@ -370,7 +485,20 @@ impl Hub {
                 room,
                 client,
                 presence,
-            } => self.register(conn, kind, room, client, presence, now),
+                since,
+                offsets,
+            } => self.register(
+                conn,
+                Join {
+                    kind,
+                    room,
+                    client,
+                    since,
+                    offsets,
+                    presence,
+                },
+                now,
+            ),
             Command::Send { room, client, text } => self.send(conn, room, client, text, now),
             Command::To {
                 room,
@@ -403,23 +531,26 @@ impl Hub {
                 format!("room '{room}' still has {} members", r.members.len()),
             ));
         }
-        if let Some((name, r)) = self.rooms.remove_entry(room)
-            && let Some(at) = r.presence.due()
-        {
-            self.due.remove(&(at, name));
+        if let Some((name, r)) = self.rooms.remove_entry(room) {
+            if let Some(at) = r.presence.due() {
+                self.due.remove(&(at, name.clone()));
+            }
+            self.out.push_back(Output::RoomDeleted { room: name });
         }
         Ok(())
     }
 
-    fn register(
-        &mut self,
-        conn: ConnId,
-        kind: Register,
-        room: Name,
-        client: Option<Name>,
-        presence: bool,
-        now: Instant,
-    ) -> Result<Reply, HubError> {
+    /// Every join (HELLO, NEW, JOIN, on any door) goes through here.
+    fn register(&mut self, conn: ConnId, join: Join, now: Instant) -> Result<Reply, HubError> {
+        let Join {
+            kind,
+            room,
+            client,
+            since: recover_from,
+            offsets,
+            presence,
+        } = join;
+        let offsets = offsets || recover_from.is_some();
         let bound = self.conns.get(&conn).and_then(|c| c.client.clone());
         let name = match (&bound, client) {
             (Some(b), Some(given)) if *b != given => return Err(identity(b, &given)),
@@ -462,10 +593,17 @@ impl Hub {
                     return Err(no_such_room(&room));
                 };
                 if bound.is_some() && r.members.contains_key(&name) {
-                    if kind == Register::Join {
+                    if kind == Register::Join || recover_from.is_some() {
                         return Err(HubError::new(
                             ErrorCode::AlreadyJoined,
-                            format!("{name} is already in room '{room}'"),
+                            format!(
+                                "{name} is already in room '{room}'{}",
+                                if recover_from.is_some() {
+                                    ": SINCE recovers a new membership only"
+                                } else {
+                                    ""
+                                }
+                            ),
                         ));
                     }
                     return Ok(Reply::Registered {
@@ -474,6 +612,9 @@ impl Hub {
                         client: name,
                         members: member_sample(r),
                         count: r.members.len(),
+                        position: r.history.position(),
+                        recovered: None,
+                        offsets,
                     });
                 }
             }
@@ -507,7 +648,17 @@ impl Hub {
                 c.state = Status::Connected;
             }
         }
-        let r = self.rooms.entry(room.clone()).or_default();
+        if !self.rooms.contains_key(&room) {
+            let r = self.new_room(&room);
+            self.out.push_back(Output::RoomCreated {
+                room: room.clone(),
+                epoch: r.history.epoch().clone(),
+            });
+            self.rooms.insert(room.clone(), r);
+        }
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return Err(no_such_room(&room));
+        };
         // The others learn of the join in the room's next presence batch (if any of them wants
         // events); the joiner's own membership sees only the events after it (the member list
         // covers the rest), or none at all when it is quiet.
@@ -562,6 +713,27 @@ impl Hub {
                 },
             });
         }
+        // What the member missed comes before any later message: both are queued under the
+        // same input, so nothing is lost or repeated between them.
+        let position = r.history.position();
+        let recovered = recover_from.map(|from| match r.history.recover(&from, now) {
+            Recovery::Recovered(missed) => {
+                for m in missed {
+                    self.out.push_back(Output::Deliver {
+                        to: vec![conn],
+                        push: Push::Message {
+                            room: room.clone(),
+                            from: m.from,
+                            text: m.text,
+                            offset: m.offset,
+                            epoch: position.epoch.clone(),
+                        },
+                    });
+                }
+                true
+            }
+            Recovery::Resync => false,
+        });
         if let Some(next) = next {
             self.schedule_presence(&room, next, now);
         }
@@ -571,6 +743,9 @@ impl Hub {
             client: name,
             members,
             count,
+            position,
+            recovered,
+            offsets,
         })
     }
 
@@ -592,25 +767,71 @@ impl Hub {
             m.status = Status::Active;
             m.resume_to = Status::Active;
         }
+        let delivered = r
+            .members
+            .iter()
+            .filter(|(n, m)| **n != name && m.status.receives())
+            .count();
+        // A single node assigns the offset; a cluster bus would assign it instead and hand the
+        // message to `commit` on every node.
+        let position = r.history.position();
+        let position = Position {
+            offset: position.offset + 1,
+            epoch: position.epoch,
+        };
+        self.commit(&room, position.clone(), name, text, now);
+        Ok(Reply::Sent {
+            room,
+            delivered,
+            position,
+        })
+    }
+
+    /// The one step every room message goes through once it has its position: the room's
+    /// gathered presence events go out first, then the message is kept in the room's history and
+    /// handed to every member that receives, but its sender (`from`, when a member here). A
+    /// message at or below the room's top (a late duplicate) is dropped (false); one past a gap,
+    /// or in another epoch, restarts the history from there (see `Ring::append`). A cluster bus
+    /// feeds it the messages it assigned offsets to, local ones included.
+    pub(crate) fn commit(
+        &mut self,
+        room: &Name,
+        position: Position,
+        from: Name,
+        text: Arc<str>,
+        now: Instant,
+    ) -> bool {
+        self.flush_presence(room, now);
+        let Some(r) = self.rooms.get_mut(room) else {
+            return false;
+        };
         let skip: Vec<ConnId> = r
             .members
             .iter()
-            .filter(|(n, m)| **n == name || !m.status.receives())
+            .filter(|(n, m)| **n == from || !m.status.receives())
             .map(|(_, m)| m.conn)
             .collect();
-        let delivered = r.members.len() - skip.len();
-        if delivered > 0 {
-            self.out.push_back(Output::Broadcast {
-                room: room.clone(),
-                push: Push::Message {
-                    room: room.clone(),
-                    from: name,
-                    text,
-                },
-                skip,
-            });
+        let stored = Stored {
+            offset: position.offset,
+            from: from.clone(),
+            text: text.clone(),
+            at: now,
+        };
+        if !r.history.append(&position.epoch, stored, now) {
+            return false;
         }
-        Ok(Reply::Sent { room, delivered })
+        self.out.push_back(Output::Broadcast {
+            room: room.clone(),
+            push: Push::Message {
+                room: room.clone(),
+                from,
+                text,
+                offset: position.offset,
+                epoch: position.epoch,
+            },
+            skip,
+        });
+        true
     }
 
     fn direct(
@@ -907,6 +1128,17 @@ impl Hub {
         }
         Ok(Arc::from(text))
     }
+}
+
+/// A registering command's fields.
+struct Join {
+    kind: Register,
+    room: Name,
+    client: Option<Name>,
+    since: Option<Position>,
+    offsets: bool,
+    /// Whether the membership receives joins and leaves (false: quiet).
+    presence: bool,
 }
 
 fn room_info(name: &Name, room: &Room, with_members: bool) -> RoomInfo {

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use crate::command::{Command, ListType, Register};
 use crate::error::{ErrorCode, HubError};
 use crate::event::{Push, Reply};
+use crate::history::Position;
 use crate::name::{Name, truncate_for_message};
 
 /// A parsed request frame: its `id` (echoed verbatim) and the command or why it was refused.
@@ -109,6 +110,8 @@ fn parse_command(obj: &Map<String, Value>) -> Result<Command, HubError> {
             room: required_name(obj, "room", &cmd)?,
             client,
             presence: presence_flag(obj)?,
+            since: since(obj)?,
+            offsets: true,
         },
         "send" => Command::Send {
             room: required_name(obj, "room", &cmd)?,
@@ -162,6 +165,25 @@ fn parse_command(obj: &Map<String, Value>) -> Result<Command, HubError> {
     })
 }
 
+/// The optional `since: {"offset": n, "epoch": "…"}` of a join.
+fn since(obj: &Map<String, Value>) -> Result<Option<Position>, HubError> {
+    let usage = || {
+        bad(
+            ErrorCode::BadSyntax,
+            "'since' must be {\"offset\": <whole number from 0>, \"epoch\": <string>}",
+        )
+    };
+    match obj.get("since") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(s)) => {
+            let offset = s.get("offset").and_then(Value::as_u64).ok_or_else(usage)?;
+            let epoch = s.get("epoch").and_then(Value::as_str).ok_or_else(usage)?;
+            Ok(Some(Position::parse(offset, epoch)?))
+        }
+        Some(_) => Err(usage()),
+    }
+}
+
 fn to_bytes(v: &Value) -> Bytes {
     // Serializing a Value cannot fail: keys are strings and numbers are finite.
     Bytes::from(serde_json::to_vec(v).unwrap_or_default())
@@ -199,9 +221,23 @@ fn reply_fields(r: &Reply) -> Value {
             room,
             client,
             count,
+            position,
+            recovered,
             ..
-        } => json!({"room": room, "client": client, "count": count}),
-        Reply::Sent { room, delivered } => json!({"room": room, "delivered": delivered}),
+        } => {
+            let mut v = json!({"room": room, "client": client, "count": count,
+                "offset": position.offset, "epoch": &*position.epoch});
+            if let (Some(r), Value::Object(m)) = (recovered, &mut v) {
+                m.insert("recovered".into(), Value::Bool(*r));
+            }
+            v
+        }
+        Reply::Sent {
+            room,
+            delivered,
+            position,
+        } => json!({"room": room, "delivered": delivered,
+            "offset": position.offset, "epoch": &*position.epoch}),
         Reply::Direct {
             room,
             target,
@@ -219,9 +255,14 @@ fn reply_fields(r: &Reply) -> Value {
 /// The JSON value of a push (also what the REST mailbox returns).
 pub fn push_value(push: &Push) -> Value {
     match push {
-        Push::Message { room, from, text } => {
-            json!({"type": "message", "room": room, "from": from, "text": &**text})
-        }
+        Push::Message {
+            room,
+            from,
+            text,
+            offset,
+            epoch,
+        } => json!({"type": "message", "room": room, "from": from, "text": &**text,
+            "offset": offset, "epoch": &**epoch}),
         Push::Direct {
             room,
             from,

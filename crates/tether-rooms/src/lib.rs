@@ -16,8 +16,13 @@
 //! - timer: presence events are gathered per room for a tick ([`presence_tick`]) and delivered
 //!   as one batch: [`Hub::poll_timeout`] says when to call [`Hub::handle_timeout`]; every input
 //!   that can start a batch takes `now`;
-//! - calls of the REST API, not of a socket: [`Hub::delete_room`], [`Hub::list`] and the
-//!   read-only queries.
+//! - calls of the REST API, not of a socket: [`Hub::delete_room`], [`Hub::list`],
+//!   [`Hub::history`] and the read-only queries;
+//! - history: every room message gets an offset in its room's epoch ([`Position`]) and is kept
+//!   in a bounded ring per room ([`HistoryPolicy`]); a join with `since` gets what it missed
+//!   before any later message, or is told to resync ([`Recovery`]). Every message goes through
+//!   one internal step (offset, history, broadcast), which a cluster bus can feed with offsets it
+//!   assigned; [`Hub::restore_room`] puts back what an adapter stored.
 //!
 //! ```
 //! use std::time::Instant;
@@ -56,6 +61,7 @@
 mod command;
 mod error;
 mod event;
+mod history;
 mod hub;
 pub mod json;
 pub mod line;
@@ -66,6 +72,9 @@ mod status;
 pub use command::{Command, ListType, Register};
 pub use error::{ErrorCode, HubError};
 pub use event::{MemberInfo, Push, Reply, RoomInfo};
+pub use history::{
+    HistoryLimits, HistoryPolicy, MAX_EPOCH_LEN, Position, Recovery, STORED_OVERHEAD, Stored,
+};
 pub use hub::{CloseReason, ConnId, Door, Hub, Limits, Output, PRESENCE_LIMIT, QUIET_SINCE};
 pub use name::{MAX_NAME_LEN, Name, main_room};
 pub use presence::{
@@ -73,6 +82,8 @@ pub use presence::{
 };
 pub use status::Status;
 
+#[cfg(test)]
+mod history_tests;
 #[cfg(test)]
 mod presence_tests;
 #[cfg(test)]

@@ -5,6 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::command::{Command, ListType, Register};
 use crate::error::{ErrorCode, HubError};
 use crate::event::{Push, Reply, RoomInfo};
+use crate::history::Position;
 use crate::name::{Name, truncate_for_message};
 
 /// Longest accepted command line in bytes, without its newline.
@@ -179,17 +180,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, HubError> {
     let cmd = match word {
         "HELLO" | "NEW" | "JOIN" => {
             let ((room, client), rest) = rc(rest)?;
-            // One optional word: QUIET asks for a membership without JOINED / LEFT lines.
-            let presence = match rest.as_str() {
-                "" => true,
-                w if w.eq_ignore_ascii_case("QUIET") => false,
-                other => {
-                    return Err(syntax(format!(
-                        "{word} takes only the option QUIET after room:client, got '{}'",
-                        truncate_for_message(other)
-                    )));
-                }
-            };
+            let (since, offsets, presence) = parse_join_option(word, &rest)?;
             let kind = match word {
                 "HELLO" => Register::Hello,
                 "NEW" => Register::New,
@@ -200,6 +191,8 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, HubError> {
                 room,
                 client: Some(client),
                 presence,
+                since,
+                offsets,
             }
         }
         "SEND" => {
@@ -301,6 +294,50 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, HubError> {
     Ok(Some(cmd))
 }
 
+/// The option after `HELLO|NEW|JOIN room:client`: nothing, `OFFSETS`, or `SINCE offset epoch`
+/// (HELLO and JOIN only; it implies `OFFSETS`).
+fn parse_join_option(word: &str, rest: &str) -> Result<(Option<Position>, bool, bool), HubError> {
+    let usage = || {
+        syntax(format!(
+            "{word} expects room:client, optionally followed by QUIET and by OFFSETS{}",
+            if word == "NEW" {
+                ""
+            } else {
+                " or SINCE <offset> <epoch>"
+            }
+        ))
+    };
+    let (mut since, mut offsets, mut presence) = (None, false, true);
+    let mut rest = rest;
+    while let Some((opt, after)) = next_token(rest) {
+        rest = after;
+        match opt.to_ascii_uppercase().as_str() {
+            // QUIET: a membership without JOINED / LEFT lines.
+            "QUIET" if presence => presence = false,
+            "OFFSETS" if !offsets => offsets = true,
+            "SINCE" if word != "NEW" && !offsets => {
+                let Some((offset, after)) = next_token(rest) else {
+                    return Err(usage());
+                };
+                let Some((epoch, after)) = next_token(after) else {
+                    return Err(usage());
+                };
+                rest = after;
+                let offset: u64 = offset.parse().map_err(|_| {
+                    syntax(format!(
+                        "SINCE expects an offset (a whole number from 0), got '{}'",
+                        truncate_for_message(offset)
+                    ))
+                })?;
+                since = Some(Position::parse(offset, epoch)?);
+                offsets = true;
+            }
+            _ => return Err(usage()),
+        }
+    }
+    Ok((since, offsets, presence))
+}
+
 fn line(parts: &[&str]) -> Bytes {
     let len = parts.iter().map(|p| p.len() + 1).sum();
     let mut b = BytesMut::with_capacity(len);
@@ -328,18 +365,54 @@ pub fn encode_error(err: &HubError) -> Bytes {
     line(&["ERROR", err.code.as_str(), &err.message])
 }
 
-/// The reply block for a command result.
+/// The reply block for a command result, as the seed's clients know it.
 pub fn encode_reply(result: &Result<Reply, HubError>) -> Bytes {
+    encode_reply_with(result, false)
+}
+
+/// The reply block for a command result on a connection that shows offsets (`offsets`) or not.
+/// A registration that asked for offsets (`OFFSETS`, `SINCE`) is answered with the room's
+/// position: `OK JOIN room:client AT|RECOVERED|RESYNC offset epoch`; on a connection that shows
+/// offsets, `OK SEND room n offset epoch`.
+pub fn encode_reply_with(result: &Result<Reply, HubError>, offsets: bool) -> Bytes {
     let reply = match result {
         Ok(r) => r,
         Err(e) => return encode_error(e),
     };
     match reply {
         Reply::Registered {
-            kind, room, client, ..
-        } => line(&["OK", kind.word(), &format!("{room}:{client}")]),
-        Reply::Sent { room, delivered } => {
-            line(&["OK", "SEND", room.as_str(), &delivered.to_string()])
+            kind,
+            room,
+            client,
+            position,
+            recovered,
+            offsets: asked,
+            ..
+        } => {
+            let rc = format!("{room}:{client}");
+            if !asked {
+                return line(&["OK", kind.word(), &rc]);
+            }
+            let state = match recovered {
+                None => "AT",
+                Some(true) => "RECOVERED",
+                Some(false) => "RESYNC",
+            };
+            let offset = position.offset.to_string();
+            line(&["OK", kind.word(), &rc, state, &offset, &position.epoch])
+        }
+        Reply::Sent {
+            room,
+            delivered,
+            position,
+        } => {
+            let n = delivered.to_string();
+            if offsets {
+                let offset = position.offset.to_string();
+                line(&["OK", "SEND", room.as_str(), &n, &offset, &position.epoch])
+            } else {
+                line(&["OK", "SEND", room.as_str(), &n])
+            }
         }
         Reply::Direct {
             room,
@@ -410,9 +483,9 @@ fn encode_list(kind: ListType, rooms: &[RoomInfo]) -> Bytes {
 /// The line for a push, or `None` for pushes the line protocol does not show (presence).
 pub fn encode_push(push: &Push) -> Option<Bytes> {
     Some(match push {
-        Push::Message { room, from, text } => {
-            line(&["MSG", &format!("{room}:{from}"), &one_line(text)])
-        }
+        Push::Message {
+            room, from, text, ..
+        } => line(&["MSG", &format!("{room}:{from}"), &one_line(text)]),
         Push::Direct {
             room, from, text, ..
         } => line(&["MSG", "FROM", &format!("{room}:{from}"), &one_line(text)]),
@@ -421,6 +494,26 @@ pub fn encode_push(push: &Push) -> Option<Bytes> {
         Push::Presence { .. } => return None,
         Push::Bye { reason } => line(&["BYE", &one_line(reason)]),
     })
+}
+
+/// The lines for a push on a connection that asked for offsets: a room message is preceded by
+/// `OFFSET room offset epoch`; every other push is as [`encode_push`] writes it.
+pub fn encode_push_offsets(push: &Push) -> Option<Bytes> {
+    let Push::Message {
+        room,
+        offset,
+        epoch,
+        ..
+    } = push
+    else {
+        return encode_push(push);
+    };
+    let msg = encode_push(push)?;
+    let head = line(&["OFFSET", room.as_str(), &offset.to_string(), epoch]);
+    let mut b = BytesMut::with_capacity(head.len() + msg.len());
+    b.put_slice(&head);
+    b.put_slice(&msg);
+    Some(b.freeze())
 }
 
 impl LineSplitter {

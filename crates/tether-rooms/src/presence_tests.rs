@@ -649,6 +649,33 @@ fn the_presence_option_parses_on_both_doors() {
         cmd("HELLO main:a QUIET extra").unwrap_err().code,
         ErrorCode::BadSyntax
     );
+    // QUIET goes with the history options, in either order, each at most once.
+    let all = |text: &str| match cmd(text).unwrap() {
+        Command::Register {
+            presence,
+            since,
+            offsets,
+            ..
+        } => (presence, since.map(|p| p.offset), offsets),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        all("JOIN r1:a QUIET SINCE 3 abcdefgh"),
+        (false, Some(3), true)
+    );
+    assert_eq!(
+        all("JOIN r1:a SINCE 3 abcdefgh quiet"),
+        (false, Some(3), true)
+    );
+    assert_eq!(all("NEW r1:a OFFSETS QUIET"), (false, None, true));
+    for bad in [
+        "HELLO main:a QUIET QUIET",
+        "HELLO main:a OFFSETS OFFSETS",
+        "JOIN r1:a OFFSETS SINCE 3 abcdefgh",
+        "NEW r1:a QUIET SINCE 3 abcdefgh",
+    ] {
+        assert_eq!(cmd(bad).unwrap_err().code, ErrorCode::BadSyntax, "{bad}");
+    }
     let frame = |text: &str| json::parse_frame(text.as_bytes()).command;
     assert!(presence(
         frame(r#"{"cmd":"hello","room":"main","client":"a"}"#).unwrap()

@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{ConnId, Hub, Output, Room};
+use super::{Hub, Output};
 use crate::event::Push;
+use crate::history::Position;
 use crate::name::Name;
 
 impl Hub {
@@ -22,29 +23,18 @@ impl Hub {
         text: Arc<str>,
         now: Instant,
     ) -> usize {
-        // Members see the joins and leaves that came before the message first.
-        self.flush_presence(room, now);
         let Some(r) = self.rooms.get(room) else {
             return 0;
         };
-        let skip: Vec<ConnId> = r
-            .members
-            .values()
-            .filter(|m| !m.status.receives())
-            .map(|m| m.conn)
-            .collect();
-        let delivered = r.members.len() - skip.len();
-        if delivered > 0 {
-            self.out.push_back(Output::Broadcast {
-                room: room.clone(),
-                push: Push::Message {
-                    room: room.clone(),
-                    from,
-                    text,
-                },
-                skip,
-            });
-        }
+        let delivered = r.members.values().filter(|m| m.status.receives()).count();
+        // Until the bus assigns offsets, each node numbers the messages of its rooms itself: a
+        // position is good for recovery on the node that gave it.
+        let top = r.history.position();
+        let position = Position {
+            offset: top.offset + 1,
+            epoch: top.epoch,
+        };
+        self.commit(room, position, from, text, now);
         delivered
     }
 
@@ -85,7 +75,12 @@ impl Hub {
         if self.rooms.contains_key(&room) || self.rooms.len() >= self.limits.max_rooms {
             return false;
         }
-        self.rooms.insert(room, Room::default());
+        let r = self.new_room(&room);
+        self.out.push_back(Output::RoomCreated {
+            room: room.clone(),
+            epoch: r.history.epoch().clone(),
+        });
+        self.rooms.insert(room, r);
         true
     }
 
@@ -135,6 +130,8 @@ mod tests {
                 room: name("main"),
                 client: Some(name(client)),
                 presence: true,
+                since: None,
+                offsets: false,
             };
             hub.handle_command(conn, cmd, now).unwrap();
         }
@@ -147,6 +144,9 @@ mod tests {
         let n = hub.handle_remote_message(&name("main"), name("carol"), "hi".into(), now);
         assert_eq!(n, 1);
         let outs = drain(&mut hub);
+        // This node numbers the message in its own history of the room.
+        let (top, _) = hub.history("main", None, 0, now).unwrap();
+        assert_eq!(top.offset, 1);
         assert_eq!(
             outs,
             [Output::Broadcast {
@@ -155,6 +155,8 @@ mod tests {
                     room: name("main"),
                     from: name("carol"),
                     text: "hi".into(),
+                    offset: 1,
+                    epoch: top.epoch,
                 },
                 skip: vec![b],
             }]
@@ -181,6 +183,8 @@ mod tests {
             room: name("main"),
             client: Some(name("alice")),
             presence: true,
+            since: None,
+            offsets: false,
         };
         hub.handle_command(a, cmd, now).unwrap();
         drain(&mut hub);

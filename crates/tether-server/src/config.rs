@@ -47,9 +47,11 @@ const SERVE_HELP: &str = "Every option can also come from the environment (TETHE
     hook_memory, exec_max_processes, exec_kill_grace, exec_close_grace, relay_total_queue_bytes,\n\
     relay_max_connections, relay_max_sessions, header_timeout, max_connections,\n\
     max_connections_per_ip, allowed_origins, allowed_hosts; the last two as lists; bus,\n\
-    bus_presence_ttl) plus [[exec]]\n\
+    bus_presence_ttl, data) plus [[exec]]\n\
     tables (file only) that define the /ws/exec/<name> endpoints (token_env = \"NAME\" makes one\n\
     require a token); without any [[exec]] table the built-in ones apply (claude, echo, demo).\n\
+    [[history]] tables (file only: room = \"*\" | \"name\" | \"prefix*\", messages, seconds, bytes)\n\
+    set how much history each room keeps [default: 100 messages, 300 s, 65536 bytes].\n\
     See docs/protocol/exec.md and docs/protocol/common.md.\n\
     Precedence: flag > environment > file > default.\n\n\
     Examples:\n  tether serve\n  tether serve --http 0.0.0.0:8700 --max-clients 1000\n  \
@@ -58,6 +60,7 @@ const SERVE_HELP: &str = "Every option can also come from the environment (TETHE
     tether serve --allowed-origins https://app.example.com,http://localhost:*\n  \
     tether serve --hook main=hooks/filter.js --hook-timeout 20\n  \
     tether serve --bus redis://127.0.0.1:6379/0\n  \
+    tether serve --data /var/lib/tether\n  \
     printf 'HELLO main:alice\\nSEND main:alice hi\\n' | nc -N 127.0.0.1 10010";
 
 /// Subcommands.
@@ -220,6 +223,66 @@ pub struct ServeArgs {
     /// Seconds a node's members stay in the cluster's presence after the node stops refreshing them (a crashed node's members disappear after this); with --bus only [default: 30]
     #[arg(long, env = "TETHER_BUS_PRESENCE_TTL", value_name = "SECS")]
     pub bus_presence_ttl: Option<f64>,
+
+    /// Directory where rooms and their recent messages are kept (SQLite, DIR/tether.db), so that a restart keeps them and clients recover across it; in the file, relative to the file [default: none, in memory only]
+    #[arg(long, env = "TETHER_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// The `[[history]]` tables of the file: how much history rooms keep, per room pattern.
+    #[arg(skip)]
+    pub history: Option<Vec<HistorySpec>>,
+}
+
+/// One `[[history]]` table: the history limits of the rooms `room` matches (a name, `prefix*`
+/// or `*`); unset keys keep the defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySpec {
+    /// The room pattern.
+    pub room: String,
+    /// Messages kept at most (0: none).
+    pub messages: Option<usize>,
+    /// Seconds a message is kept at most.
+    pub seconds: Option<u64>,
+    /// Bytes kept at most (text and sender name, plus 48 per message).
+    pub bytes: Option<usize>,
+}
+
+/// Largest history a room may keep, in bytes (what `bytes` may ask for).
+pub const HISTORY_BYTES_MAX: usize = 64 << 20;
+
+/// Turns the `[[history]]` tables into the hub's policy; a `*` table sets the default.
+fn history_policy(specs: &[HistorySpec]) -> Result<tether_rooms::HistoryPolicy, ConfigError> {
+    let mut policy = tether_rooms::HistoryPolicy::default();
+    for spec in specs {
+        tether_rooms::HistoryPolicy::check_pattern(&spec.room).map_err(|e| {
+            ConfigError::Invalid(format!("[[history]] room {:?}: {}", spec.room, e.message))
+        })?;
+        let d = tether_rooms::HistoryLimits::default();
+        let limits = tether_rooms::HistoryLimits {
+            messages: spec.messages.unwrap_or(d.messages),
+            age: spec.seconds.map_or(d.age, std::time::Duration::from_secs),
+            bytes: spec.bytes.unwrap_or(d.bytes),
+        };
+        if limits.bytes > HISTORY_BYTES_MAX {
+            return Err(ConfigError::Invalid(format!(
+                "[[history]] room {:?}: bytes must be at most {HISTORY_BYTES_MAX}",
+                spec.room
+            )));
+        }
+        if policy.rules.iter().any(|(p, _)| *p == spec.room) {
+            return Err(ConfigError::Invalid(format!(
+                "two [[history]] tables for room {:?}",
+                spec.room
+            )));
+        }
+        if spec.room == "*" {
+            policy.default = limits;
+        } else {
+            policy.rules.push((spec.room.clone(), limits));
+        }
+    }
+    Ok(policy)
 }
 
 /// `--hook ROOM=FILE`: which room's messages go through which JS module.
@@ -350,6 +413,10 @@ pub struct Config {
     pub exec_close_grace: std::time::Duration,
     /// The cluster bus (`--bus`), when this node is one of several.
     pub bus: Option<crate::bus::BusConfig>,
+    /// Where rooms and history are kept (`--data`); `None`: in memory only.
+    pub data: Option<PathBuf>,
+    /// How much history each room keeps.
+    pub history: tether_rooms::HistoryPolicy,
 }
 
 /// A configuration that cannot be used, with what to fix.
@@ -508,7 +575,17 @@ impl ServeArgs {
             self.bus_presence_ttl.or(file.bus_presence_ttl),
         )
         .map_err(ConfigError::Invalid)?;
+        let data = match (self.data, file.data, self.config.as_deref()) {
+            (Some(d), _, _) => Some(d),
+            (None, Some(d), Some(f)) if d.is_relative() => {
+                Some(f.parent().map_or(d.clone(), |p| p.join(&d)))
+            }
+            (None, d, _) => d,
+        };
+        let history = history_policy(&self.history.or(file.history).unwrap_or_default())?;
         let cfg = Config {
+            data,
+            history,
             http: http_choice.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8700))),
             tcp: self
                 .tcp
@@ -892,6 +969,60 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(err.to_string().contains("without port"), "{err}");
+    }
+
+    #[test]
+    fn data_and_history_tables_come_from_the_file() {
+        let dir = std::env::temp_dir().join(format!("tether-cfg6-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("t.toml");
+        std::fs::write(
+            &file,
+            "data = \"state\"\n\
+             [[history]]\nroom = \"*\"\nmessages = 10\n\
+             [[history]]\nroom = \"logs-*\"\nseconds = 5\nbytes = 1000\n",
+        )
+        .unwrap();
+        let cfg = ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(cfg.data, Some(dir.join("state")), "relative to the file");
+        assert_eq!(cfg.history.limits_for("main").messages, 10);
+        let logs = cfg.history.limits_for("logs-1");
+        assert_eq!(
+            (logs.messages, logs.age.as_secs(), logs.bytes),
+            (100, 5, 1000)
+        );
+        let cfg = ServeArgs {
+            config: Some(file.clone()),
+            data: Some("/elsewhere".into()),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(cfg.data, Some(PathBuf::from("/elsewhere")), "the flag wins");
+        assert_eq!(ServeArgs::default().resolve().unwrap().data, None);
+        for (toml, needle) in [
+            ("[[history]]\nroom = \"bad name\"\n", "bad name"),
+            ("[[history]]\nroom = \"x\"\nbytes = 999999999999\n", "bytes"),
+            (
+                "[[history]]\nroom = \"x\"\n[[history]]\nroom = \"x\"\n",
+                "two",
+            ),
+            ("[[history]]\nroom = \"x\"\ncount = 1\n", "count"),
+        ] {
+            std::fs::write(&file, toml).unwrap();
+            let err = ServeArgs {
+                config: Some(file.clone()),
+                ..ServeArgs::default()
+            }
+            .resolve()
+            .unwrap_err();
+            assert!(err.to_string().contains(needle), "{toml}: {err}");
+        }
     }
 
     #[test]

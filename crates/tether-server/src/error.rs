@@ -48,4 +48,8 @@ pub enum Error {
     /// The process-wide metrics recorder could not be installed.
     #[error("cannot install the metrics recorder: {0}")]
     Metrics(String),
+    /// The `--data` directory cannot be used (unwritable, corrupt database), or what it holds
+    /// does not fit the settings (more rooms than `--max-rooms`).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }

@@ -453,9 +453,13 @@ impl Fanout {
 fn push_bytes(push: &Push) -> usize {
     PUSH_OVERHEAD
         + match push {
-            Push::Message { room, from, text } => {
-                room.as_str().len() + from.as_str().len() + text.len()
-            }
+            Push::Message {
+                room,
+                from,
+                text,
+                epoch,
+                ..
+            } => room.as_str().len() + from.as_str().len() + text.len() + epoch.len(),
             Push::Direct {
                 room,
                 from,

@@ -33,6 +33,7 @@ mod fanout;
 mod outgoing;
 mod rest;
 mod rooms_state;
+mod store;
 mod tcp;
 mod tls;
 mod web;

@@ -13,6 +13,9 @@ use tether_rooms::{Push, json, line};
 pub enum Outgoing {
     /// A TCP reply, already a line block.
     Line(Box<Bytes>),
+    /// A TCP reply after which this connection's room messages come with their `OFFSET` lines
+    /// (the reply to the first `HELLO`/`NEW`/`JOIN` with `OFFSETS` or `SINCE`).
+    LineOffsets(Box<Bytes>),
     /// A WebSocket reply frame.
     Text(Box<Utf8Bytes>),
     /// A push shared by all its recipients.
@@ -31,6 +34,8 @@ const _: () = assert!(std::mem::size_of::<Outgoing>() <= 16);
 pub struct EncodedPush {
     push: Push,
     line: OnceLock<Option<Bytes>>,
+    /// The lines for connections that asked for offsets.
+    line_offsets: OnceLock<Option<Bytes>>,
     text: OnceLock<Utf8Bytes>,
 }
 
@@ -40,6 +45,7 @@ impl EncodedPush {
         EncodedPush {
             push,
             line: OnceLock::new(),
+            line_offsets: OnceLock::new(),
             text: OnceLock::new(),
         }
     }
@@ -53,6 +59,14 @@ impl EncodedPush {
     pub fn line(&self) -> Option<&Bytes> {
         self.line
             .get_or_init(|| line::encode_push(&self.push))
+            .as_ref()
+    }
+
+    /// The TCP lines for a connection that asked for offsets: `OFFSET room offset epoch`
+    /// before a room message.
+    pub fn line_offsets(&self) -> Option<&Bytes> {
+        self.line_offsets
+            .get_or_init(|| line::encode_push_offsets(&self.push))
             .as_ref()
     }
 

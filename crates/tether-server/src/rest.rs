@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use tether_rooms::{
-    CloseReason, Command, ErrorCode, HubError, ListType, Name, Register, Reply, RoomInfo,
+    CloseReason, Command, ErrorCode, HubError, ListType, Name, Position, Recovery, Register, Reply,
+    RoomInfo,
 };
 
 use crate::rooms_state::RoomsState;
@@ -33,6 +34,7 @@ pub fn routes() -> Router<Arc<RoomsState>> {
         .route("/chatrooms/join", post(join_room))
         .route("/chatrooms/list", get(list))
         .route("/chatrooms/{room}", delete(delete_room))
+        .route("/chatrooms/{room}/history", get(history))
         .route("/messages/send", post(send))
         .route("/messages/client-to-client", post(direct))
         .route("/messages", get(messages))
@@ -187,6 +189,8 @@ async fn register(State(state): State<Arc<RoomsState>>, Body(b): Body<RegisterBo
         room: room.clone(),
         client: Some(client.clone()),
         presence: true,
+        since: None,
+        offsets: false,
     };
     if let Err(e) = state
         .through_bus(conn, &cmd)
@@ -227,6 +231,8 @@ async fn create_room(
         room: room.clone(),
         client: Some(client.clone()),
         presence: true,
+        since: None,
+        offsets: false,
     };
     state.through_bus(conn, &cmd).await?;
     state.execute_rest(conn, cmd)?;
@@ -252,6 +258,8 @@ async fn join_room(
         room: room.clone(),
         client: Some(client.clone()),
         presence: true,
+        since: None,
+        offsets: false,
     };
     state.through_bus(conn, &cmd).await?;
     let reply = state.execute_rest(conn, cmd)?;
@@ -297,14 +305,19 @@ async fn send(
         _ => String::new(),
     };
     let reply = state.execute_rest(conn, cmd)?;
-    let n = match reply {
-        Reply::Sent { delivered, .. } => delivered,
-        _ => 0,
+    let (n, offset, epoch) = match reply {
+        Reply::Sent {
+            delivered,
+            position,
+            ..
+        } => (delivered, position.offset, position.epoch.to_string()),
+        _ => (0, 0, String::new()),
     };
-    Ok(
-        Json(json!({"status": "sent", "message": text, "chat_room": room, "clients_notified": n}))
-            .into_response(),
-    )
+    Ok(Json(json!({
+        "status": "sent", "message": text, "chat_room": room, "clients_notified": n,
+        "offset": offset, "epoch": epoch,
+    }))
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -526,6 +539,85 @@ async fn messages(
         .map(|p| tether_rooms::json::push_value(p.push()))
         .collect();
     Ok(Json(json!({"messages": messages, "dropped": dropped})).into_response())
+}
+
+/// Most messages one history call returns (and its default).
+pub const HISTORY_LIMIT_MAX: usize = 1000;
+const HISTORY_LIMIT_DEFAULT: usize = 100;
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    since: Option<String>,
+    epoch: Option<String>,
+    limit: Option<String>,
+}
+
+/// A room's kept messages: the newest `limit`, or with `since` and `epoch` the ones after that
+/// position (oldest first, at most `limit`: ask again from the last offset for more) or
+/// `recovered: false` when part of them is gone.
+async fn history(
+    State(state): State<Arc<RoomsState>>,
+    Path(room): Path<String>,
+    q: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(q) = q.map_err(|e| bad(ErrorCode::BadSyntax, e.body_text()))?;
+    let room = Name::parse(&room)?;
+    let limit = match q.limit.as_deref() {
+        None => HISTORY_LIMIT_DEFAULT,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=HISTORY_LIMIT_MAX).contains(n))
+            .ok_or_else(|| {
+                bad(
+                    ErrorCode::BadSyntax,
+                    format!("limit must be a whole number from 1 to {HISTORY_LIMIT_MAX}"),
+                )
+            })?,
+    };
+    let since = match (q.since.as_deref(), q.epoch.as_deref()) {
+        (None, None) => None,
+        (Some(o), Some(e)) => {
+            let offset = o.parse::<u64>().map_err(|_| {
+                bad(
+                    ErrorCode::BadSyntax,
+                    "since must be an offset: a whole number from 0",
+                )
+            })?;
+            Some(Position::parse(offset, e)?)
+        }
+        _ => {
+            return Err(bad(
+                ErrorCode::BadSyntax,
+                "since and epoch go together: the offset last seen and its epoch",
+            ));
+        }
+    };
+    let now = std::time::Instant::now();
+    let (position, page) =
+        state.with_hub(|h| h.history(room.as_str(), since.as_ref(), limit, now))?;
+    let mut body = json!({
+        "chat_room": room,
+        "offset": position.offset,
+        "epoch": &*position.epoch,
+    });
+    let messages: Vec<Value> = match &page {
+        Recovery::Recovered(v) => v
+            .iter()
+            .map(|m| json!({"offset": m.offset, "from": m.from, "text": &*m.text}))
+            .collect(),
+        Recovery::Resync => Vec::new(),
+    };
+    if let Value::Object(m) = &mut body {
+        if since.is_some() {
+            m.insert(
+                "recovered".into(),
+                Value::Bool(matches!(page, Recovery::Recovered(_))),
+            );
+        }
+        m.insert("messages".into(), Value::Array(messages));
+    }
+    Ok(Json(body).into_response())
 }
 
 async fn delete_room(State(state): State<Arc<RoomsState>>, Path(room): Path<String>) -> ApiResult {

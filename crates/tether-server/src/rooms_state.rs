@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use metrics::{counter, gauge};
 use tether_rooms::{
     CloseReason, Command, ConnId, Door, Hub, HubError, Limits, Name, Output, PRESENCE_LIMIT,
-    Register, Reply,
+    Position, Push, Register, Reply,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +21,7 @@ use crate::fanout::{ConnQueue, Fanned, Fanout, Feed, Full, Own};
 use crate::hooks::Hooks;
 use crate::outgoing::{EncodedBatch, EncodedPush, Outgoing};
 use crate::socket::Drain;
+use crate::store::{Restored, Store, StoreError};
 
 /// Entries a REST client's mailbox keeps; older ones are dropped and counted.
 pub const MAILBOX_CAPACITY: usize = 1000;
@@ -68,6 +69,8 @@ pub struct Core {
     bus: Option<Arc<Bus>>,
     /// Who each member connection is, for the leaves the bus tells (with a bus only).
     names: HashMap<ConnId, Name>,
+    /// Where rooms and history are written down (`--data`).
+    store: Option<Store>,
 }
 
 /// Everything the rooms doors share.
@@ -108,11 +111,16 @@ impl RoomsState {
         drain: Drain,
         bus: Option<Arc<Bus>>,
     ) -> RoomsState {
-        let hub = Hub::new(Limits {
+        let limits = Limits {
             max_clients: config.max_clients,
             max_message_length: config.max_message_length,
             max_rooms: config.max_rooms,
-        });
+        };
+        // Epochs must differ from every earlier run's: a random seed per process.
+        let hub = match getrandom::u64() {
+            Ok(seed) => Hub::with_history(limits, config.history.clone(), seed),
+            Err(_) => Hub::new(limits),
+        };
         let hooks = Hooks::new(config.hooks.clone(), config.hook_limits);
         let presence_wake = Arc::new(Notify::new());
         RoomsState {
@@ -128,6 +136,7 @@ impl RoomsState {
                 wake: presence_wake.clone(),
                 bus: bus.clone(),
                 names: HashMap::new(),
+                store: None,
             }),
             presence_wake,
             bus,
@@ -142,6 +151,42 @@ impl RoomsState {
         // A panic while holding the lock cannot leave the hub half-updated in a way that matters
         // more than stopping the whole server would, so keep serving.
         self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Puts the rooms a store held back into the hub (new epochs if the last run did not stop
+    /// in order), writes every room's position down, and keeps writing through `store`. Called
+    /// before the listeners accept.
+    pub fn attach_store(&self, store: Store, restored: Restored) -> Result<usize, StoreError> {
+        let mut core = self.lock();
+        let now = Instant::now();
+        let count = restored.rooms.len();
+        for room in restored.rooms {
+            let stored = room.stored(now);
+            core.hub
+                .restore_room(room.name.clone(), room.position, stored, now)
+                .map_err(|e| StoreError::Content {
+                    file: std::path::PathBuf::from(crate::store::DB_FILE),
+                    what: format!("{} (raise --max-rooms)", e.message),
+                })?;
+            if !restored.clean {
+                core.hub.new_epoch(room.name.as_str());
+            }
+        }
+        for info in core.hub.rooms() {
+            if let Some(position) = core.hub.position(info.name.as_str()) {
+                store.room(&info.name, &position);
+            }
+        }
+        core.store = Some(store);
+        Ok(count)
+    }
+
+    /// Writes down what the store still holds and stops it (at shutdown, after the drain).
+    pub fn close_store(&self) {
+        let store = self.lock().store.take();
+        if let Some(store) = store {
+            store.close();
+        }
     }
 
     /// Reads the hub.
@@ -578,6 +623,23 @@ impl Core {
                         self.fan.leave(queue, conn, &room);
                     }
                     Output::Broadcast { room, push, skip } => {
+                        if let (
+                            Some(store),
+                            Push::Message {
+                                from,
+                                text,
+                                offset,
+                                epoch,
+                                ..
+                            },
+                        ) = (&self.store, &push)
+                        {
+                            let position = Position {
+                                offset: *offset,
+                                epoch: epoch.clone(),
+                            };
+                            store.message(&room, position, from, text);
+                        }
                         let enc = Arc::new(EncodedPush::new(push));
                         let boxes: Vec<ConnId> = self
                             .fan
@@ -635,6 +697,16 @@ impl Core {
                         Some(Sink::Mailbox(_)) => self.remove(conn, CloseReason::Closed),
                         None => {}
                     },
+                    Output::RoomCreated { room, epoch } => {
+                        if let Some(store) = &self.store {
+                            store.room(&room, &Position { offset: 0, epoch });
+                        }
+                    }
+                    Output::RoomDeleted { room } => {
+                        if let Some(store) = &self.store {
+                            store.delete(&room);
+                        }
+                    }
                 }
             }
             if slow.is_empty() {
@@ -663,11 +735,6 @@ impl Core {
         gauge!("tether_clients").set(self.hub.client_count() as f64);
         gauge!("tether_rooms").set(self.hub.room_count() as f64);
     }
-}
-
-/// Encodes a TCP reply.
-pub fn line_reply(result: &Result<Reply, HubError>) -> Outgoing {
-    Outgoing::Line(Box::new(tether_rooms::line::encode_reply(result)))
 }
 
 /// Encodes a WebSocket reply.

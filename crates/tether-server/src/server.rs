@@ -100,6 +100,7 @@ pub const BUILTIN_ROUTES: &[&str] = &[
     "/chatrooms/join",
     "/chatrooms/list",
     "/chatrooms/{room}",
+    "/chatrooms/{room}/history",
     "/messages/send",
     "/messages/client-to-client",
     "/messages",
@@ -201,6 +202,20 @@ impl Server {
             bus,
         ));
         state.hooks.check().map_err(Error::Hook)?;
+        if let Some(dir) = &state.config.data {
+            let (store, restored) = crate::store::Store::open(dir, state.config.history.clone())?;
+            let clean = restored.clean;
+            let rooms = state.attach_store(store, restored)?;
+            tracing::info!(
+                "rooms and history kept in {}: {rooms} rooms restored{}",
+                dir.join(crate::store::DB_FILE).display(),
+                if clean || rooms == 0 {
+                    ""
+                } else {
+                    " with new epochs (the last run did not stop in order)"
+                }
+            );
+        }
         let relay = match (relay, relay_addr) {
             (Some(l), Some(addr)) => {
                 let hub = RelayHub::new(limits, addr, drain)?;
@@ -381,6 +396,8 @@ impl Server {
         for task in bus_tasks {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
+        let closing = state.clone();
+        let _ = tokio::task::spawn_blocking(move || closing.close_store()).await;
         tracing::info!("stopped");
         Ok(())
     }
@@ -542,6 +559,15 @@ fn describe_metrics() {
         "Connections dropped as slow consumers, and mailbox entries dropped."
     );
     describe_counter!("tether_errors_total", "Commands refused, by error code.");
+    describe_counter!(
+        "tether_history_store_dropped_total",
+        "--data writes dropped because the disk did not keep up (rooms get new epochs at the \
+         next start)."
+    );
+    describe_counter!(
+        "tether_history_store_errors_total",
+        "--data write batches that failed to commit."
+    );
     describe_counter!(
         "tether_refused_total",
         "Requests refused before any handler ran, by reason (origin: a WebSocket upgrade from a \

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tether_rooms::line::{LineEvent, LineSplitter, MAX_LINE, event_error, parse_line};
-use tether_rooms::{CloseReason, Door};
+use tether_rooms::line::{
+    LineEvent, LineSplitter, MAX_LINE, encode_reply_with, event_error, parse_line,
+};
+use tether_rooms::{CloseReason, Door, Reply};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -13,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::fanout::Feed;
 use crate::listen::Acceptor;
 use crate::outgoing::Outgoing;
-use crate::rooms_state::{RoomsState, line_reply};
+use crate::rooms_state::RoomsState;
 use crate::socket::{self, Outlet, Put, Writer};
 use crate::tls;
 
@@ -73,6 +75,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
 ) -> bool {
     let mut buf = vec![0u8; 4 * 1024];
     let mut splitter = LineSplitter::new(MAX_LINE);
+    // The client asked to see offsets (a registration with OFFSETS or SINCE went through).
+    let mut offsets = false;
     loop {
         let n = tokio::select! {
             biased;
@@ -82,13 +86,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
         match n {
             Ok(0) => {
                 if let Some(ev) = splitter.finish() {
-                    handle(state, conn, ev).await;
+                    handle(state, conn, ev, &mut offsets).await;
                 }
                 return true;
             }
             Ok(n) => {
                 for ev in splitter.push(&buf[..n]) {
-                    handle(state, conn, ev).await;
+                    handle(state, conn, ev, &mut offsets).await;
                 }
             }
             Err(_) => return false,
@@ -96,7 +100,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     }
 }
 
-async fn handle(state: &RoomsState, conn: tether_rooms::ConnId, ev: LineEvent) {
+async fn handle(state: &RoomsState, conn: tether_rooms::ConnId, ev: LineEvent, offsets: &mut bool) {
     let cmd = match ev {
         LineEvent::Line(text) => match parse_line(&text) {
             Ok(None) => return,
@@ -109,11 +113,24 @@ async fn handle(state: &RoomsState, conn: tether_rooms::ConnId, ev: LineEvent) {
         },
     };
     let cmd = state.through_hook(conn, cmd).await;
-    state.execute(conn, cmd, line_reply);
+    state.execute(conn, cmd, |result| {
+        let bytes = Box::new(encode_reply_with(result, *offsets));
+        // The reply that turns offsets on tells the writer, in order with what it writes.
+        if !*offsets && matches!(result, Ok(Reply::Registered { offsets: true, .. })) {
+            *offsets = true;
+            Outgoing::LineOffsets(bytes)
+        } else {
+            Outgoing::Line(bytes)
+        }
+    });
 }
 
-/// The connection's byte stream as the writer's outlet: each item becomes its line(s).
-struct Lines<W>(BufWriter<W>);
+/// The connection's byte stream as the writer's outlet: each item becomes its line(s); room
+/// messages with their `OFFSET` line once the client asked for offsets.
+struct Lines<W> {
+    out: BufWriter<W>,
+    offsets: bool,
+}
 
 impl<W: AsyncWrite + Unpin + Send> Outlet for Lines<W> {
     type Item = Outgoing;
@@ -121,17 +138,26 @@ impl<W: AsyncWrite + Unpin + Send> Outlet for Lines<W> {
 
     async fn put(&mut self, item: Outgoing) -> std::io::Result<Put> {
         match item {
-            Outgoing::Line(b) => self.0.write_all(&b).await?,
+            Outgoing::Line(b) => self.out.write_all(&b).await?,
+            Outgoing::LineOffsets(b) => {
+                self.offsets = true;
+                self.out.write_all(&b).await?
+            }
             Outgoing::Push(p) => {
-                if let Some(b) = p.line() {
-                    self.0.write_all(b).await?;
+                let line = if self.offsets {
+                    p.line_offsets()
+                } else {
+                    p.line()
+                };
+                if let Some(b) = line {
+                    self.out.write_all(b).await?;
                 }
             }
-            Outgoing::Batch(b, from) => self.0.write_all(&b.lines(from)).await?,
+            Outgoing::Batch(b, from) => self.out.write_all(&b.lines(from)).await?,
             Outgoing::Text(_) => {}
             Outgoing::Close(_) => {
-                self.0.flush().await?;
-                self.0.shutdown().await?;
+                self.out.flush().await?;
+                self.out.shutdown().await?;
                 return Ok(Put::Last);
             }
         }
@@ -139,7 +165,7 @@ impl<W: AsyncWrite + Unpin + Send> Outlet for Lines<W> {
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush().await
+        self.out.flush().await
     }
 }
 
@@ -147,7 +173,10 @@ impl<W: AsyncWrite + Unpin + Send> Outlet for Lines<W> {
 /// the queue, or until `done` ends the connection.
 async fn write_loop<W: AsyncWrite + Unpin + Send>(wr: W, mut feed: Feed, done: CancellationToken) {
     // Small buffers: an idle connection should cost little; batches still coalesce.
-    let mut lines = Lines(BufWriter::with_capacity(4 * 1024, wr));
+    let mut lines = Lines {
+        out: BufWriter::with_capacity(4 * 1024, wr),
+        offsets: false,
+    };
     tokio::select! {
         biased;
         _ = done.cancelled() => {}

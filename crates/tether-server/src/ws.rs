@@ -135,7 +135,7 @@ impl Batch for Items<'_> {
             Outgoing::Batch(b, from) => {
                 Write::Frames(b.texts(from).map(|t| Message::Text(t.clone())).collect())
             }
-            Outgoing::Line(_) => Write::Skip,
+            Outgoing::Line(_) | Outgoing::LineOffsets(_) => Write::Skip,
             Outgoing::Close(frame) => Write::Close(frame.map(|f| *f).unwrap_or_else(|| {
                 if self.shutdown.is_cancelled() {
                     socket::going_away()

@@ -23,6 +23,7 @@ const FLAGS: &[&str] = &[
     "--relay-max-connections",
     "--relay-max-sessions",
     "--relay-total-queue-bytes",
+    "--data",
 ];
 
 /// Run the binary to completion (with a timeout), returning its output.

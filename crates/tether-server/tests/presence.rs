@@ -813,7 +813,7 @@ async fn a_quiet_member_sees_messages_but_not_joins() {
 
     // The quiet members' first pushes are that message: no presence, join or leave before it.
     assert_eq!(
-        quiet.next_push().await,
+        unpositioned(&quiet.next_push().await),
         json!({"type": "message", "room": "main", "from": "normal", "text": "marker"})
     );
     assert_eq!(quiet_tcp.next_push().await, "MSG main:normal marker");

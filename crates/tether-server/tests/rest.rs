@@ -223,15 +223,17 @@ async fn register_create_join_send_direct() {
         )
         .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
+    let sent = resp.json();
     assert_eq!(
-        resp.json(),
-        json!({"status": "sent", "message": "hello bob", "chat_room": "main", "clients_notified": 1})
+        sent,
+        json!({"status": "sent", "message": "hello bob", "chat_room": "main", "clients_notified": 1,
+            "offset": 1, "epoch": sent["epoch"].as_str().expect("an epoch")})
     );
     let msg = http
         .wait_message("bob", &bob, |m| m["type"] == "message")
         .await;
     assert_eq!(
-        msg,
+        common::unpositioned(&msg),
         json!({"type": "message", "room": "main", "from": "alice", "text": "hello bob"})
     );
 

@@ -45,7 +45,8 @@ async fn hello_reply_presence_and_join_push() {
         .await;
     assert_eq!(
         reply,
-        json!({"id": 1, "ok": true, "room": "main", "client": "alice", "count": 1})
+        json!({"id": 1, "ok": true, "room": "main", "client": "alice", "count": 1,
+            "offset": 0, "epoch": reply["epoch"].as_str().expect("an epoch")})
     );
     alice
         .expect_push(
@@ -103,7 +104,8 @@ async fn send_and_direct() {
         .await;
     assert_eq!(
         reply,
-        json!({"id": 10, "ok": true, "room": "main", "delivered": 1})
+        json!({"id": 10, "ok": true, "room": "main", "delivered": 1,
+            "offset": 1, "epoch": reply["epoch"].as_str().expect("an epoch")})
     );
     alice
         .expect_push(

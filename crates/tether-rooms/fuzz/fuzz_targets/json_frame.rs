@@ -34,7 +34,11 @@ fuzz_target!(|data: &[u8]| {
                         let _ = json::encode_push(p);
                     }
                 }
-                Output::Joined { .. } | Output::Left { .. } | Output::Close { .. } => {}
+                Output::Joined { .. }
+                | Output::Left { .. }
+                | Output::Close { .. }
+                | Output::RoomCreated { .. }
+                | Output::RoomDeleted { .. } => {}
             }
         }
     }

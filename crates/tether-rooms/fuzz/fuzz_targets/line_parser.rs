@@ -6,7 +6,10 @@
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use tether_rooms::line::{LineEvent, LineSplitter, encode_reply, event_error, parse_line};
+use tether_rooms::line::{
+    LineEvent, LineSplitter, encode_push_offsets, encode_reply, encode_reply_with, event_error,
+    parse_line,
+};
 use tether_rooms::{Door, Hub, Limits};
 
 fuzz_target!(|data: &[u8]| {
@@ -33,12 +36,23 @@ fuzz_target!(|data: &[u8]| {
             },
             other => Err(event_error(other).expect("non-line events are errors")),
         };
-        let reply = encode_reply(&result);
-        assert!(reply.starts_with(b"OK") || reply.starts_with(b"ERROR "));
-        assert!(reply.ends_with(b"\n"));
+        // Both reply forms (a connection that shows offsets, one that does not) are one block.
+        for reply in [encode_reply(&result), encode_reply_with(&result, i % 2 == 0)] {
+            assert!(reply.starts_with(b"OK") || reply.starts_with(b"ERROR "));
+            assert!(reply.ends_with(b"\n"));
+        }
         while let Some(out) = hub.poll_output() {
-            if let tether_rooms::Output::DeliverBatch { pushes, .. } = out {
-                assert!(!pushes.is_empty());
+            match out {
+                tether_rooms::Output::DeliverBatch { pushes, .. } => {
+                    assert!(!pushes.is_empty());
+                }
+                tether_rooms::Output::Broadcast { push, .. }
+                | tether_rooms::Output::Deliver { push, .. } => {
+                    if let Some(lines) = encode_push_offsets(&push) {
+                        assert!(lines.ends_with(b"\n"));
+                    }
+                }
+                _ => {}
             }
         }
     }

@@ -16,6 +16,8 @@ fn msg(room: &str, from: &str, text: &str) -> Arc<EncodedPush> {
         room: name(room),
         from: name(from),
         text: Arc::from(text),
+        offset: 1,
+        epoch: Arc::from("e"),
     }))
 }
 
@@ -28,7 +30,7 @@ fn lines(feed: &mut Feed) -> Vec<String> {
     let mut got = Vec::new();
     while let Some(item) = feed.try_recv() {
         let bytes = match item {
-            Outgoing::Line(b) => (*b).clone(),
+            Outgoing::Line(b) | Outgoing::LineOffsets(b) => (*b).clone(),
             Outgoing::Push(p) => p.line().cloned().unwrap_or_default(),
             Outgoing::Batch(b, from) => b.lines(from),
             Outgoing::Text(_) => Bytes::from_static(b"(text)\n"),
