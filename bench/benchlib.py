@@ -28,6 +28,9 @@ from pathlib import Path
 # A target: (met, what, detail).
 Check = tuple[bool, str, str]
 
+# Benches whose chart is per-second time series (bench/plot.py's line panels), not bars over reps.
+TIME_SERIES = {"soak"}
+
 
 def fmt_ratio(a: float | None, b: float | None, sci_from: float) -> str:
     """`a / b` as `12×` (`3.4×` below 10, `1.2e+05×` from `sci_from` on); `–` without both."""
@@ -123,6 +126,20 @@ def run_line(meta: dict) -> str:
 
 def chart_lines(bench: str) -> list[str]:
     """The section's chart, drawn by bench/plot.py from the same raw results, and how to read it."""
+    if bench in TIME_SERIES:
+        return [
+            "",
+            f"![Chart of this bench/{bench} run: per-second series of each mode](bench/{bench}.svg)",
+            "",
+            (
+                "*How to read the chart:* one point per second of the run (x: seconds since the "
+                "first message; the dotted line ends the warm-up); a line per mode, or per mode "
+                "and process for RSS and CPU; long runs are averaged down to 300 points (latency: "
+                "the largest p99 of the seconds averaged). The chart's header names the commit, "
+                "date, raw-results file and load average of the run it was drawn from "
+                "(`bench/plot.py`)."
+            ),
+        ]
     return [
         "",
         f"![Chart of this bench/{bench} run: medians with min–max over reps](bench/{bench}.svg)",

@@ -5,9 +5,10 @@ Usage: plot.py RESULTS.jsonl [--meta META.json] [--bench NAME] --out CHART.svg
 
 RESULTS.jsonl is a bench's raw results (`bench/<name>/results/latest.jsonl` or a kept run under
 `results/runs/`); META defaults to the file beside it (`latest.meta.json`); NAME (sync, py-sync,
-exec, relay, js, fanout) defaults to the directory above `results/`. Each bench gets the panels
+exec, relay, js, fanout, soak) defaults to the directory above `results/`. Each bench gets the panels
 its results hold: throughput per peer (bar = median over reps, whisker = min–max over reps),
-latency percentiles per peer, time per operation, RSS per connection. The header names the
+latency percentiles per peer, time per operation, RSS per connection; bench/soak gets
+time-series panels instead (a line per mode or process over the run's seconds). The header names the
 bench, the commit, the date, the raw-results file and the load average, so a chart cut out of
 the docs still says which run it shows.
 
@@ -65,6 +66,36 @@ class Panel:
     unit: str = ""  # "s" formats values as times (ns … s); anything else is appended
     log: bool | None = None  # None: log scale when the values span more than 30×
     note: str = ""  # one grey line under the title: what a bar and a whisker are
+
+
+@dataclass
+class Series:
+    """One line of a time-series panel: (x, y) points in x order; `dash` draws it dashed."""
+
+    label: str
+    key: str  # rows and lines of the same key share a colour across the figure
+    points: list[tuple[float, float]]
+    dash: bool = False
+
+
+@dataclass
+class LinePanel:
+    """A time-series panel: lines over a shared x axis (seconds), a linear y axis from 0, a
+    legend on the right, optional vertical `marks` [(x, label)] (e.g. the end of a warm-up)."""
+
+    title: str
+    axis: str  # the y axis's label, with its unit
+    series: list[Series]
+    unit: str = ""  # as Panel.unit
+    xaxis: str = "seconds since the first message"
+    note: str = ""
+    marks: list[tuple[float, str]] = field(default_factory=list)
+    xlim: tuple[float, float] | None = None  # None: the points' own range
+
+    @property
+    def groups(self) -> list[Series]:
+        """What is drawn (the figure skips a panel without any)."""
+        return [s for s in self.series if s.points]
 
 
 # Okabe-Ito: tells peers apart for colour-blind readers too (yellow last: weak on white).
@@ -237,13 +268,17 @@ def row_values(r: Row) -> list[float]:
     return [v for v in vals if v is not None]
 
 
-def render(title: str, header: list[str], panels: list[Panel]) -> str:
+def render(title: str, header: list[str], panels: list[Panel | LinePanel]) -> str:
     colours: dict[str, str] = {}
     for p in panels:
-        for g in p.groups:
-            for r in g.rows:
-                if r.key not in colours:
-                    colours[r.key] = PALETTE[len(colours) % len(PALETTE)]
+        keys = (
+            [x.key for x in p.series]
+            if isinstance(p, LinePanel)
+            else [r.key for g in p.groups for r in g.rows]
+        )
+        for k in keys:
+            if k not in colours:
+                colours[k] = PALETTE[len(colours) % len(PALETTE)]
     body: list[str] = []
     y = 28.0
     body.append(text(LEFT, y, title, font_size="15", font_weight="bold"))
@@ -252,7 +287,10 @@ def render(title: str, header: list[str], panels: list[Panel]) -> str:
         body.append(text(LEFT, y, fit(line, W - 2 * LEFT), fill="#444"))
     y += 12
     for p in panels:
-        y = render_panel(p, y + 18, colours, body)
+        if isinstance(p, LinePanel):
+            y = render_lines(p, y + 18, colours, body)
+        else:
+            y = render_panel(p, y + 18, colours, body)
     height = math.ceil(y + 14)
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" '
@@ -347,6 +385,118 @@ def render_row(r: Row, y: float, scale: Scale, unit: str, colour: str, indent: b
         label += f"; {r.note}"
     out.append(text(VAL_X, y - 4, fit(label, W - VAL_X - LEFT)))
     return out
+
+
+LX0 = LEFT + 56  # a line panel's plot area: x from LX0 to LX1, LINE_H high
+LX1 = W - LEFT - 210
+LINE_H = 150
+MAX_POINTS = 300  # a longer series is averaged down to this many points (peaks: see thin())
+
+
+def thin(points: list[tuple[float, float]], peak: bool) -> list[tuple[float, float]]:
+    """At most MAX_POINTS points: consecutive runs of points become one, at the run's mean x and
+    its mean y (its largest y when `peak`, so a spike stays visible)."""
+    if len(points) <= MAX_POINTS:
+        return points
+    n = math.ceil(len(points) / MAX_POINTS)
+    out = []
+    for i in range(0, len(points), n):
+        run = points[i : i + n]
+        x = sum(p[0] for p in run) / len(run)
+        y = max(p[1] for p in run) if peak else sum(p[1] for p in run) / len(run)
+        out.append((x, y))
+    return out
+
+
+def render_lines(p: LinePanel, y: float, colours: dict[str, str], out: list[str]) -> float:
+    series = [x for x in p.series if x.points]
+    xs = [pt[0] for x in series for pt in x.points]
+    ys = [pt[1] for x in series for pt in x.points]
+    xlo, xhi = p.xlim or ((min(xs), max(xs)) if xs else (0.0, 1.0))
+    if xhi <= xlo:
+        xhi = xlo + 1
+    ymax = max(ys) if ys else 1.0
+    ystep = nice_step(ymax / 4) if ymax > 0 else 1.0
+    yhi = ystep * max(1, math.ceil(ymax / ystep))
+    xstep = nice_step((xhi - xlo) / 6)
+
+    def px(v: float) -> float:
+        return LX0 + (v - xlo) / (xhi - xlo) * (LX1 - LX0)
+
+    out.append(text(LEFT, y, p.title, font_size="13", font_weight="bold"))
+    if p.note:
+        y += 15
+        out.append(text(LEFT, y, fit(p.note, W - 2 * LEFT), fill="#666"))
+    top = y + 12
+    bottom = top + LINE_H
+
+    def py(v: float) -> float:
+        return bottom - max(0.0, min(1.0, v / yhi)) * LINE_H
+
+    out.append('<g class="grid" stroke="#e3e3e3">')
+    n = round(yhi / ystep)
+    for i in range(n + 1):
+        gy = num(py(i * ystep))
+        out.append(f'<line x1="{LX0}" y1="{gy}" x2="{LX1}" y2="{gy}"/>')
+    x = math.ceil(xlo / xstep) * xstep
+    xticks = []
+    while x <= xhi + 1e-9:
+        xticks.append(x)
+        out.append(
+            f'<line x1="{num(px(x))}" y1="{num(top)}" x2="{num(px(x))}" y2="{num(bottom)}"/>'
+        )
+        x += xstep
+    out.append("</g>")
+    for i in range(n + 1):
+        out.append(
+            text(
+                LX0 - 4,
+                py(i * ystep) + 4,
+                fmt_tick(i * ystep, p.unit),
+                text_anchor="end",
+                fill="#333",
+            )
+        )
+    for mx, label in p.marks:
+        if xlo <= mx <= xhi:
+            out.append(
+                f'<line class="mark" x1="{num(px(mx))}" y1="{num(top)}" x2="{num(px(mx))}" '
+                f'y2="{num(bottom)}" stroke="#888" stroke-dasharray="2 3"/>'
+            )
+            out.append(text(px(mx) + 3, top + 10, label, fill="#666"))
+    for x in series:
+        pts = " ".join(f"{num(px(a))},{num(py(b))}" for a, b in x.points)
+        dash = ' stroke-dasharray="5 3"' if x.dash else ""
+        out.append(
+            f'<polyline class="line" points="{pts}" fill="none" stroke="{colours[x.key]}" '
+            f'stroke-width="1.5"{dash}/>'
+        )
+    out.append(f'<line x1="{LX0}" y1="{num(bottom)}" x2="{LX1}" y2="{num(bottom)}" stroke="#333"/>')
+    out.append(f'<line x1="{LX0}" y1="{num(top)}" x2="{LX0}" y2="{num(bottom)}" stroke="#333"/>')
+    for x in xticks:
+        out.append(text(px(x), bottom + 15, fmt_tick(x, ""), text_anchor="middle", fill="#333"))
+    out.append(text((LX0 + LX1) / 2, bottom + 30, p.xaxis, text_anchor="middle"))
+    out.append(
+        text(
+            LEFT + 8,
+            top + LINE_H / 2,
+            fit(p.axis, LINE_H + 40),
+            text_anchor="middle",
+            fill="#333",
+            transform=f"rotate(-90 {num(LEFT + 8)} {num(top + LINE_H / 2)})",
+        )
+    )
+    # the legend: one line per series, with its last value
+    ly = top + 4
+    for x in series:
+        dash = ' stroke-dasharray="5 3"' if x.dash else ""
+        out.append(
+            f'<line x1="{LX1 + 12}" y1="{num(ly)}" x2="{LX1 + 30}" y2="{num(ly)}" '
+            f'stroke="{colours[x.key]}" stroke-width="2"{dash}/>'
+        )
+        out.append(text(LX1 + 34, ly + 4, fit(x.label, W - LX1 - 34 - LEFT)))
+        ly += 15
+    return max(bottom + 34, ly)
 
 
 def bar(scale: Scale, v: float, y: float, colour: str, attrs: str) -> str:
@@ -812,6 +962,97 @@ def plot_fanout(rows: list[dict], meta: dict) -> list[Panel]:
     return [p for p in panels if p.groups]
 
 
+SOAK_MODES = ["one-node", "three-nodes"]
+
+
+def plot_soak(rows: list[dict], meta: dict) -> list[LinePanel]:
+    """bench/soak: one line per mode (deliveries, latency) or per mode and process (RSS, CPU)
+    over the run's seconds, from each run's per-second `series`."""
+    runs = {r["mode"]: r for r in rows if r.get("mode") and r.get("series")}
+    modes = ordered(list(runs), SOAK_MODES)
+
+    def pts(r: dict, f) -> list[tuple[float, float]]:
+        out = []
+        for s in r["series"]:
+            v = f(s)
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                out.append((float(s["t"]), float(v)))
+        return out
+
+    def label(m: str, r: dict) -> str:
+        return f"{m} ({r.get('clients', 0):,} clients)" if r.get("clients") else m
+
+    delivered, latency, rss, cpu = [], [], [], []
+    for m in modes:
+        r = runs[m]
+        delivered.append(Series(label(m, r), m, thin(pts(r, lambda s: s.get("delivered")), False)))
+        latency.append(Series(f"{m} p99", m, thin(pts(r, lambda s: s.get("p99_ms")), True)))
+        latency.append(
+            Series(f"{m} p50", m, thin(pts(r, lambda s: s.get("p50_ms")), False), dash=True)
+        )
+        for proc in r.get("procs") or []:
+            key = f"{m}/{proc}"
+            rss.append(
+                Series(
+                    f"{m} {proc}",
+                    key,
+                    thin(pts(r, lambda s, p=proc: (s.get("rss_kib") or {}).get(p)), False),
+                )
+            )
+            rss[-1].points = [(x, y / 1024) for x, y in rss[-1].points]
+            cpu.append(
+                Series(
+                    f"{m} {proc}",
+                    key,
+                    thin(pts(r, lambda s, p=proc: (s.get("cpu_pct") or {}).get(p)), False),
+                )
+            )
+    warm = [r.get("warmup_s") for r in runs.values() if r.get("warmup_s")]
+    marks = [(float(warm[0]), "end of warm-up")] if warm else []
+    ts = [float(s["t"]) for r in runs.values() for s in r["series"]]
+    xlim = (min(ts), max(ts)) if ts else None
+    every = "one point per second" + (
+        " (long runs: means of consecutive seconds)"
+        if any(len(r["series"]) > MAX_POINTS for r in runs.values())
+        else ""
+    )
+    return [
+        LinePanel(
+            "Deliveries per second",
+            "deliveries/s",
+            delivered,
+            note=f"messages received by all clients in each second; {every}",
+            marks=marks,
+            xlim=xlim,
+        ),
+        LinePanel(
+            "Latency, publish → receipt, per second",
+            "ms",
+            latency,
+            note="solid: p99, dashed: p50 of the deliveries received in each second "
+            "(long runs: the largest p99 of consecutive seconds)",
+            marks=marks,
+            xlim=xlim,
+        ),
+        LinePanel(
+            "Server RSS",
+            "MiB",
+            rss,
+            note="VmRSS of each tether node (and redis-server) from /proc, sampled every second",
+            marks=marks,
+            xlim=xlim,
+        ),
+        LinePanel(
+            "Server CPU",
+            "% of a core",
+            cpu,
+            note="utime + stime of each process per second, from /proc",
+            marks=marks,
+            xlim=xlim,
+        ),
+    ]
+
+
 BENCHES = {
     "sync": ("bench/sync: sync engine, tether-sync vs ws-sync 0.6.9", plot_sync),
     "py-sync": ("bench/py-sync: Python sync, tether.sync vs ws-sync 0.6.9", plot_py_sync),
@@ -819,6 +1060,10 @@ BENCHES = {
     "relay": ("bench/relay: UI relay, tether vs a Node ws relay", plot_relay),
     "js": ("bench/js: JS engines from Python, tether.js vs jsrun vs mini-racer", plot_js),
     "fanout": ("bench/fanout: room fan-out, 1 publisher → N subscribers", plot_fanout),
+    "soak": (
+        "bench/soak: many WebSocket clients in many rooms, one node and three over Redis",
+        plot_soak,
+    ),
 }
 
 

@@ -103,6 +103,41 @@ FANOUT_META = {
 }
 
 
+def soak_line(mode: str, procs: list[str], seconds: int, spike_at: int | None = None) -> dict:
+    """A bench/soak run: 3 s of joins, then `seconds` of publishing; node RSS grows 1 MiB/s."""
+    series = []
+    for t in range(-3, seconds):
+        publishing = t >= 0
+        series.append(
+            {
+                "t": t + 0.5,
+                "phase": "publish" if publishing else "join",
+                "delivered": 49500 if publishing else 0,
+                "p50_ms": 2.0 if publishing else None,
+                "p99_ms": (400.0 if t == spike_at else 9.0) if publishing else None,
+                "rss_kib": {p: (120000 if p == "redis" else 100000 + 1024 * t) for p in procs},
+                "cpu_pct": {p: 30.0 for p in procs},
+                "machine_cpu_pct": 90.0,
+            }
+        )
+    return {
+        "mode": mode,
+        "nodes": len([p for p in procs if p.startswith("node")]),
+        "procs": procs,
+        "clients": 5000,
+        "rooms": 50,
+        "warmup_s": 60,
+        "series": series,
+    }
+
+
+SOAK = [
+    soak_line("three-nodes", ["node1", "node2", "node3", "redis"], 20),
+    soak_line("one-node", ["node1"], 20),
+]
+SOAK_META = dict(RELAY_META, command="bench/soak/run.sh", run="bench/soak/results/runs/x.jsonl")
+
+
 class PlotTest(unittest.TestCase):
     def setUp(self) -> None:
         self.tmp = tempfile.TemporaryDirectory()
@@ -221,7 +256,56 @@ class PlotTest(unittest.TestCase):
                 meta = json.loads(results.with_name("latest.meta.json").read_text())
                 svg = plot.chart(results, meta, results.parent.parent.name)
                 root = self.parse(svg.encode())
-                self.assertTrue(self.bars(root))
+                self.assertTrue(self.bars(root) or self.lines(root))
+
+    def lines(self, root: ET.Element) -> list[ET.Element]:
+        return [p for p in root.iter(SVG + "polyline") if p.get("class") == "line"]
+
+    def test_soak_time_series(self) -> None:
+        svg = self.draw("soak", SOAK, SOAK_META)
+        root = self.parse(svg)
+        texts = self.texts(root)
+        self.assertEqual(root.find(SVG + "title").text, plot.BENCHES["soak"][0])
+        for want in (
+            "Deliveries per second",
+            "Latency, publish → receipt, per second",
+            "Server RSS",
+            "Server CPU",
+            "one-node (5,000 clients)",
+            "three-nodes p99",
+            "three-nodes p50",
+            "three-nodes redis",
+            "seconds since the first message",
+        ):
+            self.assertIn(want, texts)
+        # deliveries: a line per mode; latency: p99 and p50 per mode; RSS and CPU: a line per
+        # process of each mode (1 + 4).
+        lines = self.lines(root)
+        self.assertEqual(len(lines), 2 + 4 + 5 + 5)
+        self.assertEqual(len([x for x in lines if x.get("stroke-dasharray")]), 2)
+        # one point per second, joins included (23 samples), and one-node first whatever the order
+        self.assertEqual(len(lines[0].get("points").split()), 23)
+        legend = [t for t in texts if t.endswith("(5,000 clients)")]
+        self.assertEqual(legend, ["one-node (5,000 clients)", "three-nodes (5,000 clients)"])
+        # RSS grows 1 MiB a second: the node's line rises left to right (SVG y falls).
+        rss = lines[6]
+        ys = [float(pt.split(",")[1]) for pt in rss.get("points").split()]
+        self.assertLess(ys[-1], ys[0])
+        # the warm-up mark is outside this 20 s run: not drawn
+        self.assertFalse([x for x in root.iter(SVG + "line") if x.get("class") == "mark"])
+        # same input (in any order) → same bytes
+        self.assertEqual(svg, self.draw("soak", list(reversed(SOAK)), SOAK_META, "again"))
+
+    def test_soak_long_run_is_thinned_keeping_peaks(self) -> None:
+        long = [soak_line("one-node", ["node1"], 900, spike_at=700)]
+        root = self.parse(self.draw("soak", long, SOAK_META))
+        lines = self.lines(root)
+        self.assertTrue(all(len(x.get("points").split()) <= plot.MAX_POINTS for x in lines))
+        marks = [x for x in root.iter(SVG + "line") if x.get("class") == "mark"]
+        self.assertEqual(len(marks), 4)  # the end of the warm-up (60 s), in every panel
+        # the one 400 ms second survives in the p99 line: its top is far above its other points
+        p99 = [float(pt.split(",")[1]) for pt in lines[1].get("points").split()]
+        self.assertLess(min(p99), sorted(p99)[len(p99) // 2] - 50)
 
     def test_numbers(self) -> None:
         self.assertEqual(plot.fmt_si(874847.0), "875 k")
