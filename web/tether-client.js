@@ -773,6 +773,17 @@ export class RoomsClient extends Emitter {
       case 'bye':
         this.emit(frame.type, /** @type {any} */ (frame));
         return;
+      case 'resync':
+        // The room's history was lost in part while we were in it (rooms.md §11): go on from its
+        // position, and tell the app, as a join answered "resync" does.
+        this._advance(frame, true);
+        this.emit('recover', {
+          room: String(frame.room),
+          recovered: false,
+          offset: Number(frame.offset),
+          epoch: String(frame.epoch),
+        });
+        return;
       case 'presence_batch': {
         // One tick's joins and leaves of a room (rooms.md §10), handed out as the events were.
         const room = String(frame.room);

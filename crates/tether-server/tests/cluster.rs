@@ -237,7 +237,10 @@ fn ws_positioned(v: &Value) -> Option<(u64, String, String)> {
 
 /// Checks that every view holds the same text → offset map (offsets 1..=n, each once), and
 /// that each member got its messages in increasing offset order.
-fn same_offsets_everywhere(views: &[(&str, Vec<(u64, String, String)>, Vec<(u64, String)>)]) {
+/// One member's view: its name, the messages it got `(offset, from, text)`, its own `(offset, text)`.
+type View<'a> = (&'a str, Vec<(u64, String, String)>, Vec<(u64, String)>);
+
+fn same_offsets_everywhere(views: &[View<'_>]) {
     let mut maps = Vec::new();
     for (name, got, own) in views {
         let offsets: Vec<u64> = got.iter().map(|(o, _, _)| *o).collect();
