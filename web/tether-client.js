@@ -384,7 +384,8 @@ class ReconnectingSocket {
  * - `connected`: the connection became ready (true: open and every room re-registered) or was lost (false);
  * - `close`: the socket closed (`willRetry` false once the client is stopped);
  * - `rejoin`: after a reconnect, the outcome of re-registering one room;
- * - `recover`: after a reconnect, whether a room's missed messages follow as `message` events
+ * - `recover`: after a reconnect (or on a server's `resync` push, with a cluster that lost the
+ *   room's history: `recovered: false`), whether a room's missed messages follow as `message` events
  *   (`recovered: true`, no gap and no duplicate) or are gone (`recovered: false`: reload the room's
  *   state, e.g. from `GET /chatrooms/{room}/history`; messages go on after `offset`);
  * - `error`: something went wrong outside any request (a bad frame, an unmatched error reply).

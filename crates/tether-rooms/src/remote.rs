@@ -34,9 +34,10 @@ impl Hub {
     /// `messages`: its newest kept messages, oldest first), before a join answers from it, after
     /// a gap, or after the bus reconnected. In the same epoch, the messages past this node's top
     /// are delivered to the local members in order (they missed them); when those do not reach
-    /// back to this node's top, or the epoch differs, or the cluster is behind this node (it
-    /// lost history), the room takes the cluster's history as it is and its local members are
-    /// told to resync. Returns whether they were.
+    /// back to this node's top, or the epoch differs, the room takes the cluster's history as it
+    /// is and its local members are told to resync. A `top` behind this node's in the same epoch
+    /// is a read older than what the room's channel delivered since: nothing to do (a cluster
+    /// that lost history gives the room a new epoch). Returns whether the members were told.
     pub fn sync_room(
         &mut self,
         room: &Name,
@@ -48,14 +49,17 @@ impl Hub {
             return false;
         };
         let mine = r.history.position();
-        if mine.epoch == top.epoch && mine.offset <= top.offset {
+        if mine.epoch == top.epoch && mine.offset >= top.offset {
+            // In step, or the read is older than what the room's channel delivered since.
+            return false;
+        }
+        if mine.epoch == top.epoch {
             let next = mine.offset + 1;
-            let reaches = mine.offset == top.offset
-                || messages
-                    .iter()
-                    .find(|m| m.offset >= next)
-                    .is_some_and(|m| m.offset == next)
-                    && messages.last().is_some_and(|m| m.offset == top.offset);
+            let reaches = messages
+                .iter()
+                .find(|m| m.offset >= next)
+                .is_some_and(|m| m.offset == next)
+                && messages.last().is_some_and(|m| m.offset == top.offset);
             if reaches {
                 for m in messages.into_iter().filter(|m| m.offset >= next) {
                     let at = Position {
@@ -320,9 +324,11 @@ mod tests {
             }
         );
         assert!(matches!(&got[1], Push::Message { offset: 12, .. }));
-        // In step: nothing.
+        // In step, or a read older than what was delivered since: nothing.
         assert!(!hub.sync_room(&name("main"), e(12), vec![], now));
+        assert!(!hub.sync_room(&name("main"), e(11), vec![stored(11, "k", now)], now));
         assert!(drain(&mut hub).is_empty());
+        assert_eq!(hub.position("main"), Some(e(12)));
     }
 
     #[test]

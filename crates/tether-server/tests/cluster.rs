@@ -618,6 +618,8 @@ async fn a_redis_outage_is_survived_and_delivery_resumes() {
     for _ in 0..20 {
         assert!(send(&mut alice, false).await);
     }
+    // Published before Redis was killed (the first 20: each one's reply came).
+    let before_kill = 20;
     redis.kill();
     for h in &https {
         until(
@@ -648,7 +650,6 @@ async fn a_redis_outage_is_survived_and_delivery_resumes() {
     }
     let published_n = published.len();
     let last = published.last().cloned().unwrap();
-    let mut report = Vec::new();
     for (name, m) in &mut members_ {
         let seen = read_until(m, &last).await;
         let live: std::collections::HashSet<&str> =
@@ -681,20 +682,22 @@ async fn a_redis_outage_is_survived_and_delivery_resumes() {
             .filter_map(|m| m["text"].as_str().map(str::to_owned))
             .filter(|t| !live.contains(t.as_str()))
             .collect();
-        let lost: Vec<&String> = published
-            .iter()
-            .filter(|t| !live.contains(t.as_str()) && !recovered.contains(t))
-            .collect();
+        // A message Redis positioned and published just before it was killed may never have
+        // reached this node's subscription, and the restarted Redis no longer has it: that is
+        // what the resync signal covers (counted, not lost). After the restart nothing may go
+        // missing.
+        let missed = |t: &&String| !live.contains(t.as_str()) && !recovered.contains(t);
+        let signalled = published[..before_kill].iter().filter(missed).count();
+        let lost: Vec<&String> = published[before_kill..].iter().filter(missed).collect();
         println!(
             "outage: {name}: published {published_n}, refused {refused}, delivered {}, \
-             recovered {}, resync {}, lost {}",
+             recovered {}, resync signals {} (covering {signalled} unrecoverable), lost {}",
             live.len(),
             recovered.len(),
             seen.resyncs.len(),
             lost.len()
         );
         assert!(lost.is_empty(), "{name} lost {lost:?}");
-        report.push(live.len());
     }
     let metrics = https[1].get("/metrics").await.text();
     assert!(
@@ -713,4 +716,68 @@ async fn a_redis_outage_is_survived_and_delivery_resumes() {
         async || members(&https[1], "main").await == ["alice", "bob", "carol", "local"],
     )
     .await;
+}
+
+#[tokio::test]
+async fn members_joining_with_positions_during_a_burst_get_contiguous_streams() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b, c) = (node(&redis), node(&redis), node(&redis));
+    let mut alice = a.tcp_client().await;
+    let hello = alice.cmd("HELLO main:alice OFFSETS").await;
+    assert!(hello.starts_with("OK HELLO"), "{hello}");
+    let mut epoch = String::new();
+    for i in 0..10 {
+        let reply = alice.cmd(&format!("SEND main:alice m{i}")).await;
+        assert_eq!(sent_offset(&reply), i + 1);
+        epoch = reply.split(' ').nth(5).unwrap().to_owned();
+    }
+    const TOTAL: u64 = 70;
+    // Twelve members join B and C with positions 0..10 while alice publishes the rest.
+    let mut joiners = Vec::new();
+    for j in 0..12u64 {
+        let http = if j % 2 == 0 { b.http } else { c.http };
+        let epoch = epoch.clone();
+        joiners.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(15 * j)).await;
+            let since = j % 11;
+            let mut ws = WsClient::connect(http).await;
+            let reply = ws
+                .ok(
+                    json!({"cmd": "join", "room": "main", "client": format!("j{j}"),
+                    "presence": false, "since": {"offset": since, "epoch": epoch}}),
+                )
+                .await;
+            assert_eq!(reply["recovered"], true, "j{j}: {reply}");
+            let mut offsets = Vec::new();
+            loop {
+                let v = ws.wait_push("a message", |v| v["type"] == "message").await;
+                let o = v["offset"].as_u64().unwrap();
+                assert_eq!(
+                    v["text"],
+                    format!("m{}", o - 1),
+                    "j{j}: text and offset agree"
+                );
+                offsets.push(o);
+                if o == TOTAL {
+                    break;
+                }
+            }
+            assert_eq!(
+                offsets,
+                (since + 1..=TOTAL).collect::<Vec<_>>(),
+                "j{j} (since {since}): contiguous, no duplicate"
+            );
+        }));
+    }
+    for i in 10..TOTAL {
+        let reply = alice.cmd(&format!("SEND main:alice m{i}")).await;
+        assert_eq!(sent_offset(&reply), i + 1);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    for j in joiners {
+        tokio::time::timeout(Duration::from_secs(20), j)
+            .await
+            .expect("a joiner finished in time")
+            .expect("a joiner's stream is contiguous");
+    }
 }
