@@ -384,7 +384,8 @@ class ReconnectingSocket {
  * - `connected`: the connection became ready (true: open and every room re-registered) or was lost (false);
  * - `close`: the socket closed (`willRetry` false once the client is stopped);
  * - `rejoin`: after a reconnect, the outcome of re-registering one room;
- * - `recover`: after a reconnect, whether a room's missed messages follow as `message` events
+ * - `recover`: after a reconnect (or on a server's `resync` push, with a cluster that lost the
+ *   room's history: `recovered: false`), whether a room's missed messages follow as `message` events
  *   (`recovered: true`, no gap and no duplicate) or are gone (`recovered: false`: reload the room's
  *   state, e.g. from `GET /chatrooms/{room}/history`; messages go on after `offset`);
  * - `error`: something went wrong outside any request (a bad frame, an unmatched error reply).
@@ -772,6 +773,17 @@ export class RoomsClient extends Emitter {
       case 'presence':
       case 'bye':
         this.emit(frame.type, /** @type {any} */ (frame));
+        return;
+      case 'resync':
+        // The room's history was lost in part while we were in it (rooms.md §11): go on from its
+        // position, and tell the app, as a join answered "resync" does.
+        this._advance(frame, true);
+        this.emit('recover', {
+          room: String(frame.room),
+          recovered: false,
+          offset: Number(frame.offset),
+          epoch: String(frame.epoch),
+        });
         return;
       case 'presence_batch': {
         // One tick's joins and leaves of a room (rooms.md §10), handed out as the events were.

@@ -152,6 +152,15 @@ pub enum Push {
         /// How many members the room has in all.
         count: usize,
     },
+    /// The room's history this member followed was lost in part (a cluster's Redis lost it, or
+    /// a gap could not be filled): it should reload the room's state and go on from `position`,
+    /// as after a join answered "resync".
+    Resync {
+        /// The room.
+        room: Name,
+        /// Where the room's stream goes on from (the next message is `position.offset + 1`).
+        position: Position,
+    },
     /// The server is closing this connection.
     Bye {
         /// Why.

@@ -352,7 +352,7 @@ fn restored_rooms_recover_across_a_restart_and_deleted_ones_start_over() {
 
 #[test]
 fn messages_with_offsets_assigned_elsewhere_go_through_the_same_step() {
-    // What a cluster bus will do: hand the hub messages whose offsets it assigned.
+    // What a cluster bus does: hand the hub messages whose offsets it assigned.
     let mut w = World::new(Limits::default());
     let a = w.hub.handle_connect(Door::Tcp);
     run(&mut w, a, "HELLO main:alice OFFSETS");
@@ -372,14 +372,17 @@ fn messages_with_offsets_assigned_elsewhere_go_through_the_same_step() {
     assert_eq!(
         lines(&mut w, a),
         [
+            // Another epoch than the room's: its member resyncs, from just before offset 1.
+            "RESYNC main 0 bus",
             "OFFSET main 1 bus",
             "MSG main:bob b1",
             "OFFSET main 2 bus",
             "MSG main:bob b2",
+            "RESYNC main 4 bus",
             "OFFSET main 5 bus",
             "MSG main:bob b5",
         ],
-        "late duplicates dropped, the gap passed on"
+        "late duplicates dropped, the gap told as a resync before the message past it"
     );
     assert_eq!(w.hub.position("main"), Some(at(5)));
     let c = w.hub.handle_connect(Door::Tcp);

@@ -757,6 +757,40 @@ impl Hub {
         text: String,
         now: Instant,
     ) -> Result<Reply, HubError> {
+        let publish = self.prepare_send(conn, room, client, text, now)?;
+        // A single node assigns the offset itself; a cluster bus assigns it instead (see
+        // `prepare_send`) and hands the message to `commit` on every node.
+        let Some(r) = self.rooms.get(&publish.room) else {
+            return Err(no_such_room(&publish.room));
+        };
+        let top = r.history.position();
+        let position = Position {
+            offset: top.offset + 1,
+            epoch: top.epoch,
+        };
+        self.commit(
+            &publish.room,
+            position.clone(),
+            publish.from.clone(),
+            publish.text.clone(),
+            now,
+        );
+        Ok(publish.sent(position))
+    }
+
+    /// The checks and effects of a `SEND` short of delivering it: the sender must be a member,
+    /// the text valid; the membership becomes ACTIVE. Every room message passes here, on a single
+    /// node ([`Hub::handle_command`]) or in a cluster, whose adapter then has the message
+    /// positioned cluster-wide and hands it back through [`Hub::handle_remote_message`] on every
+    /// node, its own included ([`Publish::sent`] makes the sender's reply).
+    pub fn prepare_send(
+        &mut self,
+        conn: ConnId,
+        room: Name,
+        client: Option<Name>,
+        text: String,
+        now: Instant,
+    ) -> Result<Publish, HubError> {
         let name = self.acting_client(conn, client)?;
         let text = self.check_text(text)?;
         self.member_room(&room, &name)?;
@@ -772,19 +806,30 @@ impl Hub {
             .iter()
             .filter(|(n, m)| **n != name && m.status.receives())
             .count();
-        // A single node assigns the offset; a cluster bus would assign it instead and hand the
-        // message to `commit` on every node.
-        let position = r.history.position();
-        let position = Position {
-            offset: position.offset + 1,
-            epoch: position.epoch,
-        };
-        self.commit(&room, position.clone(), name, text, now);
-        Ok(Reply::Sent {
+        Ok(Publish {
             room,
+            from: name,
+            text,
             delivered,
-            position,
         })
+    }
+
+    /// Tells every member of `room` here to resync (its history was lost in part), going on from
+    /// `position`.
+    fn tell_resync(&mut self, room: &Name, position: Position) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let to: Vec<ConnId> = r.members.values().map(|m| m.conn).collect();
+        if !to.is_empty() {
+            self.out.push_back(Output::Deliver {
+                to,
+                push: Push::Resync {
+                    room: room.clone(),
+                    position,
+                },
+            });
+        }
     }
 
     /// The one step every room message goes through once it has its position: the room's
@@ -811,6 +856,7 @@ impl Hub {
             .filter(|(n, m)| **n == from || !m.status.receives())
             .map(|(_, m)| m.conn)
             .collect();
+        let top = r.history.position();
         let stored = Stored {
             offset: position.offset,
             from: from.clone(),
@@ -819,6 +865,15 @@ impl Hub {
         };
         if !r.history.append(&position.epoch, stored, now) {
             return false;
+        }
+        // Past a gap, or in another epoch: the members here missed messages nobody can give
+        // them any more (a cluster's bus fills the gaps it can before this).
+        if top.epoch != position.epoch || position.offset > top.offset + 1 {
+            let at = Position {
+                offset: position.offset.saturating_sub(1),
+                epoch: position.epoch.clone(),
+            };
+            self.tell_resync(room, at);
         }
         self.out.push_back(Output::Broadcast {
             room: room.clone(),
@@ -1127,6 +1182,30 @@ impl Hub {
             ));
         }
         Ok(Arc::from(text))
+    }
+}
+
+/// A room message that passed [`Hub::prepare_send`], waiting for its position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publish {
+    /// The room.
+    pub room: Name,
+    /// The sender.
+    pub from: Name,
+    /// The text.
+    pub text: Arc<str>,
+    /// How many members here other than the sender receive it.
+    pub delivered: usize,
+}
+
+impl Publish {
+    /// The sender's reply once the message has its position.
+    pub fn sent(self, position: Position) -> Reply {
+        Reply::Sent {
+            room: self.room,
+            delivered: self.delivered,
+            position,
+        }
     }
 }
 

@@ -279,6 +279,8 @@ pub fn push_value(push: &Push) -> Value {
             "type": "presence", "room": room, "members": members,
             "count": count, "truncated": *count > members.len(),
         }),
+        Push::Resync { room, position } => json!({"type": "resync", "room": room,
+            "offset": position.offset, "epoch": &*position.epoch}),
         Push::Bye { reason } => json!({"type": "bye", "reason": &**reason}),
     }
 }

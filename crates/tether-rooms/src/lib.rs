@@ -75,7 +75,9 @@ pub use event::{MemberInfo, Push, Reply, RoomInfo};
 pub use history::{
     HistoryLimits, HistoryPolicy, MAX_EPOCH_LEN, Position, Recovery, STORED_OVERHEAD, Stored,
 };
-pub use hub::{CloseReason, ConnId, Door, Hub, Limits, Output, PRESENCE_LIMIT, QUIET_SINCE};
+pub use hub::{
+    CloseReason, ConnId, Door, Hub, Limits, Output, PRESENCE_LIMIT, Publish, QUIET_SINCE,
+};
 pub use name::{MAX_NAME_LEN, Name, main_room};
 pub use presence::{
     PRESENCE_BATCH_MAX, PRESENCE_TICK, PRESENCE_TICK_MAX, PRESENCE_TICK_PER_MEMBER, presence_tick,

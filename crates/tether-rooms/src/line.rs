@@ -491,14 +491,23 @@ pub fn encode_push(push: &Push) -> Option<Bytes> {
         } => line(&["MSG", "FROM", &format!("{room}:{from}"), &one_line(text)]),
         Push::Join { room, client } => line(&["JOINED", &format!("{room}:{client}")]),
         Push::Leave { room, client } => line(&["LEFT", &format!("{room}:{client}")]),
-        Push::Presence { .. } => return None,
+        Push::Presence { .. } | Push::Resync { .. } => return None,
         Push::Bye { reason } => line(&["BYE", &one_line(reason)]),
     })
 }
 
 /// The lines for a push on a connection that asked for offsets: a room message is preceded by
-/// `OFFSET room offset epoch`; every other push is as [`encode_push`] writes it.
+/// `OFFSET room offset epoch`, a resync is `RESYNC room offset epoch` (seed clients never see
+/// it); every other push is as [`encode_push`] writes it.
 pub fn encode_push_offsets(push: &Push) -> Option<Bytes> {
+    if let Push::Resync { room, position } = push {
+        return Some(line(&[
+            "RESYNC",
+            room.as_str(),
+            &position.offset.to_string(),
+            &position.epoch,
+        ]));
+    }
     let Push::Message {
         room,
         offset,

@@ -9,33 +9,76 @@ use std::time::Instant;
 
 use super::{Hub, Output};
 use crate::event::Push;
-use crate::history::Position;
+use crate::history::{Position, Stored};
 use crate::name::Name;
 
 impl Hub {
-    /// A message that `from`, a member on another node, sent to `room`: every local member whose
-    /// status receives gets it as an [`Output::Broadcast`]. Returns how many members that is
-    /// (0 when the room is unknown here or has no local member that receives).
+    /// A room message positioned by the cluster (sent by `from` on any node, this one
+    /// included): kept and handed to every local member that receives but its sender, in the
+    /// order these calls come (the adapter calls them in offset order). A late duplicate (at or
+    /// below the room's top) is dropped; one past a gap or in another epoch restarts the room's
+    /// history and tells the local members to resync ([`Push::Resync`]). False when dropped or
+    /// the room is unknown here.
     pub fn handle_remote_message(
         &mut self,
         room: &Name,
+        position: Position,
         from: Name,
         text: Arc<str>,
         now: Instant,
-    ) -> usize {
-        let Some(r) = self.rooms.get(room) else {
-            return 0;
+    ) -> bool {
+        self.commit(room, position, from, text, now)
+    }
+
+    /// Brings `room`'s history here in step with the cluster's (`top`: its position there,
+    /// `messages`: its newest kept messages, oldest first), before a join answers from it, after
+    /// a gap, or after the bus reconnected. In the same epoch, the messages past this node's top
+    /// are delivered to the local members in order (they missed them); when those do not reach
+    /// back to this node's top, or the epoch differs, the room takes the cluster's history as it
+    /// is and its local members are told to resync. A `top` behind this node's in the same epoch
+    /// is a read older than what the room's channel delivered since: nothing to do (a cluster
+    /// that lost history gives the room a new epoch). Returns whether the members were told.
+    pub fn sync_room(
+        &mut self,
+        room: &Name,
+        top: Position,
+        messages: Vec<Stored>,
+        now: Instant,
+    ) -> bool {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return false;
         };
-        let delivered = r.members.values().filter(|m| m.status.receives()).count();
-        // Until the bus assigns offsets, each node numbers the messages of its rooms itself: a
-        // position is good for recovery on the node that gave it.
-        let top = r.history.position();
-        let position = Position {
-            offset: top.offset + 1,
-            epoch: top.epoch,
-        };
-        self.commit(room, position, from, text, now);
-        delivered
+        let mine = r.history.position();
+        if mine.epoch == top.epoch && mine.offset >= top.offset {
+            // In step, or the read is older than what the room's channel delivered since.
+            return false;
+        }
+        if mine.epoch == top.epoch {
+            let next = mine.offset + 1;
+            let reaches = messages
+                .iter()
+                .find(|m| m.offset >= next)
+                .is_some_and(|m| m.offset == next)
+                && messages.last().is_some_and(|m| m.offset == top.offset);
+            if reaches {
+                for m in messages.into_iter().filter(|m| m.offset >= next) {
+                    let at = Position {
+                        offset: m.offset,
+                        epoch: top.epoch.clone(),
+                    };
+                    self.commit(room, at, m.from, m.text, now);
+                }
+                return false;
+            }
+        }
+        if mine == top {
+            return false;
+        }
+        r.history
+            .restore(top.epoch.clone(), top.offset, messages, now);
+        let told = !r.members.is_empty();
+        self.tell_resync(room, top);
+        told
     }
 
     /// `client` joined (`joined`) or left `room` on another node: the local members that want
@@ -109,7 +152,9 @@ impl Hub {
 mod tests {
     use std::time::Instant;
 
-    use crate::{Command, Door, Hub, Limits, Name, Output, Push, Register, Status};
+    use crate::{
+        Command, Door, Hub, Limits, Name, Output, Position, Push, Register, Status, Stored,
+    };
 
     fn name(s: &str) -> Name {
         Name::parse(s).unwrap()
@@ -141,12 +186,19 @@ mod tests {
         };
         hub.handle_command(b, pause, now).unwrap();
         drain(&mut hub);
-        let n = hub.handle_remote_message(&name("main"), name("carol"), "hi".into(), now);
-        assert_eq!(n, 1);
+        let (mine, _) = hub.history("main", None, 0, now).unwrap();
+        let at = Position::parse(1, &mine.epoch).unwrap();
+        assert!(hub.handle_remote_message(
+            &name("main"),
+            at.clone(),
+            name("carol"),
+            "hi".into(),
+            now
+        ));
         let outs = drain(&mut hub);
-        // This node numbers the message in its own history of the room.
+        // The cluster's position is kept.
         let (top, _) = hub.history("main", None, 0, now).unwrap();
-        assert_eq!(top.offset, 1);
+        assert_eq!(top, at);
         assert_eq!(
             outs,
             [Output::Broadcast {
@@ -163,11 +215,120 @@ mod tests {
         );
         assert_eq!(hub.member_status("main", "bob"), Some(Status::Suspended));
         // Unknown room: nothing.
-        assert_eq!(
-            hub.handle_remote_message(&name("nowhere"), name("carol"), "x".into(), now),
-            0
-        );
+        assert!(!hub.handle_remote_message(
+            &name("nowhere"),
+            at.clone(),
+            name("carol"),
+            "x".into(),
+            now
+        ));
+        // A late duplicate: nothing.
+        assert!(!hub.handle_remote_message(&name("main"), at, name("carol"), "x".into(), now));
         assert!(drain(&mut hub).is_empty());
+    }
+
+    fn stored(offset: u64, text: &str, now: Instant) -> Stored {
+        Stored {
+            offset,
+            from: name("carol"),
+            text: text.into(),
+            at: now,
+        }
+    }
+
+    fn pushes(outs: Vec<Output>) -> Vec<Push> {
+        outs.into_iter()
+            .filter_map(|o| match o {
+                Output::Broadcast { push, .. } | Output::Deliver { push, .. } => Some(push),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn syncing_a_room_fills_gaps_in_order_or_tells_its_members_to_resync() {
+        let mut hub = Hub::new(Limits::default());
+        let now = Instant::now();
+        let a = hub.handle_connect(Door::Tcp);
+        let cmd = Command::Register {
+            kind: Register::Hello,
+            room: name("main"),
+            client: Some(name("alice")),
+            presence: false,
+            since: None,
+            offsets: true,
+        };
+        hub.handle_command(a, cmd, now).unwrap();
+        drain(&mut hub);
+        let e = |o| Position::parse(o, "cluster").unwrap();
+        // A fresh node adopts the cluster's epoch and history: its member resyncs from there.
+        let told = hub.sync_room(
+            &name("main"),
+            e(2),
+            vec![stored(1, "a", now), stored(2, "b", now)],
+            now,
+        );
+        assert!(told);
+        assert_eq!(
+            pushes(drain(&mut hub)),
+            [Push::Resync {
+                room: name("main"),
+                position: e(2)
+            }]
+        );
+        // Messages past its top that reach back to it are delivered, in order.
+        let more = vec![
+            stored(2, "b", now),
+            stored(3, "c", now),
+            stored(4, "d", now),
+        ];
+        assert!(!hub.sync_room(&name("main"), e(4), more, now));
+        let texts: Vec<String> = pushes(drain(&mut hub))
+            .into_iter()
+            .filter_map(|p| match p {
+                Push::Message { text, offset, .. } => Some(format!("{offset}{text}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, ["3c", "4d"]);
+        // A gap nobody can fill: resync at the cluster's top.
+        assert!(hub.sync_room(
+            &name("main"),
+            e(9),
+            vec![stored(8, "h", now), stored(9, "i", now)],
+            now
+        ));
+        assert_eq!(
+            pushes(drain(&mut hub)),
+            [Push::Resync {
+                room: name("main"),
+                position: e(9)
+            }]
+        );
+        let (top, page) = hub.history("main", Some(&e(7)), 10, now).unwrap();
+        assert_eq!(
+            (top, page.clone()),
+            (
+                e(9),
+                crate::Recovery::Recovered(vec![stored(8, "h", now), stored(9, "i", now)])
+            )
+        );
+        // A live message past a gap: resync first, then the message.
+        assert!(hub.handle_remote_message(&name("main"), e(12), name("carol"), "l".into(), now));
+        let got = pushes(drain(&mut hub));
+        assert_eq!(
+            got[0],
+            Push::Resync {
+                room: name("main"),
+                position: e(11)
+            }
+        );
+        assert!(matches!(&got[1], Push::Message { offset: 12, .. }));
+        // In step, or a read older than what was delivered since: nothing.
+        assert!(!hub.sync_room(&name("main"), e(12), vec![], now));
+        assert!(!hub.sync_room(&name("main"), e(11), vec![stored(11, "k", now)], now));
+        assert!(drain(&mut hub).is_empty());
+        assert_eq!(hub.position("main"), Some(e(12)));
     }
 
     #[test]

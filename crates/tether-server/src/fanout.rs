@@ -476,6 +476,7 @@ fn push_bytes(push: &Push) -> usize {
                         .map(|m| m.client.as_str().len() + 24)
                         .sum::<usize>()
             }
+            Push::Resync { room, position } => room.as_str().len() + position.epoch.len(),
             Push::Bye { reason } => reason.len(),
         }
 }

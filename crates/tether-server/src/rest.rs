@@ -300,7 +300,7 @@ async fn send(
         text,
     };
     let cmd = state.through_hook(conn, Ok(cmd)).await?;
-    let text = match &cmd {
+    let text = match cmd.command() {
         Command::Send { text, .. } => text.clone(),
         _ => String::new(),
     };
@@ -348,7 +348,7 @@ async fn direct(
         text,
     };
     let cmd = state.through_hook(conn, Ok(cmd)).await?;
-    let text = match &cmd {
+    let text = match cmd.command() {
         Command::To { text, .. } => text.clone(),
         _ => String::new(),
     };
@@ -593,6 +593,8 @@ async fn history(
             ));
         }
     };
+    // With a bus, the room's history is Redis's: bring this node's in step first.
+    state.sync_room(&room).await;
     let now = std::time::Instant::now();
     let (position, page) =
         state.with_hub(|h| h.history(room.as_str(), since.as_ref(), limit, now))?;

@@ -92,6 +92,30 @@ pub struct RoomsState {
     pub bus: Option<Arc<Bus>>,
 }
 
+/// A command that went through the hooks and the bus: to run in the hub, or done already (a
+/// SEND published through the bus: its result).
+pub enum Ready {
+    /// Run it in the hub.
+    Run(Command),
+    /// Done: the command (after its hook) and its result.
+    Done(Command, Result<Reply, HubError>),
+}
+
+impl Ready {
+    /// The command, as the hook left it.
+    pub fn command(&self) -> &Command {
+        match self {
+            Ready::Run(c) | Ready::Done(c, _) => c,
+        }
+    }
+}
+
+impl From<Command> for Ready {
+    fn from(cmd: Command) -> Ready {
+        Ready::Run(cmd)
+    }
+}
+
 /// The receiving end a socket adapter gets for a new connection.
 pub struct StreamConn {
     /// The hub's id for it.
@@ -229,19 +253,80 @@ impl RoomsState {
     }
 
     /// Passes a SEND or TO through its room's JS hook (rewritten, or refused with the error the
-    /// sender gets); every other command, and every command when no hook is set, as it is.
+    /// sender gets); every other command, and every command when no hook is set, as it is. With
+    /// a bus, a SEND is then published here (the one place a room message leaves a node: see
+    /// [`RoomsState::publish`]).
     pub async fn through_hook(
         &self,
         conn: ConnId,
         cmd: Result<Command, HubError>,
-    ) -> Result<Command, HubError> {
+    ) -> Result<Ready, HubError> {
         let cmd = cmd?;
         self.through_bus(conn, &cmd).await?;
-        if self.hooks.is_empty() || !matches!(cmd, Command::Send { .. } | Command::To { .. }) {
-            return Ok(cmd);
+        let cmd =
+            if self.hooks.is_empty() || !matches!(cmd, Command::Send { .. } | Command::To { .. }) {
+                cmd
+            } else {
+                let sender = self.with_hub(|h| h.client_of(conn).cloned());
+                self.hooks.apply(sender, cmd).await?
+            };
+        self.publish(conn, cmd).await
+    }
+
+    /// With a bus, a SEND is checked by the hub ([`Hub::prepare_send`]), positioned and published
+    /// by Redis ([`Bus::publish_message`]), and answered with that position; every node, this one
+    /// included, delivers it when it comes back from Redis. Without a bus, or for another
+    /// command, the hub runs it as it is.
+    async fn publish(&self, conn: ConnId, cmd: Command) -> Result<Ready, HubError> {
+        let (Some(bus), Command::Send { room, client, text }) = (&self.bus, &cmd) else {
+            return Ok(Ready::Run(cmd));
+        };
+        let (room, client, text) = (room.clone(), client.clone(), text.clone());
+        let publish = self.mutate(|core| {
+            core.hub
+                .prepare_send(conn, room.clone(), client, text, Instant::now())
+        });
+        let publish = match publish {
+            Ok(p) => p,
+            Err(e) => return Ok(Ready::Done(cmd, Err(e))),
+        };
+        let limits = self.config.history.limits_for(room.as_str());
+        let result = bus
+            .publish_message(&publish, limits)
+            .await
+            .map(|position| publish.sent(position));
+        Ok(Ready::Done(cmd, result))
+    }
+
+    /// With a bus, brings `room`'s history on this node in step with Redis's (its position and
+    /// newest kept messages): before a join or a REST history answers from it, after a gap in
+    /// the offsets this node received, after the pub/sub connection came back. While Redis
+    /// cannot be read, the node's own history answers.
+    pub async fn sync_room(&self, room: &Name) {
+        let Some(bus) = &self.bus else { return };
+        if self.with_hub(|h| h.position(room.as_str()).is_none()) {
+            // Not a room here (yet): nothing to bring in step, and nothing to create in Redis.
+            return;
         }
-        let sender = self.with_hub(|h| h.client_of(conn).cloned());
-        self.hooks.apply(sender, cmd).await
+        let limits = self.config.history.limits_for(room.as_str());
+        match bus.read_history(room, limits).await {
+            Ok((top, messages)) => {
+                let repaired = self.mutate(|core| {
+                    let before = core.hub.position(room.as_str());
+                    let told = core.hub.sync_room(room, top, messages, Instant::now());
+                    let after = core.hub.position(room.as_str());
+                    (before, after, told)
+                });
+                match repaired {
+                    (_, _, true) => counter!("tether_bus_resyncs_total").increment(1),
+                    (Some(b), Some(a), false) if a.epoch == b.epoch && a.offset > b.offset => {
+                        counter!("tether_bus_repaired_total").increment(a.offset - b.offset);
+                    }
+                    _ => {}
+                }
+            }
+            Err(e) => tracing::debug!("bus: reading room {room}'s history failed: {e}"),
+        }
     }
 
     /// With a bus, what the cluster must say before the hub runs a registering command: a new
@@ -269,6 +354,9 @@ impl RoomsState {
             }
         }
         bus.listen(room).await;
+        // Listening first, then reading: a message published in between comes both ways and the
+        // hub keeps it once, so the join misses nothing and repeats nothing.
+        self.sync_room(room).await;
         Ok(())
     }
 
@@ -277,14 +365,20 @@ impl RoomsState {
     pub fn execute(
         &self,
         conn: ConnId,
-        cmd: Result<Command, HubError>,
+        cmd: Result<Ready, HubError>,
         encode: impl FnOnce(&Result<Reply, HubError>) -> Outgoing,
     ) {
         let mut core = self.lock();
         let door = core.hub.door_of(conn);
-        let result = cmd.and_then(|cmd| {
-            count_in(door, &cmd);
-            core.command(conn, cmd)
+        let result = cmd.and_then(|ready| match ready {
+            Ready::Run(cmd) => {
+                count_in(door, &cmd);
+                core.command(conn, cmd)
+            }
+            Ready::Done(cmd, result) => {
+                count_in(door, &cmd);
+                result
+            }
         });
         if let Err(e) = &result {
             counter!("tether_errors_total", "code" => e.code.as_str()).increment(1);
@@ -295,10 +389,18 @@ impl RoomsState {
     }
 
     /// Runs a command for a REST client and hands the result back instead of queueing it.
-    pub fn execute_rest(&self, conn: ConnId, cmd: Command) -> Result<Reply, HubError> {
+    pub fn execute_rest(&self, conn: ConnId, cmd: impl Into<Ready>) -> Result<Reply, HubError> {
         let mut core = self.lock();
-        count_in(Some(Door::Rest), &cmd);
-        let result = core.command(conn, cmd);
+        let result = match cmd.into() {
+            Ready::Run(cmd) => {
+                count_in(Some(Door::Rest), &cmd);
+                core.command(conn, cmd)
+            }
+            Ready::Done(cmd, result) => {
+                count_in(Some(Door::Rest), &cmd);
+                result
+            }
+        };
         if let Err(e) = &result {
             counter!("tether_errors_total", "code" => e.code.as_str()).increment(1);
         }
@@ -445,15 +547,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl Core {
-    /// Runs one command in the hub; with a bus, tells the cluster what it did (a message sent, a
-    /// name given up) and shows the cluster's members in listings and join replies.
+    /// Runs one command in the hub; with a bus, tells the cluster what it did (a name given up) and shows the cluster's members in listings and join replies.
     fn command(&mut self, conn: ConnId, cmd: Command) -> Result<Reply, HubError> {
         let Some(bus) = self.bus.clone() else {
             return self.hub.handle_command(conn, cmd, Instant::now());
-        };
-        let sent = match &cmd {
-            Command::Send { room, text, .. } => Some((room.clone(), text.clone())),
-            _ => None,
         };
         let listing = match &cmd {
             Command::List { kind, arg } => Some((*kind, arg.clone())),
@@ -474,11 +571,6 @@ impl Core {
         };
         let mut result = self.hub.handle_command(conn, cmd, Instant::now());
         match &mut result {
-            Ok(Reply::Sent { room, .. }) => {
-                if let (Some((_, text)), Some(from)) = (sent, self.hub.client_of(conn)) {
-                    bus.publish_message(room, from, &text);
-                }
-            }
             Ok(Reply::Bye) => self.release_if_gone(named.as_ref()),
             Ok(reply @ Reply::Registered { .. }) => {
                 bus.view().merge_registered(reply, PRESENCE_LIMIT);

@@ -2,13 +2,17 @@
 //! (no connection between nodes) they share room messages, joins and leaves, presence, client
 //! names and room definitions (`docs/protocol/rooms.md`, Cluster).
 //!
-//! - Every write to Redis that follows from a hub event (a message, a join or leave, a presence
-//!   refresh, a released name) goes through one ordered outbox ([`Bus::publish_message`] and its
-//!   siblings, called under the hub's lock), drained by one task ([`outbox`]) in pipelines: what
-//!   one node publishes reaches Redis in the order its hub produced it.
-//! - Local members get a message directly from their node's hub, as on a single node; the other
-//!   nodes get it from the room's Redis channel ([`pubsub`]), on which a node is subscribed
-//!   while it has members in the room, over a connection of its own with its own reconnect loop.
+//! - A room message is positioned by Redis: [`Bus::publish_message`] runs one script that gives
+//!   it the room's next offset, appends it to the room's Stream and publishes it; the sender
+//!   waits for that position (its reply carries it). Every node, the sender's included, delivers
+//!   it when it comes back on the room's channel ([`pubsub`]), so members everywhere see Redis's
+//!   order; a gap in the offsets is filled from the Stream, and a join (or REST history) reads
+//!   the Stream first, so any node can recover any position.
+//! - Every other write that follows from a hub event (a join or leave, a presence refresh, a
+//!   released name) goes through one ordered outbox ([`Bus::publish_presence`] and its
+//!   siblings, called under the hub's lock), drained by one task ([`outbox`]) in pipelines.
+//! - A node listens to a room's channel while it has members in the room, over a pub/sub
+//!   connection of its own with its own reconnect loop.
 //! - Presence, claims and room definitions are kept by a periodic task ([`sync`]) with TTLs, so
 //!   a node that dies takes its members and names with it once the TTL runs out.
 
@@ -57,16 +61,26 @@ pub fn describe_metrics() {
     );
     describe_counter!(
         "tether_bus_published_total",
-        "Room messages published to the other nodes."
+        "Room messages this node had positioned and published through Redis."
     );
     describe_counter!(
         "tether_bus_received_total",
-        "Room messages received from the other nodes."
+        "Room messages received from Redis (every node's, this one's included)."
     );
     describe_counter!(
-        "tether_bus_lost_total",
-        "Room messages the other nodes' members never get, by reason: redis (Redis down), \
-         outbox_full, not_subscribed (counted per node that had members but was not subscribed, \
-         e.g. still reconnecting)."
+        "tether_bus_refused_total",
+        "Room messages refused with UNAVAILABLE because Redis could not position them."
+    );
+    describe_counter!(
+        "tether_bus_repaired_total",
+        "Room messages this node missed on the pub/sub channel and read back from the Stream."
+    );
+    describe_counter!(
+        "tether_bus_resyncs_total",
+        "Times a room's local members were told to resync (history lost or a gap not refillable)."
+    );
+    describe_counter!(
+        "tether_bus_dropped_total",
+        "Writes (presence, names, rooms) dropped because the outbox was full."
     );
 }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use metrics::counter;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tether_rooms::{ErrorCode, HubError, Name, Status};
+use std::sync::Arc;
+
+use tether_rooms::{ErrorCode, HistoryLimits, HubError, Name, Position, Publish, Status, Stored};
 use tokio::sync::Notify;
 
 use super::queue;
@@ -56,6 +58,8 @@ pub struct Bus {
     pub(super) pubsub_up: AtomicBool,
     pub(super) cmd_ok: AtomicBool,
     pub(super) view: Mutex<ClusterView>,
+    publish_script: redis::Script,
+    read_script: redis::Script,
 }
 
 impl Bus {
@@ -86,6 +90,8 @@ impl Bus {
             pubsub_up: AtomicBool::new(false),
             cmd_ok: AtomicBool::new(false),
             view: Mutex::new(ClusterView::default()),
+            publish_script: redis::Script::new(wire::PUBLISH),
+            read_script: redis::Script::new(wire::READ),
         })
     }
 
@@ -118,21 +124,111 @@ impl Bus {
 
     // ---- the publish path: called under the hub's lock, in hub order ----
 
-    /// Publishes a room message to the other nodes (this node delivered it to its own members
-    /// already). The one place a room message leaves the node; the offset-assigning script of a
-    /// history in Redis replaces its body.
-    pub fn publish_message(&self, room: &Name, from: &Name, text: &str) {
-        let event = Event::Message {
-            n: self.node.clone(),
-            f: from.to_string(),
-            t: text.to_owned(),
+    /// Publishes a room message through Redis, which gives it its cluster-wide position (the
+    /// [`wire::PUBLISH`] script: offset, the room's Stream, the channel, in one step) and returns
+    /// it. The one place a room message leaves a node; every node, this one included, delivers
+    /// it when it comes back on the room's channel, so members see Redis's order. Refused with
+    /// `UNAVAILABLE` (retryable) while Redis cannot be reached: no offset can be assigned.
+    pub async fn publish_message(
+        &self,
+        publish: &Publish,
+        limits: HistoryLimits,
+    ) -> Result<Position, HubError> {
+        let room = publish.room.as_str();
+        let mut script = self.publish_script.key(wire::meta_key(room));
+        script
+            .key(wire::stream_key(room))
+            .arg(new_epoch())
+            .arg(publish.from.as_str())
+            .arg(&*publish.text)
+            .arg(unix_ms())
+            .arg(limits.messages)
+            .arg(limits.age.as_secs().max(1))
+            .arg(wire::room_channel(room))
+            .arg(wire::message_tail(
+                &self.node,
+                publish.from.as_str(),
+                &publish.text,
+            ));
+        let mut cmd = self.cmd.clone();
+        let call = script.invoke_async::<(u64, String)>(&mut cmd);
+        match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
+            Ok(Ok((offset, epoch))) => {
+                self.set_cmd_ok(true);
+                counter!("tether_bus_published_total").increment(1);
+                Position::parse(offset, &epoch)
+            }
+            failed => {
+                if let Ok(Err(e)) = failed {
+                    tracing::warn!("bus: publishing a message failed: {e}");
+                }
+                self.set_cmd_ok(false);
+                counter!("tether_bus_refused_total").increment(1);
+                Err(HubError::new(
+                    ErrorCode::Unavailable,
+                    "the cluster bus is unreachable, so the message cannot be given an offset; \
+                     it was not sent: retry shortly",
+                ))
+            }
+        }
+    }
+
+    /// `room`'s cluster-wide position and its newest kept messages (oldest first, at most the
+    /// room's message limit), from Redis (the [`wire::READ`] script).
+    pub async fn read_history(
+        &self,
+        room: &Name,
+        limits: HistoryLimits,
+    ) -> Result<(Position, Vec<Stored>), String> {
+        let mut script = self.read_script.key(wire::meta_key(room.as_str()));
+        script
+            .key(wire::stream_key(room.as_str()))
+            .arg(new_epoch())
+            .arg(limits.messages);
+        let mut cmd = self.cmd.clone();
+        type Entries = Vec<(String, Vec<String>)>;
+        let call = script.invoke_async::<(String, u64, Entries)>(&mut cmd);
+        let (epoch, top, entries) = match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
+            Ok(Ok(r)) => {
+                self.set_cmd_ok(true);
+                r
+            }
+            Ok(Err(e)) => {
+                self.set_cmd_ok(false);
+                return Err(e.to_string());
+            }
+            Err(_) => {
+                self.set_cmd_ok(false);
+                return Err("reading history timed out".into());
+            }
         };
-        let nodes = self.view().nodes_in(room.as_str());
-        self.push(queue::Op::Publish {
-            channel: wire::room_channel(room.as_str()),
-            payload: event.encode(),
-            nodes: Some(nodes),
-        });
+        let position = Position::parse(top, &epoch).map_err(|e| e.message)?;
+        let (now, now_ms) = (Instant::now(), unix_ms());
+        let mut messages: Vec<Stored> = entries
+            .into_iter()
+            .rev()
+            .filter_map(|(id, fields)| {
+                let offset = id.split('-').next()?.parse().ok()?;
+                let (mut from, mut text, mut ms) = (None, None, now_ms);
+                for kv in fields.chunks(2) {
+                    match (kv[0].as_str(), kv.get(1)) {
+                        ("f", Some(v)) => from = wire::name(v),
+                        ("t", Some(v)) => text = Some(Arc::<str>::from(v.as_str())),
+                        ("ms", Some(v)) => ms = v.parse().unwrap_or(now_ms),
+                        _ => {}
+                    }
+                }
+                let age = Duration::from_millis(now_ms.saturating_sub(ms));
+                Some(Stored {
+                    offset,
+                    from: from?,
+                    text: text?,
+                    at: now.checked_sub(age).unwrap_or(now),
+                })
+            })
+            .collect();
+        messages.retain(|m| m.offset <= top);
+        Ok((position, messages))
     }
 
     /// Tells the other nodes that `client` joined or left `room` here, and keeps the room's
@@ -306,6 +402,23 @@ impl Bus {
             self.subs_wake.notify_one();
         }
     }
+}
+
+/// A fresh epoch for a room Redis has none for: 8 random lowercase letters, so that a room
+/// whose position Redis lost never reuses an epoch (and so its offsets).
+fn new_epoch() -> String {
+    let mut raw = [0u8; 8];
+    if getrandom::fill(&mut raw).is_err() {
+        // No randomness: the clock still differs from any earlier epoch's.
+        raw = unix_ms().to_le_bytes();
+    }
+    raw.iter().map(|b| char::from(b'a' + b % 26)).collect()
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn unavailable(what: &str) -> HubError {

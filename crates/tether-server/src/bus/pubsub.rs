@@ -10,6 +10,8 @@ use futures_util::StreamExt;
 use metrics::{counter, gauge};
 
 use super::node::Bus;
+use tether_rooms::Position;
+
 use super::wire::{self, Event};
 use crate::rooms_state::RoomsState;
 
@@ -96,16 +98,25 @@ async fn serve(state: &RoomsState, bus: &Bus, was_up: &mut bool, reached: &mut b
         counter!("tether_bus_reconnects_total").increment(1);
         tracing::info!("bus: pub/sub connection back, subscriptions restored");
     }
+    let reconnected = *was_up;
     *was_up = true;
     *reached = true;
     bus.subs_done.notify_waiters();
     // Presence, names and rooms may be gone from a restarted Redis: write them again now.
     bus.sync_wake.notify_one();
+    if reconnected {
+        // Messages published while this connection was down never came: fill them in from the
+        // rooms' Streams (or tell the members to resync if Redis lost them), before any newer
+        // one is delivered.
+        for room in rooms_now(bus).iter().filter_map(|r| wire::name(r)) {
+            state.sync_room(&room).await;
+        }
+    }
     loop {
         tokio::select! {
             _ = state.drain.shutdown.cancelled() => return Ended::Shutdown,
             msg = stream.next() => match msg {
-                Some(msg) => deliver(state, bus, msg.get_channel_name(), msg.get_payload_bytes()),
+                Some(msg) => deliver(state, bus, msg.get_channel_name(), msg.get_payload_bytes()).await,
                 None => return Ended::Failed("connection closed".into()),
             },
             _ = bus.subs_wake.notified() => {
@@ -146,25 +157,47 @@ async fn serve(state: &RoomsState, bus: &Bus, was_up: &mut bool, reached: &mut b
     }
 }
 
-/// Hands one event from another node to the hub (the node's own events come back too: skipped).
-fn deliver(state: &RoomsState, bus: &Bus, channel: &str, payload: &[u8]) {
+fn rooms_now(bus: &Bus) -> Vec<String> {
+    let subs = bus.subs.lock().unwrap_or_else(|p| p.into_inner());
+    subs.active.iter().cloned().collect()
+}
+
+/// Hands one event to the hub: room messages from every node (this one's included: they are
+/// delivered here too, in Redis's order), the other events from the other nodes only.
+async fn deliver(state: &RoomsState, bus: &Bus, channel: &str, payload: &[u8]) {
     let Some(event) = Event::decode(payload) else {
         counter!("tether_bus_errors_total", "conn" => "bad_payload").increment(1);
         return;
     };
+    let room = wire::channel_room(channel).and_then(wire::name);
+    if let (Some(room), Event::Message { o, e, f, t, .. }) = (&room, &event) {
+        let (Some(from), Ok(position)) = (wire::name(f), Position::parse(*o, e)) else {
+            counter!("tether_bus_errors_total", "conn" => "bad_payload").increment(1);
+            return;
+        };
+        counter!("tether_bus_received_total").increment(1);
+        let in_step = state.with_hub(|h| {
+            h.position(room.as_str())
+                .map(|p| p.epoch == position.epoch && position.offset <= p.offset + 1)
+        });
+        match in_step {
+            None => return,
+            Some(true) => {}
+            // A gap (this node missed messages) or another epoch: read the Stream first.
+            Some(false) => state.sync_room(room).await,
+        }
+        let text = Arc::from(t.as_str());
+        state.mutate(|core| {
+            core.hub
+                .handle_remote_message(room, position, from, text, Instant::now())
+        });
+        return;
+    }
     if event.node() == bus.node {
         return;
     }
     let now = Instant::now();
-    match (wire::channel_room(channel).and_then(wire::name), event) {
-        (Some(room), Event::Message { f, t, .. }) => {
-            let Some(from) = wire::name(&f) else { return };
-            counter!("tether_bus_received_total").increment(1);
-            state.mutate(|core| {
-                core.hub
-                    .handle_remote_message(&room, from, Arc::from(t), now)
-            });
-        }
+    match (room, event) {
         (Some(room), Event::Join { n, c }) => {
             let Some(client) = wire::name(&c) else { return };
             bus.view().joined(room.as_str(), client.as_str(), &n);

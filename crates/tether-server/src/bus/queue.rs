@@ -6,8 +6,7 @@ use metrics::counter;
 
 use super::wire::{self, RELEASE};
 
-/// Bytes the outbox holds at most; a write that does not fit is dropped (and a message counted
-/// lost): a node whose Redis is slow or gone never grows without bound.
+/// Bytes the outbox holds at most; a write that does not fit is dropped (and counted): a node whose Redis is slow or gone never grows without bound.
 pub const OUTBOX_BYTES: usize = 8 << 20;
 
 /// Most writes in one pipeline.
@@ -15,13 +14,6 @@ const BATCH: usize = 512;
 
 /// One write to Redis.
 pub enum Op {
-    /// PUBLISH a payload; `nodes`: for a room message, how many other nodes had members in the
-    /// room when it was sent (fewer receivers are counted lost), `None` for other events.
-    Publish {
-        channel: String,
-        payload: String,
-        nodes: Option<usize>,
-    },
     /// A join (`value`: the presence hash value) or leave: the hash entry and the event.
     Presence {
         room: String,
@@ -40,9 +32,6 @@ pub enum Op {
 impl Op {
     pub fn bytes(&self) -> usize {
         64 + match self {
-            Op::Publish {
-                channel, payload, ..
-            } => channel.len() + payload.len(),
             Op::Presence {
                 room,
                 client,
@@ -55,22 +44,8 @@ impl Op {
         }
     }
 
-    pub fn is_message(&self) -> bool {
-        matches!(self, Op::Publish { nodes: Some(_), .. })
-    }
-
     pub fn add_to(self, pipe: &mut redis::Pipeline, node: &str) {
         match self {
-            Op::Publish {
-                channel,
-                payload,
-                nodes,
-            } => {
-                pipe.publish(channel, payload);
-                if nodes.is_none() {
-                    pipe.ignore();
-                }
-            }
             Op::Presence {
                 room,
                 client,
@@ -117,9 +92,7 @@ impl Outbox {
     pub fn push(&mut self, op: Op) -> bool {
         let bytes = op.bytes();
         if self.bytes + bytes > OUTBOX_BYTES {
-            if op.is_message() {
-                counter!("tether_bus_lost_total", "reason" => "outbox_full").increment(1);
-            }
+            counter!("tether_bus_dropped_total").increment(1);
             return false;
         }
         self.bytes += bytes;
@@ -142,10 +115,9 @@ mod tests {
     #[test]
     fn the_outbox_is_bounded_in_bytes_and_keeps_order() {
         let mut o = Outbox::default();
-        let op = |i: usize| Op::Publish {
-            channel: "c".into(),
+        let op = |i: usize| Op::RoomRemoved {
+            room: "c".into(),
             payload: format!("{}{i}", "x".repeat((1 << 20) - 1)),
-            nodes: Some(1),
         };
         let mut pushed = 0;
         while o.push(op(pushed)) {
@@ -154,7 +126,7 @@ mod tests {
         assert_eq!(pushed, 7); // 8 MiB of 1 MiB payloads, with their overhead
         let taken = o.take();
         assert_eq!(taken.len(), 7);
-        assert!(matches!(&taken[0], Op::Publish { payload, .. } if payload.ends_with('0')));
+        assert!(matches!(&taken[0], Op::RoomRemoved { payload, .. } if payload.ends_with('0')));
         assert_eq!(o.bytes, 0);
         assert!(o.push(op(0)));
     }

@@ -38,6 +38,51 @@ pub fn client_key(client: &str) -> String {
     format!("{PREFIX}client:{client}")
 }
 
+/// The hash of a room's cluster-wide position: `epoch` and `top` (its last offset).
+pub fn meta_key(room: &str) -> String {
+    format!("{PREFIX}meta:{{{room}}}")
+}
+
+/// The Stream of a room's kept messages: entry id `<offset>-0`, fields `f` (sender), `t`
+/// (text), `ms` (when published, Unix milliseconds).
+pub fn stream_key(room: &str) -> String {
+    format!("{PREFIX}stream:{{{room}}}")
+}
+
+/// Positions and publishes one room message, atomically, so that offsets are assigned in the
+/// order Redis publishes them. `KEYS`: meta, stream. `ARGV`: an epoch for a room that has none
+/// (new, or lost by Redis), sender, text, ms, how many messages to keep (0: none), their TTL in
+/// seconds, the room's channel, and the event's JSON after its `{` (the script puts the
+/// position first). Returns `{offset, epoch}`.
+pub const PUBLISH: &str = r#"redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+local offset = redis.call('HINCRBY', KEYS[1], 'top', 1)
+if offset == 1 then redis.call('DEL', KEYS[2]) end
+local keep = tonumber(ARGV[5])
+if keep > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', keep, offset .. '-0', 'f', ARGV[2], 't', ARGV[3], 'ms', ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[6])
+end
+redis.call('PUBLISH', ARGV[7], '{"k":"m","o":' .. offset .. ',"e":"' .. epoch .. '",' .. ARGV[8])
+return {offset, epoch}"#;
+
+/// A room's position and its newest `ARGV[2]` kept messages (newest first), giving the room
+/// the epoch `ARGV[1]` if it has none. `KEYS`: meta, stream. Returns `{epoch, top, entries}`.
+pub const READ: &str = r#"redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+local top = tonumber(redis.call('HGET', KEYS[1], 'top') or '0')
+local entries = {}
+if tonumber(ARGV[2]) > 0 then
+  entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[2])
+end
+return {epoch, top, entries}"#;
+
+/// The JSON of a room message event after its `{`, for [`PUBLISH`] to put the position before.
+pub fn message_tail(node: &str, from: &str, text: &str) -> String {
+    let body = serde_json::json!({"n": node, "f": from, "t": text}).to_string();
+    body.strip_prefix('{').unwrap_or_default().to_owned()
+}
+
 /// Claims `KEYS[1]` for node `ARGV[1]` for `ARGV[2]` seconds unless another node holds it.
 pub const CLAIM: &str = "local v = redis.call('GET', KEYS[1]) \
     if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return 1 end \
@@ -51,10 +96,14 @@ pub const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "k")]
 pub enum Event {
-    /// A room message.
+    /// A room message, positioned by [`PUBLISH`].
     #[serde(rename = "m")]
     Message {
-        /// The node that published it (it delivered it to its own members already).
+        /// Its offset in the room.
+        o: u64,
+        /// The room's epoch.
+        e: String,
+        /// The node that published it.
         n: String,
         /// The sender.
         f: String,
@@ -151,6 +200,8 @@ mod tests {
     #[test]
     fn events_round_trip_and_foreign_payloads_are_ignored() {
         let e = Event::Message {
+            o: 3,
+            e: "abc".into(),
             n: "n1".into(),
             f: "alice".into(),
             t: "hi \"there\"\n".into(),
@@ -165,6 +216,12 @@ mod tests {
             })
         );
         assert_eq!(Event::decode(b"not json"), None);
+        // What the PUBLISH script writes decodes as a message.
+        let built = format!(
+            r#"{{"k":"m","o":3,"e":"abc",{}"#,
+            message_tail("n1", "alice", "hi \"there\"\n")
+        );
+        assert_eq!(Event::decode(built.as_bytes()), Some(e.clone()));
         assert_eq!(Event::decode(br#"{"k":"zz"}"#), None);
     }
 
