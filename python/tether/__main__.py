@@ -39,6 +39,13 @@ _FLAGS: list[tuple[str, str, type, str]] = [
     ("tls-key", "PEM", str, "PEM private key for --tls-cert"),
     ("shutdown-grace", "SECS", float, "seconds to wait for clients on shutdown [5]"),
     (
+        "data",
+        "DIR",
+        str,
+        "directory where rooms and their history are kept (SQLite) across restarts [in memory]",
+    ),
+    ("bus", "URL", str, "join a cluster of nodes through this Redis (redis://HOST:PORT/DB) [none]"),
+    (
         "allowed-origins",
         "ORIGINS",
         str,

@@ -83,6 +83,8 @@ def serve(
     websocket_max_connections: int | None = None,
     websocket_incoming_bytes: int | None = None,
     websocket_outgoing_bytes: int | None = None,
+    data: str | PathLike[str] | None = None,
+    bus: str | None = None,
 ) -> NativeServer: ...
 
 Part: TypeAlias = tuple[str, object] | tuple[str, object, Callable[[object], bytes] | None]

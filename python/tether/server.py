@@ -23,9 +23,9 @@ _INT_OPTIONS = (
     "websocket_incoming_bytes",
     "websocket_outgoing_bytes",
 )
-_PATH_OPTIONS = ("config", "tls_cert", "tls_key")
+_PATH_OPTIONS = ("config", "tls_cert", "tls_key", "data")
 _LIST_OPTIONS = ("allowed_origins", "allowed_hosts")
-_OPTIONS = (*_INT_OPTIONS, *_PATH_OPTIONS, "shutdown_grace", *_LIST_OPTIONS)
+_OPTIONS = (*_INT_OPTIONS, *_PATH_OPTIONS, "shutdown_grace", "bus", *_LIST_OPTIONS)
 
 
 class Server:
@@ -197,6 +197,11 @@ def _check(options: dict[str, Any]) -> dict[str, Any]:
             value = os.fspath(value)
         elif name in _LIST_OPTIONS:
             value = _str_list(name, value)
+        elif name == "bus":
+            if not isinstance(value, str):
+                raise ConfigError(
+                    f"bus must be a redis://HOST:PORT/DB string, got {type(value).__name__}"
+                )
         elif name == "shutdown_grace":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"shutdown_grace must be a number of seconds, got {value!r}")
@@ -240,8 +245,10 @@ def serve(
     a warning when that port is taken), `"off"` or `False` for none; read it back from `.relay_addr`.
     Other options are the `tether serve` flags with `_` for `-`: `config`, `max_clients`,
     `max_message_length`, `max_rooms`, `queue_capacity`, `tls_cert`, `tls_key`,
-    `shutdown_grace`, `allowed_origins` and `allowed_hosts` (a list of strings or one
-    comma-separated string); and the defaults of the Python WebSocket endpoints
+    `shutdown_grace`, `data` (a directory: rooms and their history kept in SQLite across
+    restarts), `bus` (`redis://HOST:PORT/DB`: one node of a cluster through Redis),
+    `allowed_origins` and `allowed_hosts` (a list of strings or one comma-separated string); and
+    the defaults of the Python WebSocket endpoints
     (`Server.websocket`): `websocket_max_connections` (open connections to all of them together,
     default 1024; one more is closed with 1013 before its handler runs), `websocket_incoming_bytes`
     and `websocket_outgoing_bytes` (each connection's queue budget per direction, default 4 MiB).

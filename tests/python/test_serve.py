@@ -84,12 +84,43 @@ async def test_awaiting_a_native_future() -> None:
         ({"allowed_origins": 3}, "allowed_origins must be a list of strings"),
         ({"allowed_origins": ["https://app.example.com/x"]}, "no path"),
         ({"allowed_hosts": "myhost:8700"}, "without port"),
+        ({"bus": 6379}, "bus must be a redis://HOST:PORT/DB string"),
+        ({"data": 3}, "data must be a path"),
     ],
 )
 def test_bad_options_raise_config_error(options: dict[str, object], message: str) -> None:
     opts = {**EPHEMERAL, **options}
     with pytest.raises(tether.ConfigError, match=message):
         tether.serve(**opts)  # type: ignore[arg-type]
+
+
+def test_a_bad_bus_url_is_refused_without_echoing_it() -> None:
+    # The URL may carry a password: the error names the expected form, never the value.
+    with pytest.raises(tether.ConfigError, match="redis://") as err:
+        tether.serve(**EPHEMERAL, bus="http://user:s3cret@example.com/0")
+    assert "s3cret" not in str(err.value)
+
+
+async def test_data_keeps_rooms_and_history_across_a_restart(tmp_path) -> None:
+    # A message sent before an orderly close is recovered after a restart on the same directory.
+    async with tether.serve(**EPHEMERAL, data=tmp_path) as srv:
+        replies = await tcp_exchange(
+            srv.tcp_addr,
+            ["HELLO main:alice OFFSETS", "SEND main:alice kept across restarts"],
+            2,
+        )
+    assert replies[0].startswith("OK HELLO main:alice AT 0 "), replies
+    ok, send, room, _n, offset, epoch = replies[1].split()
+    assert (ok, send, room, offset) == ("OK", "SEND", "main", "1"), replies
+    async with tether.serve(**EPHEMERAL, data=tmp_path) as again:
+        status, body = await http_get(again.http_addr, "/chatrooms/main/history")
+        assert status == 200, body
+        history = json.loads(body)
+        assert (history["offset"], history["epoch"]) == (1, epoch), history
+        assert [(m["offset"], m["from"], m["text"]) for m in history["messages"]] == [
+            (1, "alice", "kept across restarts")
+        ]
+    assert (tmp_path / "tether.db").exists()
 
 
 def test_error_hierarchy() -> None:

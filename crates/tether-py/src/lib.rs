@@ -248,7 +248,7 @@ fn positive(name: &str, v: Option<i64>) -> PyResult<Option<usize>> {
     max_rooms = None, queue_capacity = None, tls_cert = None, tls_key = None, shutdown_grace = None,
     relay = None, allowed_origins = None, allowed_hosts = None,
     websocket_max_connections = None, websocket_incoming_bytes = None,
-    websocket_outgoing_bytes = None
+    websocket_outgoing_bytes = None, data = None, bus = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn serve(
@@ -269,6 +269,8 @@ fn serve(
     websocket_max_connections: Option<i64>,
     websocket_incoming_bytes: Option<i64>,
     websocket_outgoing_bytes: Option<i64>,
+    data: Option<PathBuf>,
+    bus: Option<String>,
 ) -> PyResult<NativeServer> {
     let websocket_defaults = bridge::Defaults::new(
         positive("websocket_max_connections", websocket_max_connections)?,
@@ -312,6 +314,8 @@ fn serve(
         relay,
         allowed_origins,
         allowed_hosts,
+        data,
+        bus,
         ..ServeArgs::default()
     };
     let cfg = args
