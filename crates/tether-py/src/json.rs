@@ -333,7 +333,10 @@ impl<'py> Walker<'py> {
                         && list_len(l) == items.len()
                     {
                         let py = l.py();
-                        for (i, child) in items.iter_mut().enumerate() {
+                        for i in 0..items.len() {
+                            prefetch_ahead(items, i);
+                            prefetch_list_item(l, i + PREFETCH_DISTANCE, items.len());
+                            let child = &mut items[i];
                             let i_ssize =
                                 ffi::Py_ssize_t::try_from(i).unwrap_or(ffi::Py_ssize_t::MAX);
                             // SAFETY: `l` is alive; PyList_GetItem returns a borrowed reference
@@ -417,6 +420,86 @@ impl<'py> Walker<'py> {
         let item = item.to_owned();
         self.diff(child, &item, at, ops, depth + 1)
     }
+}
+
+/// How many items ahead [`prefetch_ahead`] starts loading a baseline item's memory.
+const PREFETCH_DISTANCE: usize = 8;
+
+/// Asks the CPU to start loading the baseline memory the walk will read a few items from now:
+/// the entries of the item `PREFETCH_DISTANCE` ahead, and the strings and arrays those of the
+/// item half as far ahead point to (loaded by the first step by then). A sync of a big list is
+/// bound by memory latency once other work has evicted the baseline from the caches (as a
+/// `gc.collect()` does); overlapping the loads hides much of it. Only a hint: it reads nothing.
+#[inline]
+fn prefetch_ahead(items: &[Value], i: usize) {
+    if let Some(far) = items.get(i + PREFETCH_DISTANCE) {
+        prefetch_shallow(far);
+    }
+    if let Some(Value::Object(map)) = items.get(i + PREFETCH_DISTANCE / 2) {
+        for (key, value) in map {
+            prefetch(key.as_ptr());
+            prefetch_shallow(value);
+        }
+    }
+}
+
+/// Prefetches the Python object at `index` of a list of `len` items, if `index` is in it (the
+/// list's own item array is read; the object is only hinted).
+#[inline]
+fn prefetch_list_item(l: &Bound<'_, PyList>, index: usize, len: usize) {
+    if index >= len {
+        return;
+    }
+    let Ok(i) = ffi::Py_ssize_t::try_from(index) else {
+        return;
+    };
+    // SAFETY: `l` is a live list; PyList_GetItem returns a borrowed reference, only hinted here,
+    // or NULL with an IndexError set if Python code shrank the list meanwhile, cleared at once
+    // (no other exception is pending while the walk runs: it returns on the first error).
+    let item = unsafe { ffi::PyList_GetItem(l.as_ptr(), i) };
+    if item.is_null() {
+        unsafe { ffi::PyErr_Clear() };
+        return;
+    }
+    prefetch_lines(item.cast(), 128);
+}
+
+/// Prefetches the heap memory a value points to directly (its first few cache lines).
+#[inline]
+fn prefetch_shallow(v: &Value) {
+    match v {
+        Value::String(s) => prefetch(s.as_ptr()),
+        Value::Array(a) => prefetch_lines(a.as_ptr().cast(), std::mem::size_of_val(&a[..])),
+        Value::Object(m) => {
+            if let Some((key, _)) = m.iter().next() {
+                // The map's entries are contiguous (key, value and hash per entry).
+                let entry = std::ptr::from_ref(key).cast::<u8>();
+                prefetch_lines(entry, m.len() * 64);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Prefetches up to 8 cache lines from `p`.
+#[inline]
+fn prefetch_lines(p: *const u8, bytes: usize) {
+    let lines = bytes.div_ceil(64).min(8);
+    for line in 0..lines {
+        prefetch(p.wrapping_add(line * 64));
+    }
+}
+
+/// A prefetch hint for the cache line at `p` (no-op where there is no such instruction).
+#[inline]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults nor reads into the program, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// The UTF-8 of an object known to be exactly `str` (one call; pyo3's wrapper is not inlined
