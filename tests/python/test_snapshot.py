@@ -161,6 +161,43 @@ def test_one_insert_in_a_long_list_is_one_op() -> None:
     assert ops == [{"op": "add", "path": "/items/500", "value": {"id": -1, "tags": []}}]
 
 
+def test_keys_and_numbers_at_the_fast_paths_edges() -> None:
+    # Many dicts share their key objects (the walk remembers a key's UTF-8 by object); one
+    # renames a key to another of the same length, one gets an equal key that is another object,
+    # and numbers sit at the edges of the one-call int comparison (i64, u64, beyond, bool, float).
+    items = [{"id": i, "név": "é" * (i % 20), "n": 2**63 - 1 - i} for i in range(300)]
+    snap = Snap()
+    snap.set_frame("_SET:K", [("items", items)])
+    assert snap.patch_frame("_PATCH:K", [("items", items)]) is None
+    old = json.loads(json.dumps(items))
+    items[10] = {"ix": 10, "név": items[10]["név"], "n": items[10]["n"]}  # same length, renamed
+    items[11] = {
+        str(bytearray(b"id"), "ascii"): 11,
+        "név": items[11]["név"],
+        "n": items[11]["n"],
+    }  # equal
+    items[12]["n"] = 2**63  # beyond i64, within u64
+    items[13]["n"] = True  # a bool is not the number 1
+    items[14]["id"] = 14.0  # a float prints differently from the int
+    items[15]["név"] = "é" * 14 + "ee"  # as many characters, not as many bytes
+    ops = frame(snap.patch_frame("_PATCH:K", [("items", items)]))["data"]
+    assert not any(op["path"].startswith("/items/11") for op in ops), ops
+    for op in (
+        {"op": "replace", "path": "/items/12/n", "value": 2**63},
+        {"op": "replace", "path": "/items/13/n", "value": True},
+        {"op": "replace", "path": "/items/14/id", "value": 14.0},
+        {"op": "replace", "path": "/items/15/név", "value": "é" * 14 + "ee"},
+    ):
+        assert op in ops, ops
+    new = json.loads(json.dumps(items))
+    assert jsonpatch.apply_patch({"items": old}, ops) == {"items": new}
+    assert snap.to_python()["items"] == new
+    assert snap.patch_frame("_PATCH:K", [("items", items)]) is None
+    items[12]["n"] = 2**64  # beyond u64: refused, naming where
+    with pytest.raises(ValueError, match="/items/12/n"):
+        snap.patch_frame("_PATCH:K", [("items", items)])
+
+
 class Item(BaseModel):
     id: int
     text: str

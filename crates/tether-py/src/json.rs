@@ -5,7 +5,7 @@
 //! `str`, `int`, `float`, `bool`, `None`, and subclasses of these, as `json.dumps` accepts them);
 //! anything else is refused with a message that names the path and the type.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Mutex;
 
 use pyo3::Borrowed;
@@ -108,6 +108,38 @@ static MODEL_CLASSES: Mutex<Vec<(usize, Py<PyType>, bool)>> = Mutex::new(Vec::ne
 pub struct Walker<'py> {
     check: Option<Bound<'py, PyAny>>,
     last: Cell<(usize, bool)>,
+    keys: RefCell<KeyCache<'py>>,
+}
+
+/// How many dict keys [`KeyCache`] remembers (a power of two).
+const KEY_SLOTS: usize = 32;
+
+/// The UTF-8 of recently seen `str` dict keys, by object: the items of a list mostly share their
+/// key objects (a model's field names, a literal's interned keys), and asking CPython for a key's
+/// UTF-8 is a call per key per item. Each slot holds its key alive, so its address cannot be
+/// reused by another string while it is cached.
+struct KeyCache<'py> {
+    slots: [Option<(Bound<'py, PyString>, *const u8, usize)>; KEY_SLOTS],
+}
+
+impl<'py> KeyCache<'py> {
+    /// The UTF-8 of an exact `str`, from the cache or CPython (then cached).
+    #[inline]
+    fn utf8<'a>(&'a mut self, s: &Bound<'py, PyString>) -> PyResult<&'a [u8]> {
+        let ptr = s.as_ptr() as usize;
+        let slot = &mut self.slots[(ptr >> 4 ^ ptr >> 9) & (KEY_SLOTS - 1)];
+        let hit = matches!(slot, Some((k, _, _)) if k.as_ptr() as usize == ptr);
+        if !hit {
+            let bytes = s.to_str()?.as_bytes();
+            *slot = Some((s.clone(), bytes.as_ptr(), bytes.len()));
+        }
+        let Some((_, data, len)) = slot else {
+            unreachable!("the slot was just filled")
+        };
+        // SAFETY: `data`/`len` are the UTF-8 CPython gave for the string the slot holds alive;
+        // CPython keeps a str's UTF-8 for the string's lifetime and strings are immutable.
+        Ok(unsafe { std::slice::from_raw_parts(*data, *len) })
+    }
 }
 
 impl<'py> Walker<'py> {
@@ -121,6 +153,9 @@ impl<'py> Walker<'py> {
         Self {
             check,
             last: Cell::new((0, false)),
+            keys: RefCell::new(KeyCache {
+                slots: [const { None }; KEY_SLOTS],
+            }),
         }
     }
 
@@ -170,6 +205,10 @@ impl<'py> Walker<'py> {
                 ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut()),
             )
         }?;
+        if is_exact(&d, BuiltIn::Dict) {
+            // SAFETY: the type was just checked to be exactly `dict`.
+            return Ok(Some(unsafe { d.cast_into_unchecked::<PyDict>() }));
+        }
         Ok(d.cast_into::<PyDict>().ok())
     }
 
@@ -266,23 +305,38 @@ impl<'py> Walker<'py> {
         if depth <= MAX_DEPTH {
             match &mut *prev {
                 Value::Object(map) => {
-                    let dict = match obj.cast::<PyDict>() {
-                        Ok(d) => Some(d.clone()),
-                        Err(_) => self.model_dict(obj)?,
+                    let model;
+                    let dict = if is_exact(obj, BuiltIn::Dict) {
+                        // SAFETY: the type was just checked to be exactly `dict`.
+                        Some(unsafe { obj.cast_unchecked::<PyDict>() })
+                    } else if let Ok(d) = obj.cast::<PyDict>() {
+                        Some(d)
+                    } else {
+                        model = self.model_dict(obj)?;
+                        model.as_ref()
                     };
                     if let Some(d) = dict
-                        && d.len() == map.len()
-                        && self.diff_same_keys(map, &d, at, ops, depth)?
+                        && dict_len(d) == map.len()
+                        && self.diff_same_keys(map, d, at, ops, depth)?
                     {
                         return Ok(());
                     }
                 }
                 Value::Array(items) => {
-                    if let Ok(l) = obj.cast::<PyList>()
-                        && l.len() == items.len()
+                    let list = if is_exact(obj, BuiltIn::List) {
+                        // SAFETY: the type was just checked to be exactly `list`.
+                        Some(unsafe { obj.cast_unchecked::<PyList>() })
+                    } else {
+                        obj.cast::<PyList>().ok()
+                    };
+                    if let Some(l) = list
+                        && list_len(l) == items.len()
                     {
                         let py = l.py();
-                        for (i, child) in items.iter_mut().enumerate() {
+                        for i in 0..items.len() {
+                            prefetch_ahead(items, i);
+                            prefetch_list_item(l, i + PREFETCH_DISTANCE, items.len());
+                            let child = &mut items[i];
                             let i_ssize =
                                 ffi::Py_ssize_t::try_from(i).unwrap_or(ffi::Py_ssize_t::MAX);
                             // SAFETY: `l` is alive; PyList_GetItem returns a borrowed reference
@@ -334,7 +388,14 @@ impl<'py> Walker<'py> {
                 return Ok(false);
             }
             let (k, v) = unsafe { (Borrowed::from_ptr(py, k), Borrowed::from_ptr(py, v)) };
-            if !str_is(&k, key)? {
+            let same = if is_exact(&k, BuiltIn::Str) {
+                // SAFETY: the type was just checked to be exactly `str`.
+                let s = unsafe { k.cast_unchecked::<PyString>() };
+                bytes_eq(self.keys.borrow_mut().utf8(&s)?, key.as_bytes())
+            } else {
+                str_is(&k, key)?
+            };
+            if !same {
                 return Ok(false);
             }
             self.diff_child(child, v, &At::Key(at, key), ops, depth)?;
@@ -361,6 +422,116 @@ impl<'py> Walker<'py> {
     }
 }
 
+/// How many items ahead [`prefetch_ahead`] starts loading a baseline item's memory.
+const PREFETCH_DISTANCE: usize = 8;
+
+/// Asks the CPU to start loading the baseline memory the walk will read a few items from now:
+/// the entries of the item `PREFETCH_DISTANCE` ahead, and the strings and arrays those of the
+/// item half as far ahead point to (loaded by the first step by then). A sync of a big list is
+/// bound by memory latency once other work has evicted the baseline from the caches (as a
+/// `gc.collect()` does); overlapping the loads hides much of it. Only a hint: it reads nothing.
+#[inline]
+fn prefetch_ahead(items: &[Value], i: usize) {
+    if let Some(far) = items.get(i + PREFETCH_DISTANCE) {
+        prefetch_shallow(far);
+    }
+    if let Some(Value::Object(map)) = items.get(i + PREFETCH_DISTANCE / 2) {
+        for (key, value) in map {
+            prefetch(key.as_ptr());
+            prefetch_shallow(value);
+        }
+    }
+}
+
+/// Prefetches the Python object at `index` of a list of `len` items, if `index` is in it (the
+/// list's own item array is read; the object is only hinted).
+#[inline]
+fn prefetch_list_item(l: &Bound<'_, PyList>, index: usize, len: usize) {
+    if index >= len {
+        return;
+    }
+    let Ok(i) = ffi::Py_ssize_t::try_from(index) else {
+        return;
+    };
+    // SAFETY: `l` is a live list; PyList_GetItem returns a borrowed reference, only hinted here,
+    // or NULL with an IndexError set if Python code shrank the list meanwhile, cleared at once
+    // (no other exception is pending while the walk runs: it returns on the first error).
+    let item = unsafe { ffi::PyList_GetItem(l.as_ptr(), i) };
+    if item.is_null() {
+        unsafe { ffi::PyErr_Clear() };
+        return;
+    }
+    prefetch_lines(item.cast(), 128);
+}
+
+/// Prefetches the heap memory a value points to directly (its first few cache lines).
+#[inline]
+fn prefetch_shallow(v: &Value) {
+    match v {
+        Value::String(s) => prefetch(s.as_ptr()),
+        Value::Array(a) => prefetch_lines(a.as_ptr().cast(), std::mem::size_of_val(&a[..])),
+        Value::Object(m) => {
+            if let Some((key, _)) = m.iter().next() {
+                // The map's entries are contiguous (key, value and hash per entry).
+                let entry = std::ptr::from_ref(key).cast::<u8>();
+                prefetch_lines(entry, m.len() * 64);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Prefetches up to 8 cache lines from `p`.
+#[inline]
+fn prefetch_lines(p: *const u8, bytes: usize) {
+    let lines = bytes.div_ceil(64).min(8);
+    for line in 0..lines {
+        prefetch(p.wrapping_add(line * 64));
+    }
+}
+
+/// A prefetch hint for the cache line at `p` (no-op where there is no such instruction).
+#[inline]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults nor reads into the program, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// The UTF-8 of an object known to be exactly `str` (one call; pyo3's wrapper is not inlined
+/// across crates).
+#[inline]
+fn exact_str_utf8<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
+    let mut len: ffi::Py_ssize_t = 0;
+    // SAFETY: `obj` is a live `str`; the UTF-8 CPython returns lives as long as the string
+    // (borrowed for `'a`), or NULL with an exception set (unencodable surrogates).
+    let data = unsafe { ffi::PyUnicode_AsUTF8AndSize(obj.as_ptr(), &mut len) };
+    if data.is_null() {
+        return Err(PyErr::fetch(obj.py()));
+    }
+    let len = usize::try_from(len).unwrap_or(0);
+    // SAFETY: see above; `len` bytes at `data`.
+    Ok(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
+}
+
+/// A dict's length in one call.
+#[inline]
+fn dict_len(d: &Bound<'_, PyDict>) -> usize {
+    // SAFETY: `d` is a live dict.
+    usize::try_from(unsafe { ffi::PyDict_Size(d.as_ptr()) }).unwrap_or(usize::MAX)
+}
+
+/// A list's length in one call.
+#[inline]
+fn list_len(l: &Bound<'_, PyList>) -> usize {
+    // SAFETY: `l` is a live list.
+    usize::try_from(unsafe { ffi::PyList_Size(l.as_ptr()) }).unwrap_or(usize::MAX)
+}
+
 /// Whether a Python object is a `str` equal to `key`.
 #[inline]
 fn str_is(obj: &Bound<'_, PyAny>, key: &str) -> PyResult<bool> {
@@ -370,10 +541,31 @@ fn str_is(obj: &Bound<'_, PyAny>, key: &str) -> PyResult<bool> {
     Ok(bytes_eq(s.to_str()?.as_bytes(), key.as_bytes()))
 }
 
-/// Byte equality without a libc call for the short strings keys and values mostly are.
+/// Byte equality without a libc call for the short strings keys and values mostly are: up to 16
+/// bytes as two overlapping words (no loop), longer ones by `memcmp`.
 #[inline]
 fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| {
+        let mut w = [0; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_ne_bytes(w)
+    };
+    let half = |s: &[u8], at: usize| {
+        let mut w = [0; 4];
+        w.copy_from_slice(&s[at..at + 4]);
+        u32::from_ne_bytes(w)
+    };
+    match n {
+        0 => true,
+        1..4 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -382,6 +574,8 @@ enum BuiltIn {
     Int,
     Float,
     Bool,
+    Dict,
+    List,
 }
 
 /// The type object of a built-in scalar type, to test exact types by pointer.
@@ -393,7 +587,16 @@ fn builtin(which: BuiltIn) -> *mut ffi::PyTypeObject {
         BuiltIn::Int => &raw mut ffi::PyLong_Type,
         BuiltIn::Float => &raw mut ffi::PyFloat_Type,
         BuiltIn::Bool => &raw mut ffi::PyBool_Type,
+        BuiltIn::Dict => &raw mut ffi::PyDict_Type,
+        BuiltIn::List => &raw mut ffi::PyList_Type,
     }
+}
+
+/// Whether `obj` is exactly of a built-in type: one pointer comparison, where a type check by
+/// flags is a call into CPython under the stable ABI.
+#[inline]
+fn is_exact(obj: &Bound<'_, PyAny>, which: BuiltIn) -> bool {
+    obj.get_type_ptr() == builtin(which)
 }
 
 /// Converts a plain Python JSON value (no models); see [`Walker::to_value`].
@@ -488,20 +691,31 @@ fn scalar_eq(v: &Value, obj: &Bound<'_, PyAny>) -> PyResult<bool> {
         Value::String(s) => {
             if ty == builtin(BuiltIn::Str) {
                 // SAFETY: the type was just checked to be exactly `str`.
-                let o = unsafe { obj.cast_unchecked::<PyString>() };
-                bytes_eq(o.to_str()?.as_bytes(), s.as_bytes())
+                bytes_eq(exact_str_utf8(obj)?, s.as_bytes())
             } else {
                 str_is(obj, s)?
             }
         }
         Value::Number(n) => {
             if ty == builtin(BuiltIn::Float) {
-                // SAFETY: the type was just checked to be exactly `float`.
-                let f = unsafe { obj.cast_unchecked::<PyFloat>() }.value();
+                // SAFETY: the type was just checked to be exactly `float`
+                // (PyFloat_AsDouble cannot fail on an exact float.)
+                let f = unsafe { ffi::PyFloat_AsDouble(obj.as_ptr()) };
                 n.is_f64() && n.as_f64() == Some(f)
             } else if ty == builtin(BuiltIn::Bool) || obj.cast::<PyBool>().is_ok() {
                 false
-            } else if ty == builtin(BuiltIn::Int) || obj.cast::<PyInt>().is_ok() {
+            } else if ty == builtin(BuiltIn::Int) {
+                let mut overflow = 0;
+                // SAFETY: `obj` is exactly an `int`: no `__index__` runs and, with the overflow
+                // flag, no exception is set.
+                let i = unsafe { ffi::PyLong_AsLongLongAndOverflow(obj.as_ptr(), &mut overflow) };
+                if overflow == 0 {
+                    n.as_i64() == Some(i)
+                } else {
+                    n.as_u64()
+                        .is_some_and(|u| obj.extract::<u64>().is_ok_and(|o| o == u))
+                }
+            } else if obj.cast::<PyInt>().is_ok() {
                 match (n.as_i64(), n.as_u64()) {
                     (Some(i), _) => obj.extract::<i64>().is_ok_and(|o| o == i),
                     (None, Some(u)) => obj.extract::<u64>().is_ok_and(|o| o == u),

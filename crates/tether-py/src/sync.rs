@@ -89,7 +89,7 @@ fn dumped(part: &Part<'_>, dump: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 type Raw = HashMap<String, Vec<u8>>;
 
 /// Builds a whole state from parts (and the dump cache that goes with it).
-fn build(walker: &Walker<'_>, parts: &[Part<'_>]) -> PyResult<(Value, Raw)> {
+fn build<'py>(walker: &Walker<'py>, parts: &[Part<'py>]) -> PyResult<(Value, Raw)> {
     let mut state = Map::new();
     let mut raw = HashMap::new();
     for part in parts {
@@ -114,11 +114,11 @@ fn build(walker: &Walker<'_>, parts: &[Part<'_>]) -> PyResult<(Value, Raw)> {
 
 /// Diffs parts against the baseline in place, appending the ops; on an error the baseline may be
 /// partly advanced, consistently with the ops already appended.
-fn diff_parts(
-    walker: &Walker<'_>,
+fn diff_parts<'py>(
+    walker: &Walker<'py>,
     state: &mut Value,
     raw: &mut Raw,
-    parts: &[Part<'_>],
+    parts: &[Part<'py>],
     ops: &mut Vec<PatchOp>,
 ) -> PyResult<()> {
     let Value::Object(map) = state else {
