@@ -1,4 +1,4 @@
-# bench/lib.sh: shell shared by bench/sync/run.sh and bench/py-sync/run.sh (sourced, not run).
+# bench/lib.sh: shell shared by the bench/*/run.sh scripts (sourced, not run).
 #
 # Before sourcing, the script sets HERE (its own directory) and LOG_TAG (log lines read
 # `[LOG_TAG HH:MM:SS] ...`). Sourcing sets ROOT (the repo) and NPROC, and the knobs both scripts
@@ -7,6 +7,7 @@
 # VENV); RESULTS=$HERE/results (created). Functions, in the order a run uses them:
 #
 #   log MSG...              a timestamped line on stderr
+#   kill_pid PID            SIGTERM to one process this script started, SIGKILL after 3 s; reaped
 #   pin_one_cpu WHAT        CPU=${CPU:-<last cpu>}, PIN=(taskset -c CPU), PINNING="taskset -c CPU
 #                           (WHAT)"; PIN=() and PINNING=none on a 1-core machine or without taskset
 #   wait_quiet              wait (at most QUIET_WAIT s) while the machine is > QUIET_BUSY % of a
@@ -44,6 +45,17 @@ NPROC=$(nproc)
 
 log() { printf '[%s %s] %s\n' "$LOG_TAG" "$(date +%H:%M:%S)" "$*" >&2; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+kill_pid() { # pid: TERM, then KILL after 3 s; only ever a process this script started
+  local p=$1 i
+  kill -0 "$p" 2>/dev/null || return 0
+  kill -TERM "$p" 2>/dev/null || true
+  for i in $(seq 30); do
+    kill -0 "$p" 2>/dev/null || { wait "$p" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  kill -KILL "$p" 2>/dev/null || true
+  wait "$p" 2>/dev/null || true
+}
 
 pin_one_cpu() { # what (for PINNING)
   PIN=()

@@ -67,17 +67,6 @@ GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 # ---- cleanup: every process this script starts is tracked by PID, and only those are killed ----
 PIDS=()
 WORK=$(mktemp -d /tmp/tether-soak.XXXXXX)
-kill_pid() { # pid: TERM, then KILL after 3 s
-  local p=$1 i
-  kill -0 "$p" 2>/dev/null || return 0
-  kill -TERM "$p" 2>/dev/null || true
-  for i in $(seq 30); do
-    kill -0 "$p" 2>/dev/null || { wait "$p" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  kill -KILL "$p" 2>/dev/null || true
-  wait "$p" 2>/dev/null || true
-}
 stop_all() {
   local p
   for p in "${PIDS[@]}"; do kill_pid "$p"; done
