@@ -24,23 +24,18 @@
 // percentiles are exact to 2.5 %. Every second the sampler records deliveries, that second's
 // p50/p99 and the RSS and CPU of every --procs process.
 //
-// WebSocket: github.com/gobwas/ws for the handshake and the masked client frames; server frames are
-// parsed in place from a read buffer per connection (as bench/fanout/loadclient does; copied, not
-// imported, so the two benches change independently).
+// WebSocket: bench/golib's Conn (shared with bench/fanout/loadclient): github.com/gobwas/ws for the
+// handshake and the masked client frames; server frames are parsed in place from a read buffer per
+// connection.
 //
 // Output: one JSON line on stdout, progress on stderr.
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"context"
-	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"os"
@@ -51,7 +46,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gobwas/ws"
+	"tether-bench/golib"
 )
 
 var (
@@ -71,10 +66,6 @@ var (
 	flDrainMax  = flag.Float64("drain-max-s", 60, "after publishing: wait at most this long for the rest")
 	flSettle    = flag.Float64("settle-s", 2, "pause between the last join and the first message")
 )
-
-var t0 = time.Now()
-
-func monoNs() int64 { return int64(time.Since(t0)) }
 
 // ---- latency histogram ----
 
@@ -169,170 +160,28 @@ func (sh *shared) recordError(e string) {
 
 // ---- WebSocket connection ----
 
-type wsConn struct {
-	c    net.Conn
-	buf  []byte
-	r, w int
-	now  int64
-	wmu  sync.Mutex
-	frag []byte
-}
-
-var errClosedByServer = errors.New("close frame from server")
-
-func dial(addr string) (*wsConn, error) {
-	d := ws.Dialer{Timeout: 30 * time.Second}
-	conn, br, _, err := d.Dial(context.Background(), "ws://"+addr+"/ws/rooms")
-	if err != nil {
-		return nil, err
-	}
-	wc := &wsConn{c: conn, buf: make([]byte, 16*1024)}
-	if br != nil {
-		n, _ := io.ReadFull(br, wc.buf[:br.Buffered()])
-		wc.w = n
-		wc.now = monoNs()
-		ws.PutReader(br)
-	}
-	return wc, nil
-}
-
-func (wc *wsConn) writeFrame(op ws.OpCode, p []byte) error {
-	q := make([]byte, len(p))
-	copy(q, p)
-	b, err := ws.CompileFrame(ws.MaskFrameInPlace(ws.NewFrame(op, true, q)))
-	if err != nil {
-		return err
-	}
-	wc.wmu.Lock()
-	defer wc.wmu.Unlock()
-	_, err = wc.c.Write(b)
-	return err
-}
-
-// next returns the next data message (valid until the next call); pings are answered.
-func (wc *wsConn) next() ([]byte, error) {
-	for {
-		b := wc.buf[wc.r:wc.w]
-		if len(b) >= 2 {
-			fin := b[0]&0x80 != 0
-			op := ws.OpCode(b[0] & 0x0f)
-			masked := b[1]&0x80 != 0
-			l := uint64(b[1] & 0x7f)
-			h := 2
-			ok := true
-			switch l {
-			case 126:
-				if len(b) < 4 {
-					ok = false
-				} else {
-					l = uint64(binary.BigEndian.Uint16(b[2:4]))
-					h = 4
-				}
-			case 127:
-				if len(b) < 10 {
-					ok = false
-				} else {
-					l = binary.BigEndian.Uint64(b[2:10])
-					h = 10
-				}
-			}
-			if masked {
-				h += 4
-			}
-			if ok && l > 1<<26 {
-				return nil, fmt.Errorf("frame of %d bytes", l)
-			}
-			if ok && uint64(len(b)) >= uint64(h)+l {
-				pl := b[h : h+int(l)]
-				if masked {
-					var m [4]byte
-					copy(m[:], b[h-4:h])
-					ws.Cipher(pl, m, 0)
-				}
-				wc.r += h + int(l)
-				switch {
-				case op == ws.OpPing:
-					if err := wc.writeFrame(ws.OpPong, pl); err != nil {
-						return nil, err
-					}
-					continue
-				case op == ws.OpPong:
-					continue
-				case op == ws.OpClose:
-					code := 0
-					if len(pl) >= 2 {
-						code = int(binary.BigEndian.Uint16(pl))
-					}
-					return nil, fmt.Errorf("%w (code %d, %q)", errClosedByServer, code, pl[min(2, len(pl)):])
-				case op == ws.OpContinuation:
-					wc.frag = append(wc.frag, pl...)
-					if fin {
-						return wc.frag, nil
-					}
-					continue
-				case !fin:
-					wc.frag = append(wc.frag[:0], pl...)
-					continue
-				default:
-					return pl, nil
-				}
-			}
-			if need := h + int(l); ok && need > len(wc.buf) {
-				nb := make([]byte, need+4096)
-				wc.w = copy(nb, b)
-				wc.r = 0
-				wc.buf = nb
-			}
-		}
-		if wc.r == wc.w {
-			wc.r, wc.w = 0, 0
-		} else if len(wc.buf)-wc.w < 4096 {
-			wc.w = copy(wc.buf, wc.buf[wc.r:wc.w])
-			wc.r = 0
-		}
-		n, err := wc.c.Read(wc.buf[wc.w:])
-		if n > 0 {
-			wc.w += n
-			wc.now = monoNs()
-		}
-		if err != nil && n == 0 {
-			return nil, err
-		}
-	}
+func dial(addr string) (*golib.Conn, error) {
+	return golib.Dial("ws://"+addr+"/ws/rooms", 16*1024)
 }
 
 // request sends one command and waits for its reply (id 0); other frames before it are skipped.
-func (wc *wsConn) request(req string) (map[string]any, error) {
-	if err := wc.writeFrame(ws.OpText, []byte(req)); err != nil {
+func request(wc *golib.Conn, req string) (map[string]any, error) {
+	if err := wc.WriteText([]byte(req)); err != nil {
 		return nil, err
 	}
-	_ = wc.c.SetReadDeadline(time.Now().Add(60 * time.Second))
-	defer wc.c.SetReadDeadline(time.Time{})
-	for {
-		msg, err := wc.next()
-		if err != nil {
-			return nil, err
-		}
-		var v map[string]any
-		if json.Unmarshal(msg, &v) != nil {
-			continue
-		}
-		if x, ok := v["id"].(float64); ok && x == 0 {
-			return v, nil
-		}
-	}
+	return golib.AwaitReply(wc, 0, nil)
 }
 
 // join registers client `name` in `room`: `new` for the room's creator, else `hello`, retried
 // while the node does not know the room yet (a room created on another node reaches this one
 // through Redis).
-func join(wc *wsConn, room, name string, create bool, deadline time.Time) error {
+func join(wc *golib.Conn, room, name string, create bool, deadline time.Time) error {
 	cmd := "hello"
 	if create {
 		cmd = "new"
 	}
 	for {
-		v, err := wc.request(fmt.Sprintf(`{"id":0,"cmd":%q,"room":%q,"client":%q}`, cmd, room, name))
+		v, err := request(wc, fmt.Sprintf(`{"id":0,"cmd":%q,"room":%q,"client":%q}`, cmd, room, name))
 		if err != nil {
 			return fmt.Errorf("%s %s:%s: %w", cmd, room, name, err)
 		}
@@ -355,38 +204,13 @@ func join(wc *wsConn, room, name string, create bool, deadline time.Time) error 
 
 // ---- payload ----
 
-func appendPadded(b []byte, v int64, width int) []byte {
-	s := strconv.FormatInt(v, 10)
-	for i := len(s); i < width; i++ {
-		b = append(b, '0')
-	}
-	return append(b, s...)
-}
-
 func payload(pub, seq, size int) []byte {
 	b := make([]byte, 0, size)
 	b = append(b, '#')
-	b = appendPadded(b, int64(pub), 5)
+	b = golib.AppendPadded(b, int64(pub), 5)
 	b = append(b, '.')
-	b = appendPadded(b, int64(seq), 10)
-	b = append(b, '.')
-	b = appendPadded(b, monoNs(), 20)
-	b = append(b, '.')
-	for len(b) < size {
-		b = append(b, 'x')
-	}
-	return b
-}
-
-func digits(d []byte) (int64, bool) {
-	var v int64
-	for _, c := range d {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + int64(c-'0')
-	}
-	return v, true
+	b = golib.AppendPadded(b, int64(seq), 10)
+	return golib.AppendStamp(b, size)
 }
 
 // parseStamp: (publisher, sequence, send ns) of a message push.
@@ -399,9 +223,9 @@ func parseStamp(b []byte) (int, int64, int64, bool) {
 	if d[5] != '.' || d[16] != '.' || d[37] != '.' {
 		return 0, 0, 0, false
 	}
-	pub, ok1 := digits(d[:5])
-	seq, ok2 := digits(d[6:16])
-	ns, ok3 := digits(d[17:37])
+	pub, ok1 := golib.Digits(d[:5])
+	seq, ok2 := golib.Digits(d[6:16])
+	ns, ok3 := golib.Digits(d[17:37])
 	return int(pub), seq, ns, ok1 && ok2 && ok3
 }
 
@@ -410,7 +234,7 @@ func parseStamp(b []byte) (int, int64, int64, bool) {
 type client struct {
 	i, room, rank int
 	name, addr    string
-	conn          *wsConn
+	conn          *golib.Conn
 	// per publisher rank of the room: deliveries and the last sequence number seen
 	recv       []int64
 	last       []int64
@@ -420,7 +244,7 @@ type client struct {
 
 func (c *client) read(sh *shared) {
 	for {
-		msg, err := c.conn.next()
+		msg, err := c.conn.Next()
 		if err != nil {
 			if !sh.stopping.Load() {
 				sh.recordError(fmt.Sprintf("%s: %v", c.name, err))
@@ -441,7 +265,7 @@ func (c *client) read(sh *shared) {
 			sh.badStamps.Add(1)
 			continue
 		}
-		now := c.conn.now
+		now := c.conn.Now()
 		b := bucketOf((now - sent) / 1000)
 		sh.interval.add(b)
 		sh.all.add(b)
@@ -473,7 +297,7 @@ func (c *client) publish(sh *shared, rate float64, phase float64, start, end tim
 		}
 		pl := payload(c.i, int(k+1), *flSize)
 		req := fmt.Appendf(nil, `{"id":1,"cmd":"send","room":"soak%d","text":"%s"}`, c.room, pl)
-		if err := c.conn.writeFrame(ws.OpText, req); err != nil {
+		if err := c.conn.WriteText(req); err != nil {
 			sh.recordError(fmt.Sprintf("%s: send: %v", c.name, err))
 			return k
 		}
@@ -483,56 +307,16 @@ func (c *client) publish(sh *shared, rate float64, phase float64, start, end tim
 
 // ---- /proc ----
 
-const clkTck = 100.0
-
-func procCPUs(pid int) (float64, bool) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false
-	}
-	s := string(data)
-	j := strings.LastIndexByte(s, ')')
-	if j < 0 || j+2 > len(s) {
-		return 0, false
-	}
-	f := strings.Fields(s[j+2:])
-	if len(f) < 13 {
-		return 0, false
-	}
-	u, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (u + st) / clkTck, true
-}
-
-func procRSSKiB(pid int) (int64, bool) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				v, err := strconv.ParseInt(f[0], 10, 64)
-				return v, err == nil
-			}
-		}
-	}
-	return 0, false
-}
-
 // machineBusy: busy and total jiffies of the whole machine (/proc/stat's cpu line).
 func machineBusy() (float64, float64) {
-	data, err := os.ReadFile("/proc/stat")
-	if err != nil {
+	j, ok := golib.MachineJiffies()
+	if !ok {
 		return 0, 0
 	}
-	f := strings.Fields(strings.SplitN(string(data), "\n", 2)[0])
 	var busy, total float64
-	for i := 1; i < len(f) && i <= 8; i++ {
-		v, _ := strconv.ParseFloat(f[i], 64)
+	for i, v := range j[:8] {
 		total += v
-		if i != 4 && i != 5 { // idle, iowait
+		if i != 3 && i != 4 { // idle, iowait
 			busy += v
 		}
 	}
@@ -571,11 +355,11 @@ func (s *sampler) run(ncpu int) {
 	defer close(s.done)
 	lastCPU := map[string]float64{}
 	for _, p := range s.procs {
-		lastCPU[p.name], _ = procCPUs(p.pid)
+		lastCPU[p.name], _ = golib.ProcCPUSeconds(p.pid)
 	}
 	lastRecv := s.sh.received.Load()
 	mb, mt := machineBusy()
-	last := monoNs()
+	last := golib.MonoNs()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -584,7 +368,7 @@ func (s *sampler) run(ncpu int) {
 			return
 		case <-tick.C:
 		}
-		now := monoNs()
+		now := golib.MonoNs()
 		dt := float64(now-last) / 1e9
 		last = now
 		recv := s.sh.received.Load()
@@ -600,10 +384,10 @@ func (s *sampler) run(ncpu int) {
 		lastRecv = recv
 		smp.ns = now // t (seconds from the first message) is filled in once that is known
 		for _, p := range s.procs {
-			if v, ok := procRSSKiB(p.pid); ok {
+			if v, ok := golib.ProcStatusKiB(p.pid, "VmRSS:"); ok {
 				smp.RSS[p.name] = v
 			}
-			if v, ok := procCPUs(p.pid); ok {
+			if v, ok := golib.ProcCPUSeconds(p.pid); ok {
 				smp.CPU[p.name] = r1(100 * (v - lastCPU[p.name]) / dt)
 				lastCPU[p.name] = v
 			}
@@ -687,7 +471,7 @@ func main() {
 				if err == nil {
 					err = join(wc, fmt.Sprintf("soak%d", c.room), c.name, c.rank == 0, deadline)
 					if err != nil {
-						wc.c.Close()
+						wc.Close()
 					}
 				}
 				if err != nil {
@@ -730,7 +514,7 @@ func main() {
 		perPub := *flRate / float64(len(pubs))
 		pubStart := time.Now().Add(100 * time.Millisecond)
 		end := pubStart.Add(time.Duration(*flDuration * 1e9))
-		p0 := monoNs() + int64(100*time.Millisecond)
+		p0 := golib.MonoNs() + int64(100*time.Millisecond)
 		sh.steadyFrom.Store(p0 + int64(*flWarmup*1e9))
 		sh.steadyTo.Store(p0 + int64(*flDuration*1e9))
 		smp.pubNs.Store(p0)
@@ -783,7 +567,7 @@ func main() {
 	<-smp.done
 	p0 := smp.pubNs.Load()
 	if p0 == 0 {
-		p0 = monoNs()
+		p0 = golib.MonoNs()
 	}
 	for i := range smp.samples {
 		smp.samples[i].T = r1(float64(smp.samples[i].ns-p0) / 1e9)
@@ -791,7 +575,7 @@ func main() {
 	sh.stopping.Store(true)
 	for _, c := range clients {
 		if c.ok {
-			c.conn.c.Close()
+			c.conn.Close()
 		}
 	}
 	readers.Wait()
@@ -871,11 +655,7 @@ func main() {
 	}
 	logf("sent %d, expected %d, received %d: lost %d, duplicates %d, out of order %d; steady %v/s, p50 %v ms, p99 %v ms",
 		sentAll, expected, received, lost, dups, ooo, out["delivered_per_s"], out["p50_ms"], out["p99_ms"])
-	enc, _ := json.Marshal(out)
-	w := bufio.NewWriter(os.Stdout)
-	w.Write(enc)
-	w.WriteString("\n")
-	w.Flush()
+	golib.PrintJSONLine(out)
 }
 
 func logf(format string, a ...any) {
