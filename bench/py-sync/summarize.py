@@ -25,8 +25,9 @@ VARIANTS = [
     ("tether-typed", "tether.sync typed (`list[Item]`)"),
     ("tether-untyped", "tether.sync untyped (dicts)"),
 ]
-# The issue's targets: ws-sync time / tether time, at 10,000 items.
-TARGETS = {"changed": 20, "unchanged": 100}
+# The targets: ws-sync time / tether time, at 10,000 items. The sync issue asked for 20× (one
+# change) and 100× (no change); issue 14 raised both to 150×, on every path.
+TARGETS = {"changed": 150, "unchanged": 150}
 
 
 def ms(ns: float | None) -> str:
@@ -181,9 +182,7 @@ def section(rows: dict, metas: dict, meta: dict) -> tuple[str, list[benchlib.Che
                     f"{ratio(w['median_ns'], t['median_ns'])} ({ms(w['median_ns'])} vs {ms(t['median_ns'])})",
                 )
             )
-    out.append(
-        f"**Targets** (from the issue, at {n:,} items):" if isinstance(n, int) else "**Targets:**"
-    )
+    out.append(f"**Targets** (issue 14, at {n:,} items):" if isinstance(n, int) else "**Targets:**")
     out.append("")
     out += benchlib.target_lines(checks)
     out.append("")
