@@ -3,12 +3,22 @@
 use std::time::Duration;
 
 /// `--bus` and its settings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct BusConfig {
     /// The Redis URL (may hold a password: never logged).
     pub url: String,
     /// How long a node's members, names and heartbeat outlive its last refresh.
     pub presence_ttl: Duration,
+}
+
+/// Leaves the URL out, so that printing a configuration cannot leak a Redis password.
+impl std::fmt::Debug for BusConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BusConfig")
+            .field("url", &"<redacted>")
+            .field("presence_ttl", &self.presence_ttl)
+            .finish()
+    }
 }
 
 impl BusConfig {
@@ -46,5 +56,23 @@ impl BusConfig {
     /// refreshes can fail before the TTL runs out), between 200 ms and 10 s.
     pub fn refresh_every(&self) -> Duration {
         (self.presence_ttl / 3).clamp(Duration::from_millis(200), Duration::from_secs(10))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BusConfig;
+
+    #[test]
+    fn debug_output_never_shows_the_url() {
+        let cfg = BusConfig::resolve(Some("redis://:s3cret@127.0.0.1:6379/0".into()), None)
+            .unwrap()
+            .unwrap();
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("presence_ttl"), "{shown}");
+        let err =
+            BusConfig::resolve(Some("http://:s3cret@example.com/0".into()), None).unwrap_err();
+        assert!(!err.contains("s3cret"), "{err}");
     }
 }
