@@ -556,7 +556,18 @@ impl Feed {
                 *items = VecDeque::new();
             }
             let mut n = 0;
-            while n < MAX_TAKE && items.front().is_some_and(|(seq, _)| *seq <= limit) {
+            while items.front().is_some_and(|(seq, _)| *seq <= limit) {
+                if n == MAX_TAKE {
+                    // The rest of the queue waits for the next round, and so does every log
+                    // entry numbered after what was taken from it (a big recovery queued
+                    // before live messages must stay before them).
+                    if let Some((last, _)) =
+                        taken.iter().rev().find(|(_, t)| matches!(t, Taken::Own(_)))
+                    {
+                        limit = *last;
+                    }
+                    break;
+                }
                 let Some((seq, own)) = items.pop_front() else {
                     break;
                 };

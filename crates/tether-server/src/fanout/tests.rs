@@ -93,6 +93,34 @@ fn each_member_reads_its_queue_and_its_rooms_in_the_order_they_were_filled() {
 }
 
 #[test]
+fn more_queued_items_than_one_round_takes_stay_before_later_room_messages() {
+    // A recovery queues the missed messages on the member's own queue, then live messages reach
+    // the room's log: however many were queued, they come first.
+    let mut fan = Fanout::new(1 << 20, 1024);
+    let mut m = open(&fan, 1);
+    join(&mut fan, &m, "r1");
+    let queued = MAX_TAKE + 44;
+    for i in 0..queued {
+        fan.push(&m.queue, reply(&format!("missed {i}"))).unwrap();
+    }
+    for i in 0..5 {
+        fan.broadcast(&name("r1"), msg("r1", "a", &format!("live {i}")), vec![]);
+    }
+    fan.publish();
+    let mut got = Vec::new();
+    while got.len() < queued + 5 {
+        let more = lines(&mut m.feed);
+        assert!(!more.is_empty(), "stalled after {got:?}");
+        got.extend(more);
+    }
+    let want: Vec<String> = (0..queued)
+        .map(|i| format!("missed {i}"))
+        .chain((0..5).map(|i| format!("MSG r1:a live {i}")))
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
 fn a_member_that_joins_mid_stream_starts_at_the_head_of_the_log() {
     let mut fan = Fanout::new(1 << 20, 64);
     let (a, mut b) = (open(&fan, 1), open(&fan, 2));
